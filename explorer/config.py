@@ -1,0 +1,156 @@
+"""Typed, frozen model configs whose fields carry their own bounds.
+
+Every knob is declared with `knob(...)`, so the same metadata validates a config built in Python,
+parsed from the CLI or a URL, and sizes the widgets in the app.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import typing
+from dataclasses import MISSING, dataclass, field, fields, replace
+from typing import Any, ClassVar, Literal
+
+from explorer.errors import ConfigError
+
+MAX_LITERAL_CHARS = 2000
+
+
+def knob(default: Any, *, lo: float | None = None, hi: float | None = None, help: str = "") -> Any:
+    """A config field with bounds (applied to every number inside tuples) and a help line."""
+    return field(default=default, metadata={"lo": lo, "hi": hi, "help": help})
+
+
+def max_params() -> int:
+    """The parameter cap; absurd configs are refused before anything is allocated."""
+    return int(os.environ.get("EXPLORER_MAX_PARAMS", 1_000_000_000))
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Fields every network shares; families subclass it and may change the defaults."""
+
+    resolution: int = knob(224, lo=8, hi=1024, help="input height and width in pixels")
+    in_channels: int = knob(1, lo=1, hi=16, help="image channels (Fashion-MNIST: 1)")
+    num_classes: int = knob(10, lo=2, hi=10_000, help="output classes (Fashion-MNIST: 10)")
+
+    # The knob a user shortens when the input shrinks to nothing (named in the error).
+    depth_knob: ClassVar[str | None] = None
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in fields(self):
+            value = _coerce(f.name, hints[f.name], getattr(self, f.name), f.metadata)
+            object.__setattr__(self, f.name, value)
+        self.check()
+
+    def check(self) -> None:
+        """Cross-field rules of a family; field-level bounds are already checked."""
+
+    def kwargs(self) -> dict[str, Any]:
+        """The fields as keyword arguments for the family's builder function."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def changes(self, default: ModelConfig) -> dict[str, Any]:
+        """Fields that differ from `default` (used for compact URLs and run labels)."""
+        return {k: v for k, v in self.kwargs().items() if getattr(default, k) != v}
+
+
+def _coerce(name: str, hint: Any, value: Any, meta: typing.Mapping[str, Any]) -> Any:
+    """Check `value` against the annotation and bounds; turn lists into tuples."""
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        allowed = typing.get_args(hint)
+        if value not in allowed:
+            raise ConfigError(name, f"must be one of {', '.join(map(str, allowed))}, not {value!r}")
+        return value
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            if not isinstance(value, (tuple, list)) or not 1 <= len(value) <= 64:
+                raise ConfigError(name, f"must be a list of 1 to 64 entries, not {value!r}")
+            return tuple(_coerce(name, args[0], v, meta) for v in value)
+        if not isinstance(value, (tuple, list)) or len(value) != len(args):
+            raise ConfigError(name, f"needs {len(args)} numbers in each place, e.g. {_example(args)}, not {value!r}")
+        return tuple(_coerce(name, a, v, meta) for a, v in zip(args, value, strict=True))
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(name, f"must be a whole number, not {value!r}")
+    elif hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+            raise ConfigError(name, f"must be a number, not {value!r}")
+        value = float(value)
+    elif hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(name, f"must be text, not {value!r}")
+        return value
+    else:  # pragma: no cover - a family declared a type this module does not know
+        raise TypeError(f"unsupported config type {hint!r} for {name}")
+    lo, hi = meta.get("lo"), meta.get("hi")
+    if lo is not None and value < lo:
+        raise ConfigError(name, f"must be at least {lo}, not {value}")
+    if hi is not None and value > hi:
+        raise ConfigError(name, f"must be at most {hi}, not {value}")
+    return value
+
+
+def _example(args: tuple) -> str:
+    return "(" + ", ".join("1" if a is int else "0.5" for a in args) + ")"
+
+
+def parse_value(name: str, hint: Any, text: str) -> Any:
+    """Parse one CLI/URL value strictly: Python/JSON literals only, bare words for text knobs."""
+    text = text.strip()
+    if len(text) > MAX_LITERAL_CHARS:
+        raise ConfigError(name, f"value is longer than {MAX_LITERAL_CHARS} characters")
+    if hint is str or typing.get_origin(hint) is Literal:
+        return text
+    try:
+        return ast.literal_eval(text.replace("true", "True").replace("false", "False"))
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        raise ConfigError(name, f"cannot read {text!r} as a value; write e.g. 4, 0.5 or ((1, 64), (2, 128))") from None
+
+
+def with_overrides(config: ModelConfig, overrides: typing.Mapping[str, str]) -> ModelConfig:
+    """A copy of `config` with KEY=VALUE strings applied, validated."""
+    hints = typing.get_type_hints(type(config))
+    known = {f.name for f in fields(config)}
+    values = {}
+    for key, text in overrides.items():
+        if key not in known:
+            raise ConfigError(key, f"is not a knob of this model; knobs are: {', '.join(sorted(known))}")
+        values[key] = parse_value(key, hints[key], text)
+    return replace(config, **values)
+
+
+def knob_info(config: ModelConfig) -> list[dict[str, Any]]:
+    """Name, type, bounds, help and default of each knob, for widgets and `--help` text."""
+    hints = typing.get_type_hints(type(config))
+    return [
+        {
+            "name": f.name,
+            "type": hints[f.name],
+            "lo": f.metadata.get("lo"),
+            "hi": f.metadata.get("hi"),
+            "help": f.metadata.get("help", ""),
+            "default": f.default if f.default is not MISSING else None,
+        }
+        for f in fields(config)
+    ]
+
+
+def literal_choices(hint: Any) -> tuple[Any, ...]:
+    """The allowed values of a Literal knob, or () for other types."""
+    return typing.get_args(hint) if typing.get_origin(hint) is Literal else ()
+
+
+__all__ = [
+    "ModelConfig",
+    "knob",
+    "max_params",
+    "parse_value",
+    "with_overrides",
+    "knob_info",
+    "literal_choices",
+]

@@ -1,0 +1,43 @@
+"""AlexNet (d2l 7.1) as the book trains it on Fashion-MNIST: one input channel, ten classes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from explorer.config import ModelConfig, knob
+from explorer.registry import BookSettings, ModelEntry, register
+
+
+def alexnet(channels, fc_width, dropout, resolution, in_channels, num_classes):
+    """Five convolutions, three max pools, two dropout-regularized dense layers."""
+    c1, c2, c3, c4, c5 = channels
+    size = (resolution + 2 * 1 - 11) // 4 + 1  # conv 11x11, stride 4, padding 1
+    for _ in range(3):                         # three 3x3 max pools of stride 2
+        size = (size - 3) // 2 + 1
+    return nn.Sequential(
+        nn.Conv2d(in_channels, c1, kernel_size=11, stride=4, padding=1), nn.ReLU(),
+        nn.MaxPool2d(kernel_size=3, stride=2),
+        nn.Conv2d(c1, c2, kernel_size=5, padding=2), nn.ReLU(),
+        nn.MaxPool2d(kernel_size=3, stride=2),
+        nn.Conv2d(c2, c3, kernel_size=3, padding=1), nn.ReLU(),
+        nn.Conv2d(c3, c4, kernel_size=3, padding=1), nn.ReLU(),
+        nn.Conv2d(c4, c5, kernel_size=3, padding=1), nn.ReLU(),
+        nn.MaxPool2d(kernel_size=3, stride=2),
+        nn.Flatten(),
+        nn.Linear(c5 * size * size, fc_width), nn.ReLU(), nn.Dropout(p=dropout),
+        nn.Linear(fc_width, fc_width), nn.ReLU(), nn.Dropout(p=dropout),
+        nn.Linear(fc_width, num_classes))
+
+
+@dataclass(frozen=True)
+class AlexNetConfig(ModelConfig):
+    channels: tuple[int, int, int, int, int] = knob(
+        (96, 256, 384, 384, 256), lo=1, hi=4096, help="output channels of the five convolutions")
+    fc_width: int = knob(4096, lo=1, hi=16384, help="width of the two hidden dense layers")
+    dropout: float = knob(0.5, lo=0.0, hi=0.95, help="dropout probability after each hidden dense layer")
+
+
+register(ModelEntry("alexnet", "AlexNet", "AlexNet: deep convolutions, ReLU and dropout", "7.1",
+                    AlexNetConfig(), alexnet, BookSettings(lr=0.01, batch_size=128)))

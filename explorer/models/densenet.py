@@ -1,0 +1,68 @@
+"""DenseNet (d2l 7.7): each convolution sees the concatenation of every earlier output in its block."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from explorer.config import ModelConfig, knob
+from explorer.models.resnet import stem
+from explorer.registry import BookSettings, ModelEntry, register
+
+
+def conv_block(input_channels, num_channels):
+    """BN, ReLU, 3x3 convolution: the unit a dense block repeats."""
+    return nn.Sequential(nn.BatchNorm2d(input_channels), nn.ReLU(),
+                         nn.Conv2d(input_channels, num_channels, kernel_size=3, padding=1))
+
+
+class DenseBlock(nn.Module):
+    """`num_convs` conv blocks; each adds `num_channels` (the growth rate) channels to its input."""
+
+    def __init__(self, num_convs, input_channels, num_channels):
+        super().__init__()
+        self.net = nn.Sequential(*[conv_block(num_channels * i + input_channels, num_channels)
+                                   for i in range(num_convs)])
+
+    def forward(self, X):
+        for blk in self.net:
+            Y = blk(X)
+            X = torch.cat((X, Y), dim=1)
+        return X
+
+
+def transition_block(input_channels, num_channels):
+    """A 1x1 convolution to `num_channels` and a 2x2 average pool that halves height and width."""
+    return nn.Sequential(nn.BatchNorm2d(input_channels), nn.ReLU(),
+                         nn.Conv2d(input_channels, num_channels, kernel_size=1),
+                         nn.AvgPool2d(kernel_size=2, stride=2))
+
+
+def densenet(growth_rate, num_convs_in_dense_blocks, stem_channels, resolution, in_channels, num_classes):
+    """Dense blocks with transition blocks between them that halve the channel count."""
+    num_channels = stem_channels
+    blks = []
+    for i, num_convs in enumerate(num_convs_in_dense_blocks):
+        blks.append(DenseBlock(num_convs, num_channels, growth_rate))
+        num_channels += num_convs * growth_rate
+        if i != len(num_convs_in_dense_blocks) - 1:
+            blks.append(transition_block(num_channels, num_channels // 2))
+            num_channels = num_channels // 2
+    return nn.Sequential(stem(in_channels, stem_channels), *blks,
+                         nn.BatchNorm2d(num_channels), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.Linear(num_channels, num_classes))
+
+
+@dataclass(frozen=True)
+class DenseNetConfig(ModelConfig):
+    growth_rate: int = knob(32, lo=1, hi=1024, help="channels each convolution adds inside a dense block")
+    num_convs_in_dense_blocks: tuple[int, ...] = knob((4, 4, 4, 4), lo=1, hi=128,
+                                                      help="convolutions in each dense block")
+    stem_channels: int = knob(64, lo=2, hi=1024, help="output channels of the first convolution")
+    resolution: int = knob(96, lo=8, hi=1024, help="input height and width in pixels")
+
+
+register(ModelEntry("densenet", "DenseNet", "DenseNet: dense blocks of concatenated features", "7.7",
+                    DenseNetConfig(), densenet, BookSettings(lr=0.1, batch_size=256)))

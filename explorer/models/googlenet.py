@@ -1,0 +1,75 @@
+"""GoogLeNet (d2l 7.4): Inception blocks run four paths in parallel and concatenate them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from explorer.config import ModelConfig, knob
+from explorer.registry import BookSettings, ModelEntry, register
+
+
+class Inception(nn.Module):
+    """c1..c4 are the output channels of the four paths (c2 and c3 are (reduce, out) pairs)."""
+
+    def __init__(self, in_channels, c1, c2, c3, c4):
+        super().__init__()
+        self.p1_1 = nn.Conv2d(in_channels, c1, kernel_size=1)
+        self.p2_1 = nn.Conv2d(in_channels, c2[0], kernel_size=1)
+        self.p2_2 = nn.Conv2d(c2[0], c2[1], kernel_size=3, padding=1)
+        self.p3_1 = nn.Conv2d(in_channels, c3[0], kernel_size=1)
+        self.p3_2 = nn.Conv2d(c3[0], c3[1], kernel_size=5, padding=2)
+        self.p4_1 = nn.MaxPool2d(kernel_size=3, stride=1, padding=1)
+        self.p4_2 = nn.Conv2d(in_channels, c4, kernel_size=1)
+
+    def forward(self, x):
+        p1 = F.relu(self.p1_1(x))
+        p2 = F.relu(self.p2_2(F.relu(self.p2_1(x))))
+        p3 = F.relu(self.p3_2(F.relu(self.p3_1(x))))
+        p4 = F.relu(self.p4_2(self.p4_1(x)))
+        return torch.cat((p1, p2, p3, p4), dim=1)
+
+
+def googlenet(width, resolution, in_channels, num_classes):
+    """The book's stages b1..b5; `width` scales every channel count (1.0 is the book's network)."""
+    def w(c):
+        return max(1, round(c * width))
+
+    def inception(in_c, c1, c2, c3, c4):
+        block = Inception(in_c, w(c1), (w(c2[0]), w(c2[1])), (w(c3[0]), w(c3[1])), w(c4))
+        return block, w(c1) + w(c2[1]) + w(c3[1]) + w(c4)
+
+    def stage(in_c, specs):
+        blocks = []
+        for spec in specs:
+            block, in_c = inception(in_c, *spec)
+            blocks.append(block)
+        return blocks, in_c
+
+    b1 = nn.Sequential(nn.Conv2d(in_channels, w(64), kernel_size=7, stride=2, padding=3), nn.ReLU(),
+                       nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
+    b2 = nn.Sequential(nn.Conv2d(w(64), w(64), kernel_size=1), nn.ReLU(),
+                       nn.Conv2d(w(64), w(192), kernel_size=3, padding=1), nn.ReLU(),
+                       nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
+    blocks3, c = stage(w(192), [(64, (96, 128), (16, 32), 32), (128, (128, 192), (32, 96), 64)])
+    b3 = nn.Sequential(*blocks3, nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
+    blocks4, c = stage(c, [(192, (96, 208), (16, 48), 64), (160, (112, 224), (24, 64), 64),
+                           (128, (128, 256), (24, 64), 64), (112, (144, 288), (32, 64), 64),
+                           (256, (160, 320), (32, 128), 128)])
+    b4 = nn.Sequential(*blocks4, nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
+    blocks5, c = stage(c, [(256, (160, 320), (32, 128), 128), (384, (192, 384), (48, 128), 128)])
+    b5 = nn.Sequential(*blocks5, nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten())
+    return nn.Sequential(b1, b2, b3, b4, b5, nn.Linear(c, num_classes))
+
+
+@dataclass(frozen=True)
+class GoogLeNetConfig(ModelConfig):
+    width: float = knob(1.0, lo=0.05, hi=4.0, help="multiplies every channel count (1.0 = the book)")
+    resolution: int = knob(96, lo=8, hi=1024, help="input height and width in pixels")
+
+
+register(ModelEntry("googlenet", "GoogLeNet", "GoogLeNet: nine Inception blocks of parallel paths", "7.4",
+                    GoogLeNetConfig(), googlenet, BookSettings(lr=0.1, batch_size=128)))

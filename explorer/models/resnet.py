@@ -1,0 +1,82 @@
+"""ResNet (d2l 7.6): residual blocks add their input to their output, so depth stays trainable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from torch import nn
+from torch.nn import functional as F
+
+from explorer.config import ModelConfig, knob
+from explorer.errors import ConfigError
+from explorer.registry import BookSettings, ModelEntry, register
+
+
+class Residual(nn.Module):
+    """Two 3x3 conv-BN layers plus the input; a 1x1 convolution matches shapes when they change."""
+
+    def __init__(self, input_channels, num_channels, use_1x1conv=False, strides=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(input_channels, num_channels, kernel_size=3, padding=1, stride=strides)
+        self.conv2 = nn.Conv2d(num_channels, num_channels, kernel_size=3, padding=1)
+        if use_1x1conv:
+            self.conv3 = nn.Conv2d(input_channels, num_channels, kernel_size=1, stride=strides)
+        else:
+            self.conv3 = None
+        self.bn1 = nn.BatchNorm2d(num_channels)
+        self.bn2 = nn.BatchNorm2d(num_channels)
+
+    def forward(self, X):
+        Y = F.relu(self.bn1(self.conv1(X)))
+        Y = self.bn2(self.conv2(Y))
+        if self.conv3 is not None:
+            X = self.conv3(X)
+        return F.relu(Y + X)
+
+
+def stem(in_channels, out_channels):
+    """The book's b1: a 7x7 stride-2 convolution, batch norm, ReLU and a stride-2 max pool."""
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size=7, stride=2, padding=3),
+                         nn.BatchNorm2d(out_channels), nn.ReLU(),
+                         nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
+
+
+def resnet_block(input_channels, num_channels, num_residuals, first_block=False):
+    """A stage; all but the first stage halve height and width in their first residual block."""
+    blk = []
+    for i in range(num_residuals):
+        if i == 0 and not first_block:
+            blk.append(Residual(input_channels, num_channels, use_1x1conv=True, strides=2))
+        else:
+            blk.append(Residual(num_channels, num_channels))
+    return blk
+
+
+def resnet(blocks, channels, resolution, in_channels, num_classes):
+    """Stem, one stage per entry of `blocks` with the matching `channels`, global pooling, one dense layer."""
+    stages = [nn.Sequential(*resnet_block(channels[0], channels[0], blocks[0], first_block=True))]
+    for i in range(1, len(blocks)):
+        stages.append(nn.Sequential(*resnet_block(channels[i - 1], channels[i], blocks[i])))
+    return nn.Sequential(stem(in_channels, channels[0]), *stages,
+                         nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.Linear(channels[-1], num_classes))
+
+
+@dataclass(frozen=True)
+class ResNetConfig(ModelConfig):
+    blocks: tuple[int, ...] = knob((2, 2, 2, 2), lo=1, hi=64, help="residual blocks in each stage")
+    channels: tuple[int, ...] = knob((64, 128, 256, 512), lo=1, hi=4096, help="output channels of each stage")
+    resolution: int = knob(96, lo=8, hi=1024, help="input height and width in pixels")
+
+    depth_knob: ClassVar[str | None] = "blocks"
+
+    def check(self) -> None:
+        if len(self.blocks) != len(self.channels):
+            raise ConfigError("channels", f"has {len(self.channels)} stages but blocks has {len(self.blocks)}; "
+                                          "give one channel count per stage")
+
+
+register(ModelEntry("resnet18", "ResNet", "ResNet-18: four stages of two residual blocks", "7.6",
+                    ResNetConfig(), resnet, BookSettings(lr=0.05, batch_size=256)))
+register(ModelEntry("resnet34", "ResNet", "a ResNet-34-style network: (3, 4, 6, 3) residual blocks", "7.6",
+                    ResNetConfig(blocks=(3, 4, 6, 3)), resnet, BookSettings(lr=0.05, batch_size=256)))

@@ -1,0 +1,66 @@
+"""VGG (d2l 7.2): a network is its `conv_arch`, a list of (num_convs, out_channels) blocks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from torch import nn
+
+from explorer.config import ModelConfig, knob
+from explorer.errors import ConfigError
+from explorer.registry import BookSettings, ModelEntry, register
+
+VGG11 = ((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))
+
+
+def vgg_block(num_convs, in_channels, out_channels):
+    """`num_convs` 3x3 convolutions with ReLU, then a 2x2 max pool that halves height and width."""
+    layers = []
+    for _ in range(num_convs):
+        layers.append(nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1))
+        layers.append(nn.ReLU())
+        in_channels = out_channels
+    layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+    return nn.Sequential(*layers)
+
+
+def vgg(conv_arch, ratio, fc_width, dropout, resolution, in_channels, num_classes):
+    """VGG blocks, then three dense layers; `ratio` divides every convolution's channel count."""
+    conv_blks = []
+    size = resolution
+    for num_convs, out_channels in conv_arch:
+        out_channels = out_channels // ratio
+        conv_blks.append(vgg_block(num_convs, in_channels, out_channels))
+        in_channels = out_channels
+        size //= 2
+    return nn.Sequential(
+        *conv_blks, nn.Flatten(),
+        nn.Linear(in_channels * size * size, fc_width), nn.ReLU(), nn.Dropout(dropout),
+        nn.Linear(fc_width, fc_width), nn.ReLU(), nn.Dropout(dropout),
+        nn.Linear(fc_width, num_classes))
+
+
+@dataclass(frozen=True)
+class VGGConfig(ModelConfig):
+    conv_arch: tuple[tuple[int, int], ...] = knob(
+        VGG11, lo=1, hi=4096, help="one (num_convs, out_channels) row per VGG block")
+    ratio: int = knob(1, lo=1, hi=512, help="divides every convolution's channel count (the book trains 4)")
+    fc_width: int = knob(4096, lo=1, hi=16384, help="width of the two hidden dense layers")
+    dropout: float = knob(0.5, lo=0.0, hi=0.95, help="dropout probability after each hidden dense layer")
+
+    depth_knob: ClassVar[str | None] = "conv_arch"
+
+    def check(self) -> None:
+        for i, (num_convs, out_channels) in enumerate(self.conv_arch):
+            if num_convs > 16:
+                raise ConfigError("conv_arch", f"row {i + 1} has {num_convs} convolutions; at most 16 per block")
+            if out_channels // self.ratio < 1:
+                raise ConfigError("ratio", f"{self.ratio} leaves no channels in block {i + 1} "
+                                           f"({out_channels} // {self.ratio} = 0); use ratio <= {out_channels}")
+
+
+register(ModelEntry("vgg11", "VGG", "VGG-11: five VGG blocks of 3x3 convolutions", "7.2",
+                    VGGConfig(), vgg, BookSettings(lr=0.05, batch_size=128)))
+register(ModelEntry("vgg11-small", "VGG", "the book's VGG-11 with every channel count divided by 4", "7.2",
+                    VGGConfig(ratio=4), vgg, BookSettings(lr=0.05, batch_size=128)))

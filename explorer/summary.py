@@ -1,0 +1,300 @@
+"""The layer table: one torchinfo pass on the meta device (no real weights), plus receptive fields.
+
+`summarize(config)` is cached by config, so the app redraws instantly; shape failures become a
+`ConfigError` that names the resolution and the smallest one that works.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import warnings
+from dataclasses import dataclass, replace
+
+import pandas as pd
+import torch
+import torchinfo
+from torch import nn
+
+from explorer import registry
+from explorer.config import ModelConfig, max_params
+from explorer.errors import ConfigError
+
+BYTES_PER_FLOAT = 4  # fp32 weights, gradients and saved activations
+
+COLUMNS = ["path", "depth", "type", "output_shape", "params", "trainable_params", "mult_adds",
+           "activation_bytes", "kernel_size", "receptive_field", "cumulative_stride", "is_leaf"]
+
+
+@dataclass(frozen=True)
+class Totals:
+    params: int
+    trainable_params: int
+    mult_adds: int                  # per image
+    activation_bytes: int           # per image: every layer's output, what backprop keeps
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    batch_size: int
+    weight_bytes: int
+    gradient_bytes: int
+    optimizer_bytes: int            # plain SGD, as d2l's train_ch6, keeps no state
+    batch_activation_bytes: int
+
+    @property
+    def training_bytes(self) -> int:
+        """Estimated memory for one training step at `batch_size`."""
+        return self.weight_bytes + self.gradient_bytes + self.optimizer_bytes + self.batch_activation_bytes
+
+
+@dataclass(frozen=True)
+class Summary:
+    layers: pd.DataFrame
+    totals: Totals
+
+
+def summarize(config: ModelConfig, batch_size: int = 1) -> Summary:
+    """Per-layer table and totals for `config`; the memory estimate is for `batch_size` images."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= 65536:
+        raise ConfigError("batch_size", f"must be a whole number from 1 to 65536, not {batch_size!r}")
+    layers, per_image = _trace(config)
+    params, trainable, mult_adds, act_bytes, in_shape, out_shape = per_image
+    totals = Totals(
+        params=params, trainable_params=trainable, mult_adds=mult_adds, activation_bytes=act_bytes,
+        input_shape=in_shape, output_shape=out_shape, batch_size=batch_size,
+        weight_bytes=params * BYTES_PER_FLOAT, gradient_bytes=trainable * BYTES_PER_FLOAT, optimizer_bytes=0,
+        batch_activation_bytes=(act_bytes + _numel(in_shape) * BYTES_PER_FLOAT) * batch_size)
+    return Summary(layers=layers.copy(), totals=totals)
+
+
+def build_meta(config: ModelConfig) -> nn.Module:
+    """The network on the meta device, checked against the parameter cap: shapes without weights."""
+    try:
+        model = _build_on_meta(config)
+    except (RuntimeError, ValueError) as err:
+        raise _shape_error(config, None, err) from None
+    params = sum(p.numel() for p in model.parameters())
+    cap = max_params()
+    if params > cap:
+        knobs = ", ".join(k for k, v in config.kwargs().items()
+                          if not isinstance(v, (float, str)) and k not in ("in_channels", "num_classes"))
+        raise ConfigError(_widest_knob(config), f"this network would have {params:,} parameters, over the cap "
+                          f"of {cap:,} (EXPLORER_MAX_PARAMS); make it narrower or smaller ({knobs})")
+    return model
+
+
+def check(config: ModelConfig) -> None:
+    """Raise ConfigError if the network cannot be built or run at its resolution."""
+    _trace(config)
+
+
+@functools.lru_cache(maxsize=512)
+def _trace(config: ModelConfig) -> tuple[pd.DataFrame, tuple]:
+    model = build_meta(config).eval()
+    try:
+        return describe(model, (config.in_channels, config.resolution, config.resolution))
+    except LayerError as err:
+        raise _shape_error(config, err.where, err.__cause__ or err) from None
+
+
+class LayerError(RuntimeError):
+    """A forward pass failed; `where` is the leaf layer that was running."""
+
+    def __init__(self, where: str | None) -> None:
+        super().__init__(f"forward pass failed at {where}")
+        self.where = where
+
+
+def describe(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[pd.DataFrame, tuple]:
+    """Layer rows and per-image totals of any module, on the device its parameters live on."""
+    device = next(model.parameters(), torch.empty(0)).device
+    x = torch.empty(1, *input_shape, device=device)
+    fields = _ReceptiveFields(model)
+    try:
+        with _quiet():
+            info = torchinfo.summary(model, input_data=x, verbose=0, device=device,
+                                     col_names=("output_size", "num_params", "mult_adds", "kernel_size"))
+    except RuntimeError as err:
+        raise LayerError(fields.current) from err
+    finally:
+        fields.remove()
+    rows = _rows(info.summary_list, fields)
+    leaves = rows[rows.is_leaf]
+    params = sum(p.numel() for p in model.parameters())  # parameters() yields a shared tensor once
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    out_shape = tuple(info.summary_list[0].output_size[1:])
+    per_image = (params, trainable, int(leaves.mult_adds.sum()), int(leaves.activation_bytes.sum()),
+                 tuple(input_shape), out_shape)
+    return rows, per_image
+
+
+def _rows(summary_list: list, fields: _ReceptiveFields) -> pd.DataFrame:
+    """One row per module below the root, with containers' mult-adds summed from their leaves."""
+    records = []
+    for layer in summary_list[1:]:
+        names, node = [], layer
+        while node is not None and node.parent_info is not None:
+            names.append(node.var_name)
+            node = node.parent_info
+        rf, stride = fields.by_module.get(id(layer.module), (None, None))
+        records.append({
+            "path": ".".join(reversed(names)),
+            "depth": layer.depth,
+            "type": layer.class_name,
+            "output_shape": tuple(layer.output_size[1:]),
+            "params": layer.num_params,
+            "trainable_params": layer.trainable_params,
+            "mult_adds": layer.macs if layer.is_leaf_layer else 0,
+            "activation_bytes": _numel(layer.output_size[1:]) * BYTES_PER_FLOAT,
+            "kernel_size": "x".join(map(str, layer.kernel_size)) if isinstance(layer.kernel_size, list)
+            else (f"{layer.kernel_size}x{layer.kernel_size}" if layer.kernel_size else ""),
+            "receptive_field": rf,
+            "cumulative_stride": stride,
+            "is_leaf": layer.is_leaf_layer,
+        })
+    df = pd.DataFrame.from_records(records, columns=COLUMNS)
+    for i in df.index[~df.is_leaf]:
+        inside = df.path.str.startswith(df.at[i, "path"] + ".") & df.is_leaf
+        df.at[i, "mult_adds"] = int(df.loc[inside, "mult_adds"].sum())
+    for col in ("receptive_field", "cumulative_stride"):
+        df[col] = df[col].astype("Int64")
+    return df
+
+
+class _ReceptiveFields:
+    """Forward hooks that follow (receptive field, cumulative stride) from tensor to tensor.
+
+    A module's input is looked up by tensor identity; a tensor made by a functional op (F.relu,
+    torch.cat, +) is matched to the newest tensor of its spatial size, and a container's output to
+    the widest field made inside it, which is right for Inception's and DenseNet's concatenations
+    and ResNet's additions.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.tensors: list[tuple[torch.Tensor, int, int]] = []  # (tensor, rf, stride); refs keep ids unique
+        self.by_module: dict[int, tuple[int, int]] = {}
+        self.current: str | None = None
+        self._starts: dict[int, int] = {}
+        names = {id(m): n for n, m in model.named_modules()}
+        self.handles = []
+        for m in model.modules():
+            self.handles.append(m.register_forward_pre_hook(self._pre(names.get(id(m), ""))))
+            self.handles.append(m.register_forward_hook(self._post))
+
+    def remove(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+    def _lookup(self, x: torch.Tensor, since: int = 0, widest: bool = False) -> tuple[int, int]:
+        for t, rf, stride in self.tensors[since:]:
+            if t is x:
+                return rf, stride
+        same = [(rf, s) for t, rf, s in self.tensors[since:] if t.dim() == 4 and t.shape[2:] == x.shape[2:]]
+        if not same:
+            return (1, 1) if not self.tensors else (self.tensors[-1][1], self.tensors[-1][2])
+        return max(same) if widest else same[-1]
+
+    def _pre(self, name: str):
+        def hook(module: nn.Module, args: tuple) -> None:
+            self._starts[id(module)] = len(self.tensors)
+            if not any(module.children()):
+                self.current = f"{name} ({type(module).__name__})"
+        return hook
+
+    def _post(self, module: nn.Module, args: tuple, out: object) -> None:
+        if not isinstance(out, torch.Tensor) or not args or not isinstance(args[0], torch.Tensor):
+            return
+        x = args[0]
+        if any(module.children()):
+            rf, stride = self._lookup(out, since=self._starts[id(module)], widest=True)
+        else:
+            rf, stride = self._lookup(x)
+            rf, stride = _grow(module, x, out, rf, stride)
+        self.tensors.append((out, rf, stride))
+        if out.dim() == 4:
+            self.by_module[id(module)] = (rf, stride)
+
+
+def _grow(module: nn.Module, x: torch.Tensor, out: torch.Tensor, rf: int, stride: int) -> tuple[int, int]:
+    """Receptive field and cumulative stride after one convolution or pooling layer."""
+    if isinstance(module, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+        k = _first(module.kernel_size)
+        s = _first(module.stride)
+        d = _first(getattr(module, "dilation", 1))
+        return rf + (d * (k - 1)) * stride, stride * s
+    if isinstance(module, nn.AdaptiveAvgPool2d) and out.dim() == 4:
+        size_in, size_out = x.shape[-1], out.shape[-1]
+        s = size_in // size_out
+        k = size_in - (size_out - 1) * s
+        return rf + (k - 1) * stride, stride * s
+    return rf, stride
+
+
+def _build_on_meta(config: ModelConfig) -> nn.Module:
+    with torch.device("meta"), _quiet():
+        return registry.build(config)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Torch warns about zero-sized layers on the way to a shape error we report ourselves."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _first(v: int | tuple[int, ...]) -> int:
+    return v[0] if isinstance(v, tuple) else v
+
+
+def _numel(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def _widest_knob(config: ModelConfig) -> str:
+    """The knob a user most likely turned too far: the first width-like field of the family."""
+    for name in ("fc_width", "channels", "conv_arch", "width", "growth_rate", "fc"):
+        if hasattr(config, name):
+            return name
+    return "resolution"
+
+
+def _shape_error(config: ModelConfig, where: str | None, err: Exception) -> ConfigError:
+    """Explain a failed build or forward pass: the layer, and the smallest resolution that works."""
+    smallest = _smallest_resolution(config)
+    place = f" at layer {where}" if where else ""
+    if smallest is None:
+        return ConfigError("config", f"this network cannot be built{place}: {str(err).splitlines()[0]}")
+    fix = f"use resolution >= {smallest}"
+    if config.depth_knob:
+        fix += f", or shorten {config.depth_knob}"
+    if smallest <= config.resolution:  # the resolution is fine; something else is
+        return ConfigError(config.depth_knob or "config",
+                           f"this network cannot run{place}: {str(err).splitlines()[0]}")
+    return ConfigError("resolution", f"{config.resolution} is too small: the feature map shrinks to nothing"
+                                     f"{place}; {fix}")
+
+
+def _smallest_resolution(config: ModelConfig) -> int | None:
+    """Binary search for the smallest resolution at which the network runs (None if none up to 1024)."""
+    def runs(resolution: int) -> bool:
+        try:
+            model = _build_on_meta(replace(config, resolution=resolution))
+            with _quiet():
+                model(torch.empty(1, config.in_channels, resolution, resolution, device="meta"))
+            return True
+        except (RuntimeError, ValueError, ConfigError):
+            return False
+
+    lo, hi = 1, 1024
+    if not runs(hi):
+        return None
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if runs(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo

@@ -1,0 +1,60 @@
+"""Readable numbers for the layer table and totals, shared by the CLI and the pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from explorer.summary import Totals
+
+
+def human(n: float, unit: str = "") -> str:
+    """1234567 -> '1.23 M'; bytes get binary prefixes ('12.0 MiB')."""
+    if pd.isna(n):
+        return ""
+    if unit == "B":
+        for prefix in ("B", "KiB", "MiB", "GiB", "TiB"):
+            if abs(n) < 1024 or prefix == "TiB":
+                return f"{n:.0f} B" if prefix == "B" else f"{n:.1f} {prefix}"
+            n /= 1024
+    for prefix, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f} {prefix}{unit}"
+    return f"{n:.0f}{unit}"
+
+
+def format_layers(layers: pd.DataFrame, max_depth: int | None = None) -> pd.DataFrame:
+    """The layer table indented by depth, with readable counts; folded below `max_depth`."""
+    df = layers if max_depth is None else layers[layers.depth <= max_depth]
+    return pd.DataFrame({
+        "layer": [("  " * (d - 1)) + f"{p} {t}" for p, d, t in zip(df.path, df.depth, df.type, strict=True)],
+        "output shape": ["x".join(map(str, s)) for s in df.output_shape],
+        "params": [f"{n:,}" for n in df.params],
+        "mult-adds": [human(n) for n in df.mult_adds],
+        "activations": [human(n, "B") for n in df.activation_bytes],
+        "kernel": df.kernel_size,
+        "receptive field": [("" if pd.isna(v) else str(v)) for v in df.receptive_field],
+        "stride": [("" if pd.isna(v) else str(v)) for v in df.cumulative_stride],
+    })
+
+
+def totals_dict(t: Totals, readable: bool = False) -> dict[str, Any]:
+    """Totals as a flat mapping (JSON output, headline metrics)."""
+    raw = {
+        "params": t.params,
+        "trainable_params": t.trainable_params,
+        "mult_adds": t.mult_adds,
+        "input_shape": list(t.input_shape),
+        "output_shape": list(t.output_shape),
+        "batch_size": t.batch_size,
+        "weight_bytes": t.weight_bytes,
+        "gradient_bytes": t.gradient_bytes,
+        "optimizer_bytes": t.optimizer_bytes,
+        "activation_bytes": t.batch_activation_bytes,
+        "training_bytes": t.training_bytes,
+    }
+    if not readable:
+        return raw
+    return {k: (human(v, "B") if k.endswith("bytes") else f"{v:,}" if isinstance(v, int)
+                else "x".join(map(str, v)) if isinstance(v, list) else v) for k, v in raw.items()}

@@ -1,0 +1,67 @@
+"""The CLI as a user runs it: real subprocesses for exit codes, in-process calls for round trips."""
+
+import json
+import subprocess
+import sys
+
+from explorer import registry
+from explorer.cli import main
+from explorer.summary import summarize
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "explorer", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_list_prints_every_model(capsys):
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == registry.list_models()
+
+
+def test_summary_json_round_trip(capsys):
+    assert main(["summary", "vgg11", "--set", "ratio=4", "--set", "conv_arch=((1,64),(1,128),(2,256))",
+                 "--resolution", "64", "--batch-size", "8", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    config = registry.get("vgg11").config.__class__(ratio=4, conv_arch=((1, 64), (1, 128), (2, 256)),
+                                                     resolution=64)
+    expected = summarize(config, batch_size=8)
+    assert data["totals"]["params"] == expected.totals.params
+    assert data["totals"]["trainable_params"] == expected.totals.trainable_params
+    assert data["totals"]["mult_adds"] == expected.totals.mult_adds
+    assert len(data["layers"]) == len(expected.layers)
+    assert data["layers"][0]["output_shape"] == [16, 32, 32]
+
+
+def test_summary_csv_and_table(capsys):
+    assert main(["summary", "lenet", "--format", "csv"]) == 0
+    csv = capsys.readouterr().out.splitlines()
+    assert csv[0].startswith("path,depth,type,output_shape,params") and len(csv) == 13
+    assert main(["summary", "lenet"]) == 0
+    out = capsys.readouterr().out
+    assert "61,706" in out and "Conv2d" in out
+
+
+def test_invalid_config_exits_2_with_one_line():
+    result = run_cli("summary", "vgg11", "--resolution", "16")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert "resolution" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_values_are_parsed_not_evaluated(tmp_path):
+    marker = tmp_path / "pwned"
+    result = run_cli("summary", "lenet", "--set", f"channels=__import__('os').system('touch {marker}')")
+    assert result.returncode == 2 and "cannot read" in result.stderr
+    assert not marker.exists()
+
+
+def test_code_export_prints_a_runnable_file(tmp_path, capsys):
+    assert main(["code", "resnet18", "--set", "blocks=(1,1)", "--set", "channels=(8,16)"]) == 0
+    path = tmp_path / "net.py"
+    path.write_text(capsys.readouterr().out)
+    result = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    config = registry.get("resnet18").config.__class__(blocks=(1, 1), channels=(8, 16))
+    assert f"parameters: {summarize(config).totals.params}" in result.stdout

@@ -1,0 +1,99 @@
+"""The layer table: figures cross-checked against torchinfo and by hand, errors that name the knob."""
+
+import pandas as pd
+import pytest
+import torch
+import torchinfo
+from torch import nn
+
+from explorer import registry
+from explorer.config import with_overrides
+from explorer.errors import ConfigError
+from explorer.summary import COLUMNS, describe, summarize
+
+MODELS = registry.list_models()
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_totals_agree_with_torchinfo_and_the_rows(name):
+    config = registry.get(name).config
+    s = summarize(config, batch_size=32)
+    with torch.device("meta"):
+        model = registry.build(config)
+    stats = torchinfo.summary(model, input_size=(1, 1, config.resolution, config.resolution),
+                              device="meta", verbose=0)
+    assert s.totals.params == stats.total_params == sum(p.numel() for p in model.parameters())
+    assert s.totals.mult_adds == stats.total_mult_adds
+    leaves = s.layers[s.layers.is_leaf]
+    assert leaves.params.sum() == s.totals.params
+    assert list(s.layers.columns) == COLUMNS
+    top = s.layers[s.layers.depth == 1]
+    assert top.params.sum() == s.totals.params  # containers hold their children's parameters
+    assert top.mult_adds.sum() == s.totals.mult_adds
+    assert s.totals.output_shape == (config.num_classes,)
+    t = s.totals
+    assert t.training_bytes == t.weight_bytes + t.gradient_bytes + t.optimizer_bytes + t.batch_activation_bytes
+    assert t.batch_activation_bytes == 32 * (leaves.activation_bytes.sum() + 4 * config.resolution ** 2)
+
+
+def test_lenet_receptive_fields_by_hand():
+    rows = summarize(registry.get("lenet").config).layers.set_index("path")
+    # conv 5x5 -> 5; pool 2/2 -> 6, stride 2; conv 5x5 -> 6 + 4*2 = 14; pool 2/2 -> 16, stride 4
+    assert rows.loc["0", "receptive_field"] == 5
+    assert (rows.loc["2", "receptive_field"], rows.loc["2", "cumulative_stride"]) == (6, 2)
+    assert rows.loc["3", "receptive_field"] == 14
+    assert (rows.loc["5", "receptive_field"], rows.loc["5", "cumulative_stride"]) == (16, 4)
+    assert pd.isna(rows.loc["7", "receptive_field"])  # a dense layer has no receptive field
+
+
+def test_inception_takes_its_widest_path_and_resnet_its_conv_path():
+    g = summarize(registry.get("googlenet").config).layers.set_index("path")
+    before = g.loc["1.4", "receptive_field"]         # b2's last max pool
+    stride = g.loc["1.4", "cumulative_stride"]
+    assert g.loc["2.0", "receptive_field"] == before + 4 * stride  # the 5x5 path wins
+    r = summarize(registry.get("resnet18").config).layers.set_index("path")
+    assert r.loc["1.0", "receptive_field"] == r.loc["1.0.conv2", "receptive_field"]
+
+
+def test_shared_parameters_count_once():
+    shared = nn.Linear(8, 8)
+    model = nn.Sequential(shared, nn.ReLU(), shared)
+    _, (params, *_rest) = describe(model, (8,))
+    assert params == 72
+
+
+def test_summaries_are_cached_but_callers_get_their_own_table():
+    config = registry.get("lenet").config
+    a = summarize(config)
+    a.layers.loc[:, "params"] = -1
+    assert summarize(config).layers.params.sum() == 61_706
+
+
+@pytest.mark.parametrize("name, overrides, knob, text", [
+    ("vgg11", {"resolution": "28"}, "resolution", "use resolution >= 32, or shorten conv_arch"),
+    ("vgg11", {"conv_arch": "((1, 64),) * 6", }, "conv_arch", "cannot read"),
+    ("vgg11", {"conv_arch": "[[1,64],[1,64],[1,64],[1,64],[1,64],[1,64]]", "resolution": "32"}, "resolution",
+     "use resolution >= 64"),
+    ("vgg11", {"ratio": "128"}, "ratio", "use ratio <= 64"),
+    ("vgg11", {"conv_arch": "[1, 2]"}, "conv_arch", "2 numbers"),
+    ("vgg11", {"conv_arch": "[[0, 64]]"}, "conv_arch", "at least 1"),
+    ("resnet18", {"blocks": "(2, -1, 2, 2)"}, "blocks", "at least 1"),
+    ("resnet18", {"channels": "(64, 128)"}, "channels", "one channel count per stage"),
+    ("densenet", {"growth_rate": "0"}, "growth_rate", "at least 1"),
+    ("googlenet", {"width": "'wide'"}, "width", "must be a number"),
+    ("lenet", {"norm": "batch"}, "norm", "one of none, scratch, builtin"),
+    ("alexnet", {"resolution": "32"}, "resolution", "too small"),
+    ("vgg11", {"fc_width": "16384", "resolution": "1024"}, "fc_width", "over the cap"),
+    ("vgg11", {"depth": "3"}, "depth", "not a knob"),
+])
+def test_impossible_configs_name_the_knob(name, overrides, knob, text):
+    with pytest.raises(ConfigError) as err:
+        summarize(with_overrides(registry.get(name).config, overrides))
+    assert err.value.knob == knob
+    assert text in str(err.value)
+    assert "Traceback" not in str(err.value)
+
+
+def test_batch_size_is_validated():
+    with pytest.raises(ConfigError, match="batch_size"):
+        summarize(registry.get("lenet").config, batch_size=0)
