@@ -37,3 +37,118 @@ def _timed(fn, *args) -> float:
     t = time.perf_counter()
     fn(*args)
     return (time.perf_counter() - t) * 1000
+
+
+@dataclass(frozen=True)
+class TrainBench:
+    name: str
+    resolution: int
+    batch_size: int
+    batches: int
+    d2l_images_per_sec: float
+    ours_images_per_sec: float
+
+    @property
+    def ratio(self) -> float:
+        return self.ours_images_per_sec / self.d2l_images_per_sec
+
+
+WARMUP_BATCHES = 3  # first batches build kernels and caches; both pipelines skip them
+
+
+def bench_train(name: str, resolution: int | None = None, batch_size: int | None = None, batches: int = 20,
+                device: str = "cpu", data_dir: str | None = None) -> TrainBench:
+    """Images per second of d2l's pipeline and ours, same model and batch size, in this process."""
+    from dataclasses import replace
+
+    from explorer.train import TrainSettings, default_threads
+
+    entry = registry.get(name)
+    config = replace(entry.config, resolution=resolution or entry.config.resolution)
+    batch_size = batch_size or entry.book.batch_size
+    if batches <= WARMUP_BATCHES:
+        from explorer.errors import ConfigError
+
+        raise ConfigError("batches", f"must be more than {WARMUP_BATCHES} (the warm-up batches)")
+    import torch
+
+    torch.set_num_threads(default_threads())
+    settings = TrainSettings(lr=entry.book.lr, epochs=1, batch_size=batch_size, train_subset=batches * batch_size,
+                             device=device)
+    d2l = _d2l_images_per_sec(config, settings, batches, data_dir)
+    ours = _our_images_per_sec(config, settings, batches, data_dir)
+    return TrainBench(name, config.resolution, batch_size, batches, d2l, ours)
+
+
+def _our_images_per_sec(config, settings, batches: int, data_dir: str | None) -> float:
+    import threading
+
+    from explorer.train import train
+
+    stop, marks = threading.Event(), {}
+
+    def on_progress(p) -> None:
+        marks[p.step] = p.elapsed
+        if p.step >= batches:
+            stop.set()
+
+    train(config, settings, on_progress, stop, data_dir=data_dir)
+    return (batches - WARMUP_BATCHES) * settings.batch_size / (marks[batches] - marks[WARMUP_BATCHES])
+
+
+def _d2l_images_per_sec(config, settings, batches: int, data_dir: str | None) -> float:
+    """d2l's load_data_fashion_mnist + train_ch6 step, as the book writes them (4 loader workers)."""
+    import gzip
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    import torch
+    import torchvision
+    from torch import nn
+    from torch.utils import data
+    from torchvision import transforms
+
+    from explorer.data import FILES, find_data_dir
+    from explorer.train import init_weights
+
+    source = find_data_dir(data_dir)
+    with tempfile.TemporaryDirectory() as root:
+        raw = Path(root) / "FashionMNIST" / "raw"
+        raw.mkdir(parents=True)
+        for name in FILES.values():  # torchvision reads the uncompressed files from root/FashionMNIST/raw
+            src = source / name if (source / name).exists() else source / f"{name}.gz"
+            opener = gzip.open if src.suffix == ".gz" else open
+            with opener(src, "rb") as f, open(raw / name, "wb") as out:
+                shutil.copyfileobj(f, out)
+        trans = [transforms.ToTensor()]
+        if config.resolution != 28:
+            trans.insert(0, transforms.Resize(config.resolution))
+        mnist_train = torchvision.datasets.FashionMNIST(root, train=True, transform=transforms.Compose(trans))
+        train_iter = data.DataLoader(mnist_train, settings.batch_size, shuffle=True, num_workers=4)
+
+        device = torch.device(settings.device)
+        torch.manual_seed(settings.seed)
+        net = registry.build(config)
+        net.apply(init_weights)
+        net.to(device)
+        optimizer = torch.optim.SGD(net.parameters(), lr=settings.lr)
+        loss = nn.CrossEntropyLoss()
+        net.train()
+        start = None
+        for i, (X, y) in enumerate(train_iter):
+            if i == WARMUP_BATCHES:
+                start = time.perf_counter()
+            if i == batches:
+                break
+            optimizer.zero_grad()
+            X, y = X.to(device), y.to(device)
+            y_hat = net(X)
+            l = loss(y_hat, y)
+            l.backward()
+            optimizer.step()
+            with torch.no_grad():  # d2l's Accumulator reads both back every batch
+                float(l * X.shape[0]), float((y_hat.argmax(axis=1).type(y.dtype) == y).sum())
+        elapsed = time.perf_counter() - start
+        del train_iter
+    return (batches - WARMUP_BATCHES) * settings.batch_size / elapsed

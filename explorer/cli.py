@@ -42,6 +42,35 @@ def _parser() -> argparse.ArgumentParser:
     s = bench.add_parser("summary", help="warm summary time per catalog model")
     s.add_argument("--repeat", type=int, default=5)
     s.set_defaults(func=cmd_bench_summary)
+    s = bench.add_parser("train", help="images/s of d2l's pipeline against ours, and the ratio")
+    s.add_argument("name")
+    s.add_argument("--resolution", type=int)
+    s.add_argument("--batch-size", type=int)
+    s.add_argument("--batches", type=int, default=20)
+    s.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    s.add_argument("--data-dir")
+    s.set_defaults(func=cmd_bench_train)
+
+    s = sub.add_parser("train", help="train on Fashion-MNIST; the run is stored")
+    _model_args(s)
+    s.add_argument("--preset", choices=("book", "quick"), default="book")
+    s.add_argument("--epochs", type=int)
+    s.add_argument("--lr", type=float)
+    s.add_argument("--batch-size", type=int)
+    s.add_argument("--train-subset", type=int, help="train on this many images (default: the preset's)")
+    s.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    s.add_argument("--data-dir", help="directory with the four Fashion-MNIST IDX files")
+    s.add_argument("--home", help="data directory for the run store (default: $EXPLORER_HOME or ~/.cnn-explorer)")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("runs", help="stored runs, one line each")
+    s.add_argument("--home")
+    s.set_defaults(func=cmd_runs)
+
+    s = sub.add_parser("data", help="Fashion-MNIST: where it is, or download it")
+    s.add_argument("action", choices=("where", "download"))
+    s.add_argument("--data-dir")
+    s.set_defaults(func=cmd_data)
     return p
 
 
@@ -52,7 +81,7 @@ def _model_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--resolution", type=int, help="input resolution (same as --set resolution=N)")
 
 
-def _config(args: argparse.Namespace):
+def _config(args: argparse.Namespace, base=None):
     from explorer import registry
     from explorer.config import with_overrides
 
@@ -64,7 +93,7 @@ def _config(args: argparse.Namespace):
         overrides[key.strip()] = value
     if args.resolution is not None:
         overrides["resolution"] = str(args.resolution)
-    return with_overrides(registry.get(args.name).config, overrides)
+    return with_overrides(base or registry.get(args.name).config, overrides)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -111,4 +140,96 @@ def cmd_bench_summary(args: argparse.Namespace) -> int:
     print(f"{'model':18s} {'first ms':>9s} {'warm ms':>8s} {'cached ms':>9s}")
     for row in bench_summary(repeat=args.repeat):
         print(f"{row.name:18s} {row.first_ms:9.1f} {row.warm_ms:8.1f} {row.cached_ms:9.3f}")
+    return 0
+
+
+def cmd_bench_train(args: argparse.Namespace) -> int:
+    from explorer.bench import bench_train
+
+    r = bench_train(args.name, args.resolution, args.batch_size, args.batches, args.device, args.data_dir)
+    print(f"{r.name} at {r.resolution}x{r.resolution}, batch {r.batch_size}, {r.batches} batches "
+          f"({args.device}, first 3 not timed)")
+    print(f"d2l pipeline  {r.d2l_images_per_sec:10.1f} images/s")
+    print(f"ours          {r.ours_images_per_sec:10.1f} images/s")
+    print(f"ratio {r.ratio:.2f}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from explorer.runs import RunManager
+    from explorer.summary import check
+    from explorer.train import TrainSettings, preset
+
+    chosen = preset(args.name, args.preset, args.device)
+    config = _config(args, chosen.config)
+    check(config)
+    changes = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr), ("batch_size", args.batch_size),
+                                 ("train_subset", args.train_subset)) if v is not None}
+    settings: TrainSettings = replace(chosen.settings, **changes)
+    manager = RunManager(args.home, data_dir=args.data_dir)
+    run_id = manager.start(args.name, config, settings, owner="cli")
+    if chosen.changes:
+        print(f"{args.preset} preset: {'; '.join(chosen.changes)}", file=sys.stderr)
+    try:
+        view = _follow(manager, run_id)
+    except KeyboardInterrupt:
+        manager.stop(run_id)
+        view = manager.wait(run_id)
+    r = view.record
+    if r.status == "failed":
+        print(f"error: run {run_id} failed: {r.error}", file=sys.stderr)
+        return 1
+    print(f"run {run_id} {r.status}: loss {r.train_loss:.3f}, train acc {r.train_acc:.3f}, test acc "
+          f"{_pct(r.test_acc)}, {r.images_per_sec:.0f} images/s, {r.seconds:.1f} s")
+    return 0
+
+
+def _follow(manager, run_id: str):
+    """Draw a progress bar on stderr until the run finishes."""
+    import time
+
+    from explorer.store import FINISHED
+
+    while True:
+        view = manager.view(run_id)
+        if view.status in FINISHED:
+            print(file=sys.stderr)
+            return view
+        p = view.progress
+        if p is not None:
+            filled = int(30 * p.step / p.total_steps)
+            test = f" test {p.test_acc:.3f}" if p.test_acc is not None else ""
+            print(f"\r[{'#' * filled}{'.' * (30 - filled)}] epoch {p.epoch:5.2f} loss {p.train_loss:.3f} "
+                  f"acc {p.train_acc:.3f}{test} {p.images_per_sec:.0f} img/s ETA {p.eta:4.0f}s ",
+                  end="", file=sys.stderr, flush=True)
+        time.sleep(0.2)
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from datetime import datetime
+    from pathlib import Path
+
+    from explorer.runs import default_home
+    from explorer.store import RunStore
+
+    store = RunStore(Path(args.home or default_home()) / "runs.sqlite")
+    for r in store.list():
+        when = datetime.fromtimestamp(r.created).strftime("%Y-%m-%d %H:%M")
+        s = r.settings
+        print(f"{r.id}  {when}  {r.model:16s} {r.status:11s} lr {s['lr']:<6g} epochs {s['epochs']:<3d} "
+              f"batch {s['batch_size']:<4d} test acc {_pct(r.test_acc)}  "
+              f"{'' if r.seconds is None else f'{r.seconds:.0f} s'}")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from explorer.data import download, find_data_dir
+
+    print(find_data_dir(args.data_dir) if args.action == "where" else download())
     return 0

@@ -1,0 +1,144 @@
+"""Fashion-MNIST as uint8 tensors, read from IDX files we validate ourselves.
+
+Found in this order: a directory the user names (argument or EXPLORER_DATA_DIR), Debian's package
+`dataset-fashion-mnist`, then the cache torchvision's downloader fills (`python -m explorer data download`).
+Debian recompressed its .gz files, so their checksums differ from torchvision's list: we read IDX directly.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from explorer.errors import ConfigError
+
+CLASS_NAMES = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
+               "ankle boot")
+DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+_UBYTE = 0x08
+
+
+class DataError(ConfigError):
+    """Missing, truncated or corrupt data files; the message names the file and how to fix it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("data_dir", message)
+
+
+@dataclass(frozen=True)
+class FashionMNIST:
+    train_images: torch.Tensor  # (60000, 28, 28) uint8
+    train_labels: torch.Tensor  # (60000,) int64
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    source: Path
+
+
+def cache_dir() -> Path:
+    """Where `python -m explorer data download` puts torchvision's copy."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "cnn-explorer"
+
+
+def candidate_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
+    named = data_dir or os.environ.get("EXPLORER_DATA_DIR")
+    dirs = [Path(named).expanduser()] if named else []
+    return dirs + [DEBIAN_DIR, cache_dir() / "FashionMNIST" / "raw"]
+
+
+def find_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """The first directory holding all four files, or a DataError saying the three ways to get them."""
+    dirs = candidate_dirs(data_dir)
+    if data_dir and not Path(data_dir).expanduser().is_dir():
+        raise DataError(f"{data_dir} is not a directory")
+    for d in dirs:
+        if all(_file(d, name) is not None for name in FILES.values()):
+            return d
+    raise DataError(
+        "Fashion-MNIST was not found (looked in " + ", ".join(map(str, dirs)) + "). Get it in one of three ways: "
+        "1) apt-get install dataset-fashion-mnist (Debian, offline-friendly); "
+        "2) python -m explorer data download (needs the internet; uses torchvision's downloader); "
+        "3) put the four IDX files (train-images-idx3-ubyte[.gz] ...) in a directory and pass --data-dir DIR "
+        "or set EXPLORER_DATA_DIR.")
+
+
+@functools.lru_cache(maxsize=4)
+def load_fashion_mnist(data_dir: str | None = None) -> FashionMNIST:
+    """All four arrays, validated: magic numbers, dimensions, counts and label range."""
+    d = find_data_dir(data_dir)
+    arrays = {key: read_idx(_file(d, name)) for key, name in FILES.items()}
+    for split in ("train", "test"):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if images.dim() != 3 or images.shape[1:] != (28, 28):
+            raise DataError(f"{_file(d, FILES[split + '_images'])}: expected 28x28 images, got {tuple(images.shape)}")
+        if labels.dim() != 1:
+            raise DataError(f"{_file(d, FILES[split + '_labels'])}: expected one label per image")
+        if len(images) != len(labels):
+            raise DataError(f"{split}: {len(images)} images but {len(labels)} labels in {d}")
+        if len(labels) and int(labels.max()) >= len(CLASS_NAMES):
+            raise DataError(f"{_file(d, FILES[split + '_labels'])}: label {int(labels.max())} is not a "
+                            f"Fashion-MNIST class (0-9)")
+        arrays[f"{split}_labels"] = labels.long()
+    return FashionMNIST(source=d, **arrays)
+
+
+def read_idx(path: Path) -> torch.Tensor:
+    """One IDX file of unsigned bytes (gzip or raw) as a uint8 tensor, with its header checked."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError, gzip.BadGzipFile) as err:
+        raise DataError(f"{path}: cannot read ({err}); the file is corrupt or truncated") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != _UBYTE or not 1 <= raw[3] <= 3:
+        raise DataError(f"{path}: not an IDX file of unsigned bytes (bad magic number {raw[:4].hex() or 'empty'})")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path}: truncated header")
+    dims = struct.unpack(f">{ndim}I", raw[4:header])
+    count = 1
+    for dim in dims:
+        count *= dim
+    if len(raw) != header + count:
+        raise DataError(f"{path}: truncated or padded: header says {dims} ({count} bytes of data), "
+                        f"file has {len(raw) - header}")
+    return torch.frombuffer(bytearray(raw), dtype=torch.uint8, offset=header).reshape(dims)
+
+
+def write_idx(path: Path, array: torch.Tensor) -> None:
+    """Write a uint8 tensor as IDX (gzip when the name ends in .gz): for tests and small fixtures."""
+    data = bytes([0, 0, _UBYTE, array.dim()]) + struct.pack(f">{array.dim()}I", *array.shape)
+    data += array.to(torch.uint8).contiguous().numpy().tobytes()
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "wb") as f:
+        f.write(data)
+
+
+def download(root: Path | None = None) -> Path:
+    """Fetch Fashion-MNIST with torchvision's downloader into the cache (needs the internet)."""
+    from torchvision.datasets import FashionMNIST as TorchvisionFashionMNIST
+
+    root = root or cache_dir()
+    TorchvisionFashionMNIST(str(root), train=True, download=True)
+    TorchvisionFashionMNIST(str(root), train=False, download=True)
+    return root / "FashionMNIST" / "raw"
+
+
+def _file(directory: Path, name: str) -> Path | None:
+    for candidate in (directory / name, directory / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None

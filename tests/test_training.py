@@ -1,0 +1,167 @@
+"""Training and the run manager on small generated data: real training, real threads, real SQLite."""
+
+import threading
+import time
+
+import pytest
+import torch
+
+from explorer import registry
+from explorer.errors import ConfigError
+from explorer.runs import RunManager
+from explorer.store import RunStore
+from explorer.train import TrainSettings, preset, train
+
+LENET_BN = registry.get("lenet-bn").config
+
+
+def settings(**kw) -> TrainSettings:
+    return TrainSettings(**{"lr": 0.5, "epochs": 3, "batch_size": 64, **kw})
+
+
+def test_a_short_run_learns(tiny_data):
+    seen = []
+    result = train(LENET_BN, settings(), seen.append, data_dir=tiny_data)
+    steps = [p for p in seen if p.kind == "step"]
+    epochs = [p for p in seen if p.kind == "epoch"]
+    assert len(epochs) == 3 and not result.stopped
+    assert steps[-1].train_loss < steps[0].train_loss * 0.7
+    assert epochs[-1].test_acc > 0.5  # ten classes: chance is 0.1
+    assert sum(map(sum, result.confusion)) == 200
+    assert len(result.predictions) == 200
+    assert steps[-1].step == steps[-1].total_steps == 3 * 8
+    assert all(p.images_per_sec > 0 and p.eta >= 0 for p in seen)
+
+
+def test_runs_are_seeded_and_reproducible(tiny_data):
+    a = train(LENET_BN, settings(epochs=1), data_dir=tiny_data)
+    b = train(LENET_BN, settings(epochs=1), data_dir=tiny_data)
+    assert [p.train_loss for p in a.history] == [p.train_loss for p in b.history]
+
+
+def test_stop_ends_within_one_batch(tiny_data):
+    stop = threading.Event()
+    steps = []
+
+    def on_progress(p):
+        steps.append(p.step)
+        stop.set()
+
+    result = train(LENET_BN, settings(epochs=50, batch_size=8), on_progress, stop, data_dir=tiny_data)
+    assert result.stopped
+    assert steps[-1] <= 2  # report_every is 2 here: stopped on the next batch
+
+
+def test_settings_and_presets_are_validated():
+    with pytest.raises(ConfigError, match="lr"):
+        settings(lr=-1)
+    with pytest.raises(ConfigError, match="batch_size"):
+        settings(batch_size=1)
+    with pytest.raises(ConfigError, match="preset"):
+        preset("lenet", "fast")
+    book = preset("resnet18", "book")
+    assert (book.settings.lr, book.settings.batch_size, book.settings.epochs, book.config.resolution) == \
+        (0.05, 256, 10, 96)
+    quick = preset("resnet18", "quick")
+    assert quick.config.resolution < 96 and any("resolution" in c for c in quick.changes)
+
+
+@pytest.mark.parametrize("name", registry.list_models())
+def test_book_presets_follow_the_book(name):
+    p = preset(name, "book")
+    assert p.changes == ()
+    expected = {"alexnet": (0.01, 128, 224), "vgg11-small": (0.05, 128, 224), "lenet-bn": (1.0, 256, 28),
+                "lenet-bn-scratch": (1.0, 256, 28), "resnet18": (0.05, 256, 96), "nin": (0.1, 128, 224),
+                "googlenet": (0.1, 128, 96), "densenet": (0.1, 256, 96)}
+    if name in expected:
+        assert (p.settings.lr, p.settings.batch_size, p.config.resolution) == expected[name]
+
+
+@pytest.fixture
+def manager(tmp_path, tiny_data):
+    return RunManager(tmp_path / "home", max_running=1, threads=1, data_dir=tiny_data)
+
+
+def test_run_manager_runs_in_the_background_and_stores_everything(manager):
+    t = time.perf_counter()
+    run_id = manager.start("lenet-bn", LENET_BN, settings(epochs=2), owner="alice")
+    assert time.perf_counter() - t < 2  # returns at once
+    view = manager.wait(run_id, timeout=120)
+    assert view.status == "done"
+    r = view.record
+    assert r.owner == "alice" and r.test_acc is not None and r.best_test_acc >= r.test_acc
+    assert r.train_loss is not None and r.images_per_sec > 0 and r.seconds > 0
+    assert sum(map(sum, r.confusion)) == 200
+    metrics = manager.store.metrics(run_id)
+    assert set(metrics.kind) == {"step", "epoch"}
+    assert (metrics.kind == "epoch").sum() == 2
+    weights = manager.load_weights(run_id)
+    model = registry.build(LENET_BN)
+    model.load_state_dict(weights)
+
+
+def test_queue_order_positions_and_stop(manager):
+    slow = settings(epochs=200, batch_size=8)
+    first = manager.start("lenet-bn", LENET_BN, slow)
+    second = manager.start("lenet-bn", LENET_BN, slow)
+    third = manager.start("lenet-bn", LENET_BN, settings(epochs=1))
+    deadline = time.time() + 30
+    while manager.view(first).status != "running" and time.time() < deadline:
+        time.sleep(0.05)
+    assert manager.view(second).position == 1 and manager.view(third).position == 2
+    assert [v.id for v in manager.queue()] == [first, second, third]
+    assert manager.stop(second)  # a queued run leaves the queue at once
+    assert manager.view(second).status == "stopped"
+    assert manager.view(third).position == 1
+    t = time.perf_counter()
+    manager.stop(first)
+    assert manager.wait(first, timeout=30).status == "stopped"
+    assert time.perf_counter() - t < 10
+    assert manager.wait(third, timeout=120).status == "done"
+    assert manager.view(third).record.started > manager.view(first).record.started
+    assert not manager.stop(third)  # already finished
+
+
+def test_admission_refuses_what_does_not_fit(manager, monkeypatch):
+    monkeypatch.setenv("EXPLORER_MEMORY_BUDGET_GB", "0.05")
+    with pytest.raises(ConfigError) as err:
+        manager.start("vgg11", registry.get("vgg11").config, settings(batch_size=128))
+    assert err.value.knob == "batch_size" and "GiB" in str(err.value)
+    assert manager.store.list() == []
+
+
+def test_a_restart_marks_running_runs_interrupted_and_keeps_the_rest(tmp_path, tiny_data):
+    home = tmp_path / "home"
+    first = RunManager(home, max_running=1, threads=1, data_dir=tiny_data)
+    done = first.start("lenet-bn", LENET_BN, settings(epochs=1))
+    first.wait(done, timeout=120)
+    store = RunStore(home / "runs.sqlite")  # a process that died mid-run left these rows behind
+    store.create("deadbeef0001", "lenet-bn", LENET_BN.kwargs(), vars(settings()), "", 1)
+    store.set_status("deadbeef0001", "running")
+    store.create("deadbeef0002", "lenet-bn", LENET_BN.kwargs(), vars(settings(epochs=1)), "", 1)
+
+    second = RunManager(home, max_running=1, threads=1, data_dir=tiny_data)
+    assert second.view("deadbeef0001").status == "interrupted"
+    assert second.wait("deadbeef0002", timeout=120).status == "done"  # the queued run is taken up again
+    kept = second.view(done).record
+    assert kept.status == "done" and kept.confusion is not None
+    assert len(second.store.metrics(done)) > 0
+    assert second.load_weights(done).keys() == registry.build(LENET_BN).state_dict().keys()
+
+
+def test_a_failing_run_is_marked_failed_and_the_worker_lives_on(manager, tiny_data):
+    bad = manager.start("lenet-bn", LENET_BN, settings(epochs=1))
+    manager.store.delete(bad)  # gone before it starts: skipped quietly
+    run_id = manager.start("lenet-bn", LENET_BN, settings(epochs=1))
+    assert manager.wait(run_id, timeout=120).status == "done"
+
+
+def test_weights_load_safely(manager, tmp_path):
+    run_id = manager.start("lenet-bn", LENET_BN, settings(epochs=1))
+    manager.wait(run_id, timeout=120)
+    evil = tmp_path / "evil.pt"
+    torch.save({"x": torch.nn.Linear(2, 2)}, evil)  # a pickled module, not plain tensors
+    with manager.store._db() as db:
+        db.execute("UPDATE runs SET weights_path = ? WHERE id = ?", (str(evil), run_id))
+    with pytest.raises(Exception, match="[Ww]eights only"):
+        manager.load_weights(run_id)
