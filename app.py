@@ -4,5 +4,7 @@ import streamlit as st
 
 st.set_page_config(page_title="CNN Explorer", page_icon="🧠", layout="wide")
 st.navigation([
-    st.Page("pages/catalog.py", title="Catalog", icon="📚", default=True),
+    st.Page("pages/explore.py", title="Explore", icon=":material/search:", default=True),
+    st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page("pages/catalog.py", title="Catalog", icon=":material/menu_book:"),
 ]).run()

@@ -7,6 +7,7 @@ interrupted and takes up the queued ones again.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import logging
 import os
@@ -79,6 +80,7 @@ class RunManager:
         self._stops: dict[str, threading.Event] = {}
         self._live: dict[str, Progress] = {}
         self._running: set[str] = set()
+        self._closing = False
         for record in self.store.with_status("running"):
             self.store.set_status(record.id, "interrupted", error="the server stopped while this run was running")
         for record in self.store.with_status("queued"):
@@ -87,6 +89,21 @@ class RunManager:
                          for i in range(self.max_running)]
         for w in self._workers:
             w.start()
+        atexit.register(self.shutdown)
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Stop running runs (recorded as interrupted) and let the workers finish before the process exits."""
+        with self._cv:
+            self._closing = True
+            self._queue.clear()  # queued runs stay queued in the store and resume at the next start
+            for event in self._stops.values():
+                event.set()
+            running = bool(self._running)
+        deadline = time.monotonic() + timeout
+        while running and time.monotonic() < deadline:
+            time.sleep(0.05)
+            with self._cv:
+                running = bool(self._running)
 
     # -- what callers use -------------------------------------------------------------------------
     def start(self, model: str, config: ModelConfig, settings: TrainSettings, owner: str = "") -> str:
@@ -176,7 +193,7 @@ class RunManager:
     def _work(self) -> None:
         while True:
             with self._cv:
-                while not self._queue:
+                while not self._queue or self._closing:
                     self._cv.wait()
                 run_id = self._queue.popleft()
                 self._stops[run_id] = threading.Event()
@@ -221,7 +238,8 @@ class RunManager:
         self.store.add_metrics(run_id, buffer)
         weights = self.weights_dir / f"{run_id}.pt"
         torch.save(result.state_dict, weights)
-        self.store.finish(run_id, "stopped" if result.stopped else "done", confusion=result.confusion or None,
+        status = "done" if not result.stopped else "interrupted" if self._closing else "stopped"
+        self.store.finish(run_id, status, confusion=result.confusion or None,
                           predictions=result.predictions or None, weights_path=str(weights), seconds=result.seconds)
 
 

@@ -267,7 +267,7 @@ def _shape_error(config: ModelConfig, where: str | None, err: Exception) -> Conf
     place = f" at layer {where}" if where else ""
     if smallest is None:
         return ConfigError("config", f"this network cannot be built{place}: {str(err).splitlines()[0]}")
-    fix = f"use resolution >= {smallest}"
+    fix = f"use a resolution of at least {smallest}"
     if config.depth_knob:
         fix += f", or shorten {config.depth_knob}"
     if smallest <= config.resolution:  # the resolution is fine; something else is

@@ -21,6 +21,7 @@ from explorer import registry
 from explorer.config import ModelConfig
 from explorer.data import CLASS_NAMES, FashionMNIST, load_fashion_mnist
 from explorer.errors import ConfigError
+from explorer.summary import check
 
 Device = Literal["cpu", "cuda"]
 
@@ -180,6 +181,7 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
                           "Fashion-MNIST needs in_channels=1 and num_classes=10")
     if settings.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device", "CUDA is not available on this machine; use cpu")
+    check(config)  # an impossible config is a ConfigError naming the knob, not a torch error mid-run
     torch.set_num_threads(threads or default_threads())
     device = torch.device(settings.device)
     cuda = device.type == "cuda"

@@ -1,12 +1,37 @@
-"""Data the pages draw, computed here so pages stay layout only (no torch in pages/)."""
+"""Data the pages show, computed here so the pages stay layout only (no torch in pages/)."""
 
 from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
 
 import pandas as pd
 
 from explorer import registry
-from explorer.summary import summarize
+from explorer.config import ModelConfig, with_overrides
+from explorer.errors import ConfigError
+from explorer.summary import Summary, check, summarize
 from explorer.tables import human
+
+DEFAULT_MODEL = "vgg11-small"
+_warmed = threading.Event()
+
+
+def warm_up() -> None:
+    """Summarize every catalog default once, in the background: the first visitor's clicks are then instant."""
+    if _warmed.is_set():
+        return
+    _warmed.set()
+
+    def run() -> None:
+        from explorer.charts import per_layer_chart  # plotly's first figure is slow too
+
+        for name in registry.list_models():
+            summary = summarize(registry.get(name).config)
+        per_layer_chart({name: summary.layers}, "params", name)
+
+    # not a daemon: torch must not be mid-call when the interpreter exits
+    threading.Thread(target=run, name="explorer-warm-up").start()
 
 
 def catalog_table() -> pd.DataFrame:
@@ -18,4 +43,94 @@ def catalog_table() -> pd.DataFrame:
         rows.append({"name": name, "family": e.family, "d2l": e.section, "description": e.description,
                      "resolution": e.config.resolution, "parameters": human(t.params),
                      "mult-adds": human(t.mult_adds), "book lr": e.book.lr, "book batch": e.book.batch_size})
+    return pd.DataFrame(rows)
+
+
+def knob_text(value: object) -> str:
+    """A knob's value as the text a URL or a text box holds; `parse_value` reads it back."""
+    if isinstance(value, tuple):
+        return ", ".join(knob_text(v) if not isinstance(v, tuple) else f"({knob_text(v)})" for v in value)
+    return str(value)
+
+
+def config_params(name: str, config: ModelConfig, prefix: str = "") -> dict[str, str]:
+    """URL query parameters for a config: its catalog name and the knobs that differ from it."""
+    params = {f"{prefix}model": name}
+    for key, value in config.changes(registry.get(name).config).items():
+        params[prefix + key] = f"[{knob_text(value)}]" if isinstance(value, tuple) else knob_text(value)
+    return params
+
+
+def config_from_params(params: Mapping[str, str], prefix: str = "",
+                       ignore: tuple[str, ...] = ()) -> tuple[str, ModelConfig, list[str]]:
+    """A config read back from URL parameters; each bad value is reported and left at its default."""
+    problems = []
+    name = params.get(f"{prefix}model", DEFAULT_MODEL)
+    try:
+        entry = registry.get(name)
+    except ConfigError as err:
+        problems.append(f"{err.message}; showing {DEFAULT_MODEL}")
+        entry = registry.get(DEFAULT_MODEL)
+    config = entry.config
+    for key, text in params.items():
+        if not key.startswith(prefix) or key == f"{prefix}model" or key in ignore:
+            continue
+        try:
+            config = with_overrides(config, {key[len(prefix):]: text})
+        except ConfigError as err:
+            problems.append(f"URL value {key}={text[:60]!r} ignored: {err}")
+    try:
+        check(config)
+    except ConfigError as err:
+        problems.append(f"URL config does not run ({err}); showing the {entry.name} defaults")
+        config = entry.config
+    return entry.name, config, problems
+
+
+def headline(summary: Summary, default: Summary) -> list[tuple[str, str, str | None]]:
+    """(label, value, change against the book's default) for the headline metrics."""
+    t, d = summary.totals, default.totals
+
+    def delta(a: int, b: int, unit: str = "") -> str | None:
+        return None if a == b else ("+" if a > b else "-") + human(abs(a - b), unit)
+
+    return [
+        ("parameters", human(t.params), delta(t.params, d.params)),
+        ("trainable", human(t.trainable_params), delta(t.trainable_params, d.trainable_params)),
+        ("mult-adds / image", human(t.mult_adds), delta(t.mult_adds, d.mult_adds)),
+        (f"training memory (batch {t.batch_size})", human(t.training_bytes, "B"),
+         delta(t.training_bytes, d.training_bytes, "B")),
+        ("output shape", "x".join(map(str, t.output_shape)), None),
+    ]
+
+
+def stage_table(a: Summary, b: Summary, names: tuple[str, str]) -> pd.DataFrame:
+    """Top-level stages side by side: output shape, parameters and mult-adds, and their difference."""
+    rows = []
+    sa, sb = (s.layers[s.layers.depth == 1].reset_index(drop=True) for s in (a, b))
+    for i in range(max(len(sa), len(sb))):
+        ra = sa.iloc[i] if i < len(sa) else None
+        rb = sb.iloc[i] if i < len(sb) else None
+        pa, pb = (0 if r is None else int(r.params) for r in (ra, rb))
+        ma, mb = (0 if r is None else int(r.mult_adds) for r in (ra, rb))
+        rows.append({
+            "stage": i,
+            f"{names[0]} layer": "" if ra is None else f"{ra.path} {ra.type}",
+            f"{names[0]} shape": "" if ra is None else "x".join(map(str, ra.output_shape)),
+            f"{names[1]} layer": "" if rb is None else f"{rb.path} {rb.type}",
+            f"{names[1]} shape": "" if rb is None else "x".join(map(str, rb.output_shape)),
+            f"{names[0]} params": pa, f"{names[1]} params": pb, "params change": pb - pa,
+            f"{names[0]} mult-adds": ma, f"{names[1]} mult-adds": mb, "mult-adds change": mb - ma,
+        })
+    return pd.DataFrame(rows)
+
+
+def totals_table(a: Summary, b: Summary, names: tuple[str, str]) -> pd.DataFrame:
+    """Both configs' totals and the ratio b / a."""
+    keys = [("parameters", "params"), ("trainable parameters", "trainable_params"), ("mult-adds", "mult_adds"),
+            ("training memory (bytes)", "training_bytes"), ("activations per image (bytes)", "activation_bytes")]
+    rows = []
+    for label, key in keys:
+        va, vb = getattr(a.totals, key), getattr(b.totals, key)
+        rows.append({"": label, names[0]: f"{va:,}", names[1]: f"{vb:,}", "ratio": f"{vb / va:.2f}x" if va else ""})
     return pd.DataFrame(rows)

@@ -70,11 +70,11 @@ def test_summaries_are_cached_but_callers_get_their_own_table():
 
 
 @pytest.mark.parametrize("name, overrides, knob, text", [
-    ("vgg11", {"resolution": "28"}, "resolution", "use resolution >= 32, or shorten conv_arch"),
+    ("vgg11", {"resolution": "28"}, "resolution", "use a resolution of at least 32, or shorten conv_arch"),
     ("vgg11", {"conv_arch": "((1, 64),) * 6", }, "conv_arch", "cannot read"),
     ("vgg11", {"conv_arch": "[[1,64],[1,64],[1,64],[1,64],[1,64],[1,64]]", "resolution": "32"}, "resolution",
-     "use resolution >= 64"),
-    ("vgg11", {"ratio": "128"}, "ratio", "use ratio <= 64"),
+     "use a resolution of at least 64"),
+    ("vgg11", {"ratio": "128"}, "ratio", "use a ratio of at most 64"),
     ("vgg11", {"conv_arch": "[1, 2]"}, "conv_arch", "2 numbers"),
     ("vgg11", {"conv_arch": "[[0, 64]]"}, "conv_arch", "at least 1"),
     ("resnet18", {"blocks": "(2, -1, 2, 2)"}, "blocks", "at least 1"),
@@ -97,3 +97,16 @@ def test_impossible_configs_name_the_knob(name, overrides, knob, text):
 def test_batch_size_is_validated():
     with pytest.raises(ConfigError, match="batch_size"):
         summarize(registry.get("lenet").config, batch_size=0)
+
+
+def test_diagram_shows_skips_and_concatenations():
+    from explorer.diagram import diagram_dot
+
+    resnet = diagram_dot(summarize(registry.get("resnet18").config).layers)
+    assert resnet.count('label="+  ReLU"') == 8  # one addition per residual block
+    assert resnet.count("1x1 conv") == 3 and resnet.count("identity") == 5
+    googlenet = diagram_dot(summarize(registry.get("googlenet").config).layers)
+    assert googlenet.count('label="concat\\n') == 9
+    assert "Conv2d 1x1 -> Conv2d 5x5" in googlenet
+    densenet = diagram_dot(summarize(registry.get("densenet").config).layers)
+    assert densenet.count('label="concat"') == 16

@@ -57,7 +57,7 @@ class VGGConfig(ModelConfig):
                 raise ConfigError("conv_arch", f"row {i + 1} has {num_convs} convolutions; at most 16 per block")
             if out_channels // self.ratio < 1:
                 raise ConfigError("ratio", f"{self.ratio} leaves no channels in block {i + 1} "
-                                           f"({out_channels} // {self.ratio} = 0); use ratio <= {out_channels}")
+                                           f"({out_channels} // {self.ratio} = 0); use a ratio of at most {out_channels}")
 
 
 register(ModelEntry("vgg11", "VGG", "VGG-11: five VGG blocks of 3x3 convolutions", "7.2",

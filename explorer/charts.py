@@ -1,0 +1,61 @@
+"""Plotly figures of a layer table (one or several configs overlaid), sized for a projector."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+FONT = {"size": 16}
+AXIS = {"tickfont": {"size": 15}, "title_font": {"size": 16}}
+
+
+def _layout(fig: go.Figure, title: str, y_title: str, log: bool = False) -> go.Figure:
+    fig.update_layout(title={"text": title, "font": {"size": 20}}, font=FONT, margin={"l": 60, "r": 20, "t": 60, "b": 60}, height=420,
+                      legend={"orientation": "h", "y": -0.25}, hovermode="x unified")
+    fig.update_yaxes(title=y_title, type="log" if log else "linear", **AXIS)
+    fig.update_xaxes(title="layer (in order)", **AXIS)
+    return fig
+
+
+def _leaves(layers: pd.DataFrame) -> pd.DataFrame:
+    leaves = layers[layers.is_leaf].reset_index(drop=True)
+    return leaves.assign(label=leaves.path + " " + leaves.type)
+
+
+def per_layer_chart(named: dict[str, pd.DataFrame], column: str, title: str, log: bool = False) -> go.Figure:
+    """Bars of `column` (params, mult_adds) per leaf layer; configs side by side."""
+    fig = go.Figure()
+    for name, layers in named.items():
+        leaves = _leaves(layers)
+        leaves = leaves[leaves[column] > 0]
+        fig.add_bar(x=leaves.index, y=leaves[column], name=name, customdata=leaves.label,
+                    hovertemplate="%{customdata}: %{y:,}<extra>" + name + "</extra>")
+    return _layout(fig, title, column.replace("_", "-"), log)
+
+
+def shape_flow_chart(named: dict[str, pd.DataFrame]) -> go.Figure:
+    """Channels and spatial size of every leaf layer's output, through the network."""
+    fig = go.Figure()
+    for name, layers in named.items():
+        leaves = _leaves(layers)
+        spatial = leaves[leaves.output_shape.map(len) == 3]
+        fig.add_scatter(x=leaves.index, y=leaves.output_shape.map(lambda s: s[0]), name=f"{name}: channels",
+                        mode="lines+markers", customdata=leaves.label, line_shape="hv",
+                        hovertemplate="%{customdata}: %{y} channels<extra></extra>")
+        fig.add_scatter(x=spatial.index, y=spatial.output_shape.map(lambda s: s[1]), name=f"{name}: height/width",
+                        mode="lines+markers", customdata=spatial.label, line_shape="hv", line_dash="dot",
+                        yaxis="y2", hovertemplate="%{customdata}: %{y} px<extra></extra>")
+    fig = _layout(fig, "Shape flow", "channels (log)", log=True)
+    fig.update_layout(yaxis2={"title": "height = width (px)", "overlaying": "y", "side": "right",
+                              "type": "log"})
+    return fig
+
+
+def cumulative_chart(named: dict[str, pd.DataFrame], column: str, title: str) -> go.Figure:
+    """Running total of `column` through the leaf layers: where the size of a network comes from."""
+    fig = go.Figure()
+    for name, layers in named.items():
+        leaves = _leaves(layers)
+        fig.add_scatter(x=leaves.index, y=leaves[column].cumsum(), name=name, mode="lines",
+                        customdata=leaves.label, hovertemplate="%{customdata}: %{y:,}<extra>" + name + "</extra>")
+    return _layout(fig, title, column.replace("_", "-"))
