@@ -2,9 +2,11 @@
 
 import streamlit as st
 
-st.set_page_config(page_title="CNN Explorer", page_icon="🧠", layout="wide")
+st.set_page_config(page_title="CNN Explorer", page_icon=":material/neurology:", layout="wide")
 st.navigation([
     st.Page("pages/explore.py", title="Explore", icon=":material/search:", default=True),
     st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/runs.py", title="Runs", icon=":material/history:"),
     st.Page("pages/catalog.py", title="Catalog", icon=":material/menu_book:"),
 ]).run()

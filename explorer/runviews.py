@@ -1,0 +1,164 @@
+"""What the Train and Runs pages show of runs: tables, d2l-style curves, confusions and learned BatchNorm."""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import torch
+from torch import nn
+
+from explorer import registry
+from explorer.charts import AXIS, FONT
+from explorer.config import ModelConfig
+from explorer.data import CLASS_NAMES, load_fashion_mnist
+from explorer.models.lenet import BatchNorm
+from explorer.store import RunRecord, RunStore
+from explorer.summary import summarize
+from explorer.train import TrainSettings
+
+MAX_POINTS = 400  # thin long series before drawing: each redraw ships the whole figure
+
+
+def _style(fig: go.Figure, title: str, x: str, y: str, height: int = 400) -> go.Figure:
+    fig.update_layout(title={"text": title, "font": {"size": 20}}, font=FONT, height=height,
+                      margin={"l": 60, "r": 20, "t": 60, "b": 50}, legend={"orientation": "h", "y": -0.2})
+    fig.update_xaxes(title=x, **AXIS)
+    fig.update_yaxes(title=y, **AXIS)
+    return fig
+
+
+def _thin(df: pd.DataFrame) -> pd.DataFrame:
+    if len(df) <= MAX_POINTS:
+        return df
+    keep = np.unique(np.linspace(0, len(df) - 1, MAX_POINTS).round().astype(int))
+    return df.iloc[keep]
+
+
+def training_chart(metrics: pd.DataFrame, title: str = "Training") -> go.Figure:
+    """d2l's animator: train loss and train accuracy through each epoch, test accuracy at its end."""
+    steps = _thin(metrics[metrics.kind == "step"])
+    epochs = metrics[metrics.kind == "epoch"]
+    fig = go.Figure()
+    fig.add_scatter(x=steps.epoch, y=steps.train_loss, name="train loss", mode="lines")
+    fig.add_scatter(x=steps.epoch, y=steps.train_acc, name="train acc", mode="lines", line_dash="dash")
+    fig.add_scatter(x=epochs.epoch, y=epochs.test_acc, name="test acc", mode="lines+markers", line_dash="dot")
+    return _style(fig, title, "epoch", "")
+
+
+def overlay_chart(named: dict[str, pd.DataFrame], column: str, title: str) -> go.Figure:
+    """One curve per run: train loss or accuracy per step, or test accuracy per epoch."""
+    fig = go.Figure()
+    for name, metrics in named.items():
+        rows = metrics[metrics.kind == "epoch"] if column == "test_acc" else _thin(metrics[metrics.kind == "step"])
+        fig.add_scatter(x=rows.epoch, y=rows[column], name=name,
+                        mode="lines+markers" if column == "test_acc" else "lines")
+    return _style(fig, title, "epoch", column.replace("_", " "))
+
+
+def describe_config(model: str, config: dict) -> str:
+    """The knobs that differ from the catalog entry, e.g. 'ratio=8, resolution=32' (or 'book defaults')."""
+    default = registry.get(model).config.kwargs()
+    changed = {k: v for k, v in config.items() if k in default and _plain(default[k]) != _plain(v)}
+    return ", ".join(f"{k}={_plain(v)}" for k, v in changed.items()) or "catalog defaults"
+
+
+def _plain(v):
+    return tuple(_plain(x) for x in v) if isinstance(v, (list, tuple)) else v
+
+
+def history_table(records: list[RunRecord]) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "run": r.id,
+        "model": r.model,
+        "config": describe_config(r.model, r.config),
+        "settings": (f"lr {r.settings['lr']:g}, {r.settings['epochs']} epochs, batch {r.settings['batch_size']}"
+                     + (f", {r.settings['train_subset']} images" if r.settings.get("train_subset") else "")),
+        "status": r.status,
+        "best test acc": r.best_test_acc,
+        "time (s)": None if r.seconds is None else round(r.seconds, 1),
+        "started": datetime.fromtimestamp(r.created).strftime("%m-%d %H:%M:%S"),
+        "owner": r.owner,
+    } for r in records], columns=["run", "model", "config", "settings", "status", "best test acc", "time (s)",
+                                  "started", "owner"])
+
+
+def estimate_seconds(config: ModelConfig, settings: TrainSettings, store: RunStore) -> float:
+    """Expected wall time: this network's compute at the throughput (mult-adds per second) of past runs
+    on the same device, or a conservative guess for a 2-core CPU when there are none yet."""
+    rates = []
+    for r in store.with_status("done", "stopped")[-20:]:
+        if r.images_per_sec and r.settings.get("device") == settings.device:
+            try:
+                done = dataclasses.replace(registry.get(r.model).config, **r.config)
+            except Exception:  # a run from an older catalog
+                continue
+            rates.append(r.images_per_sec * 3 * summarize(done).totals.mult_adds)
+    rate = statistics.median(rates) if rates else (2e10 if settings.device == "cpu" else 2e12)
+    images = settings.epochs * ((settings.train_subset or 60_000) * 3 + 10_000)  # backward ~ 2x forward
+    return images * summarize(config).totals.mult_adds / rate
+
+
+def confusion_heatmap(confusion: list[list[int]]) -> go.Figure:
+    fig = go.Figure(go.Heatmap(z=confusion, x=list(CLASS_NAMES), y=list(CLASS_NAMES), colorscale="Blues",
+                               text=confusion, texttemplate="%{text}", hovertemplate="true %{y}, predicted %{x}: "
+                               "%{z}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed")
+    return _style(fig, "Confusion matrix (test set)", "predicted", "true", height=560)
+
+
+def per_class_accuracy(confusion: list[list[int]]) -> pd.DataFrame:
+    m = np.array(confusion)
+    return pd.DataFrame({"class": CLASS_NAMES, "accuracy": m.diagonal() / m.sum(axis=1).clip(min=1),
+                         "images": m.sum(axis=1)})
+
+
+def confused_examples(record: RunRecord, per_pair: int = 4, pairs: int = 6,
+                      data_dir: str | None = None) -> list[tuple[np.ndarray, str]]:
+    """Misclassified test images, the most confused (true, predicted) pairs first."""
+    if not record.predictions or not record.confusion:
+        return []
+    data = load_fashion_mnist(data_dir)
+    predicted = torch.frombuffer(bytearray(record.predictions), dtype=torch.uint8).long()
+    truth = data.test_labels
+    if len(predicted) != len(truth):  # stored against another copy of the data
+        return []
+    m = np.array(record.confusion)
+    np.fill_diagonal(m, 0)
+    order = np.dstack(np.unravel_index(np.argsort(-m, axis=None), m.shape))[0][:pairs]
+    out = []
+    for t, p in order:
+        if m[t, p] == 0:
+            break
+        idx = torch.nonzero((truth == int(t)) & (predicted == int(p))).flatten()[:per_pair]
+        out += [(data.test_images[i].numpy(), f"true {CLASS_NAMES[t]} / predicted {CLASS_NAMES[p]}")
+                for i in idx.tolist()]
+    return out
+
+
+def batchnorm_parameters(model: str, config: dict, state_dict: dict[str, torch.Tensor]) -> dict[str, tuple]:
+    """Learned scale (gamma) and shift (beta) of each batch-norm layer, as d2l shows net[1].gamma."""
+    with torch.device("meta"):
+        net = registry.build(dataclasses.replace(registry.get(model).config, **config))
+    out = {}
+    for name, module in net.named_modules():
+        if isinstance(module, BatchNorm):
+            keys = (f"{name}.gamma", f"{name}.beta")
+        elif isinstance(module, nn.modules.batchnorm._BatchNorm):
+            keys = (f"{name}.weight", f"{name}.bias")
+        else:
+            continue
+        gamma, beta = (state_dict[k].flatten().numpy() for k in keys)
+        out[name] = (gamma, beta)
+    return out
+
+
+def batchnorm_chart(layer: str, gamma: np.ndarray, beta: np.ndarray) -> go.Figure:
+    fig = go.Figure()
+    fig.add_bar(x=np.arange(len(gamma)), y=gamma, name="gamma (scale)")
+    fig.add_bar(x=np.arange(len(beta)), y=beta, name="beta (shift)")
+    return _style(fig, f"Batch norm {layer}: learned gamma and beta", "channel", "value", height=320)

@@ -1,0 +1,78 @@
+"""Runs: the history, curves of several runs overlaid, and one run in detail."""
+
+import io
+
+import streamlit as st
+
+from explorer.runviews import (
+    batchnorm_chart,
+    batchnorm_parameters,
+    confused_examples,
+    confusion_heatmap,
+    history_table,
+    overlay_chart,
+    per_class_accuracy,
+)
+from pages.common import run_manager
+
+manager = run_manager()
+owner = st.session_state.get("owner", st.query_params.get("me", ""))
+
+st.title("Runs")
+queue = manager.queue()
+if queue:
+    st.caption("Queue (everyone's): " + " · ".join(
+        f"{v.record.model} {v.id} {'running' if v.position is None else f'waiting #{v.position}'}"
+        + (" (yours)" if v.record.owner == owner else "") for v in queue))
+
+records = manager.store.list(owner=owner)
+if not records:
+    st.info("No runs yet: start one on the Train page.")
+    st.stop()
+
+table = history_table(records)
+st.caption("Your runs first. Select rows to overlay their curves; the first selected is shown in detail.")
+picked = st.dataframe(table, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row",
+                      key="r.table", column_config={"best test acc": st.column_config.NumberColumn(format="%.3f")})
+rows = picked.selection.rows or [0]
+chosen = [records[i] for i in rows]
+
+if len(chosen) > 1:
+    named = {f"{r.model} {r.id}": manager.store.metrics(r.id) for r in chosen}
+    a, b = st.columns(2)
+    a.plotly_chart(overlay_chart(named, "train_loss", "Training loss"), key="r.loss")
+    b.plotly_chart(overlay_chart(named, "test_acc", "Test accuracy"), key="r.acc")
+
+r = chosen[0]
+st.header(f"{r.model} · run {r.id} · {r.status}")
+metrics = manager.store.metrics(r.id)
+if r.error:
+    st.error(r.error)
+if r.confusion:
+    left, right = st.columns([3, 2])
+    left.plotly_chart(confusion_heatmap(r.confusion), key="r.confusion")
+    right.dataframe(per_class_accuracy(r.confusion), hide_index=True, width="stretch",
+                    column_config={"accuracy": st.column_config.ProgressColumn(min_value=0, max_value=1,
+                                                                               format="%.3f")})
+    examples = confused_examples(r, data_dir=manager.data_dir)
+    if examples:
+        st.subheader("Test images it gets wrong, most confused pairs first")
+        st.image([img for img, _ in examples], caption=[c for _, c in examples], width=112)
+
+if r.weights_path:
+    weights = manager.load_weights(r.id)
+    norms = batchnorm_parameters(r.model, r.config, weights)
+    if norms:
+        st.subheader("What batch normalization learned")
+        for layer, (gamma, beta) in norms.items():
+            st.plotly_chart(batchnorm_chart(layer, gamma, beta), key=f"r.bn.{layer}")
+    buffer = io.BytesIO()
+    with open(r.weights_path, "rb") as f:
+        buffer.write(f.read())
+    st.download_button("Download the weights (state_dict)", buffer.getvalue(), file_name=f"{r.model}-{r.id}.pt")
+
+st.download_button("Download the metrics (CSV)", metrics.to_csv(index=False), file_name=f"{r.model}-{r.id}.csv",
+                   mime="text/csv")
+if st.button("Delete this run", key="r.delete"):
+    manager.delete(r.id)
+    st.rerun()
