@@ -10,8 +10,9 @@ AXIS = {"tickfont": {"size": 15}, "title_font": {"size": 16}}
 
 
 def _layout(fig: go.Figure, title: str, y_title: str, log: bool = False) -> go.Figure:
-    fig.update_layout(title={"text": title, "font": {"size": 20}}, font=FONT, margin={"l": 60, "r": 20, "t": 60, "b": 60}, height=420,
-                      legend={"orientation": "h", "y": -0.25}, hovermode="x unified")
+    fig.update_layout(title={"text": title, "font": {"size": 20}}, font=FONT, height=420,
+                      margin={"l": 60, "r": 20, "t": 60, "b": 60}, legend={"orientation": "h", "y": -0.25},
+                      hovermode="x unified")
     fig.update_yaxes(title=y_title, type="log" if log else "linear", **AXIS)
     fig.update_xaxes(title="layer (in order)", **AXIS)
     return fig

@@ -5,10 +5,10 @@ import streamlit as st
 from explorer import charts, registry
 from explorer.codegen import export_code
 from explorer.diagram import diagram_dot
+from explorer.summary import summarize
 from explorer.tables import format_layers
 from explorer.ui import config_params, headline, warm_up
 from pages.common import config_editor
-from explorer.summary import summarize
 
 warm_up()
 params = st.query_params.to_dict()

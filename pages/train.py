@@ -4,7 +4,6 @@ import uuid
 
 import streamlit as st
 
-from explorer import registry
 from explorer.errors import ConfigError
 from explorer.runviews import estimate_seconds, training_chart
 from explorer.store import FINISHED
