@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+import pages.common  # noqa: F401  (routes a first visit through app.py's navigation)
 from explorer.ui import catalog_table
 
 st.title("CNN Explorer")

@@ -13,6 +13,20 @@ from explorer.errors import ConfigError
 from explorer.summary import check
 from explorer.ui import config_from_params, knob_text
 
+
+def _through_app_navigation() -> None:
+    """Until app.py has called st.navigation once, Streamlit serves pages/ in its legacy multipage mode: a
+    first visitor who opens /train directly would get the file list as navigation and no page config.
+    Leave that mode and rerun, so app.py's navigation handles the request."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+_through_app_navigation()
+
 HIDDEN_KNOBS = ("in_channels", "num_classes")
 PAGE_PARAMS = ("batch", "run")  # URL parameters of the pages themselves, not knobs
 

@@ -31,7 +31,7 @@ def test_pick_vgg_change_ratio_share_and_compare(server):
         wait_idle(page)
         expect(page.get_by_role("heading", name="resnet18")).to_be_visible()
         page.get_by_role("combobox", name="Architecture").click()
-        page.get_by_role("option", name="VGG").click()
+        page.get_by_role("option", name="VGG", exact=True).click()
         wait_idle(page)
         expect(page.get_by_role("heading", name="vgg11")).to_be_visible()
         before = params_value(page)

@@ -1,0 +1,122 @@
+"""The Train and Runs pages through AppTest, training for real on small generated data."""
+
+import base64
+import json
+import time
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import write_dataset
+from tests.test_app import APP
+
+
+@pytest.fixture(scope="module")
+def app_env(tmp_path_factory):
+    """A run store and data directory of this module's own; the app's run manager is rebuilt on them."""
+    from pages.common import run_manager
+
+    home = tmp_path_factory.mktemp("home")
+    data = write_dataset(tmp_path_factory.mktemp("data"))
+    mp = pytest.MonkeyPatch()
+    mp.setenv("EXPLORER_HOME", str(home))
+    mp.setenv("EXPLORER_DATA_DIR", str(data))
+    mp.setenv("EXPLORER_THREADS", "1")
+    run_manager.clear()
+    yield home
+    run_manager().shutdown()
+    run_manager.clear()
+    mp.undo()
+
+
+def train_page(**params) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.switch_page("pages/train.py").run()  # opened directly, as a bookmarked URL is
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def pick_lenet_bn(at: AppTest, epochs: int, batch: int) -> None:
+    at.sidebar.selectbox(key="t.family").set_value("LeNet").run()
+    at.sidebar.selectbox(key="t.preset:LeNet").set_value("lenet-bn").run()
+    at.number_input(key="t.lenet-bn.quick.epochs").set_value(epochs).run()
+    at.number_input(key="t.lenet-bn.quick.batch").set_value(batch).run()
+
+
+def array_length(values) -> int:
+    """Plotly's JSON holds numeric arrays as base64 ({"dtype": "f8", "bdata": ...}) or as plain lists."""
+    if isinstance(values, dict):
+        return len(base64.b64decode(values["bdata"])) // np.dtype(values["dtype"]).itemsize
+    return len(values)
+
+
+def points(at: AppTest) -> int:
+    charts = at.get("plotly_chart")
+    if not charts:
+        return 0
+    return sum(array_length(trace.get("x", [])) for trace in json.loads(charts[0].proto.spec)["data"])
+
+
+def wait_for(at: AppTest, predicate, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.5)
+        at.run()
+
+
+def test_explore_config_carries_over_to_train(app_env):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.sidebar.number_input(key="x.vgg11-small.ratio").set_value(8).run()
+    at.switch_page("pages/train.py").run()
+    assert at.sidebar.number_input(key="t.vgg11-small.ratio").value == 8
+    assert any("Estimated:" in c.value and "MiB" in c.value for c in at.caption)
+
+
+def test_start_watch_stop_and_inspect(app_env):
+    at = train_page()
+    pick_lenet_bn(at, epochs=200, batch=8)
+    at.button(key="t.start").click().run()
+    run_id = at.query_params["run"]
+    assert at.query_params["me"]
+    wait_for(at, lambda: points(at) > 0)
+    first = points(at)
+    wait_for(at, lambda: points(at) > first)  # the chart's data grows as the run goes on
+    second = points(at)
+    wait_for(at, lambda: points(at) > second)
+    assert any("running" in s.value for s in at.subheader)
+    assert at.get("progress")[0].proto.value > 0
+    at.button(key="t.stop").click().run()
+    wait_for(at, lambda: any("stopped" in s.value for s in at.subheader), timeout=30)
+
+    again = train_page(run=run_id)  # a closed tab comes back through the URL
+    assert any(run_id in s.value and "stopped" in s.value for s in again.subheader)
+
+    pick_lenet_bn(at, epochs=2, batch=64)
+    at.button(key="t.start").click().run()
+    done_id = at.query_params["run"]
+    wait_for(at, lambda: any("done" in s.value for s in at.subheader))
+
+    at.switch_page("pages/runs.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    history = next(t.value for t in at.dataframe if "best test acc" in t.value.columns)
+    assert list(history.run[:2]) == [done_id, run_id]  # newest first
+    assert list(history.status[:2]) == ["done", "stopped"]
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    heatmap = next(s for s in specs if s["data"][0]["type"] == "heatmap")
+    z = heatmap["data"][0]["z"]
+    total = (np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"]).sum() if isinstance(z, dict)
+             else sum(map(sum, z)))
+    assert total == 200  # every test image counted once
+    gammas = [s for s in specs if "gamma" in s["layout"]["title"]["text"]]
+    assert len(gammas) == 4  # lenet-bn has four batch-norm layers
+    assert at.get("imgs") or at.get("image")  # the confused test images
+    assert len(at.get("download_button")) == 2
+
+    at.button(key="r.delete").click().run()
+    history = next(t.value for t in at.dataframe if "best test acc" in t.value.columns)
+    assert done_id not in set(history.run)
