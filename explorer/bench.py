@@ -66,11 +66,17 @@ def bench_train(name: str, resolution: int | None = None, batch_size: int | None
     entry = registry.get(name)
     config = replace(entry.config, resolution=resolution or entry.config.resolution)
     batch_size = batch_size or entry.book.batch_size
-    if batches <= WARMUP_BATCHES:
-        from explorer.errors import ConfigError
-
-        raise ConfigError("batches", f"must be more than {WARMUP_BATCHES} (the warm-up batches)")
     import torch
+
+    from explorer.data import load_fashion_mnist
+    from explorer.errors import ConfigError
+
+    if batches <= WARMUP_BATCHES:
+        raise ConfigError("batches", f"must be more than {WARMUP_BATCHES} (the warm-up batches)")
+    available = len(load_fashion_mnist(data_dir).train_labels)
+    if batches * batch_size > available:
+        raise ConfigError("batches", f"{batches} batches of {batch_size} need {batches * batch_size} training "
+                                     f"images; the data has {available}")
 
     torch.set_num_threads(default_threads())
     settings = TrainSettings(lr=entry.book.lr, epochs=1, batch_size=batch_size, train_subset=batches * batch_size,
@@ -152,3 +158,25 @@ def _d2l_images_per_sec(config, settings, batches: int, data_dir: str | None) ->
         elapsed = time.perf_counter() - start
         del train_iter
     return (batches - WARMUP_BATCHES) * settings.batch_size / elapsed
+
+
+@dataclass(frozen=True)
+class QuickResult:
+    name: str
+    test_acc: float
+    seconds: float
+    images_per_sec: float
+    changes: tuple[str, ...]
+
+
+def bench_quick(names: list[str] | None = None, data_dir: str | None = None) -> list[QuickResult]:
+    """Train each model's quick preset on the real data: final test accuracy and wall time."""
+    from explorer.train import preset, train
+
+    out = []
+    for name in names or registry.list_models():
+        p = preset(name, "quick")
+        result = train(p.config, p.settings, data_dir=data_dir)
+        last = [h for h in result.history if h.kind == "epoch"][-1]
+        out.append(QuickResult(name, last.test_acc, result.seconds, last.images_per_sec, p.changes))
+    return out

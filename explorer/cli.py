@@ -50,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     s.add_argument("--data-dir")
     s.set_defaults(func=cmd_bench_train)
+    s = bench.add_parser("quick", help="train each quick preset on the real data: test accuracy and time")
+    s.add_argument("names", nargs="*", help="catalog names (default: all)")
+    s.add_argument("--data-dir")
+    s.set_defaults(func=cmd_bench_quick)
 
     s = sub.add_parser("train", help="train on Fashion-MNIST; the run is stored")
     _model_args(s)
@@ -152,6 +156,17 @@ def cmd_bench_train(args: argparse.Namespace) -> int:
     print(f"d2l pipeline  {r.d2l_images_per_sec:10.1f} images/s")
     print(f"ours          {r.ours_images_per_sec:10.1f} images/s")
     print(f"ratio {r.ratio:.2f}")
+    return 0
+
+
+def cmd_bench_quick(args: argparse.Namespace) -> int:
+    from explorer.bench import bench_quick
+
+    print("| model | test acc | time (s) | images/s | quick preset changes |")
+    print("|---|---|---|---|---|")
+    for r in bench_quick(args.names or None, args.data_dir):
+        print(f"| {r.name} | {r.test_acc:.3f} | {r.seconds:.0f} | {r.images_per_sec:.0f} | "
+              f"{'; '.join(r.changes)} |", flush=True)
     return 0
 
 

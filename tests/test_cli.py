@@ -65,3 +65,34 @@ def test_code_export_prints_a_runnable_file(tmp_path, capsys):
     assert result.returncode == 0, result.stderr
     config = registry.get("resnet18").config.__class__(blocks=(1, 1), channels=(8, 16))
     assert f"parameters: {summarize(config).totals.params}" in result.stdout
+
+
+def test_bench_train_prints_both_pipelines_and_the_ratio(tmp_path):
+    from tests.conftest import write_dataset
+
+    data = write_dataset(tmp_path / "data", n_train=600, n_test=50)
+    result = run_cli("bench", "train", "lenet-bn", "--batches", "8", "--batch-size", "64", "--data-dir", str(data))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    d2l, ours = (float(line.split()[-2]) for line in lines[1:3])
+    assert d2l > 0 and ours > 0
+    assert lines[-1].startswith("ratio ") and abs(float(lines[-1].split()[1]) - ours / d2l) < 0.02
+    too_many = run_cli("bench", "train", "lenet-bn", "--batches", "50", "--data-dir", str(data))
+    assert too_many.returncode == 2 and "the data has 600" in too_many.stderr
+
+
+def test_train_and_runs_commands(tmp_path):
+    from tests.conftest import write_dataset
+
+    data = write_dataset(tmp_path / "data", n_train=256, n_test=50)
+    home = tmp_path / "home"
+    result = run_cli("train", "lenet-bn", "--epochs", "2", "--batch-size", "32", "--data-dir", str(data),
+                     "--home", str(home))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("run ") and " done: loss " in result.stdout and "test acc" in result.stdout
+    listed = run_cli("runs", "--home", str(home))
+    assert "lenet-bn" in listed.stdout and "done" in listed.stdout
+    bad = run_cli("train", "lenet-bn", "--lr", "-1", "--data-dir", str(data), "--home", str(home))
+    assert bad.returncode == 2 and "lr" in bad.stderr and "Traceback" not in bad.stderr
+    missing = run_cli("train", "lenet", "--data-dir", str(tmp_path / "nowhere"), "--home", str(home))
+    assert missing.returncode == 2 and "is not a directory" in missing.stderr

@@ -11,6 +11,7 @@ from explorer.errors import ConfigError
 from explorer.runs import RunManager
 from explorer.store import RunStore
 from explorer.train import TrainSettings, preset, train
+from tests.conftest import DEBIAN_DATA
 
 LENET_BN = registry.get("lenet-bn").config
 
@@ -165,3 +166,13 @@ def test_weights_load_safely(manager, tmp_path):
         db.execute("UPDATE runs SET weights_path = ? WHERE id = ?", (str(evil), run_id))
     with pytest.raises(Exception, match="[Ww]eights only"):
         manager.load_weights(run_id)
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not DEBIAN_DATA.is_dir(), reason="Debian's dataset-fashion-mnist is not installed "
+                    "(apt-get install dataset-fashion-mnist)")
+def test_lenet_bn_quick_preset_reaches_85_percent_on_real_data():
+    p = preset("lenet-bn", "quick")
+    result = train(p.config, p.settings, data_dir=str(DEBIAN_DATA))
+    final = [h for h in result.history if h.kind == "epoch"][-1]
+    assert final.test_acc >= 0.85, f"test accuracy {final.test_acc:.3f}"
