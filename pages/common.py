@@ -28,7 +28,7 @@ def _through_app_navigation() -> None:
 _through_app_navigation()
 
 HIDDEN_KNOBS = ("in_channels", "num_classes")
-PAGE_PARAMS = ("batch", "run")  # URL parameters of the pages themselves, not knobs
+PAGE_PARAMS = ("batch", "run", "me")  # URL parameters of the pages themselves, not knobs
 
 
 @st.cache_resource

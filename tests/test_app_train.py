@@ -93,8 +93,9 @@ def test_start_watch_stop_and_inspect(app_env):
     at.button(key="t.stop").click().run()
     wait_for(at, lambda: any("stopped" in s.value for s in at.subheader), timeout=30)
 
-    again = train_page(run=run_id)  # a closed tab comes back through the URL
+    again = train_page(run=run_id, me=at.query_params["me"])  # a closed tab comes back through the URL
     assert any(run_id in s.value and "stopped" in s.value for s in again.subheader)
+    assert not again.warning  # page parameters are not mistaken for knobs
 
     pick_lenet_bn(at, epochs=2, batch=64)
     at.button(key="t.start").click().run()
