@@ -74,9 +74,9 @@ def bench_train(name: str, resolution: int | None = None, batch_size: int | None
     if batches <= WARMUP_BATCHES:
         raise ConfigError("batches", f"must be more than {WARMUP_BATCHES} (the warm-up batches)")
     available = len(load_fashion_mnist(data_dir).train_labels)
-    if batches * batch_size > available:
-        raise ConfigError("batches", f"{batches} batches of {batch_size} need {batches * batch_size} training "
-                                     f"images; the data has {available}")
+    if (batches + 1) * batch_size > available:
+        raise ConfigError("batches", f"{batches} batches of {batch_size} need {(batches + 1) * batch_size} "
+                                     f"training images; the data has {available}")
 
     torch.set_num_threads(default_threads())
     settings = TrainSettings(lr=entry.book.lr, epochs=1, batch_size=batch_size, train_subset=batches * batch_size,
@@ -88,17 +88,21 @@ def bench_train(name: str, resolution: int | None = None, batch_size: int | None
 
 def _our_images_per_sec(config, settings, batches: int, data_dir: str | None) -> float:
     import threading
+    from dataclasses import replace
 
     from explorer.train import train
 
     stop, marks = threading.Event(), {}
 
     def on_progress(p) -> None:
-        marks[p.step] = p.elapsed
+        if p.kind == "step":  # an epoch report repeats its last step's number, timed after the test pass
+            marks[p.step] = p.elapsed
         if p.step >= batches:
             stop.set()
 
-    train(config, settings, on_progress, stop, data_dir=data_dir)
+    # one batch more than timed, so the stop comes before the epoch's end and its test pass
+    train(config, replace(settings, train_subset=(batches + 1) * settings.batch_size), on_progress, stop,
+          data_dir=data_dir)
     return (batches - WARMUP_BATCHES) * settings.batch_size / (marks[batches] - marks[WARMUP_BATCHES])
 
 
@@ -141,12 +145,11 @@ def _d2l_images_per_sec(config, settings, batches: int, data_dir: str | None) ->
         optimizer = torch.optim.SGD(net.parameters(), lr=settings.lr)
         loss = nn.CrossEntropyLoss()
         net.train()
-        start = None
-        for i, (X, y) in enumerate(train_iter):
+        loader = iter(train_iter)
+        for i in range(batches):
             if i == WARMUP_BATCHES:
                 start = time.perf_counter()
-            if i == batches:
-                break
+            X, y = next(loader)
             optimizer.zero_grad()
             X, y = X.to(device), y.to(device)
             y_hat = net(X)
@@ -156,7 +159,7 @@ def _d2l_images_per_sec(config, settings, batches: int, data_dir: str | None) ->
             with torch.no_grad():  # d2l's Accumulator reads both back every batch
                 float(l * X.shape[0]), float((y_hat.argmax(axis=1).type(y.dtype) == y).sum())
         elapsed = time.perf_counter() - start
-        del train_iter
+        del loader  # shuts its worker processes down before our pipeline is timed
     return (batches - WARMUP_BATCHES) * settings.batch_size / elapsed
 
 
