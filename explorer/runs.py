@@ -26,7 +26,7 @@ from explorer.data import find_data_dir
 from explorer.errors import ConfigError
 from explorer.store import FINISHED, RunRecord, RunStore
 from explorer.summary import summarize
-from explorer.train import Progress, TrainSettings, default_threads, train
+from explorer.train import Progress, TrainSettings, train
 
 log = logging.getLogger(__name__)
 
@@ -243,4 +243,4 @@ class RunManager:
                           predictions=result.predictions or None, weights_path=str(weights), seconds=result.seconds)
 
 
-__all__ = ["RunManager", "RunView", "default_home", "memory_budget", "default_threads"]
+__all__ = ["RunManager", "RunView", "default_home", "memory_budget"]
