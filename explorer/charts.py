@@ -9,13 +9,18 @@ FONT = {"size": 16}
 AXIS = {"tickfont": {"size": 15}, "title_font": {"size": 16}}
 
 
-def _layout(fig: go.Figure, title: str, y_title: str, log: bool = False) -> go.Figure:
-    fig.update_layout(title={"text": title, "font": {"size": 20}}, font=FONT, height=420,
-                      margin={"l": 60, "r": 20, "t": 60, "b": 60}, legend={"orientation": "h", "y": -0.25},
-                      hovermode="x unified")
+def style(fig: go.Figure, title: str, x_title: str, y_title: str, log: bool = False,
+          height: int = 420) -> go.Figure:
+    """Projector-sized fonts, a title and axis names; the app's light or dark theme does the colours."""
+    fig.update_layout(title={"text": title, "font": {"size": 20}}, font=FONT, height=height,
+                      margin={"l": 60, "r": 20, "t": 60, "b": 60}, legend={"orientation": "h", "y": -0.25})
     fig.update_yaxes(title=y_title, type="log" if log else "linear", **AXIS)
-    fig.update_xaxes(title="layer (in order)", **AXIS)
+    fig.update_xaxes(title=x_title, **AXIS)
     return fig
+
+
+def _layout(fig: go.Figure, title: str, y_title: str, log: bool = False) -> go.Figure:
+    return style(fig, title, "layer (in order)", y_title, log).update_layout(hovermode="x unified")
 
 
 def _leaves(layers: pd.DataFrame) -> pd.DataFrame:

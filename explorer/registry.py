@@ -6,6 +6,7 @@ the pages and the parametrized tests.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -81,6 +82,11 @@ def entry_for(config: ModelConfig) -> ModelEntry:
     if not same:
         raise ConfigError("model", f"{type(config).__name__} is not in the catalog")
     return min(same, key=lambda e: len(config.changes(e.config)))
+
+
+def config_from(name: str, values: dict) -> ModelConfig:
+    """A catalog entry's config with stored field values (from JSON) applied, validated again."""
+    return dataclasses.replace(get(name).config, **values)
 
 
 def build(config: ModelConfig) -> nn.Module:

@@ -181,8 +181,7 @@ class RunManager:
 
     def config_of(self, record: RunRecord) -> tuple[ModelConfig, TrainSettings]:
         """Rebuild (and so re-validate) the config and settings a run was stored with."""
-        config = dataclasses.replace(registry.get(record.model).config, **record.config)
-        return config, TrainSettings(**record.settings)
+        return registry.config_from(record.model, record.config), TrainSettings(**record.settings)
 
     @staticmethod
     def estimate_bytes(config: ModelConfig, settings: TrainSettings) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import statistics
 from datetime import datetime
 
@@ -13,23 +12,16 @@ import torch
 from torch import nn
 
 from explorer import registry
-from explorer.charts import AXIS, FONT
+from explorer.charts import style
 from explorer.config import ModelConfig
 from explorer.data import CLASS_NAMES, load_fashion_mnist
+from explorer.errors import ConfigError
 from explorer.models.lenet import BatchNorm
 from explorer.store import RunRecord, RunStore
 from explorer.summary import summarize
 from explorer.train import TrainSettings
 
 MAX_POINTS = 400  # thin long series before drawing: each redraw ships the whole figure
-
-
-def _style(fig: go.Figure, title: str, x: str, y: str, height: int = 400) -> go.Figure:
-    fig.update_layout(title={"text": title, "font": {"size": 20}}, font=FONT, height=height,
-                      margin={"l": 60, "r": 20, "t": 60, "b": 50}, legend={"orientation": "h", "y": -0.2})
-    fig.update_xaxes(title=x, **AXIS)
-    fig.update_yaxes(title=y, **AXIS)
-    return fig
 
 
 def _thin(df: pd.DataFrame) -> pd.DataFrame:
@@ -47,7 +39,7 @@ def training_chart(metrics: pd.DataFrame, title: str = "Training") -> go.Figure:
     fig.add_scatter(x=steps.epoch, y=steps.train_loss, name="train loss", mode="lines")
     fig.add_scatter(x=steps.epoch, y=steps.train_acc, name="train acc", mode="lines", line_dash="dash")
     fig.add_scatter(x=epochs.epoch, y=epochs.test_acc, name="test acc", mode="lines+markers", line_dash="dot")
-    return _style(fig, title, "epoch", "")
+    return style(fig, title, "epoch", "", height=400)
 
 
 def overlay_chart(named: dict[str, pd.DataFrame], column: str, title: str) -> go.Figure:
@@ -57,7 +49,7 @@ def overlay_chart(named: dict[str, pd.DataFrame], column: str, title: str) -> go
         rows = metrics[metrics.kind == "epoch"] if column == "test_acc" else _thin(metrics[metrics.kind == "step"])
         fig.add_scatter(x=rows.epoch, y=rows[column], name=name,
                         mode="lines+markers" if column == "test_acc" else "lines")
-    return _style(fig, title, "epoch", column.replace("_", " "))
+    return style(fig, title, "epoch", column.replace("_", " "), height=400)
 
 
 def describe_config(model: str, config: dict) -> str:
@@ -94,8 +86,8 @@ def estimate_seconds(config: ModelConfig, settings: TrainSettings, store: RunSto
     for r in store.with_status("done", "stopped")[-20:]:
         if r.images_per_sec and r.settings.get("device") == settings.device:
             try:
-                done = dataclasses.replace(registry.get(r.model).config, **r.config)
-            except Exception:  # a run from an older catalog
+                done = registry.config_from(r.model, r.config)
+            except (ConfigError, TypeError):  # a run stored by an older catalog
                 continue
             rates.append(r.images_per_sec * 3 * summarize(done).totals.mult_adds)
     rate = statistics.median(rates) if rates else (2e10 if settings.device == "cpu" else 2e12)
@@ -108,7 +100,7 @@ def confusion_heatmap(confusion: list[list[int]]) -> go.Figure:
                                text=confusion, texttemplate="%{text}", hovertemplate="true %{y}, predicted %{x}: "
                                "%{z}<extra></extra>"))
     fig.update_yaxes(autorange="reversed")
-    return _style(fig, "Confusion matrix (test set)", "predicted", "true", height=560)
+    return style(fig, "Confusion matrix (test set)", "predicted", "true", height=560)
 
 
 def per_class_accuracy(confusion: list[list[int]]) -> pd.DataFrame:
@@ -143,7 +135,7 @@ def confused_examples(record: RunRecord, per_pair: int = 4, pairs: int = 6,
 def batchnorm_parameters(model: str, config: dict, state_dict: dict[str, torch.Tensor]) -> dict[str, tuple]:
     """Learned scale (gamma) and shift (beta) of each batch-norm layer, as d2l shows net[1].gamma."""
     with torch.device("meta"):
-        net = registry.build(dataclasses.replace(registry.get(model).config, **config))
+        net = registry.build(registry.config_from(model, config))
     out = {}
     for name, module in net.named_modules():
         if isinstance(module, BatchNorm):
@@ -161,4 +153,4 @@ def batchnorm_chart(layer: str, gamma: np.ndarray, beta: np.ndarray) -> go.Figur
     fig = go.Figure()
     fig.add_bar(x=np.arange(len(gamma)), y=gamma, name="gamma (scale)")
     fig.add_bar(x=np.arange(len(beta)), y=beta, name="beta (shift)")
-    return _style(fig, f"Batch norm {layer}: learned gamma and beta", "channel", "value", height=320)
+    return style(fig, f"Batch norm {layer}: learned gamma and beta", "channel", "value", height=320)
