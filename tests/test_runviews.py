@@ -53,8 +53,10 @@ def test_confusions_and_per_class_accuracy(finished):
     assert accuracy.images.sum() == 100
     assert abs((accuracy.accuracy * accuracy.images).sum() / 100 - r.test_acc) < 1e-6  # test_acc is float32
     examples = confused_examples(r, data_dir=data)
-    wrong = 100 - sum(r.confusion[i][i] for i in range(10))
-    assert len(examples) == min(wrong, 6 * 4)
+    off_diagonal = sorted((r.confusion[t][p] for t in range(10) for p in range(10) if t != p), reverse=True)
+    assert len(examples) == sum(min(4, n) for n in off_diagonal[:6])  # 4 images of each of the top 6 pairs
+    first_pair = examples[0][1]
+    assert sum(caption == first_pair for _, caption in examples) == min(4, off_diagonal[0])
     assert all(img.shape == (28, 28) and caption.startswith("true ") for img, caption in examples)
 
 
