@@ -174,12 +174,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from explorer.runs import RunManager
-    from explorer.summary import check
     from explorer.train import TrainSettings, preset
 
     chosen = preset(args.name, args.preset, args.device)
     config = _config(args, chosen.config)
-    check(config)
     changes = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr), ("batch_size", args.batch_size),
                                  ("train_subset", args.train_subset)) if v is not None}
     settings: TrainSettings = replace(chosen.settings, **changes)

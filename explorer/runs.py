@@ -26,7 +26,7 @@ from explorer.data import find_data_dir
 from explorer.errors import ConfigError
 from explorer.store import FINISHED, RunRecord, RunStore
 from explorer.summary import summarize
-from explorer.train import Progress, TrainSettings, train
+from explorer.train import Progress, TrainSettings, check_trainable, train
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +109,7 @@ class RunManager:
     def start(self, model: str, config: ModelConfig, settings: TrainSettings, owner: str = "") -> str:
         """Validate and queue a run; returns its id at once. Raises ConfigError for what cannot run."""
         registry.get(model)
-        if settings.device == "cuda" and not torch.cuda.is_available():
-            raise ConfigError("device", "CUDA is not available on this machine; use cpu")
-        if config.in_channels != 1 or config.num_classes != 10:
-            raise ConfigError("in_channels", "Fashion-MNIST needs in_channels=1 and num_classes=10")
+        check_trainable(config, settings)
         find_data_dir(self.data_dir)
         need = self.estimate_bytes(config, settings)
         budget = memory_budget(settings.device)

@@ -54,13 +54,8 @@ def overlay_chart(named: dict[str, pd.DataFrame], column: str, title: str) -> go
 
 def describe_config(model: str, config: dict) -> str:
     """The knobs that differ from the catalog entry, e.g. 'ratio=8, resolution=32' (or 'book defaults')."""
-    default = registry.get(model).config.kwargs()
-    changed = {k: v for k, v in config.items() if k in default and _plain(default[k]) != _plain(v)}
-    return ", ".join(f"{k}={_plain(v)}" for k, v in changed.items()) or "catalog defaults"
-
-
-def _plain(v):
-    return tuple(_plain(x) for x in v) if isinstance(v, (list, tuple)) else v
+    changed = registry.config_from(model, config).changes(registry.get(model).config)
+    return ", ".join(f"{k}={v}" for k, v in changed.items()) or "catalog defaults"
 
 
 def history_table(records: list[RunRecord]) -> pd.DataFrame:

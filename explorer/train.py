@@ -187,16 +187,21 @@ def default_threads() -> int:
     return int(os.environ.get("EXPLORER_THREADS", 0)) or len(os.sched_getaffinity(0))
 
 
-def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[Progress], None] | None = None,
-          stop: threading.Event | None = None, threads: int | None = None,
-          data_dir: str | None = None) -> TrainResult:
-    """Train `config` on Fashion-MNIST; reports progress a few dozen times an epoch; stops within a batch."""
+def check_trainable(config: ModelConfig, settings: TrainSettings) -> None:
+    """What a run needs before it starts: Fashion-MNIST's shape, the device, and a config that runs."""
     if config.in_channels != 1 or config.num_classes != len(CLASS_NAMES):
         raise ConfigError("in_channels" if config.in_channels != 1 else "num_classes",
                           "Fashion-MNIST needs in_channels=1 and num_classes=10")
     if settings.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device", "CUDA is not available on this machine; use cpu")
     check(config)  # an impossible config is a ConfigError naming the knob, not a torch error mid-run
+
+
+def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[Progress], None] | None = None,
+          stop: threading.Event | None = None, threads: int | None = None,
+          data_dir: str | None = None) -> TrainResult:
+    """Train `config` on Fashion-MNIST; reports progress a few dozen times an epoch; stops within a batch."""
+    check_trainable(config, settings)
     torch.set_num_threads(threads or default_threads())
     device = torch.device(settings.device)
     cuda = device.type == "cuda"
@@ -294,4 +299,4 @@ def confusion_matrix(y: torch.Tensor, predictions: torch.Tensor, classes: int = 
     return counts.reshape(classes, classes).tolist()
 
 
-__all__ = ["TrainSettings", "Preset", "preset", "Progress", "TrainResult", "train", "prepare"]
+__all__ = ["TrainSettings", "Preset", "preset", "Progress", "TrainResult", "check_trainable", "train", "prepare"]
