@@ -2,7 +2,9 @@
 
 import streamlit as st
 
-st.set_page_config(page_title="CNN Explorer", page_icon=":material/neurology:", layout="wide")
+# presentation mode (?present=1, a lecturer's bookmark) opens with the editor out of the way
+st.set_page_config(page_title="CNN Explorer", page_icon=":material/neurology:", layout="wide",
+                   initial_sidebar_state="collapsed" if st.query_params.get("present") == "1" else "auto")
 st.navigation([
     st.Page("pages/explore.py", title="Explore", icon=":material/search:", default=True),
     st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),

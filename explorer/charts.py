@@ -11,12 +11,28 @@ AXIS = {"tickfont": {"size": 15}, "title_font": {"size": 16}}
 
 def style(fig: go.Figure, title: str, x_title: str, y_title: str, log: bool = False,
           height: int = 420) -> go.Figure:
-    """Projector-sized fonts, a title and axis names; the app's light or dark theme does the colours."""
+    """Projector-sized fonts, a title and axis names; the app's light or dark theme does the colours.
+
+    The axis type is left to Plotly unless `log` asks for a log axis: forcing "linear" would turn a
+    heatmap's class-name categories into numbers and draw an empty plot.
+    """
     fig.update_layout(title={"text": title, "font": {"size": 20}}, font=FONT, height=height,
                       margin={"l": 60, "r": 20, "t": 60, "b": 60}, legend={"orientation": "h", "y": -0.25})
-    fig.update_yaxes(title=y_title, type="log" if log else "linear", **AXIS)
+    fig.update_yaxes(title=y_title, **AXIS)
+    if log:
+        fig.update_yaxes(type="log")
     fig.update_xaxes(title=x_title, **AXIS)
     return fig
+
+
+def powers_of_two(values: pd.Series) -> list[int]:
+    """Tick values for a log axis of channel counts or pixel sizes: 1, 2, 4, ... across the data.
+
+    Plotly's own ticks on a short log range are minor labels such as "10.65162".
+    """
+    lo, hi = max(int(values.min()), 1), max(int(values.max()), 1)
+    ticks = [2 ** k for k in range(0, 31) if lo / 2 < 2 ** k < hi * 2]
+    return ticks[::2] if len(ticks) > 8 else ticks
 
 
 def _layout(fig: go.Figure, title: str, y_title: str, log: bool = False) -> go.Figure:
@@ -52,8 +68,12 @@ def shape_flow_chart(named: dict[str, pd.DataFrame]) -> go.Figure:
                         mode="lines+markers", customdata=spatial.label, line_shape="hv", line_dash="dot",
                         yaxis="y2", hovertemplate="%{customdata}: %{y} px<extra></extra>")
     fig = _layout(fig, "Shape flow", "channels (log)", log=True)
-    fig.update_layout(yaxis2={"title": "height = width (px)", "overlaying": "y", "side": "right",
-                              "type": "log"})
+    channels = pd.concat([_leaves(layers).output_shape.map(lambda s: s[0]) for layers in named.values()])
+    sizes = pd.concat([_leaves(layers).output_shape.map(lambda s: s[1] if len(s) == 3 else 1)
+                       for layers in named.values()])
+    fig.update_yaxes(tickvals=powers_of_two(channels), minor={"showgrid": False})
+    fig.update_layout(yaxis2={"title": "height = width (px)", "overlaying": "y", "side": "right", "type": "log",
+                              "tickvals": powers_of_two(sizes), **AXIS})
     return fig
 
 

@@ -100,16 +100,35 @@ def _example(args: tuple) -> str:
 
 
 def parse_value(name: str, hint: Any, text: str) -> Any:
-    """Parse one CLI/URL value strictly: Python/JSON literals only, bare words for text knobs."""
+    """Parse one widget, URL or CLI value strictly: Python/JSON literals only, bare words for text knobs.
+
+    List knobs take the same text everywhere: `3, 4, 6, 3`, `(3, 4, 6, 3)` or `[3, 4, 6, 3]`; one number
+    is a list of one, and one `(num_convs, out_channels)` pair is a conv_arch of one row.
+    """
     text = text.strip()
     if len(text) > MAX_LITERAL_CHARS:
         raise ConfigError(name, f"value is longer than {MAX_LITERAL_CHARS} characters")
     if hint is str or typing.get_origin(hint) is Literal:
         return text
     try:
-        return ast.literal_eval(text.replace("true", "True").replace("false", "False"))
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
-        raise ConfigError(name, f"cannot read {text!r} as a value; write e.g. 4, 0.5 or ((1, 64), (2, 128))") from None
+        value = ast.literal_eval(text.replace("true", "True").replace("false", "False"))
+    except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
+        raise ConfigError(name, f"cannot read {text!r} as a value; write e.g. 4, 0.5, 3, 4, 6, 3 "
+                                "or ((1, 64), (2, 128))") from None
+    return _as_list(hint, value)
+
+
+def _as_list(hint: Any, value: Any) -> Any:
+    """Wrap a lone entry of a variable-length list knob in a list of one."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is not tuple or len(args) != 2 or args[1] is not Ellipsis:
+        return value
+    if not isinstance(value, (tuple, list)):
+        return (value,)
+    inner_is_tuple = typing.get_origin(args[0]) is tuple
+    if inner_is_tuple and value and not any(isinstance(v, (tuple, list)) for v in value):
+        return (value,)
+    return value
 
 
 def with_overrides(config: ModelConfig, overrides: typing.Mapping[str, str]) -> ModelConfig:

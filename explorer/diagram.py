@@ -1,17 +1,26 @@
-"""A Graphviz DOT description of a layer table; the browser draws it (st.graphviz_chart, no system Graphviz).
+"""The network as a diagram that fits a projector: a Plotly figure the browser draws, with zoom and pan.
 
-Top-level Sequential stages become boxes around their layers; a ResNet `Residual` shows its skip
-connection into an addition, `Inception` its four parallel paths into a concatenation, and a
-`DenseBlock` the concatenation after each of its convolutions.
+The layer table becomes a chain of units. An activation, batch norm, dropout or flatten joins the layer
+before it ("Conv 3x3 · ReLU"); a container of plain layers (a `vgg_block`, a NiN block, a stem) is one
+unit; `Residual`, `Inception` and `DenseBlock` are units of their own, a residual one with its skip drawn
+as an arc; identical units in a row fold into one marked "×N". The chain wraps into rows, so even a long
+network is a few rows of boxes.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import pandas as pd
+import plotly.graph_objects as go
 
 BLOCKS = ("Residual", "Inception", "DenseBlock")
+ATTACHED = ("ReLU", "Sigmoid", "Tanh", "Dropout", "BatchNorm1d", "BatchNorm2d", "BatchNorm", "Flatten")
+SHORT = {"Conv2d": "Conv", "MaxPool2d": "MaxPool", "AvgPool2d": "AvgPool", "AdaptiveAvgPool2d": "GlobalAvgPool",
+         "BatchNorm2d": "BN", "BatchNorm1d": "BN", "BatchNorm": "BN", "Dropout": "Dropout"}
+COLORS = {"layer": "#e8eef9", "block": "#dcead5", "residual": "#fbe5c8", "io": "#ffffff"}
+PER_ROW = 6
 
 
 @dataclass
@@ -20,91 +29,181 @@ class _Node:
     type: str
     shape: str
     kernel: str
+    params: int
     children: list[_Node] = field(default_factory=list)
 
     def leaves(self) -> list[_Node]:
         return [self] if not self.children else [leaf for c in self.children for leaf in c.leaves()]
 
-    @property
-    def id(self) -> str:
-        return "n_" + self.path.replace(".", "_")
+
+@dataclass
+class Unit:
+    """One box of the diagram."""
+
+    title: str                  # "Conv 5x5 · Sigmoid", "Residual", "Inception"
+    lines: tuple[str, ...]      # what is inside, in words
+    shape: str                  # output shape of the (last) unit
+    kind: str                   # layer, block, residual or io
+    stage: str = ""             # the top-level stage it belongs to, when it is inside one
+    params: int = 0
+    paths: list[str] = field(default_factory=list)
+    repeat: int = 1
+    skip: str = ""              # residual units: "identity" or "1x1 conv"
+
+    def same_as(self, other: Unit) -> bool:
+        return (self.title, self.lines, self.kind, self.stage, self.skip) == \
+               (other.title, other.lines, other.kind, other.stage, other.skip) and self.kind != "io"
 
 
 def _tree(layers: pd.DataFrame) -> list[_Node]:
     """Rows (in call order, with depths) to a tree of top-level nodes."""
     top: list[_Node] = []
     stack: list[_Node] = []
-    for path, depth, type_, shape, kernel in zip(layers.path, layers.depth, layers.type, layers.output_shape,
-                                                 layers.kernel_size, strict=True):
-        node = _Node(path, type_, "x".join(map(str, shape)), kernel or "")
+    for path, depth, type_, shape, kernel, params in zip(
+            layers.path, layers.depth, layers.type, layers.output_shape, layers.kernel_size, layers.params,
+            strict=True):
+        node = _Node(path, type_, "×".join(map(str, shape)), kernel or "", int(params))
         del stack[depth - 1:]
         (stack[-1].children if stack else top).append(node)
         stack.append(node)
     return top
 
 
-def diagram_dot(layers: pd.DataFrame) -> str:
-    """DOT source for the whole network, top to bottom."""
-    lines = ['digraph net {', 'rankdir=TB; nodesep=0.25; ranksep=0.25;',
-             'node [shape=box, style="rounded,filled", fillcolor="#eef3fb", fontname="Helvetica", fontsize=14];',
-             'edge [color="#555555"];', 'input [label="input", shape=oval, fillcolor="#ffffff"];']
-    last = "input"
-    top = _tree(layers)
-    for node in top:
-        if node.type in BLOCKS or not node.children:
-            last = _unit(lines, node, last)
-            continue
-        lines.append(f'subgraph cluster_{node.id} {{ label="{node.path}: {node.type} -> {node.shape}"; '
-                     'style="rounded,dashed"; color="#999999"; fontname="Helvetica";')
-        for child in node.children:
-            last = _unit(lines, child, last)
-        lines.append("}")
-    lines.append(f'output [label="{top[-1].shape} logits", shape=oval, fillcolor="#ffffff"];')
-    lines.append(f"{last} -> output;")
-    lines.append("}")
-    return "\n".join(lines)
+def _name(leaf: _Node) -> str:
+    name = SHORT.get(leaf.type, leaf.type)
+    return f"{name} {leaf.kernel}" if leaf.kernel and leaf.type != "AdaptiveAvgPool2d" else name
 
 
-def _unit(lines: list[str], node: _Node, last: str) -> str:
-    """One layer, one block with its join, or a small container (conv_block, NiN block) as one box."""
-    if node.type in BLOCKS:
-        return _block(lines, node, last)
-    detail = " / ".join(leaf.type for leaf in node.leaves()) if node.children else ""
-    text = f"{node.type} {node.kernel}".strip() + (f"\\n{detail}" if detail else "")
-    lines.append(f'{node.id} [label="{text}\\n{node.shape}"];')
-    lines.append(f"{last} -> {node.id};")
-    return node.id
+def _chain(leaves: list[_Node]) -> list[str]:
+    """Leaf names with attached layers joined to the one before and repeats counted: '2× Conv 3x3 · ReLU'."""
+    parts: list[str] = []
+    for leaf in leaves:
+        if leaf.type in ATTACHED and parts:
+            parts[-1] += f" · {_name(leaf)}"
+        else:
+            parts.append(_name(leaf))
+    counted: list[list] = []
+    for part in parts:
+        if counted and counted[-1][0] == part:
+            counted[-1][1] += 1
+        else:
+            counted.append([part, 1])
+    return [p if n == 1 else f"{n}× {p}" for p, n in counted]
 
 
-def _block(lines: list[str], node: _Node, last: str) -> str:
-    """A residual, Inception or dense block with its join (+ or concat)."""
-    join = node.id + "_join"
-    lines.append(f'subgraph cluster_{node.id} {{ label="{node.path}: {node.type}"; style=rounded; '
-                 'color="#4c78a8"; fontname="Helvetica";')
+def _block(node: _Node, stage: str) -> Unit:
     leaves = node.leaves()
+    params = sum(leaf.params for leaf in leaves)
+    paths = [leaf.path for leaf in leaves]
     if node.type == "Residual":
         main = [leaf for leaf in leaves if not leaf.path.endswith("conv3")]
-        body = " / ".join(f"{leaf.type} {leaf.kernel}".strip() for leaf in main)
-        lines.append(f'{node.id} [label="{body}\\n{node.shape}"];')
-        lines.append(f'{join} [label="+  ReLU", shape=circle, fillcolor="#fde9c9"];')
-        lines.append(f"{last} -> {node.id} -> {join};")
         skip = "1x1 conv" if len(main) < len(leaves) else "identity"
-        lines.append(f'{last} -> {join} [style=dashed, color="#e45756", label=" {skip}", fontcolor="#e45756"];')
-    elif node.type == "Inception":
-        lines.append(f'{join} [label="concat\\n{node.shape}", shape=hexagon, fillcolor="#d8f0d2"];')
-        for path in ("p1", "p2", "p3", "p4"):
-            branch = [leaf for leaf in leaves if leaf.path.rsplit(".", 1)[-1].startswith(path + "_")]
-            text = " -> ".join(f"{leaf.type} {leaf.kernel}" for leaf in branch)
-            lines.append(f'{node.id}_{path} [label="{text}\\n{branch[-1].shape}"];')
-            lines.append(f"{last} -> {node.id}_{path} -> {join};")
-    else:  # DenseBlock: each conv block's output is concatenated to its input
-        for k, blk in enumerate(node.children[0].children):
-            cat = f"{join}{k}"
-            lines.append(f'{blk.id} [label="{" / ".join(leaf.type for leaf in blk.leaves())}\\n{blk.shape}"];')
-            lines.append(f'{cat} [label="concat", shape=hexagon, fillcolor="#d8f0d2"];')
-            lines.append(f"{last} -> {blk.id} -> {cat};")
-            lines.append(f'{last} -> {cat} [style=dashed, color="#54a24b"];')
-            last = cat
-        join = last
-    lines.append("}")
-    return join
+        lines = tuple(_chain(main)) + (f"+ {skip} · ReLU",)
+        return Unit("Residual", lines, node.shape, "residual", stage, params, paths, skip=skip)
+    if node.type == "Inception":
+        branches = []
+        for p in ("p1", "p2", "p3", "p4"):
+            branch = [leaf for leaf in leaves if leaf.path.rsplit(".", 1)[-1].startswith(p + "_")]
+            branches.append("→".join((leaf.kernel or "") if leaf.type == "Conv2d" else "pool" for leaf in branch))
+        return Unit("Inception", (" | ".join(branches), "4 paths → concat"), node.shape, "block", stage, params, paths)
+    convs = node.children[0].children if node.children else []
+    growth = convs[0].shape.split("×")[0] if convs else "?"
+    return Unit("DenseBlock", (f"{len(convs)}× BN · ReLU · Conv 3x3", f"concat, +{growth} channels each"),
+                node.shape, "block", stage, params, paths)
+
+
+def _units_of(nodes: list[_Node], stage: str) -> list[Unit]:
+    units: list[Unit] = []
+    for node in nodes:
+        if node.type in BLOCKS:
+            units.append(_block(node, stage))
+        elif not node.children:
+            if node.type in ATTACHED and units and units[-1].kind == "layer":
+                last = units[-1]
+                last.title += f" · {_name(node)}"
+                last.shape, last.params, last.paths = node.shape, last.params + node.params, [*last.paths, node.path]
+            else:
+                units.append(Unit(_name(node), (), node.shape, "layer", stage, node.params, [node.path]))
+        elif any(c.type in BLOCKS or c.children for c in node.children):
+            units += _units_of(node.children, node.path)  # a stage of blocks: its blocks are the units
+        else:
+            leaves = node.leaves()
+            units.append(Unit(f"{node.path} · {node.type}", tuple(_chain(leaves)), node.shape, "block", stage,
+                              sum(leaf.params for leaf in leaves), [leaf.path for leaf in leaves]))
+    return units
+
+
+def diagram_units(layers: pd.DataFrame, input_shape: tuple[int, ...], fold: bool = True) -> list[Unit]:
+    """The boxes, input to logits; with `fold`, identical neighbours become one box marked ×N."""
+    top = _tree(layers)
+    units = [Unit("input", (), "×".join(map(str, input_shape)), "io"), *_units_of(top, ""),
+             Unit("logits", (), top[-1].shape, "io")]
+    if not fold:
+        return units
+    folded: list[Unit] = []
+    for unit in units:
+        if folded and unit.same_as(folded[-1]):
+            last = folded[-1]
+            last.repeat += 1
+            last.shape, last.params, last.paths = unit.shape, last.params + unit.params, last.paths + unit.paths
+        else:
+            folded.append(unit)
+    return folded
+
+
+def grid(n: int) -> tuple[int, int]:
+    """(rows, boxes per row) for n boxes: six a row, more when a long chain would need over five rows."""
+    per_row = PER_ROW if n <= 5 * PER_ROW else math.ceil(n / 5)
+    per_row = min(per_row, n)
+    return math.ceil(n / per_row), per_row
+
+
+def diagram_figure(units: list[Unit], title: str = "") -> go.Figure:
+    """Boxes in reading order, arrows between them, residual skips as dashed arcs; zoom and pan in the browser."""
+    rows, per_row = grid(len(units))
+    w, h = 0.82, 0.62
+    fig = go.Figure()
+    xs, ys, hover = [], [], []
+    for i, unit in enumerate(units):
+        r, c = divmod(i, per_row)
+        x, y = c, -r
+        fig.add_shape(type="rect", x0=x - w / 2, x1=x + w / 2, y0=y - h / 2, y1=y + h / 2,
+                      line={"color": "#4c78a8" if unit.kind != "io" else "#888888", "width": 1.5},
+                      fillcolor=COLORS[unit.kind], layer="below")
+        title_text = f"<b>{unit.title}</b>" + (f" <b>×{unit.repeat}</b>" if unit.repeat > 1 else "")
+        stage = f"<span style='color:#777777'>stage {unit.stage}</span><br>" if unit.stage else ""
+        body = "".join(f"<br><span style='font-size:11px'>{line}</span>" for line in unit.lines)
+        fig.add_annotation(x=x, y=y, text=f"{stage}{title_text}{body}<br><i>{unit.shape}</i>", showarrow=False,
+                           font={"size": 13, "color": "#1f1f1f"}, align="center")
+        xs.append(x)
+        ys.append(y)
+        hover.append(f"{unit.title}{f' ×{unit.repeat}' if unit.repeat > 1 else ''}<br>output {unit.shape}<br>"
+                     f"{unit.params:,} parameters<br>layers: {', '.join(unit.paths[:8])}"
+                     f"{' …' if len(unit.paths) > 8 else ''}")
+        if unit.kind == "residual":  # the skip: from this box's input, over the box, into its addition
+            bypass, side = y + h / 2 + 0.07, w / 2 + 0.045
+            fig.add_shape(type="path", line={"color": "#e45756", "dash": "dash", "width": 2},
+                          path=f"M {x - side},{y} L {x - side},{bypass} L {x + side},{bypass} L {x + side},{y}")
+            fig.add_annotation(x=x, y=bypass + 0.07, text=f"skip: {unit.skip}", showarrow=False,
+                               font={"size": 11, "color": "#e45756"})
+        if i == 0:
+            continue
+        pr, pc = divmod(i - 1, per_row)
+        if pr == r:
+            fig.add_annotation(x=x - w / 2, y=y, ax=pc + w / 2, ay=y, xref="x", yref="y", axref="x", ayref="y",
+                               showarrow=True, arrowhead=2, arrowsize=1, arrowwidth=1.5, arrowcolor="#555555",
+                               text="")
+        else:  # wrap to the next row: down from the previous box, back to the left, into this one
+            mid = -pr - 0.43  # above the next row's skip labels
+            fig.add_shape(type="path", path=f"M {pc},{-pr - h / 2} L {pc},{mid} L {x},{mid} L {x},{y + h / 2}",
+                          line={"color": "#555555", "width": 1.5})
+    fig.add_scatter(x=xs, y=ys, mode="markers", marker={"size": 40, "opacity": 0}, hovertext=hover,
+                    hoverinfo="text", showlegend=False)
+    row_px = 150 if rows <= 3 else 118
+    fig.update_layout(
+        title={"text": title, "font": {"size": 18}} if title else None,
+        height=rows * row_px + (70 if title else 30), margin={"l": 10, "r": 10, "t": 50 if title else 10, "b": 10},
+        xaxis={"visible": False, "range": [-0.55, per_row - 0.45], "fixedrange": False},
+        yaxis={"visible": False, "range": [-rows + 0.5, 0.62], "scaleanchor": None},
+        plot_bgcolor="rgba(0,0,0,0)", paper_bgcolor="rgba(0,0,0,0)", dragmode="pan", showlegend=False)
+    return fig

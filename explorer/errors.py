@@ -5,10 +5,13 @@ class ConfigError(ValueError):
     """An impossible or malformed config.
 
     `knob` names the config field (or CLI/training setting) at fault so a UI can put the message
-    beside that widget; the message says what broke and what would work.
+    beside that widget; the message says what broke and what would work. A rule between two knobs
+    (blocks and channels need the same length) lists the other one in `related`, so a UI can put the
+    message under whichever of them the user just changed.
     """
 
-    def __init__(self, knob: str, message: str) -> None:
+    def __init__(self, knob: str, message: str, related: tuple[str, ...] = ()) -> None:
         super().__init__(f"{knob}: {message}")
         self.knob = knob
         self.message = message
+        self.related = related

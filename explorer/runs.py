@@ -24,6 +24,7 @@ from explorer import registry
 from explorer.config import ModelConfig
 from explorer.data import find_data_dir
 from explorer.errors import ConfigError
+from explorer.estimate import Estimate, estimate_run, human_duration
 from explorer.store import FINISHED, RunRecord, RunStore
 from explorer.summary import summarize
 from explorer.train import Progress, TrainSettings, check_trainable, train
@@ -67,7 +68,8 @@ class RunView:
 
 class RunManager:
     def __init__(self, home: Path | None = None, max_running: int | None = None, threads: int | None = None,
-                 data_dir: str | None = None) -> None:
+                 data_dir: str | None = None, max_seconds: float | None = None) -> None:
+        """`max_seconds`: runs estimated to take longer are refused (a shared server's limit; None: no limit)."""
         self.home = Path(home or default_home())
         self.store = RunStore(self.home / "runs.sqlite")
         self.weights_dir = self.home / "weights"
@@ -75,6 +77,7 @@ class RunManager:
         self.max_running = max_running or int(os.environ.get("EXPLORER_MAX_RUNNING", 1))
         self.threads = threads
         self.data_dir = data_dir
+        self.max_seconds = max_seconds
         self._cv = threading.Condition()
         self._queue: deque[str] = deque()
         self._stops: dict[str, threading.Event] = {}
@@ -116,6 +119,7 @@ class RunManager:
         if need > budget:
             raise ConfigError("batch_size", f"this run needs about {need / 2**30:.1f} GiB but the budget is "
                                             f"{budget / 2**30:.1f} GiB; lower batch_size or resolution")
+        self.check_time(self.estimate_time(config, settings))
         run_id = uuid.uuid4().hex[:12]
         with self._cv:
             if len(self._queue) >= MAX_QUEUED:
@@ -180,6 +184,20 @@ class RunManager:
         """Rebuild (and so re-validate) the config and settings a run was stored with."""
         return registry.config_from(record.model, record.config), TrainSettings(**record.settings)
 
+    def estimate_time(self, config: ModelConfig, settings: TrainSettings) -> Estimate:
+        """How long the run would take here: earlier runs of this config, or a measurement of a few steps."""
+        images = min(settings.train_subset or 60_000, 60_000)
+        return estimate_run(config, settings.batch_size, settings.epochs, images, settings.device, self.store,
+                            self.threads)
+
+    def check_time(self, estimate: Estimate) -> None:
+        """Refuse a run over this server's time limit, saying the estimate, the limit and what to do."""
+        if self.max_seconds is not None and estimate.seconds > self.max_seconds:
+            raise ConfigError("estimate", f"this run would take {estimate.text}, over this server's limit of "
+                                          f"{human_duration(self.max_seconds)} (EXPLORER_MAX_RUN_MINUTES). "
+                                          "Choose the quick preset, a smaller resolution or fewer epochs, or "
+                                          "train on a GPU.")
+
     @staticmethod
     def estimate_bytes(config: ModelConfig, settings: TrainSettings) -> int:
         """Weights, gradients, optimizer state and activations at the batch size, plus the dataset."""
@@ -216,6 +234,8 @@ class RunManager:
             nonlocal last_flush
             with self._cv:
                 self._live[run_id] = p
+            if p.kind == "phase":  # shown live, not stored as a metric
+                return
             buffer.append(dataclasses.asdict(p))
             if p.kind == "epoch" or time.monotonic() - last_flush > FLUSH_SECONDS:
                 self.store.add_metrics(run_id, buffer)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 from datetime import datetime
 
 import numpy as np
@@ -15,11 +14,9 @@ from explorer import registry
 from explorer.charts import style
 from explorer.config import ModelConfig
 from explorer.data import CLASS_NAMES, load_fashion_mnist
-from explorer.errors import ConfigError
 from explorer.models.lenet import BatchNorm
-from explorer.store import RunRecord, RunStore
-from explorer.summary import summarize
-from explorer.train import TrainSettings
+from explorer.store import RunRecord
+from explorer.train import TrainSettings, preset
 
 MAX_POINTS = 400  # thin long series before drawing: each redraw ships the whole figure
 
@@ -31,7 +28,7 @@ def _thin(df: pd.DataFrame) -> pd.DataFrame:
     return df.iloc[keep]
 
 
-def training_chart(metrics: pd.DataFrame, title: str = "Training") -> go.Figure:
+def training_chart(metrics: pd.DataFrame, title: str = "Training", height: int = 400) -> go.Figure:
     """d2l's animator: train loss and train accuracy through each epoch, test accuracy at its end."""
     steps = _thin(metrics[metrics.kind == "step"])
     epochs = metrics[metrics.kind == "epoch"]
@@ -39,7 +36,7 @@ def training_chart(metrics: pd.DataFrame, title: str = "Training") -> go.Figure:
     fig.add_scatter(x=steps.epoch, y=steps.train_loss, name="train loss", mode="lines")
     fig.add_scatter(x=steps.epoch, y=steps.train_acc, name="train acc", mode="lines", line_dash="dash")
     fig.add_scatter(x=epochs.epoch, y=epochs.test_acc, name="test acc", mode="lines+markers", line_dash="dot")
-    return style(fig, title, "epoch", "", height=400)
+    return style(fig, title, "epoch", "", height=height)
 
 
 def overlay_chart(named: dict[str, pd.DataFrame], column: str, title: str) -> go.Figure:
@@ -58,6 +55,16 @@ def describe_config(model: str, config: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in changed.items()) or "catalog defaults"
 
 
+def first_with_results(records: list[RunRecord]) -> int:
+    """Index of the first run (in the page's order) that finished with results, else of the first with any
+    metrics, else 0: the run the Runs page opens on."""
+    for wanted in (lambda r: r.confusion, lambda r: r.train_loss is not None):
+        for i, r in enumerate(records):
+            if wanted(r):
+                return i
+    return 0
+
+
 def history_table(records: list[RunRecord]) -> pd.DataFrame:
     return pd.DataFrame([{
         "run": r.id,
@@ -74,20 +81,17 @@ def history_table(records: list[RunRecord]) -> pd.DataFrame:
                                   "started", "owner"])
 
 
-def estimate_seconds(config: ModelConfig, settings: TrainSettings, store: RunStore) -> float:
-    """Expected wall time: this network's compute at the throughput (mult-adds per second) of past runs
-    on the same device, or a conservative guess for a 2-core CPU when there are none yet."""
-    rates = []
-    for r in store.with_status("done", "stopped")[-20:]:
-        if r.images_per_sec and r.settings.get("device") == settings.device:
-            try:
-                done = registry.config_from(r.model, r.config)
-            except (ConfigError, TypeError):  # a run stored by an older catalog
-                continue
-            rates.append(r.images_per_sec * 3 * summarize(done).totals.mult_adds)
-    rate = statistics.median(rates) if rates else (2e10 if settings.device == "cpu" else 2e12)
-    images = settings.epochs * ((settings.train_subset or 60_000) * 3 + 10_000)  # backward ~ 2x forward
-    return images * summarize(config).totals.mult_adds / rate
+def reopen_settings(record: RunRecord) -> tuple[str, ModelConfig, str, dict[str, float | int]]:
+    """What the Train page shows for a stored run: its network, the preset it matches and its settings.
+
+    A run whose config is what the quick preset makes of it reopens under "quick"; any other under "book",
+    which leaves the config as it is. The settings are the run's own either way.
+    """
+    config = registry.config_from(record.model, record.config)
+    kind = "quick" if preset(record.model, "quick", config=config).config == config else "book"
+    s = TrainSettings(**record.settings)
+    return record.model, config, kind, {"lr": s.lr, "epochs": s.epochs, "batch": s.batch_size,
+                                        "subset": s.train_subset or 0}
 
 
 def confusion_heatmap(confusion: list[list[int]]) -> go.Figure:

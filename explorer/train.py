@@ -1,8 +1,9 @@
 """Training as d2l's train_ch6 does it (Xavier init, SGD, cross-entropy), with a faster pipeline.
 
 The dataset lives on the training device as one uint8 tensor; a batch is a slice of a shuffled index,
-scaled to [0, 1] and resized on the device, in channels_last layout (measured 10-15% faster for ResNet-18
-on a 2-core CPU too). On CUDA also mixed precision and cudnn autotuning.
+scaled to [0, 1] and resized on the device. The memory format (contiguous or channels_last) is the faster
+of the two in a measurement of this config before the first step (explorer.estimate.measure_step): it
+helps ResNet-18 and halves LeNet-BN on a CPU. On CUDA also mixed precision and cudnn autotuning.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from explorer import registry
 from explorer.config import ModelConfig
 from explorer.data import CLASS_NAMES, FashionMNIST, load_fashion_mnist
 from explorer.errors import ConfigError
+from explorer.estimate import measure_step
 from explorer.summary import check
 
 Device = Literal["cpu", "cuda"]
@@ -126,13 +128,15 @@ class Progress:
     images_per_sec: float
     elapsed: float
     eta: float
-    kind: Literal["step", "epoch"] = "step"
+    kind: Literal["step", "epoch", "phase"] = "step"
+    phase: str = ""           # what a run does before its first report: loading data, building, first batch
 
 
 @dataclass
 class TrainResult:
     stopped: bool
     history: list[Progress]
+    channels_last: bool = False  # the memory format the measurement chose
     confusion: list[list[int]] = field(default_factory=list)  # confusion[true][predicted]
     predictions: bytes = b""    # predicted class of every test image, for the detail page
     state_dict: dict[str, torch.Tensor] = field(default_factory=dict)
@@ -209,29 +213,41 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
         torch.backends.cudnn.benchmark = True
     amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else None
     stop = stop or threading.Event()
+    start = time.perf_counter()
+    history: list[Progress] = []
 
+    def emit(p: Progress) -> None:
+        if p.kind != "phase":
+            history.append(p)
+        if on_progress:
+            on_progress(p)
+
+    def phase(text: str) -> None:
+        emit(Progress(0, 0, 0.0, float("nan"), float("nan"), None, 0.0, time.perf_counter() - start, float("nan"),
+                      kind="phase", phase=text))
+
+    phase("loading Fashion-MNIST")
     torch.manual_seed(settings.seed)
     data = DeviceData(load_fashion_mnist(data_dir), device, settings.train_subset, settings.seed)
+    phase("measuring the fastest memory format")
+    channels_last = measure_step(config, settings.batch_size, settings.device, threads).use_channels_last
+    phase("building the model")
+    torch.manual_seed(settings.seed)
     model = registry.build(config)
     model.apply(init_weights)
-    model.to(device, memory_format=torch.channels_last)
+    model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype is torch.float16)
     loss_fn = nn.CrossEntropyLoss()
+    phase("first batch")
 
     n = len(data.train_y)
     steps_per_epoch = n // settings.batch_size + (1 if n % settings.batch_size >= 2 else 0)
     total = steps_per_epoch * settings.epochs
     report_every = max(1, steps_per_epoch // 25)
     generator = torch.Generator(device=device).manual_seed(settings.seed)
-    history: list[Progress] = []
-    start = time.perf_counter()
     train_seconds, step, stopped, images = 0.0, 0, False, 0
-
-    def emit(p: Progress) -> None:
-        history.append(p)
-        if on_progress:
-            on_progress(p)
+    test_seconds: float | None = None  # the first test pass's time, once measured
 
     for epoch in range(settings.epochs):
         model.train()
@@ -245,7 +261,7 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
                 stopped = True
                 break
             idx = order[i * settings.batch_size:(i + 1) * settings.batch_size]
-            X = prepare(data.train_x[idx], config.resolution, channels_last=True)
+            X = prepare(data.train_x[idx], config.resolution, channels_last)
             y = data.train_y[idx]
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 y_hat = model(X)
@@ -261,19 +277,28 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
             step += 1
             if step % report_every == 0 or i == steps_per_epoch - 1:
                 images_per_sec = (images + seen) / max(train_seconds + time.perf_counter() - t_epoch, 1e-9)
+                # what remains: the steps at the measured rate, and a test pass per epoch left (a forward
+                # pass costs about a third of a step per image until the first test pass is timed)
+                tests_left = settings.epochs - epoch
+                test_time = test_seconds if test_seconds is not None else len(data.test_y) / (3 * images_per_sec)
+                eta = (total - step) * settings.batch_size / images_per_sec + tests_left * test_time
                 emit(Progress(step, total, epoch + (i + 1) / steps_per_epoch, loss_sum.item() / seen,
-                              correct.item() / seen, None, images_per_sec, time.perf_counter() - start,
-                              (total - step) * settings.batch_size / images_per_sec))
+                              correct.item() / seen, None, images_per_sec, time.perf_counter() - start, eta))
         train_seconds += time.perf_counter() - t_epoch
         images += seen
         if stopped or seen == 0:
             break
-        predictions = predict(model, data.test_x, config.resolution, True, amp_dtype)
+        t_test = time.perf_counter()
+        predictions = predict(model, data.test_x, config.resolution, channels_last, amp_dtype)
         test_acc = (predictions == data.test_y).float().mean().item()
+        test_seconds = time.perf_counter() - t_test
         last = history[-1]
-        emit(replace(last, test_acc=test_acc, kind="epoch", elapsed=time.perf_counter() - start))
+        epochs_left = settings.epochs - epoch - 1
+        eta = epochs_left * (steps_per_epoch * settings.batch_size / last.images_per_sec + test_seconds)
+        emit(replace(last, test_acc=test_acc, kind="epoch", elapsed=time.perf_counter() - start, eta=eta))
 
-    result = TrainResult(stopped=stopped, history=history, seconds=time.perf_counter() - start)
+    result = TrainResult(stopped=stopped, history=history, channels_last=channels_last,
+                         seconds=time.perf_counter() - start)
     if not stopped:
         result.predictions = bytes(predictions.to(torch.uint8).cpu().numpy())
         result.confusion = confusion_matrix(data.test_y.cpu(), predictions.cpu())

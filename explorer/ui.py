@@ -14,6 +14,7 @@ from explorer.summary import Summary, check, summarize
 from explorer.tables import human
 
 DEFAULT_MODEL = "vgg11-small"
+VIEWS = ["Layers", "Charts", "Diagram", "Code"]
 _warmed = threading.Event()
 
 
@@ -44,6 +45,12 @@ def catalog_table() -> pd.DataFrame:
                      "resolution": e.config.resolution, "parameters": human(t.params),
                      "mult-adds": human(t.mult_adds), "book lr": e.book.lr, "book batch": e.book.batch_size})
     return pd.DataFrame(rows)
+
+
+def int_param(params: Mapping[str, str], key: str, lo: int, hi: int) -> int | None:
+    """A whole number from the URL within [lo, hi], or None: a page parameter, never trusted as is."""
+    text = params.get(key, "")
+    return int(text) if text.isdigit() and len(text) < 10 and lo <= int(text) <= hi else None
 
 
 def knob_text(value: object) -> str:
@@ -96,12 +103,26 @@ def headline(summary: Summary, default: Summary) -> list[tuple[str, str, str | N
 
     return [
         ("parameters", human(t.params), delta(t.params, d.params)),
-        ("trainable", human(t.trainable_params), delta(t.trainable_params, d.trainable_params)),
         ("mult-adds / image", human(t.mult_adds), delta(t.mult_adds, d.mult_adds)),
         (f"training memory (batch {t.batch_size})", human(t.training_bytes, "B"),
          delta(t.training_bytes, d.training_bytes, "B")),
         ("output shape", "x".join(map(str, t.output_shape)), None),
     ]
+
+
+def config_label(name: str, config: ModelConfig) -> str:
+    """A catalog name and what differs from it, e.g. 'resnet18 (blocks=3,4,6,3)'."""
+    changed = config.changes(registry.get(name).config)
+    return name + (f" ({', '.join(f'{k}={knob_text(v)}' for k, v in changed.items())})" if changed else "")
+
+
+def compare_labels(a: tuple[str, ModelConfig], b: tuple[str, ModelConfig], width: int = 60) -> tuple[str, str]:
+    """Column titles that say what each side changed from its catalog entry, shortened for a table."""
+    return tuple(_shorten(f"{side} {config_label(*nc)}", width) for side, nc in (("A", a), ("B", b)))
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def stage_table(a: Summary, b: Summary, names: tuple[str, str]) -> pd.DataFrame:
@@ -115,22 +136,29 @@ def stage_table(a: Summary, b: Summary, names: tuple[str, str]) -> pd.DataFrame:
         ma, mb = (0 if r is None else int(r.mult_adds) for r in (ra, rb))
         rows.append({
             "stage": i,
-            f"{names[0]} layer": "" if ra is None else f"{ra.path} {ra.type}",
-            f"{names[0]} shape": "" if ra is None else "x".join(map(str, ra.output_shape)),
-            f"{names[1]} layer": "" if rb is None else f"{rb.path} {rb.type}",
-            f"{names[1]} shape": "" if rb is None else "x".join(map(str, rb.output_shape)),
-            f"{names[0]} params": pa, f"{names[1]} params": pb, "params change": pb - pa,
-            f"{names[0]} mult-adds": ma, f"{names[1]} mult-adds": mb, "mult-adds change": mb - ma,
+            "A layer": "" if ra is None else f"{ra.path} {ra.type}",
+            "A shape": "" if ra is None else "x".join(map(str, ra.output_shape)),
+            "B layer": "" if rb is None else f"{rb.path} {rb.type}",
+            "B shape": "" if rb is None else "x".join(map(str, rb.output_shape)),
+            "A params": f"{pa:,}", "B params": f"{pb:,}", "params change": f"{pb - pa:+,}",
+            "A mult-adds": human(ma), "B mult-adds": human(mb), "mult-adds change": _signed(mb - ma),
         })
     return pd.DataFrame(rows)
 
 
+def _signed(n: int) -> str:
+    return "0" if n == 0 else ("+" if n > 0 else "-") + human(abs(n))
+
+
 def totals_table(a: Summary, b: Summary, names: tuple[str, str]) -> pd.DataFrame:
-    """Both configs' totals and the ratio b / a."""
-    keys = [("parameters", "params"), ("trainable parameters", "trainable_params"), ("mult-adds", "mult_adds"),
-            ("training memory (bytes)", "training_bytes"), ("activations per image (bytes)", "activation_bytes")]
+    """Both configs' totals and the ratio b / a; memory is at the summaries' batch size."""
+    keys = [("parameters", "params", ""), ("trainable parameters", "trainable_params", ""),
+            ("mult-adds per image", "mult_adds", ""),
+            (f"training memory (batch {a.totals.batch_size})", "training_bytes", "B"),
+            ("activations per image", "activation_bytes", "B")]
     rows = []
-    for label, key in keys:
+    for label, key, unit in keys:
         va, vb = getattr(a.totals, key), getattr(b.totals, key)
-        rows.append({"": label, names[0]: f"{va:,}", names[1]: f"{vb:,}", "ratio": f"{vb / va:.2f}x" if va else ""})
+        shown = (human(va, unit), human(vb, unit)) if unit else (f"{va:,}", f"{vb:,}")
+        rows.append({"": label, names[0]: shown[0], names[1]: shown[1], "ratio": f"{vb / va:.2f}x" if va else ""})
     return pd.DataFrame(rows)

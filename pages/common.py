@@ -28,25 +28,64 @@ def _through_app_navigation() -> None:
 _through_app_navigation()
 
 HIDDEN_KNOBS = ("in_channels", "num_classes")
-PAGE_PARAMS = ("batch", "run", "me")  # URL parameters of the pages themselves, not knobs
+PAGE_PARAMS = ("batch", "run", "me", "view", "depth", "present")  # URL parameters of the pages themselves, not knobs
+
+# Streamlit's default page leaves about 100 px above every title; on a 1280x720 projector that is the
+# difference between seeing the result and scrolling to it. Presentation mode makes all type larger.
+_STYLE = """<style>
+[data-testid="stMainBlockContainer"] {padding-top: 3.8rem; padding-bottom: 2rem;
+                                      padding-left: 2rem; padding-right: 2rem; max-width: none;}
+h1 {font-size: 2rem !important; padding: 0 0 .25rem 0 !important;}
+[data-testid="stMetricLabel"] p {font-size: .95rem;}
+[data-testid="stMetricValue"] {font-size: 2rem;}
+</style>"""
+_PRESENT_STYLE = """<style>
+html {font-size: 20px;}
+[data-testid="stMetricValue"] {font-size: 2.4rem;}
+</style>"""
+
+
+def page_setup() -> bool:
+    """Style every page for a projector and draw the presentation-mode toggle; True when it is on.
+
+    Presentation mode comes from `?present=1` on a first visit (a lecturer's bookmark) and is put back
+    into the URL by the page's own URL sync (see `present_param`).
+    """
+    state = st.session_state
+    if "present" not in state:
+        state["present"] = st.query_params.get("present") == "1"
+    present = st.sidebar.toggle("Presentation mode", key="present",
+                                help="Larger type and the sidebar collapsed on load; bookmark the URL to keep it")
+    st.html(_STYLE + (_PRESENT_STYLE if present else ""))
+    return present
+
+
+def present_param() -> dict[str, str]:
+    """The URL parameter that keeps presentation mode in a bookmark."""
+    return {"present": "1"} if st.session_state.get("present") else {}
 
 
 @st.cache_resource
 def run_manager():
-    """One run manager per server process, shared by every session (cheap to build, idempotent)."""
+    """One run manager per server process, shared by every session (cheap to build, idempotent).
+
+    A server refuses runs estimated to take longer than EXPLORER_MAX_RUN_MINUTES (default 30).
+    """
+    from explorer.estimate import max_run_seconds
     from explorer.runs import RunManager
 
-    return RunManager()
+    return RunManager(max_seconds=max_run_seconds())
 
 
 def config_editor(prefix: str, where, params: dict[str, str] | None = None,
-                  url_prefix: str = "") -> tuple[str, ModelConfig, ModelConfig]:
+                  url_prefix: str = "") -> tuple[str, ModelConfig, ConfigError | None]:
     """Draw the architecture, preset and knob widgets in `where` (widget keys start with `prefix`).
 
     On a session's first run the config comes from the URL parameters starting with `url_prefix`.
 
-    Returns (catalog name, the config to show, the valid config or the last valid one). A bad knob
-    gets its message right under its widget; the view keeps the last valid config meanwhile.
+    Returns (catalog name, the config to show, the error or None). A bad knob gets its message right under
+    its widget (for a rule between two knobs, under the one the user changed) and the config to show is
+    then the last valid one, so the page can say so.
     """
     state = st.session_state
     if f"{prefix}init" not in state:
@@ -76,20 +115,29 @@ def config_editor(prefix: str, where, params: dict[str, str] | None = None,
         values[info["name"]] = _knob_widget(prefix, name, info, getattr(entry.config, info["name"]), where)
         slots[info["name"]] = where.empty()
 
-    config, error = _assemble(entry.config, values)
+    last_key = f"{prefix}last_valid"
+    valid = state.get(last_key)
+    last = valid[1] if valid and valid[0] == name else entry.config
+    config, parsed, error = _assemble(entry.config, values)
     if error is None:
         try:
             check(config)
         except ConfigError as err:
             error = err
-    last_key = f"{prefix}last_valid"
     if error is not None:
-        (slots.get(error.knob) or where).error(error.message, icon="⚠️")
-        valid = state.get(last_key)
-        fallback = valid[1] if valid and valid[0] == name else entry.config
-        return name, fallback, fallback
+        changed = [k for k in (error.knob, *error.related) if k in parsed and parsed[k] != getattr(last, k)]
+        slot = slots.get(changed[0] if changed else error.knob) or where
+        slot.error(error.message, icon="⚠️")
+        return name, last, error
     state[last_key] = (name, config)
-    return name, config, config
+    return name, config, None
+
+
+def show_fallback(error: ConfigError | None) -> None:
+    """Say in the main area that the view shows the last valid config while a knob is invalid."""
+    if error is not None:
+        st.warning(f"{error.knob} is invalid (see the message under it): this shows the last valid config.",
+                   icon="⚠️")
 
 
 def _wkey(prefix: str, name: str, knob: str) -> str:
@@ -126,18 +174,21 @@ def _knob_widget(prefix: str, name: str, info: dict, default, where):
     state = st.session_state
     if info["name"] == "conv_arch":
         data = state.setdefault(key + ".data", _arch_frame(default))
-        where.markdown(f"**conv_arch** — {help_text}")
+        where.markdown(f"**conv_arch**: {help_text}")
+        # narrow columns so both fit a sidebar; a new row arrives filled in, never half-empty
         return where.data_editor(data, key=key, num_rows="dynamic", hide_index=True, width="stretch",
                                  column_config={
-                                     "num_convs": st.column_config.NumberColumn(min_value=1, max_value=16, step=1),
-                                     "out_channels": st.column_config.NumberColumn(min_value=1, max_value=4096,
-                                                                                   step=1)})
+                                     "num_convs": st.column_config.NumberColumn(
+                                         "num_convs", min_value=1, max_value=16, step=1, default=1, width=90),
+                                     "out_channels": st.column_config.NumberColumn(
+                                         "out_channels", min_value=1, max_value=4096, step=1, default=64,
+                                         width=100)})
     if literal_choices(hint):
         state.setdefault(key, default)
         return where.selectbox(label, literal_choices(hint), key=key, help=help_text)
     if typing.get_origin(hint) is tuple:
         state.setdefault(key, knob_text(default))
-        return where.text_input(label, key=key, help=f"{help_text}; comma-separated")
+        return where.text_input(label, key=key, help=f"{help_text}; e.g. 3, 4, 6, 3 or (3, 4, 6, 3)")
     if hint is int:
         state.setdefault(key, default)
         return where.number_input(label, min_value=int(info["lo"]), max_value=int(info["hi"]), step=1, key=key,
@@ -147,10 +198,10 @@ def _knob_widget(prefix: str, name: str, info: dict, default, where):
                               format="%.2f", key=key, help=help_text)
 
 
-def _assemble(base: ModelConfig, values: dict) -> tuple[ModelConfig, ConfigError | None]:
-    """Widget values -> a validated config, or the first error with its knob."""
+def _assemble(base: ModelConfig, values: dict) -> tuple[ModelConfig, dict, ConfigError | None]:
+    """Widget values -> (a validated config, the parsed values, None), or (base, parsed so far, the error)."""
     hints = typing.get_type_hints(type(base))
-    parsed = {}
+    parsed: dict = {}
     try:
         for knob, raw in values.items():
             if knob == "conv_arch":
@@ -159,10 +210,9 @@ def _assemble(base: ModelConfig, values: dict) -> tuple[ModelConfig, ConfigError
                     raise ConfigError("conv_arch", "fill in both numbers of every row (or delete the row)")
                 parsed[knob] = tuple((int(a), int(b)) for a, b in frame.itertuples(index=False))
             elif isinstance(raw, str):
-                parsed[knob] = parse_value(knob, hints[knob], f"[{raw}]" if typing.get_origin(hints[knob]) is tuple
-                                           else raw)
+                parsed[knob] = parse_value(knob, hints[knob], raw)
             else:
                 parsed[knob] = raw
-        return type(base)(**{**base.kwargs(), **parsed}), None
+        return type(base)(**{**base.kwargs(), **parsed}), parsed, None
     except ConfigError as err:
-        return base, err
+        return base, parsed, err

@@ -4,29 +4,29 @@ import streamlit as st
 
 from explorer import charts
 from explorer.summary import summarize
-from explorer.ui import config_params, stage_table, totals_table, warm_up
-from pages.common import config_editor
+from explorer.ui import compare_labels, config_params, int_param, stage_table, totals_table, warm_up
+from pages.common import config_editor, page_setup, present_param, show_fallback
 
 warm_up()
 params = st.query_params.to_dict()
 if "a.model" not in params and "b.model" not in params:  # a first visit: the book's VGG-11 against ratio 4
-    params = {"a.model": "vgg11", "b.model": "vgg11-small"}
+    params = {**params, "a.model": "vgg11", "b.model": "vgg11-small"}
+page_setup()
+with st.sidebar:
+    batch = st.number_input("Batch size (memory estimate)", 1, 4096, key="c.batch",
+                            value=int_param(params, "batch", 1, 4096) or 128)
+    with st.expander("Network A", expanded=True):
+        name_a, config_a, error_a = config_editor("a.", st, params, url_prefix="a.")
+    with st.expander("Network B", expanded=True):
+        name_b, config_b, error_b = config_editor("b.", st, params, url_prefix="b.")
 
-st.title("Compare two networks")
-left, right = st.columns(2)
-with left.expander("Network A", expanded=True):
-    name_a, config_a, _ = config_editor("a.", st, params, url_prefix="a.")
-with right.expander("Network B", expanded=True):
-    name_b, config_b, _ = config_editor("b.", st, params, url_prefix="b.")
-
-wanted = {**config_params(name_a, config_a, "a."), **config_params(name_b, config_b, "b.")}
-if st.query_params.to_dict() != wanted:
-    st.query_params.from_dict(wanted)
-
-a, b = summarize(config_a), summarize(config_b)
-labels = (f"A {name_a}", f"B {name_b}")
-st.subheader("Totals")
+a, b = summarize(config_a, batch_size=batch), summarize(config_b, batch_size=batch)
+labels = compare_labels((name_a, config_a), (name_b, config_b))
+st.title(f"{labels[0]}  vs  {labels[1]}")
+show_fallback(error_a or error_b)
 st.dataframe(totals_table(a, b, labels), hide_index=True, width="stretch")
+st.caption(f"Memory is for one training step at batch size {batch} (weights, gradients, activations). "
+           "Edit both networks in the sidebar.")
 st.subheader("Stage by stage")
 st.dataframe(stage_table(a, b, labels), hide_index=True, width="stretch")
 named = {labels[0]: a.layers, labels[1]: b.layers}
@@ -36,3 +36,8 @@ st.plotly_chart(charts.cumulative_chart(named, "mult_adds", "Mult-adds, accumula
                 key="c.cum_macs")
 st.plotly_chart(charts.per_layer_chart(named, "params", "Parameters per layer", log=True), key="c.params")
 st.plotly_chart(charts.shape_flow_chart(named), key="c.shapes")
+
+wanted = {**config_params(name_a, config_a, "a."), **config_params(name_b, config_b, "b."), "batch": str(batch),
+          **present_param()}
+if st.query_params.to_dict() != wanted:
+    st.query_params.from_dict(wanted)

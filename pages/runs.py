@@ -9,14 +9,17 @@ from explorer.runviews import (
     batchnorm_parameters,
     confused_examples,
     confusion_heatmap,
+    first_with_results,
     history_table,
     overlay_chart,
     per_class_accuracy,
+    training_chart,
 )
-from pages.common import run_manager
+from pages.common import page_setup, run_manager
 
 manager = run_manager()
 owner = st.session_state.get("owner", st.query_params.get("me", ""))
+page_setup()
 
 st.title("Runs")
 queue = manager.queue()
@@ -34,7 +37,8 @@ table = history_table(records)
 st.caption("Your runs first. Select rows to overlay their curves; the first selected is shown in detail.")
 picked = st.dataframe(table, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row",
                       key="r.table", column_config={"best test acc": st.column_config.NumberColumn(format="%.3f")})
-rows = picked.selection.rows or [0]
+# nothing selected: the newest run that has something to show, not a stopped or queued one with no results
+rows = picked.selection.rows or [first_with_results(records)]
 chosen = [records[i] for i in rows]
 
 if len(chosen) > 1:
@@ -48,6 +52,10 @@ st.header(f"{r.model} · run {r.id} · {r.status}")
 metrics = manager.store.metrics(r.id)
 if r.error:
     st.error(r.error)
+if len(metrics):
+    st.plotly_chart(training_chart(metrics, f"{r.model}: loss and accuracy", height=360), key="r.curve")
+else:
+    st.info("This run stopped before its first report: it has no curve.")
 if r.confusion:
     left, right = st.columns([3, 2])
     left.plotly_chart(confusion_heatmap(r.confusion), key="r.confusion")

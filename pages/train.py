@@ -1,96 +1,123 @@
 """Train: send a config to the run manager and watch loss and accuracy live, with progress and a stop button."""
 
+import math
 import uuid
 
 import streamlit as st
 
+from explorer import registry
 from explorer.errors import ConfigError
-from explorer.runviews import estimate_seconds, training_chart
+from explorer.estimate import human_duration
+from explorer.runviews import reopen_settings, training_chart
 from explorer.store import FINISHED
 from explorer.tables import human
 from explorer.train import TrainSettings, cuda_available, preset
 from explorer.ui import config_params
-from pages.common import config_editor, run_manager
+from pages.common import config_editor, page_setup, present_param, run_manager, show_fallback
 
 manager = run_manager()
 state = st.session_state
 params = st.query_params.to_dict()
 state.setdefault("owner", params.get("me") or uuid.uuid4().hex[:8])
-if "run" in params and "t.run" not in state:
-    state["t.run"] = params["run"]
+page_setup()
+
+seed_params = params
+if "t.init" not in state:
+    reopened = manager.store.get(params["run"]) if params.get("run") else None
+    if reopened is not None:  # a run's URL opens with that run's network and settings, not another's
+        state["t.run"] = reopened.id
+        name, config, kind, settings = reopen_settings(reopened)
+        seed_params = config_params(name, config)
+        state["t.preset"] = kind
+        for widget, value in settings.items():
+            state[f"t.{name}.{kind}.{widget}"] = value
+    elif state.get("x.last_valid"):  # the config from Explore carries over
+        seed_params = config_params(*state["x.last_valid"])
+with st.sidebar:
+    name, config, error = config_editor("t.", st.sidebar, seed_params)
 
 st.title("Train on Fashion-MNIST")
-explored = state.get("x.last_valid")  # the config from Explore carries over
-seed_params = config_params(*explored) if explored else params
-with st.sidebar:
-    name, config, _ = config_editor("t.", st.sidebar, seed_params)
+show_fallback(error)
+cols = st.columns([1.3, 1, 1, 1, 1, 1.2])
+kind = cols[0].radio("Preset", ["quick", "book"], horizontal=True, key="t.preset",
+                     help="book: exactly d2l's settings; quick: about a minute on a laptop CPU")
+devices = ["cuda", "cpu"] if cuda_available() else ["cpu"]
+device = cols[1].selectbox("Device", devices, key="t.device")
+chosen = preset(name, kind, device, config)
+s = chosen.settings
+key = f"t.{name}.{kind}"
+for widget, value in (("lr", s.lr), ("epochs", s.epochs), ("batch", s.batch_size), ("subset", s.train_subset or 0)):
+    state.setdefault(f"{key}.{widget}", value)  # the preset's value, unless the user or a reopened run set one
+lr = cols[2].number_input("Learning rate", 0.0001, 100.0, format="%.4f", key=key + ".lr")
+epochs = cols[3].number_input("Epochs", 1, 200, key=key + ".epochs")
+batch = cols[4].number_input("Batch size", 2, 4096, key=key + ".batch")
+subset = cols[5].number_input("Images (0 = all)", 0, 60_000, step=1000, key=key + ".subset",
+                              help="training images; 0 trains on all 60,000")
+if chosen.changes:
+    st.caption("Quick preset changes: " + "; ".join(chosen.changes))
 
-left, right = st.columns([1, 2])
-with left:
-    kind = st.radio("Preset", ["quick", "book"], horizontal=True, key="t.preset",
-                    help="book: exactly d2l's settings; quick: about a minute on a laptop CPU")
-    devices = ["cuda", "cpu"] if cuda_available() else ["cpu"]
-    device = st.selectbox("Device", devices, key="t.device")
-    chosen = preset(name, kind, device, config)
-    if chosen.changes:
-        st.caption("Quick preset changes: " + "; ".join(chosen.changes))
-    s = chosen.settings
-    key = f"t.{name}.{kind}"
-    lr = st.number_input("Learning rate", 0.0001, 100.0, s.lr, format="%.4f", key=key + ".lr")
-    epochs = st.number_input("Epochs", 1, 200, s.epochs, key=key + ".epochs")
-    batch = st.number_input("Batch size", 2, 4096, s.batch_size, key=key + ".batch")
-    subset = st.number_input("Training images (0 = all 60,000)", 0, 60_000, s.train_subset or 0, step=1000,
-                             key=key + ".subset")
+info, button = st.columns([4, 1], vertical_alignment="center")
+refusal = None
+try:
+    settings = TrainSettings(lr=lr, epochs=epochs, batch_size=batch, train_subset=subset or None, device=device)
+    need = manager.estimate_bytes(chosen.config, settings)
+    with st.spinner("Timing a few training steps of this network…"):
+        estimate = manager.estimate_time(chosen.config, settings)
+    limit = "" if manager.max_seconds is None else f" This server's limit is {human_duration(manager.max_seconds)}."
+    info.caption(f"Estimated: {estimate.text}, {human(need, 'B')} of memory.{limit}")
+    manager.check_time(estimate)
+except ConfigError as err:
+    refusal = err
+if button.button("Start training", type="primary", disabled=refusal is not None, key="t.start", width="stretch"):
     try:
-        settings = TrainSettings(lr=lr, epochs=epochs, batch_size=batch, train_subset=subset or None,
-                                 device=device)
-        need = manager.estimate_bytes(chosen.config, settings)
-        st.caption(f"Estimated: {human(need, 'B')} of memory, about "
-                   f"{estimate_seconds(chosen.config, settings, manager.store):.0f} s.")
+        state["t.run"] = manager.start(name, chosen.config, settings, owner=state["owner"])
     except ConfigError as err:
-        settings = None
-        st.error(err.message)
-    if st.button("Start training", type="primary", disabled=settings is None, key="t.start"):
-        try:
-            state["t.run"] = manager.start(name, chosen.config, settings, owner=state["owner"])
-        except ConfigError as err:
-            st.error(err.message)
+        refusal = err
+if refusal is not None:
+    st.error(refusal.message, icon="⛔")  # why Start is off: never a greyed-out mystery
 
 run_id = state.get("t.run")
-if run_id:
-    st.query_params.from_dict({"run": run_id, "me": state["owner"]})
+wanted = {**({"run": run_id, "me": state["owner"]} if run_id else {}), **present_param()}
+if st.query_params.to_dict() != wanted:
+    st.query_params.from_dict(wanted)
 
 
 @st.fragment(run_every=1.0 if run_id and getattr(manager.view(run_id), "status", "") not in FINISHED else None)
 def live(run_id: str) -> None:
     view = manager.view(run_id)
     if view is None:
-        st.info(f"Run {run_id} is not in the run store.")
+        st.text(f"Run {run_id[:40]} is not in the run store.")  # the id came from a URL: shown as text
         return
     r = view.record
-    st.subheader(f"{r.model} · run {r.id} · {r.status}")
+    p = view.progress
+    head, stop = st.columns([5, 1], vertical_alignment="center")
+    head.subheader(f"{r.model} · run {r.id} · {r.status}")
+    if r.status in ("queued", "running") and stop.button("Stop", key="t.stop", width="stretch"):
+        manager.stop(run_id)
     if view.position:
         st.info(f"Queued: position {view.position}. It starts when a worker is free.")
-    p = view.progress
+    elif r.status == "running" and (p is None or p.kind == "phase"):
+        doing = p.phase if p is not None else "starting"
+        st.progress(0.0, text=f"{doing}… ({(p.elapsed if p else 0):.0f} s)")
+    elif p is not None:
+        eta = "" if math.isnan(p.eta) else f" · {human_duration(p.eta)} left"
+        st.progress(min(p.step / p.total_steps, 1.0),
+                    text=f"epoch {min(int(p.epoch) + 1, r.settings['epochs'])}/{r.settings['epochs']} · batch "
+                         f"{p.step}/{p.total_steps} · {p.images_per_sec:.0f} images/s{eta}")
     metrics = manager.store.metrics(run_id)
     tested = metrics.test_acc.dropna()
-    if p is not None:
-        st.progress(p.step / p.total_steps,
-                    text=f"epoch {min(int(p.epoch) + 1, r.settings['epochs'])}/{r.settings['epochs']} · batch "
-                         f"{p.step}/{p.total_steps} · {p.images_per_sec:.0f} images/s · ETA {p.eta:.0f} s")
+    stepped = p is not None and p.kind != "phase"
     cols = st.columns(4)
-    cols[0].metric("train loss", "-" if p is None and r.train_loss is None else
-                   f"{(p.train_loss if p else r.train_loss):.3f}")
-    cols[1].metric("train acc", "-" if p is None and r.train_acc is None else
-                   f"{(p.train_acc if p else r.train_acc):.3f}")
+    cols[0].metric("train loss", f"{p.train_loss:.3f}" if stepped else
+                   "-" if r.train_loss is None else f"{r.train_loss:.3f}")
+    cols[1].metric("train acc", f"{p.train_acc:.3f}" if stepped else
+                   "-" if r.train_acc is None else f"{r.train_acc:.3f}")
     cols[2].metric("test acc", f"{tested.iloc[-1]:.3f}" if len(tested) else "-")
-    cols[3].metric("time", f"{(p.elapsed if p else (r.seconds or 0)):.0f} s")
-    if r.status in ("queued", "running") and st.button("Stop", key="t.stop"):
-        manager.stop(run_id)
+    cols[3].metric("time", human_duration(p.elapsed if p else (r.seconds or 0)).removeprefix("about "))
     if r.error:
         st.error(r.error)
     if len(metrics):
-        st.plotly_chart(training_chart(metrics, f"{r.model}: loss and accuracy"), key="t.chart")
+        st.plotly_chart(training_chart(metrics, f"{r.model}: loss and accuracy", height=330), key="t.chart")
     if r.status in FINISHED and state.get("t.live") == run_id:
         state["t.live"] = None
         st.rerun()  # once: the page redraws without the timer
@@ -98,7 +125,9 @@ def live(run_id: str) -> None:
         state["t.live"] = run_id
 
 
+state["t.init"] = True
 if run_id:
-    with right:
-        live(run_id)
-        st.page_link("pages/runs.py", label="All runs and details", icon=":material/history:")
+    live(run_id)
+    st.page_link("pages/runs.py", label="All runs and details", icon=":material/history:")
+else:
+    st.caption(f"Pick a network in the sidebar ({registry.get(name).description}), then Start.")

@@ -72,8 +72,9 @@ class ResNetConfig(ModelConfig):
 
     def check(self) -> None:
         if len(self.blocks) != len(self.channels):
-            raise ConfigError("channels", f"has {len(self.channels)} stages but blocks has {len(self.blocks)}; "
-                                          "give one channel count per stage")
+            raise ConfigError("blocks", f"blocks has {len(self.blocks)} stages but channels has "
+                                        f"{len(self.channels)}: give one channel count per stage, i.e. the "
+                                        "same number of entries in both", related=("channels",))
 
 
 register(ModelEntry("resnet18", "ResNet", "ResNet-18: four stages of two residual blocks", "7.6",

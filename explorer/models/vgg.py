@@ -56,8 +56,10 @@ class VGGConfig(ModelConfig):
             if num_convs > 16:
                 raise ConfigError("conv_arch", f"row {i + 1} has {num_convs} convolutions; at most 16 per block")
             if out_channels // self.ratio < 1:
-                raise ConfigError("ratio", f"{self.ratio} leaves no channels in block {i + 1} ({out_channels} // "
-                                           f"{self.ratio} = 0); use a ratio of at most {out_channels}")
+                raise ConfigError("ratio", f"ratio {self.ratio} leaves no channels in conv_arch row {i + 1} "
+                                           f"({out_channels} // {self.ratio} = 0); use a ratio of at most "
+                                           f"{out_channels}, or give that row at least {self.ratio} channels",
+                                  related=("conv_arch",))
 
 
 register(ModelEntry("vgg11", "VGG", "VGG-11: five VGG blocks of 3x3 convolutions", "7.2",

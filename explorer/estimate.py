@@ -1,0 +1,159 @@
+"""How long a run will take, from a measurement on this machine rather than a formula.
+
+A config's training throughput comes from earlier runs of the same config, batch size and device when
+there are any, else from timing a few real SGD steps here (cached per config). The run's time is then its
+training images at that rate, a test pass per epoch (a forward pass costs about a third of a step), and
+the fixed cost of loading the data and building the model.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from explorer import registry
+from explorer.config import ModelConfig
+from explorer.errors import ConfigError
+from explorer.store import RunStore
+from explorer.summary import summarize
+
+TEST_IMAGES = 10_000
+STARTUP_SECONDS = 2.0           # reading the data and building the model, measured on a 2-core CPU
+STEP_BUDGET_MULT_ADDS = 4e9     # one timed step at most this much work: big configs are timed on fewer images
+_lock = threading.Lock()        # one calibration at a time: they would slow each other down
+
+
+@dataclass(frozen=True)
+class Estimate:
+    seconds: float
+    images_per_sec: float       # training throughput the estimate assumes
+    source: str                 # where the throughput comes from, in words
+
+    @property
+    def text(self) -> str:
+        return f"{human_duration(self.seconds)} ({self.source})"
+
+
+def human_duration(seconds: float) -> str:
+    """'about 40 s', 'about 4 min', 'about 2 h': never raw seconds."""
+    if seconds < 60:
+        return f"about {max(1, round(seconds))} s"
+    if seconds < 90 * 60:
+        return f"about {round(seconds / 60)} min"
+    hours = seconds / 3600
+    return f"about {hours:.1f} h" if hours < 10 else f"about {round(hours)} h"
+
+
+def max_run_seconds() -> float:
+    """The longest run a server accepts (EXPLORER_MAX_RUN_MINUTES, default 30)."""
+    try:
+        minutes = float(os.environ.get("EXPLORER_MAX_RUN_MINUTES", 30))
+    except ValueError:
+        minutes = 30.0
+    return minutes * 60
+
+
+def run_seconds(images_per_sec: float, train_images: int, epochs: int) -> float:
+    """Wall time of a run at a training throughput: its steps, one test pass per epoch, the start-up."""
+    per_epoch = train_images / images_per_sec + TEST_IMAGES / (3 * images_per_sec)
+    return STARTUP_SECONDS + epochs * per_epoch
+
+
+def estimate_run(config: ModelConfig, batch_size: int, epochs: int, train_images: int, device: str,
+                 store: RunStore | None = None, threads: int | None = None) -> Estimate:
+    """The expected wall time of a run; see the module's docstring for how."""
+    past = _past_rate(config, batch_size, device, store) if store is not None else None
+    if past is not None:
+        rate, source = past, "measured by earlier runs of this config"
+    else:
+        rate = measure_images_per_sec(config, batch_size, device, threads)
+        source = "measured on this machine"
+    return Estimate(run_seconds(rate, train_images, epochs), rate, source)
+
+
+def _past_rate(config: ModelConfig, batch_size: int, device: str, store: RunStore) -> float | None:
+    for r in reversed(store.with_status("done", "stopped")[-50:]):
+        if not r.images_per_sec or r.settings.get("device") != device or r.settings.get("batch_size") != batch_size:
+            continue
+        try:
+            same = registry.config_from(r.model, r.config) == config
+        except (ConfigError, TypeError):  # a run stored by an older catalog
+            continue
+        if same:
+            return float(r.images_per_sec)
+    return None
+
+
+@dataclass(frozen=True)
+class StepTiming:
+    """Training images per second of one config in each memory format, and the faster format."""
+
+    contiguous: float
+    channels_last: float
+
+    @property
+    def use_channels_last(self) -> bool:
+        return self.channels_last > self.contiguous
+
+    @property
+    def images_per_sec(self) -> float:
+        return max(self.contiguous, self.channels_last)
+
+
+def measure_images_per_sec(config: ModelConfig, batch_size: int, device: str = "cpu",
+                           threads: int | None = None) -> float:
+    return measure_step(config, batch_size, device, threads).images_per_sec
+
+
+@functools.lru_cache(maxsize=256)
+def measure_step(config: ModelConfig, batch_size: int, device: str = "cpu", threads: int | None = None) -> StepTiming:
+    """Time a few real SGD steps on random data in both memory formats, after a warm-up of each.
+
+    `channels_last` speeds some networks up and halves others (LeNet-BN on a CPU), so it is measured per
+    config, never assumed. A config too big to time cheaply is timed on fewer images per step and scaled
+    up per image, which errs towards a longer estimate: a bigger batch only runs faster per image.
+    """
+    from explorer.train import default_threads, init_weights
+
+    work = 3 * summarize(config).totals.mult_adds  # backward costs about twice the forward
+    batch = max(2, min(batch_size, int(STEP_BUDGET_MULT_ADDS // max(work, 1))))
+    dev = torch.device(device)
+    with _lock:
+        torch.set_num_threads(threads or default_threads())
+        torch.manual_seed(0)
+        model = registry.build(config).to(dev)
+        model.apply(init_weights)
+        model.train()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+        loss_fn = nn.CrossEntropyLoss()
+        x = torch.rand(batch, config.in_channels, config.resolution, config.resolution, device=dev)
+        y = torch.randint(0, config.num_classes, (batch,), device=dev)
+        def step(xf: torch.Tensor) -> None:
+            optimizer.zero_grad(set_to_none=True)
+            loss_fn(model(xf), y).backward()
+            optimizer.step()
+
+        rates = {}
+        for fmt in (torch.contiguous_format, torch.channels_last):
+            model.to(memory_format=fmt)
+            xf = x.contiguous(memory_format=fmt)
+            step(xf)  # warm-up: kernels, allocator
+            _sync(dev)
+            steps, start = 0, time.perf_counter()
+            while steps < 5 and (steps < 2 or time.perf_counter() - start < 0.4):
+                step(xf)
+                steps += 1
+            _sync(dev)
+            rates[fmt] = steps * batch / (time.perf_counter() - start)
+    return StepTiming(rates[torch.contiguous_format], rates[torch.channels_last])
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
