@@ -59,14 +59,15 @@ def max_run_seconds() -> float:
     return minutes * 60
 
 
-def run_seconds(images_per_sec: float, train_images: int, epochs: int) -> float:
+def run_seconds(images_per_sec: float, train_images: int, epochs: int, test_images: int = TEST_IMAGES) -> float:
     """Wall time of a run at a training throughput: its steps, one test pass per epoch, the start-up."""
-    per_epoch = train_images / images_per_sec + TEST_IMAGES / (3 * images_per_sec)
+    per_epoch = train_images / images_per_sec + test_images / (3 * images_per_sec)
     return STARTUP_SECONDS + epochs * per_epoch
 
 
 def estimate_run(config: ModelConfig, batch_size: int, epochs: int, train_images: int, device: str,
-                 store: RunStore | None = None, threads: int | None = None) -> Estimate:
+                 store: RunStore | None = None, threads: int | None = None,
+                 test_images: int = TEST_IMAGES) -> Estimate:
     """The expected wall time of a run; see the module's docstring for how."""
     past = _past_rate(config, batch_size, device, store) if store is not None else None
     if past is not None:
@@ -74,7 +75,7 @@ def estimate_run(config: ModelConfig, batch_size: int, epochs: int, train_images
     else:
         rate = measure_images_per_sec(config, batch_size, device, threads)
         source = "measured on this machine"
-    return Estimate(run_seconds(rate, train_images, epochs), rate, source)
+    return Estimate(run_seconds(rate, train_images, epochs, test_images), rate, source)
 
 
 def _past_rate(config: ModelConfig, batch_size: int, device: str, store: RunStore) -> float | None:

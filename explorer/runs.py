@@ -22,7 +22,7 @@ import torch
 
 from explorer import registry
 from explorer.config import ModelConfig
-from explorer.data import find_data_dir
+from explorer.data import find_data_dir, load_fashion_mnist
 from explorer.errors import ConfigError
 from explorer.estimate import Estimate, estimate_run, human_duration
 from explorer.store import FINISHED, RunRecord, RunStore
@@ -186,9 +186,10 @@ class RunManager:
 
     def estimate_time(self, config: ModelConfig, settings: TrainSettings) -> Estimate:
         """How long the run would take here: earlier runs of this config, or a measurement of a few steps."""
-        images = min(settings.train_subset or 60_000, 60_000)
+        data = load_fashion_mnist(self.data_dir)  # the images this server really has (cached after the first)
+        images = min(settings.train_subset or len(data.train_labels), len(data.train_labels))
         return estimate_run(config, settings.batch_size, settings.epochs, images, settings.device, self.store,
-                            self.threads)
+                            self.threads, test_images=len(data.test_labels))
 
     def check_time(self, estimate: Estimate) -> None:
         """Refuse a run over this server's time limit, saying the estimate, the limit and what to do."""

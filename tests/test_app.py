@@ -1,5 +1,6 @@
 """The pages through Streamlit's AppTest: knobs change what is shown, URLs restore it, errors stay calm."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -100,8 +101,10 @@ def test_code_and_csv_are_offered():
     at.segmented_control(key="x.view").set_value("Charts").run()
     assert len(at.get("plotly_chart")) == 3
     at.segmented_control(key="x.view").set_value("Diagram").run()
-    dot = at.get("graphviz_chart")[0].proto.spec
-    assert dot.startswith("digraph") and "Conv2d 5x5" in dot and "AvgPool2d 2x2" in dot
+    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    labels = " ".join(a.get("text", "") for a in figure["layout"]["annotations"])
+    assert "Conv 5x5 · Sigmoid" in labels and "AvgPool 2x2" in labels
+    assert at.query_params["view"] == "Diagram"
 
 
 def test_compare_two_configs():
@@ -109,10 +112,18 @@ def test_compare_two_configs():
     totals = table(at, "ratio")
     assert list(totals.columns) == ["", "A vgg11", "B vgg11-small", "ratio"]
     assert totals.iloc[0]["A vgg11"] == f"{summarize(registry.get('vgg11').config).totals.params:,}"
+    assert "training memory (batch 128)" in list(totals[""])  # the batch the memory is for, said
     assert len(at.get("plotly_chart")) == 4
     stages = table(at, "params change")
-    assert stages["params change"].sum() == (summarize(registry.get("vgg11-small").config).totals.params
-                                             - summarize(registry.get("vgg11").config).totals.params)
+    change = sum(int(v.replace(",", "")) for v in stages["params change"])
+    assert change == (summarize(registry.get("vgg11-small").config).totals.params
+                      - summarize(registry.get("vgg11").config).totals.params)
+    assert "-77,070,336" in list(stages["params change"])  # thousands separators
+    at.sidebar.number_input(key="b.vgg11-small.ratio").set_value(8).run()
+    at.sidebar.number_input(key="c.batch").set_value(16).run()
+    totals = table(at, "ratio")
+    assert list(totals.columns) == ["", "A vgg11", "B vgg11-small (ratio=8)", "ratio"]  # says what differs
+    assert "training memory (batch 16)" in list(totals[""])
 
 
 def test_compare_restores_both_sides_from_the_url():
@@ -122,10 +133,66 @@ def test_compare_restores_both_sides_from_the_url():
         at.query_params[key] = value
     at.switch_page("pages/compare.py").run()
     totals = table(at, "ratio")
-    assert totals.iloc[0]["B resnet18"] == f"{summarize(registry.get('resnet34').config).totals.params:,}"
+    resnet34 = summarize(registry.get("resnet34").config).totals.params
+    assert totals.iloc[0]["B resnet18 (blocks=3, 4, 6, 3)"] == f"{resnet34:,}"
 
 
 @pytest.mark.parametrize("page", ["pages/catalog.py"])
 def test_catalog_lists_every_model(page):
     at = app(page)
     assert list(table(at, "description").name) == registry.list_models()
+
+
+def test_a_typed_tuple_works_in_the_widget():
+    at = app(model="resnet18")
+    at.sidebar.text_input(key="x.resnet18.blocks").set_value("(3,4,6,3)").run()
+    assert not at.sidebar.error
+    assert metric(at, "parameters") == params_of("resnet34")
+
+
+def sidebar_order(at: AppTest) -> list[str]:
+    """The sidebar's widgets and errors in drawing order: keys of inputs, "error: ..." for errors."""
+    out = []
+    for node in at.sidebar:
+        kind = type(node).__name__
+        if kind == "Error":
+            out.append("error: " + node.value)
+        elif getattr(node, "key", None):
+            out.append(node.key)
+    return out
+
+
+def test_an_error_lands_under_the_knob_that_was_changed():
+    at = app(model="resnet18")
+    at.sidebar.text_input(key="x.resnet18.blocks").set_value("3,4,6").run()
+    order = sidebar_order(at)
+    after = order[order.index("x.resnet18.blocks") + 1]
+    assert after.startswith("error: blocks has 3 stages but channels has 4")
+    assert any("shows the last valid config" in w.value for w in at.main.warning)  # the main area says so
+    assert metric(at, "parameters") == params_of("resnet18")
+
+    at = app(model="resnet18")
+    at.sidebar.text_input(key="x.resnet18.channels").set_value("64, 128, 256").run()
+    order = sidebar_order(at)
+    assert order[order.index("x.resnet18.channels") + 1].startswith("error: blocks has 4 stages")
+
+
+def test_a_shared_link_opens_on_its_view_and_depth():
+    at = app(model="resnet18", view="Charts", depth="1")
+    assert at.segmented_control(key="x.view").value == "Charts"
+    assert len(at.get("plotly_chart")) == 3
+    assert not at.sidebar.warning  # page parameters are not mistaken for knobs
+    at = app(model="resnet18", view="Layers", depth="1")
+    assert at.slider(key="x.depth").value == 1
+    assert set(table(at, "output shape").layer.str.strip().str.split(" ").str[0]) == {"0", "1", "2", "3", "4",
+                                                                                     "5", "6", "7"}
+    at.slider(key="x.depth").set_value(2).run()
+    assert at.query_params["depth"] == "2"
+
+
+def test_presentation_mode_is_a_toggle_and_a_url_parameter():
+    at = app(model="lenet", present="1")
+    assert at.sidebar.toggle(key="present").value is True
+    assert at.query_params["present"] == "1"
+    at.sidebar.toggle(key="present").set_value(False).run()
+    assert "present" not in at.query_params

@@ -96,6 +96,10 @@ def test_start_watch_stop_and_inspect(app_env):
     again = train_page(run=run_id, me=at.query_params["me"])  # a closed tab comes back through the URL
     assert any(run_id in s.value and "stopped" in s.value for s in again.subheader)
     assert not again.warning  # page parameters are not mistaken for knobs
+    # and shows that run's network and settings, so Start would train the same again
+    assert again.sidebar.selectbox(key="t.preset:LeNet").value == "lenet-bn"
+    assert again.number_input(key="t.lenet-bn.quick.epochs").value == 200
+    assert again.number_input(key="t.lenet-bn.quick.batch").value == 8
 
     pick_lenet_bn(at, epochs=2, batch=64)
     at.button(key="t.start").click().run()
@@ -108,7 +112,9 @@ def test_start_watch_stop_and_inspect(app_env):
     assert list(history.run[:2]) == [done_id, run_id]  # newest first
     assert list(history.status[:2]) == ["done", "stopped"]
     specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert "loss and accuracy" in specs[0]["layout"]["title"]["text"]  # the selected run's curve
     heatmap = next(s for s in specs if s["data"][0]["type"] == "heatmap")
+    assert heatmap["layout"]["yaxis"].get("type") in (None, "category")
     z = heatmap["data"][0]["z"]
     total = (np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"]).sum() if isinstance(z, dict)
              else sum(map(sum, z)))
@@ -121,3 +127,25 @@ def test_start_watch_stop_and_inspect(app_env):
     at.button(key="r.delete").click().run()
     history = next(t.value for t in at.dataframe if "best test acc" in t.value.columns)
     assert done_id not in set(history.run)
+
+
+def test_a_run_over_the_servers_limit_says_why_start_is_off(app_env, monkeypatch):
+    from pages.common import run_manager
+
+    monkeypatch.setenv("EXPLORER_MAX_RUN_MINUTES", "1")
+    run_manager().shutdown()
+    run_manager.clear()
+    try:
+        at = train_page()
+        at.sidebar.selectbox(key="t.family").set_value("VGG").run()
+        at.radio(key="t.preset").set_value("book").run()
+        assert at.button(key="t.start").disabled
+        refusal = " ".join(e.value for e in at.error)
+        assert "over this server's limit of about 1 min" in refusal and "quick preset" in refusal
+        assert any("This server's limit is about 1 min" in c.value for c in at.caption)
+        at.radio(key="t.preset").set_value("quick").run()
+        assert not at.button(key="t.start").disabled
+        assert any(c.value.startswith("Estimated: about") for c in at.caption)
+    finally:
+        run_manager().shutdown()
+        run_manager.clear()

@@ -1,5 +1,7 @@
 """What the Runs page shows, from a real run stored by a real run manager on small generated data."""
 
+import dataclasses
+
 import pytest
 
 from explorer import registry
@@ -8,12 +10,13 @@ from explorer.runviews import (
     batchnorm_parameters,
     confused_examples,
     describe_config,
-    estimate_seconds,
+    first_with_results,
     history_table,
     overlay_chart,
     per_class_accuracy,
+    reopen_settings,
 )
-from explorer.train import TrainSettings
+from explorer.train import TrainSettings, preset
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +72,29 @@ def test_scratch_batchnorm_gamma_and_beta(finished):
 
 
 def test_time_estimate_learns_from_finished_runs(finished):
-    manager, _, _ = finished
+    from explorer.estimate import estimate_run
+
+    manager, records, _ = finished
     config = registry.get("lenet-bn-scratch").config
-    settings = TrainSettings(lr=0.5, epochs=1, batch_size=32)
-    assert 0 < estimate_seconds(config, settings, manager.store) < 600
+    estimate = estimate_run(config, 32, epochs=2, train_images=256, device="cpu", store=manager.store)
+    assert estimate.source == "measured by earlier runs of this config"
+    assert estimate.images_per_sec == records[-1].images_per_sec
+    other = estimate_run(config, 64, epochs=2, train_images=256, device="cpu", store=manager.store)
+    assert other.source == "measured on this machine"  # another batch size is measured, not assumed
+
+
+def test_a_reopened_run_brings_its_own_network_and_settings(finished):
+    _, records, _ = finished
+    name, config, kind, settings = reopen_settings(records[1])
+    assert (name, config) == ("lenet-bn-scratch", registry.get("lenet-bn-scratch").config)
+    assert settings == {"lr": 0.5, "epochs": 2, "batch": 32, "subset": 0}
+    quick = preset("vgg11", "quick")
+    record = dataclasses.replace(records[1], model="vgg11", config=quick.config.kwargs())
+    assert reopen_settings(record)[:3] == ("vgg11", quick.config, "quick")
+
+
+def test_the_runs_page_opens_on_a_run_with_results(finished):
+    _, records, _ = finished
+    empty = dataclasses.replace(records[0], status="stopped", confusion=None, train_loss=None)
+    assert first_with_results([empty, *records]) == 1
+    assert first_with_results([empty]) == 0

@@ -31,7 +31,44 @@ def test_a_short_run_learns(tiny_data):
     assert sum(map(sum, result.confusion)) == 200
     assert len(result.predictions) == 200
     assert steps[-1].step == steps[-1].total_steps == 3 * 8
-    assert all(p.images_per_sec > 0 and p.eta >= 0 for p in seen)
+    assert all(p.images_per_sec > 0 and p.eta >= 0 for p in seen if p.kind != "phase")
+    phases = [p.phase for p in seen if p.kind == "phase"]
+    assert phases == ["loading Fashion-MNIST", "measuring the fastest memory format", "building the model",
+                      "first batch"]
+    assert seen.index(next(p for p in seen if p.kind == "step")) > len(phases) - 1  # phases come first
+
+
+def test_the_eta_converges_to_the_real_remaining_time(tiny_data):
+    seen = []
+    train(LENET_BN, settings(epochs=4, batch_size=8), seen.append, data_dir=tiny_data, threads=1)
+    steps = [p for p in seen if p.kind == "step"]
+    end = [p for p in seen if p.kind == "epoch"][-1].elapsed
+    halfway = min(steps, key=lambda p: abs(p.step - p.total_steps / 2))
+    remaining = end - halfway.elapsed
+    assert abs(halfway.eta - remaining) <= 0.25 * remaining, (halfway.eta, remaining)
+    assert [p for p in seen if p.kind == "epoch"][-1].eta == 0
+
+
+def test_the_memory_format_follows_its_own_measurement(tiny_data, monkeypatch):
+    from explorer import estimate
+    from explorer.estimate import StepTiming
+
+    timing = estimate.measure_step(LENET_BN, 64, "cpu", 1)
+    assert timing.contiguous > 0 and timing.channels_last > 0
+    assert timing.use_channels_last == (timing.channels_last > timing.contiguous)
+    assert estimate.measure_step(LENET_BN, 64, "cpu", 1) is timing  # measured once per config, then cached
+    for faster_last in (True, False):
+        monkeypatch.setattr("explorer.train.measure_step",
+                            lambda *a, f=faster_last: StepTiming(1.0, 2.0) if f else StepTiming(2.0, 1.0))
+        result = train(LENET_BN, settings(epochs=1), data_dir=tiny_data)
+        assert result.channels_last is faster_last
+
+
+def test_durations_read_as_words():
+    from explorer.estimate import human_duration
+
+    assert [human_duration(s) for s in (0.2, 42, 240, 5000, 7200, 90_000)] == [
+        "about 1 s", "about 42 s", "about 4 min", "about 83 min", "about 2.0 h", "about 25 h"]
 
 
 def test_runs_are_seeded_and_reproducible(tiny_data):
@@ -121,6 +158,31 @@ def test_queue_order_positions_and_stop(manager):
     assert manager.wait(third, timeout=120).status == "done"
     assert manager.view(third).record.started > manager.view(first).record.started
     assert not manager.stop(third)  # already finished
+
+
+def test_a_run_over_the_time_limit_is_refused_with_advice(tmp_path, tiny_data):
+    strict = RunManager(tmp_path / "home", threads=1, data_dir=tiny_data, max_seconds=60)
+    book_vgg = registry.get("vgg11").config
+    with pytest.raises(ConfigError) as err:
+        strict.start("vgg11", book_vgg, TrainSettings(lr=0.05, epochs=10, batch_size=128))
+    message = err.value.message
+    assert err.value.knob == "estimate" and "over this server's limit of about 1 min" in message
+    assert "quick preset" in message and "GPU" in message and " h" in message  # the estimate, in hours
+    assert strict.store.list() == []
+    quick = preset("lenet-bn", "quick")
+    assert strict.estimate_time(quick.config, quick.settings).seconds < 60
+    strict.shutdown()
+
+
+def test_a_started_run_says_what_it_is_doing_within_a_second(manager):
+    run_id = manager.start("lenet-bn", LENET_BN, settings(epochs=1))
+    deadline = time.monotonic() + 1.0
+    while (view := manager.view(run_id)).progress is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert view.progress is not None, "nothing to show a second after Start"
+    assert view.progress.kind == "phase" or view.progress.step > 0
+    assert manager.wait(run_id, timeout=120).status == "done"
+    assert "phase" not in set(manager.store.metrics(run_id).kind)  # phases are live only
 
 
 def test_admission_refuses_what_does_not_fit(manager, monkeypatch):
