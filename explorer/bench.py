@@ -168,18 +168,26 @@ class QuickResult:
     name: str
     test_acc: float
     seconds: float
+    estimate_seconds: float   # what the Train page would have said before Start (a measurement of a few steps)
     images_per_sec: float
     changes: tuple[str, ...]
 
 
 def bench_quick(names: list[str] | None = None, data_dir: str | None = None) -> list[QuickResult]:
     """Train each model's quick preset on the real data: final test accuracy and wall time."""
+    from explorer.data import load_fashion_mnist
+    from explorer.estimate import estimate_run
     from explorer.train import preset, train
 
+    data = load_fashion_mnist(data_dir)
     out = []
     for name in names or registry.list_models():
         p = preset(name, "quick")
+        images = min(p.settings.train_subset or len(data.train_labels), len(data.train_labels))
+        estimate = estimate_run(p.config, p.settings.batch_size, p.settings.epochs, images, p.settings.device,
+                                test_images=len(data.test_labels))
         result = train(p.config, p.settings, data_dir=data_dir)
         last = [h for h in result.history if h.kind == "epoch"][-1]
-        out.append(QuickResult(name, last.test_acc, result.seconds, last.images_per_sec, p.changes))
+        out.append(QuickResult(name, last.test_acc, result.seconds, estimate.seconds, last.images_per_sec,
+                               p.changes))
     return out

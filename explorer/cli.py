@@ -162,11 +162,11 @@ def cmd_bench_train(args: argparse.Namespace) -> int:
 def cmd_bench_quick(args: argparse.Namespace) -> int:
     from explorer.bench import bench_quick
 
-    print("| model | test acc | time (s) | images/s | quick preset changes |")
-    print("|---|---|---|---|---|")
+    print("| model | test acc | time (s) | estimated (s) | time / estimate | images/s | quick preset changes |")
+    print("|---|---|---|---|---|---|---|")
     for r in bench_quick(args.names or None, args.data_dir):
-        print(f"| {r.name} | {r.test_acc:.3f} | {r.seconds:.0f} | {r.images_per_sec:.0f} | "
-              f"{'; '.join(r.changes)} |", flush=True)
+        print(f"| {r.name} | {r.test_acc:.3f} | {r.seconds:.0f} | {r.estimate_seconds:.0f} | "
+              f"{r.seconds / r.estimate_seconds:.2f} | {r.images_per_sec:.0f} | {'; '.join(r.changes)} |", flush=True)
     return 0
 
 

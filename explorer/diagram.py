@@ -20,7 +20,7 @@ ATTACHED = ("ReLU", "Sigmoid", "Tanh", "Dropout", "BatchNorm1d", "BatchNorm2d", 
 SHORT = {"Conv2d": "Conv", "MaxPool2d": "MaxPool", "AvgPool2d": "AvgPool", "AdaptiveAvgPool2d": "GlobalAvgPool",
          "BatchNorm2d": "BN", "BatchNorm1d": "BN", "BatchNorm": "BN", "Dropout": "Dropout"}
 COLORS = {"layer": "#e8eef9", "block": "#dcead5", "residual": "#fbe5c8", "io": "#ffffff"}
-PER_ROW = 6
+PER_ROW = 7
 
 
 @dataclass
@@ -108,7 +108,7 @@ def _block(node: _Node, stage: str) -> Unit:
         return Unit("Inception", (" | ".join(branches), "4 paths → concat"), node.shape, "block", stage, params, paths)
     convs = node.children[0].children if node.children else []
     growth = convs[0].shape.split("×")[0] if convs else "?"
-    return Unit("DenseBlock", (f"{len(convs)}× BN · ReLU · Conv 3x3", f"concat, +{growth} channels each"),
+    return Unit("DenseBlock", (f"{len(convs)}× BN · ReLU · Conv 3x3", f"concat, +{growth} ch each"),
                 node.shape, "block", stage, params, paths)
 
 
@@ -152,9 +152,9 @@ def diagram_units(layers: pd.DataFrame, input_shape: tuple[int, ...], fold: bool
 
 
 def grid(n: int) -> tuple[int, int]:
-    """(rows, boxes per row) for n boxes: six a row, more when a long chain would need over five rows."""
-    per_row = PER_ROW if n <= 5 * PER_ROW else math.ceil(n / 5)
-    per_row = min(per_row, n)
+    """(rows, boxes per row) for n boxes: at most seven a row, rows filled evenly, more a row past five rows."""
+    rows = min(math.ceil(n / PER_ROW), 5)
+    per_row = math.ceil(n / rows)
     return math.ceil(n / per_row), per_row
 
 
@@ -174,7 +174,7 @@ def diagram_figure(units: list[Unit], title: str = "") -> go.Figure:
         stage = f"<span style='color:#777777'>stage {unit.stage}</span><br>" if unit.stage else ""
         body = "".join(f"<br><span style='font-size:11px'>{line}</span>" for line in unit.lines)
         fig.add_annotation(x=x, y=y, text=f"{stage}{title_text}{body}<br><i>{unit.shape}</i>", showarrow=False,
-                           font={"size": 13, "color": "#1f1f1f"}, align="center")
+                           font={"size": 12, "color": "#1f1f1f"}, align="center")
         xs.append(x)
         ys.append(y)
         hover.append(f"{unit.title}{f' ×{unit.repeat}' if unit.repeat > 1 else ''}<br>output {unit.shape}<br>"

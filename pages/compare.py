@@ -11,7 +11,6 @@ warm_up()
 params = st.query_params.to_dict()
 if "a.model" not in params and "b.model" not in params:  # a first visit: the book's VGG-11 against ratio 4
     params = {**params, "a.model": "vgg11", "b.model": "vgg11-small"}
-page_setup()
 with st.sidebar:
     batch = st.number_input("Batch size (memory estimate)", 1, 4096, key="c.batch",
                             value=int_param(params, "batch", 1, 4096) or 128)
@@ -19,6 +18,7 @@ with st.sidebar:
         name_a, config_a, error_a = config_editor("a.", st, params, url_prefix="a.")
     with st.expander("Network B", expanded=True):
         name_b, config_b, error_b = config_editor("b.", st, params, url_prefix="b.")
+page_setup()
 
 a, b = summarize(config_a, batch_size=batch), summarize(config_b, batch_size=batch)
 labels = compare_labels((name_a, config_a), (name_b, config_b))

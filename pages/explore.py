@@ -12,7 +12,6 @@ from pages.common import config_editor, page_setup, present_param, show_fallback
 
 warm_up()
 params = st.query_params.to_dict()
-page_setup()
 state = st.session_state
 if "x.view" not in state:  # a shared link opens on the view and depth it was copied from
     state["x.view"] = params.get("view") if params.get("view") in VIEWS else VIEWS[0]
@@ -20,6 +19,7 @@ with st.sidebar:
     name, config, error = config_editor("x.", st.sidebar, params)
     batch = st.number_input("Batch size (memory estimate)", 1, 4096, key="x.batch",
                             value=int_param(params, "batch", 1, 4096) or registry.get(name).book.batch_size)
+page_setup()
 
 summary = summarize(config, batch_size=batch)
 default = summarize(registry.get(name).config, batch_size=batch)

@@ -19,7 +19,6 @@ manager = run_manager()
 state = st.session_state
 params = st.query_params.to_dict()
 state.setdefault("owner", params.get("me") or uuid.uuid4().hex[:8])
-page_setup()
 
 seed_params = params
 if "t.init" not in state:
@@ -35,6 +34,7 @@ if "t.init" not in state:
         seed_params = config_params(*state["x.last_valid"])
 with st.sidebar:
     name, config, error = config_editor("t.", st.sidebar, seed_params)
+page_setup()
 
 st.title("Train on Fashion-MNIST")
 show_fallback(error)

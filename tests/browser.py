@@ -65,15 +65,18 @@ def streamlit_server(env: dict[str, str]) -> Iterator[str]:
         log.close()
 
 
+PROJECTOR = {"width": 1280, "height": 720}
+
+
 @contextmanager
-def chromium_page() -> Iterator:
+def chromium_page(viewport: dict[str, int] | None = None) -> Iterator:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--no-first-run"])
-        context = browser.new_context(viewport={"width": 1600, "height": 1000})
+        context = browser.new_context(viewport=viewport or PROJECTOR)
         page = context.new_page()
         page.set_default_timeout(60_000)
         try:
@@ -88,6 +91,12 @@ def wait_idle(page) -> None:
     page.wait_for_selector(IDLE, timeout=60_000)
 
 
-def shot(page, name: str) -> None:
+def shot(page, name: str, full_page: bool = True) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=full_page)
+
+
+def in_first_screen(locator, height: int = PROJECTOR["height"]) -> bool:
+    """The element is drawn and its bottom edge is inside the first screen, without scrolling."""
+    box = locator.bounding_box()
+    return box is not None and box["height"] > 0 and box["y"] >= 0 and box["y"] + box["height"] <= height

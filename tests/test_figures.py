@@ -23,7 +23,7 @@ def test_every_diagram_fits_a_projector(name):
     u = units(name)
     fig = diagram_figure(u)
     rows, per_row = grid(len(u))
-    assert rows <= 3 and per_row <= 6
+    assert rows <= 2 and per_row <= 7
     assert fig.layout.height <= MAX_DIAGRAM_PX
     assert (u[0].title, u[-1].title) == ("input", "logits")
     assert u[-1].shape == "10"
@@ -53,7 +53,7 @@ def test_inception_and_dense_blocks_show_their_paths_and_growth():
     assert [u.repeat for u in inception] == [2, 5, 2]
     assert inception[0].lines[0] == "1x1 | 1x1→3x3 | 1x1→5x5 | pool→1x1"
     dense = [u for u in units("densenet") if u.title == "DenseBlock"]
-    assert len(dense) == 4 and dense[0].lines == ("4× BN · ReLU · Conv 3x3", "concat, +32 channels each")
+    assert len(dense) == 4 and dense[0].lines == ("4× BN · ReLU · Conv 3x3", "concat, +32 ch each")
 
 
 def test_a_long_chain_wraps_into_rows_not_a_tall_column():

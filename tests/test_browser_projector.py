@@ -1,0 +1,162 @@
+"""Every page at a projector's 1280x720 in Debian's Chromium: what is on the first screen, and what is painted.
+
+Screenshots of every page at 1280x720 and 1920x1080 land in test-artifacts/ (the viewport, as a lecturer
+sees it).
+"""
+
+import io
+
+import pytest
+
+from explorer import registry
+from explorer.runs import RunManager
+from explorer.train import TrainSettings
+from tests.browser import ARTIFACTS, chromium_page, in_first_screen, need_chromium, shot, streamlit_server, wait_idle
+from tests.conftest import write_dataset
+
+pytestmark = pytest.mark.browser
+
+SIZES = ({"width": 1280, "height": 720}, {"width": 1920, "height": 1080})
+PAGES = {
+    "explore": "/?model=vgg11-small",
+    "explore-charts": "/?model=resnet18&view=Charts",
+    "explore-diagram": "/?model=resnet34&view=Diagram",
+    "compare": "/compare?a.model=resnet18&b.model=resnet18&b.blocks=%5B3%2C4%2C6%2C3%5D",
+    "train": "/train",
+    "runs": "/runs",
+    "catalog": "/catalog",
+    "explore-present": "/?model=densenet&view=Diagram&present=1",
+}
+
+HEATMAP = """() => {
+  const plot = [...document.querySelectorAll('.js-plotly-plot')]
+    .find(p => p._fullData && p._fullData[0].type === 'heatmap');
+  if (!plot) return null;
+  const t = plot._fullData[0];
+  return {rows: t.z.length, cols: t.z[0].length, ytype: plot._fullLayout.yaxis.type,
+          xtype: plot._fullLayout.xaxis.type, y: [...t.y], total: t.z.flat().reduce((a, b) => a + b, 0)};
+}"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A server whose store already holds one finished LeNet-BN run on small generated data."""
+    need_chromium()
+    ARTIFACTS.mkdir(exist_ok=True)
+    data = str(write_dataset(tmp_path_factory.mktemp("data")))
+    home = tmp_path_factory.mktemp("home")
+    manager = RunManager(home, threads=1, data_dir=data)
+    run_id = manager.start("lenet-bn", registry.get("lenet-bn").config,
+                           TrainSettings(lr=0.5, epochs=2, batch_size=32))
+    assert manager.wait(run_id, timeout=120).status == "done"
+    manager.shutdown()
+    env = {"EXPLORER_HOME": str(home), "EXPLORER_DATA_DIR": data, "EXPLORER_THREADS": "1"}
+    with streamlit_server(env) as url:
+        yield url, run_id
+
+
+def painted_fraction(png: bytes) -> float:
+    """Share of pixels that are not (near) white: an empty plot area is almost all white."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png)).convert("L")
+    pixels = list(image.getdata())
+    return sum(p < 235 for p in pixels) / len(pixels)
+
+
+def test_screenshots_of_every_page_at_projector_sizes(server):
+    url, _ = server
+    for size in SIZES:
+        with chromium_page(size) as page:
+            for name, path in PAGES.items():
+                page.goto(url + path)
+                wait_idle(page)
+                page.wait_for_timeout(800)  # Plotly draws after the script run ends
+                assert page.get_by_test_id("stException").count() == 0, name
+                shot(page, f"{name}-{size['width']}x{size['height']}", full_page=False)
+
+
+def test_the_main_result_is_on_the_first_screen(server):
+    from playwright.sync_api import expect
+
+    url, _ = server
+    with chromium_page() as page:
+        page.goto(f"{url}/?model=vgg11-small")
+        wait_idle(page)
+        metrics = page.get_by_test_id("stMetricValue")
+        expect(metrics).to_have_count(4)
+        assert all(in_first_screen(metrics.nth(i)) for i in range(4))
+        for label in page.get_by_test_id("stMetricLabel").all():  # no label cut to "training memory (batch..."
+            assert label.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), label.inner_text()
+        table = page.get_by_test_id("stMain").get_by_test_id("stDataFrame").first
+        assert table.bounding_box()["y"] + 200 < 720  # the layer table's first rows are on screen
+
+        page.goto(f"{url}/compare")
+        wait_idle(page)
+        totals = page.get_by_test_id("stMain").get_by_test_id("stDataFrame").first
+        expect(totals).to_be_visible()
+        assert in_first_screen(totals)  # the totals, whole
+
+        page.goto(f"{url}/train")
+        wait_idle(page)
+        expect(page.get_by_text("Estimated: about")).to_be_visible()
+        assert in_first_screen(page.get_by_role("button", name="Start training"))
+
+
+@pytest.mark.parametrize("name", ["lenet", "vgg11", "resnet34", "googlenet", "densenet"])
+def test_a_whole_diagram_fits_the_screen(server, name):
+    from playwright.sync_api import expect
+
+    url, _ = server
+    with chromium_page() as page:
+        page.goto(f"{url}/?model={name}&view=Diagram")
+        wait_idle(page)
+        expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible()
+        chart = page.get_by_test_id("stPlotlyChart").first
+        chart.scroll_into_view_if_needed()
+        page.wait_for_timeout(500)
+        box = chart.bounding_box()
+        assert box["height"] <= 600 and box["width"] <= 1280, box
+        assert in_first_screen(chart), box  # after scrolling to it, all of it at once
+        boxes = chart.locator(".shapelayer path").count()
+        labels = chart.locator(".annotation-text").count()
+        assert boxes >= 8 and labels >= 8  # boxes and their labels are painted, not an empty frame
+        assert painted_fraction(chart.screenshot()) > 0.03
+
+
+def test_the_confusion_matrix_is_painted(server):
+    url, _ = server
+    with chromium_page() as page:
+        page.goto(f"{url}/runs")
+        wait_idle(page)
+        page.locator(".heatmaplayer").first.wait_for()
+        heatmap = page.evaluate(HEATMAP)
+        assert heatmap is not None, "no heatmap drawn"
+        assert (heatmap["rows"], heatmap["cols"]) == (10, 10) and heatmap["total"] == 200
+        assert heatmap["ytype"] == "category" and heatmap["xtype"] == "category"
+        assert heatmap["y"][0] == "t-shirt"
+        plot = page.locator(".js-plotly-plot", has=page.locator(".heatmaplayer")).first
+        plot.scroll_into_view_if_needed()
+        area = plot.locator(".nsewdrag").first.bounding_box()  # the plot area, without axes and colour bar
+        from PIL import Image
+
+        image = Image.open(io.BytesIO(page.screenshot(clip=area))).convert("RGB")
+        cell_w, cell_h = image.width / 10, image.height / 10
+        diagonal = [image.getpixel((int((i + 0.5) * cell_w), int((i + 0.3) * cell_h))) for i in range(10)]
+        blue = [p for p in diagonal if p[2] > p[0] + 40]  # "Blues": a cell with counts is clearly blue
+        assert len(blue) >= 8, f"the heatmap's diagonal cells are not painted: {diagonal}"
+
+
+def test_a_reopened_run_url_shows_that_runs_model(server):
+    url, run_id = server
+    with chromium_page() as page:  # a fresh browser: no session state, only the URL
+        page.goto(f"{url}/train?run={run_id}")
+        wait_idle(page)
+        page.get_by_text(f"run {run_id} · done").wait_for()
+        from playwright.sync_api import expect
+
+        expect(page.get_by_role("combobox", name="Preset")).to_have_value("lenet-bn (d2l 7.5.4)")
+        expect(page.get_by_role("combobox", name="Architecture")).to_have_value("LeNet")
+        assert page.get_by_role("spinbutton", name="Epochs").input_value() == "2"
+        assert page.get_by_role("spinbutton", name="Batch size").input_value() == "32"
+        assert page.get_by_text(f"run {run_id} · done").is_visible()
