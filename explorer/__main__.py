@@ -1,3 +1,4 @@
 from explorer.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # worker processes import the main module: they must not run the CLI again
+    raise SystemExit(main())

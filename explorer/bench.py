@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from explorer import registry
-from explorer.summary import _trace, summarize
+from explorer.summary import _traced, summarize
 
 
 @dataclass(frozen=True)
@@ -22,11 +23,11 @@ def bench_summary(repeat: int = 5) -> list[SummaryTiming]:
     out = []
     for name in registry.list_models():
         config = registry.get(name).config
-        _trace.cache_clear()
+        _traced.cache_clear()
         first = _timed(summarize, config)
         warm = []
         for _ in range(repeat):
-            _trace.cache_clear()
+            _traced.cache_clear()
             warm.append(_timed(summarize, config))
         cached = [_timed(summarize, config) for _ in range(repeat)]
         out.append(SummaryTiming(name, first, statistics.median(warm), statistics.median(cached)))
@@ -173,14 +174,13 @@ class QuickResult:
     changes: tuple[str, ...]
 
 
-def bench_quick(names: list[str] | None = None, data_dir: str | None = None) -> list[QuickResult]:
-    """Train each model's quick preset on the real data: final test accuracy and wall time."""
+def bench_quick(names: list[str] | None = None, data_dir: str | None = None) -> Iterator[QuickResult]:
+    """Train each model's quick preset on the real data: final test accuracy and wall time, one at a time."""
     from explorer.data import load_fashion_mnist
     from explorer.estimate import estimate_run
     from explorer.train import preset, train
 
     data = load_fashion_mnist(data_dir)
-    out = []
     for name in names or registry.list_models():
         p = preset(name, "quick")
         images = min(p.settings.train_subset or len(data.train_labels), len(data.train_labels))
@@ -188,6 +188,4 @@ def bench_quick(names: list[str] | None = None, data_dir: str | None = None) -> 
                                 test_images=len(data.test_labels))
         result = train(p.config, p.settings, data_dir=data_dir)
         last = [h for h in result.history if h.kind == "epoch"][-1]
-        out.append(QuickResult(name, last.test_acc, result.seconds, estimate.seconds, last.images_per_sec,
-                               p.changes))
-    return out
+        yield QuickResult(name, last.test_acc, result.seconds, estimate.seconds, last.images_per_sec, p.changes)

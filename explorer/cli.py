@@ -181,8 +181,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     changes = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr), ("batch_size", args.batch_size),
                                  ("train_subset", args.train_subset)) if v is not None}
     settings: TrainSettings = replace(chosen.settings, **changes)
-    manager = RunManager(args.home, data_dir=args.data_dir)
-    run_id = manager.start(args.name, config, settings, owner="cli")
+    manager = RunManager(args.home, data_dir=args.data_dir, adopt_queued=False)  # a server's queue stays its own
+    if manager.store.recovered:
+        print(f"warning: {manager.store.recovered}", file=sys.stderr)
+    run_id = manager.start(args.name, config, settings)
     if chosen.changes:
         print(f"{args.preset} preset: {'; '.join(chosen.changes)}", file=sys.stderr)
     try:
@@ -211,7 +213,9 @@ def _follow(manager, run_id: str):
             print(file=sys.stderr)
             return view
         p = view.progress
-        if p is not None:
+        if p is not None and p.kind == "phase":
+            print(f"\r{p.phase}…{' ' * 60}", end="", file=sys.stderr, flush=True)
+        elif p is not None:
             filled = int(30 * p.step / p.total_steps)
             test = f" test {p.test_acc:.3f}" if p.test_acc is not None else ""
             print(f"\r[{'#' * filled}{'.' * (30 - filled)}] epoch {p.epoch:5.2f} loss {p.train_loss:.3f} "
@@ -232,6 +236,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from explorer.store import RunStore
 
     store = RunStore(Path(args.home or default_home()) / "runs.sqlite")
+    if store.recovered:
+        print(f"warning: {store.recovered}", file=sys.stderr)
     for r in store.list():
         when = datetime.fromtimestamp(r.created).strftime("%Y-%m-%d %H:%M")
         s = r.settings

@@ -48,6 +48,11 @@ class ModelConfig:
     def check(self) -> None:
         """Cross-field rules of a family; field-level bounds are already checked."""
 
+    def layer_count(self) -> int:
+        """Leaf layers of the network, counted from the config without building it (the summary budget).
+        Families whose depth is fixed stay far below the budget and count 0."""
+        return 0
+
     def kwargs(self) -> dict[str, Any]:
         """The fields as keyword arguments for the family's builder function."""
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -11,6 +11,7 @@ import functools
 import gzip
 import os
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ FILES = {
     "test_labels": "t10k-labels-idx1-ubyte",
 }
 _UBYTE = 0x08
+MAX_IDX_BYTES = 64 * 2**20  # Fashion-MNIST's largest file holds 47 MB: a header claiming more is refused unread
 
 
 class DataError(ConfigError):
@@ -46,6 +48,13 @@ class FashionMNIST:
     source: Path
 
 
+HOW_TO_GET = ("Get it in one of three ways: "
+              "1) apt-get install dataset-fashion-mnist (Debian, offline-friendly); "
+              "2) python -m explorer data download (needs the internet; uses torchvision's downloader); "
+              "3) put the four IDX files (train-images-idx3-ubyte[.gz] ...) in a directory and pass --data-dir "
+              "DIR or set EXPLORER_DATA_DIR.")
+
+
 def cache_dir() -> Path:
     """Where `python -m explorer data download` puts torchvision's copy."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
@@ -59,19 +68,25 @@ def candidate_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
 
 
 def find_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """The first directory holding all four files, or a DataError saying the three ways to get them."""
+    """The directory a user named, which must hold all four files; else the first that does, or a DataError
+    saying the three ways to get them."""
     dirs = candidate_dirs(data_dir)
-    if data_dir and not Path(data_dir).expanduser().is_dir():
-        raise DataError(f"{data_dir} is not a directory")
+    named = data_dir or os.environ.get("EXPLORER_DATA_DIR")
+    if named:  # a directory the user named is used or reported, never silently replaced by another copy
+        d = Path(named).expanduser()
+        if not d.is_dir():
+            raise DataError(f"{named} is not a directory")
+        missing = [name for name in FILES.values() if _file(d, name) is None]
+        if missing:
+            raise DataError(f"{d} lacks {', '.join(missing)} (or .gz), and a directory you name is not "
+                            f"replaced by another copy. {HOW_TO_GET}")
+        return d
     for d in dirs:
         if all(_file(d, name) is not None for name in FILES.values()):
             return d
-    raise DataError(
-        "Fashion-MNIST was not found (looked in " + ", ".join(map(str, dirs)) + "). Get it in one of three ways: "
-        "1) apt-get install dataset-fashion-mnist (Debian, offline-friendly); "
-        "2) python -m explorer data download (needs the internet; uses torchvision's downloader); "
-        "3) put the four IDX files (train-images-idx3-ubyte[.gz] ...) in a directory and pass --data-dir DIR "
-        "or set EXPLORER_DATA_DIR.")
+    raise DataError("Fashion-MNIST was not found (looked in " + ", ".join(map(str, dirs)) + "). " + HOW_TO_GET)
+
+
 
 
 @functools.lru_cache(maxsize=4)
@@ -95,27 +110,33 @@ def load_fashion_mnist(data_dir: str | None = None) -> FashionMNIST:
 
 
 def read_idx(path: Path) -> torch.Tensor:
-    """One IDX file of unsigned bytes (gzip or raw) as a uint8 tensor, with its header checked."""
+    """One IDX file of unsigned bytes (gzip or raw) as a uint8 tensor, with its header checked before the
+    data is read: a header that claims more than MAX_IDX_BYTES is refused without allocating it."""
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError, gzip.BadGzipFile) as err:
+            magic = f.read(4)
+            if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] != _UBYTE or not 1 <= magic[3] <= 3:
+                raise DataError(f"{path}: not an IDX file of unsigned bytes (bad magic number "
+                                f"{magic.hex() or 'empty'})")
+            ndim = magic[3]
+            head = f.read(4 * ndim)
+            if len(head) < 4 * ndim:
+                raise DataError(f"{path}: truncated header")
+            dims = struct.unpack(f">{ndim}I", head)
+            count = 1
+            for dim in dims:
+                count *= dim
+            if count > MAX_IDX_BYTES:
+                raise DataError(f"{path}: its header claims {dims} ({count:,} bytes), more than any "
+                                "Fashion-MNIST file; the file is not Fashion-MNIST or is corrupt")
+            data = f.read(count + 1)
+    except (OSError, EOFError, zlib.error) as err:  # BadGzipFile is an OSError; bad deflate data a zlib.error
         raise DataError(f"{path}: cannot read ({err}); the file is corrupt or truncated") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != _UBYTE or not 1 <= raw[3] <= 3:
-        raise DataError(f"{path}: not an IDX file of unsigned bytes (bad magic number {raw[:4].hex() or 'empty'})")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{path}: truncated header")
-    dims = struct.unpack(f">{ndim}I", raw[4:header])
-    count = 1
-    for dim in dims:
-        count *= dim
-    if len(raw) != header + count:
+    if len(data) != count:
         raise DataError(f"{path}: truncated or padded: header says {dims} ({count} bytes of data), "
-                        f"file has {len(raw) - header}")
-    return torch.frombuffer(bytearray(raw), dtype=torch.uint8, offset=header).reshape(dims)
+                        f"file has {len(data) if len(data) <= count else 'more'}")
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8).reshape(dims)
 
 
 def write_idx(path: Path, array: torch.Tensor) -> None:

@@ -60,9 +60,10 @@ def list_models() -> list[str]:
 def get(name: str) -> ModelEntry:
     _load_catalog()
     if name not in _ENTRIES:
-        close = difflib.get_close_matches(name, _ENTRIES, n=3)
+        close = difflib.get_close_matches(name[:100], _ENTRIES, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else f"; choose from {', '.join(_ENTRIES)}"
-        raise ConfigError("model", f"unknown model {name!r}{hint}")
+        shown = name if len(name) <= 40 else name[:40] + "…"  # a 50 KB name is not echoed back whole
+        raise ConfigError("model", f"unknown model {shown!r}{hint}")
     return _ENTRIES[name]
 
 

@@ -1,16 +1,27 @@
-"""The run manager: training happens in worker threads it owns, never in the caller (or a page's script run).
+"""The run manager: each run trains in a worker process of its own, never in the caller (or a page's script
+run), so a crash, an out-of-memory kill or a full disk ends that run and nothing else.
 
-A bounded number of runs execute at once, the rest wait in a queue; each run has a stop event, its newest
-progress in memory and its history in the store. A new manager marks runs a dead process left running as
-interrupted and takes up the queued ones again.
+A bounded number of runs execute at once and the rest wait in a queue. A supervisor thread claims a queued
+run in the store (exactly one process gets it, even when the CLI and a server share a data directory),
+forks its worker from a forkserver that has torch loaded (a run starts in well under a second), and waits.
+The worker writes progress, metrics and a heartbeat to the store and reads its stop flag there, so Stop
+works from any process and a page reads one small progress record. A run whose worker stopped beating
+was interrupted; a worker that died is recorded as failed, with the reason.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
+import errno
+import hashlib
 import logging
+import multiprocessing
 import os
+import shutil
+import signal
+import socket
 import threading
 import time
 import uuid
@@ -25,15 +36,61 @@ from explorer.config import ModelConfig
 from explorer.data import find_data_dir, load_fashion_mnist
 from explorer.errors import ConfigError
 from explorer.estimate import Estimate, estimate_run, human_duration
-from explorer.store import FINISHED, RunRecord, RunStore
+from explorer.store import FINISHED, RunRecord, RunStore, StoreError
 from explorer.summary import summarize
 from explorer.train import Progress, TrainSettings, check_trainable, train
 
 log = logging.getLogger(__name__)
 
 DATASET_BYTES = 70_000 * 28 * 28 + 70_000 * 8  # uint8 images and int64 labels on the device
-MAX_QUEUED = 100
-FLUSH_SECONDS = 2.0
+FLUSH_SECONDS = 2.0        # metrics reach the store at least this often, and at the end of every epoch
+PROGRESS_SECONDS = 0.5     # the live progress record, at most this often
+HEARTBEAT_SECONDS = 1.0    # a worker's heartbeat; it also reads the stop flag then
+LEASE_SECONDS = 15.0       # a running run whose worker has not beaten for this long was interrupted
+STOP_GRACE_SECONDS = 30.0  # a worker that ignores its stop flag this long is killed
+STOP_BY_USER, STOP_BY_SHUTDOWN = 1, 2
+
+
+@dataclass(frozen=True)
+class Visitor:
+    """Who acts on runs. `id` is what runs store as their owner: a hash of a browser's token or a login,
+    never a secret and never a URL parameter. An admin (named in the server's config) may act on any run."""
+
+    id: str
+    admin: bool = False
+
+
+CLI = Visitor("cli", admin=True)  # the CLI acts as its own owner on its own data directory
+
+
+def visitor_id(token: str) -> str:
+    """The owner id stored for a browser's secret token: a hash, so the run store never holds the token."""
+    return hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Quotas:
+    """What one visitor may ask of a shared server; each refusal names its limit and what to do."""
+
+    runs_per_visitor: int = 2       # queued and running at once
+    max_queue: int = 50             # queued runs of everyone together
+    max_seconds: float | None = None  # the estimated time of one run; None: no limit
+
+    @classmethod
+    def from_env(cls) -> Quotas:
+        """A server's quotas: EXPLORER_RUNS_PER_VISITOR, EXPLORER_MAX_QUEUE, EXPLORER_MAX_RUN_MINUTES."""
+        from explorer.estimate import max_run_seconds
+
+        return cls(runs_per_visitor=_env_int("EXPLORER_RUNS_PER_VISITOR", 2),
+                   max_queue=_env_int("EXPLORER_MAX_QUEUE", 50), max_seconds=max_run_seconds())
+
+
+UNLIMITED = Quotas(runs_per_visitor=10**9, max_queue=10**9, max_seconds=None)
+
+
+def _env_int(name: str, default: int) -> int:
+    text = os.environ.get(name, "")
+    return int(text) if text.isdigit() and int(text) > 0 else default
 
 
 def default_home() -> Path:
@@ -68,8 +125,9 @@ class RunView:
 
 class RunManager:
     def __init__(self, home: Path | None = None, max_running: int | None = None, threads: int | None = None,
-                 data_dir: str | None = None, max_seconds: float | None = None) -> None:
-        """`max_seconds`: runs estimated to take longer are refused (a shared server's limit; None: no limit)."""
+                 data_dir: str | None = None, quotas: Quotas = UNLIMITED, adopt_queued: bool = True) -> None:
+        """`quotas`: what a visitor may ask (a shared server's limits; the CLI and tests have none).
+        `adopt_queued`: take up the queued runs found in the store (a server restarting), not only new ones."""
         self.home = Path(home or default_home())
         self.store = RunStore(self.home / "runs.sqlite")
         self.weights_dir = self.home / "weights"
@@ -77,77 +135,104 @@ class RunManager:
         self.max_running = max_running or int(os.environ.get("EXPLORER_MAX_RUNNING", 1))
         self.threads = threads
         self.data_dir = data_dir
-        self.max_seconds = max_seconds
+        self.quotas = quotas
         self._cv = threading.Condition()
         self._queue: deque[str] = deque()
-        self._stops: dict[str, threading.Event] = {}
-        self._live: dict[str, Progress] = {}
         self._running: set[str] = set()
         self._closing = False
-        for record in self.store.with_status("running"):
-            self.store.set_status(record.id, "interrupted", error="the server stopped while this run was running")
-        for record in self.store.with_status("queued"):
-            self._queue.append(record.id)
-        self._workers = [threading.Thread(target=self._work, name=f"explorer-run-{i}", daemon=True)
+        self._mark_stale()
+        if adopt_queued:
+            self._queue.extend(r.id for r in self.store.with_status("queued"))
+        self._workers = [threading.Thread(target=self._work, name=f"explorer-supervisor-{i}", daemon=True)
                          for i in range(self.max_running)]
         for w in self._workers:
             w.start()
         atexit.register(self.shutdown)
 
     def shutdown(self, timeout: float = 30.0) -> None:
-        """Stop running runs (recorded as interrupted) and let the workers finish before the process exits."""
+        """Stop this process's running runs (recorded as interrupted) and wait for their workers to end."""
         with self._cv:
             self._closing = True
             self._queue.clear()  # queued runs stay queued in the store and resume at the next start
-            for event in self._stops.values():
-                event.set()
-            running = bool(self._running)
+            running = list(self._running)
+        for run_id in running:
+            self.store.request_stop(run_id, STOP_BY_SHUTDOWN)
         deadline = time.monotonic() + timeout
         while running and time.monotonic() < deadline:
             time.sleep(0.05)
             with self._cv:
-                running = bool(self._running)
+                running = list(self._running)
 
     # -- what callers use -------------------------------------------------------------------------
-    def start(self, model: str, config: ModelConfig, settings: TrainSettings, owner: str = "") -> str:
-        """Validate and queue a run; returns its id at once. Raises ConfigError for what cannot run."""
+    def start(self, model: str, config: ModelConfig, settings: TrainSettings, visitor: Visitor = CLI) -> str:
+        """Validate and queue a run; returns its id at once. Raises ConfigError for what cannot run or is
+        over a quota."""
         registry.get(model)
+        if not visitor.admin:
+            mine = [r for r in self.store.with_status("queued", "running") if r.owner == visitor.id]
+            if len(mine) >= self.quotas.runs_per_visitor:
+                raise ConfigError("quota", f"you already have {len(mine)} runs queued or running, this server's "
+                                           f"limit per visitor (EXPLORER_RUNS_PER_VISITOR); stop one or wait for "
+                                           "it to finish")
         check_trainable(config, settings)
         find_data_dir(self.data_dir)
         need = self.estimate_bytes(config, settings)
         budget = memory_budget(settings.device)
         if need > budget:
             raise ConfigError("batch_size", f"this run needs about {need / 2**30:.1f} GiB but the budget is "
-                                            f"{budget / 2**30:.1f} GiB; lower batch_size or resolution")
+                                            f"{budget / 2**30:.1f} GiB (EXPLORER_MEMORY_BUDGET_GB); lower "
+                                            "batch_size or resolution")
         self.check_time(self.estimate_time(config, settings))
         run_id = uuid.uuid4().hex[:12]
         with self._cv:
-            if len(self._queue) >= MAX_QUEUED:
-                raise ConfigError("queue", f"{MAX_QUEUED} runs are already waiting; try again later")
-            self.store.create(run_id, model, config.kwargs(), dataclasses.asdict(settings), owner, need)
+            if len(self._queue) >= self.quotas.max_queue:
+                raise ConfigError("queue", f"{len(self._queue)} runs are already waiting, this server's limit "
+                                           "(EXPLORER_MAX_QUEUE); try again in a few minutes")
+            self.store.create(run_id, model, config.kwargs(), dataclasses.asdict(settings), visitor.id, need)
             self._queue.append(run_id)
             self._cv.notify()
         return run_id
 
-    def stop(self, run_id: str) -> bool:
-        """Stop a queued or running run (a running one ends within one batch). False if already finished."""
+    def may_act(self, run_id: str, visitor: Visitor) -> bool:
+        """Whether `visitor` may stop, delete or download this run: its owner, or an admin."""
+        record = self.store.get(run_id)
+        return record is not None and (visitor.admin or record.owner == visitor.id)
+
+    def _check_owner(self, run_id: str, visitor: Visitor, action: str) -> None:
+        if not self.may_act(run_id, visitor):
+            raise ConfigError("run", f"only the run's owner can {action} it; you can watch it, and train the "
+                                     "same config yourself")
+
+    def stop(self, run_id: str, visitor: Visitor = CLI) -> bool:
+        """Stop a queued or running run, whichever process runs it (a running one ends within about a
+        second and one batch). False if it had already finished."""
+        self._check_owner(run_id, visitor, "stop")
         with self._cv:
             if run_id in self._queue:
                 self._queue.remove(run_id)
-                self.store.set_status(run_id, "stopped")
-                return True
-            if run_id in self._stops:
-                self._stops[run_id].set()
-                return True
-        return False
+        record = self.store.get(run_id)
+        if record is None or record.status in FINISHED:
+            return False
+        if record.status == "queued":
+            self.store.set_status(run_id, "stopped")  # a claim of it now fails, in this process or another
+        else:
+            self.store.request_stop(run_id, STOP_BY_USER)
+        return True
 
     def view(self, run_id: str) -> RunView | None:
+        """The run as stored, its newest progress (one small record) and its place in this queue."""
         record = self.store.get(run_id)
         if record is None:
             return None
+        if record.status == "running" and _stale(record):
+            self.store.set_status(run_id, "interrupted", error=INTERRUPTED)
+            record = self.store.get(run_id)
+        progress = None
+        if record.status == "running":
+            data = self.store.progress(run_id)
+            progress = Progress(**data) if data else None
         with self._cv:
             position = self._queue.index(run_id) + 1 if run_id in self._queue else None
-            progress = self._live.get(run_id)
         return RunView(record, progress, position)
 
     def queue(self) -> list[RunView]:
@@ -167,22 +252,24 @@ class RunManager:
                 raise TimeoutError(f"run {run_id} still {view.status} after {timeout} s")
             time.sleep(poll)
 
-    def delete(self, run_id: str) -> None:
-        self.stop(run_id)
+    def delete(self, run_id: str, visitor: Visitor = CLI) -> None:
+        self._check_owner(run_id, visitor, "delete")
+        self.stop(run_id, visitor)
         record = self.store.get(run_id)
         if record and record.weights_path:
             Path(record.weights_path).unlink(missing_ok=True)
         self.store.delete(run_id)
 
-    def load_weights(self, run_id: str) -> dict[str, torch.Tensor]:
+    def load_weights(self, run_id: str, visitor: Visitor = CLI) -> dict[str, torch.Tensor]:
+        self._check_owner(run_id, visitor, "download the weights of")
         record = self.store.get(run_id)
-        if record is None or not record.weights_path:
+        if record is None or not record.weights_path or not Path(record.weights_path).is_file():
             raise ConfigError("run", f"run {run_id} has no saved weights")
         return torch.load(record.weights_path, map_location="cpu", weights_only=True)
 
     def config_of(self, record: RunRecord) -> tuple[ModelConfig, TrainSettings]:
         """Rebuild (and so re-validate) the config and settings a run was stored with."""
-        return registry.config_from(record.model, record.config), TrainSettings(**record.settings)
+        return config_of(record)
 
     def estimate_time(self, config: ModelConfig, settings: TrainSettings) -> Estimate:
         """How long the run would take here: earlier runs of this config, or a measurement of a few steps."""
@@ -193,9 +280,10 @@ class RunManager:
 
     def check_time(self, estimate: Estimate) -> None:
         """Refuse a run over this server's time limit, saying the estimate, the limit and what to do."""
-        if self.max_seconds is not None and estimate.seconds > self.max_seconds:
+        limit = self.quotas.max_seconds
+        if limit is not None and estimate.seconds > limit:
             raise ConfigError("estimate", f"this run would take {estimate.text}, over this server's limit of "
-                                          f"{human_duration(self.max_seconds)} (EXPLORER_MAX_RUN_MINUTES). "
+                                          f"{human_duration(limit)} (EXPLORER_MAX_RUN_MINUTES). "
                                           "Choose the quick preset, a smaller resolution or fewer epochs, or "
                                           "train on a GPU.")
 
@@ -204,60 +292,170 @@ class RunManager:
         """Weights, gradients, optimizer state and activations at the batch size, plus the dataset."""
         return summarize(config, batch_size=settings.batch_size).totals.training_bytes + DATASET_BYTES
 
-    # -- the workers --------------------------------------------------------------------------------
+    # -- supervisors ------------------------------------------------------------------------------------
+    def _mark_stale(self) -> None:
+        for record in self.store.with_status("running"):
+            if _stale(record):
+                self.store.set_status(record.id, "interrupted", error=INTERRUPTED)
+
     def _work(self) -> None:
         while True:
             with self._cv:
                 while not self._queue or self._closing:
                     self._cv.wait()
                 run_id = self._queue.popleft()
-                self._stops[run_id] = threading.Event()
+                if not self.store.claim(run_id):  # stopped, deleted, or taken by another process
+                    continue
                 self._running.add(run_id)
             try:
-                self._execute(run_id)
-            except Exception:  # the worker must outlive any one run
+                self._supervise(run_id)
+            except Exception:  # the supervisor must outlive any one run
                 log.exception("run %s failed outside training", run_id)
             finally:
                 with self._cv:
                     self._running.discard(run_id)
-                    self._stops.pop(run_id, None)
-                    self._live.pop(run_id, None)
 
-    def _execute(self, run_id: str) -> None:
+    def _supervise(self, run_id: str) -> None:
+        """Start the run's worker process and wait for it; record a worker that died as failed."""
+        self.store.set_progress(run_id, dataclasses.asdict(Progress(
+            0, 0, 0.0, float("nan"), float("nan"), None, 0.0, 0.0, float("nan"), kind="phase",
+            phase="starting a worker process")))
+        worker = _context().Process(target=run_worker, name=f"explorer-run-{run_id}", daemon=True,
+                                    args=(str(self.store.path), str(self.weights_dir), run_id, self.data_dir,
+                                          self.threads))
+        worker.start()
+        asked = None
+        while worker.is_alive():
+            worker.join(timeout=0.5)
+            record = self.store.get(run_id)
+            if asked is None and (record is None or record.stop_requested):
+                asked = time.monotonic()
+            if asked is not None and time.monotonic() - asked > STOP_GRACE_SECONDS:
+                worker.kill()  # it ignored its stop flag
         record = self.store.get(run_id)
-        if record is None:  # deleted while queued
+        if record is not None and record.status == "running":  # the worker ended without recording an end
+            status = "interrupted" if record.stop_requested == STOP_BY_SHUTDOWN else "failed"
+            self.store.set_status(run_id, status, error=_exit_reason(worker.exitcode))
+
+
+INTERRUPTED = "the process that ran it stopped (a server restart or a kill) while it was running"
+
+
+def _stale(record: RunRecord) -> bool:
+    return (record.heartbeat or 0) < time.time() - LEASE_SECONDS
+
+
+def _exit_reason(code: int | None) -> str:
+    if code is not None and code < 0:
+        name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
+        hint = " (killed from outside, or by the system for lack of memory)" if -code == signal.SIGKILL else ""
+        return f"the worker process was ended by signal {name}{hint}"
+    return f"the worker process exited with code {code} before recording a result"
+
+
+def config_of(record: RunRecord) -> tuple[ModelConfig, TrainSettings]:
+    """Rebuild (and so re-validate) the config and settings a run was stored with."""
+    return registry.config_from(record.model, record.config), TrainSettings(**record.settings)
+
+
+_CONTEXT: multiprocessing.context.BaseContext | None = None
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """Workers fork from a forkserver that imported torch and the engine once: each run starts at once,
+    in a clean process (no threads or locks of the server's copied in)."""
+    global _CONTEXT
+    if _CONTEXT is None:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["explorer.train"])
+        _CONTEXT = ctx
+    return _CONTEXT
+
+
+def run_worker(store_path: str, weights_dir: str, run_id: str, data_dir: str | None, threads: int | None) -> None:
+    """A run's worker process: train, reporting to the store; save the weights; record the end."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the process group: the parent asks to stop
+    store = RunStore(Path(store_path))
+    record = store.get(run_id)
+    if record is None:
+        return
+    store.set_worker(run_id, f"{socket.gethostname()}:{os.getpid()}")
+    stop = threading.Event()
+    flag = [0]
+
+    def heartbeat() -> None:
+        while not stop.wait(HEARTBEAT_SECONDS):
+            try:
+                flag[0] = store.beat(run_id)
+            except StoreError:
+                continue
+            if flag[0]:
+                stop.set()
+
+    threading.Thread(target=heartbeat, name="explorer-heartbeat", daemon=True).start()
+    buffer: list[dict] = []
+    flushed = shown = 0.0
+
+    def on_progress(p: Progress) -> None:
+        nonlocal flushed, shown
+        now = time.monotonic()
+        if p.kind != "step" or now - shown > PROGRESS_SECONDS:
+            store.set_progress(run_id, dataclasses.asdict(p))
+            shown = now
+        if p.kind == "phase":  # shown live, not stored as a metric
             return
-        self.store.set_status(run_id, "running")
-        buffer: list[dict] = []
-        last_flush = time.monotonic()
+        buffer.append(dataclasses.asdict(p))
+        if p.kind == "epoch" or now - flushed > FLUSH_SECONDS:
+            store.add_metrics(run_id, buffer)
+            buffer.clear()
+            flushed = now
 
-        def on_progress(p: Progress) -> None:
-            nonlocal last_flush
-            with self._cv:
-                self._live[run_id] = p
-            if p.kind == "phase":  # shown live, not stored as a metric
-                return
-            buffer.append(dataclasses.asdict(p))
-            if p.kind == "epoch" or time.monotonic() - last_flush > FLUSH_SECONDS:
-                self.store.add_metrics(run_id, buffer)
-                buffer.clear()
-                last_flush = time.monotonic()
-
+    try:
+        config, settings = config_of(record)
+        result = train(config, settings, on_progress, stop, threads, data_dir)
+        store.add_metrics(run_id, buffer)
+        weights = save_weights(result.state_dict, Path(weights_dir) / f"{run_id}.pt")
+    except Exception as err:  # the run fails; the worker records why and ends
+        log.exception("run %s failed", run_id)
+        message = err.message if isinstance(err, ConfigError) else f"{type(err).__name__}: {err}"
         try:
-            config, settings = self.config_of(record)
-            result = train(config, settings, on_progress, self._stops[run_id], self.threads, self.data_dir)
-        except Exception as err:
-            log.exception("run %s failed", run_id)
-            self.store.add_metrics(run_id, buffer)
-            message = err.message if isinstance(err, ConfigError) else f"{type(err).__name__}: {err}"
-            self.store.set_status(run_id, "failed", error=message)
-            return
-        self.store.add_metrics(run_id, buffer)
-        weights = self.weights_dir / f"{run_id}.pt"
-        torch.save(result.state_dict, weights)
-        status = "done" if not result.stopped else "interrupted" if self._closing else "stopped"
-        self.store.finish(run_id, status, confusion=result.confusion or None,
-                          predictions=result.predictions or None, weights_path=str(weights), seconds=result.seconds)
+            store.add_metrics(run_id, buffer)
+        except StoreError:
+            pass
+        store.set_status(run_id, "failed", error=message)
+        return
+    finally:
+        stop.set()
+    status = "done" if not result.stopped else "interrupted" if flag[0] == STOP_BY_SHUTDOWN else "stopped"
+    store.finish(run_id, status, confusion=result.confusion or None, predictions=result.predictions or None,
+                 weights_path=str(weights), seconds=result.seconds)
+    if store.get(run_id) is None:  # deleted while it ran
+        weights.unlink(missing_ok=True)
 
 
-__all__ = ["RunManager", "RunView", "default_home", "memory_budget"]
+def save_weights(state_dict: dict[str, torch.Tensor], path: Path) -> Path:
+    """Write the weights to a temporary file and rename it: a full disk leaves no partial file behind."""
+    partial = path.with_suffix(".partial")
+    try:
+        torch.save(state_dict, partial)
+        partial.replace(path)
+    except (OSError, RuntimeError) as err:  # torch reports a full disk as "unexpected pos ..."
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        need = sum(t.numel() * t.element_size() for t in state_dict.values())
+        reason = "the disk is full" if _free_bytes(path.parent) < need or getattr(err, "errno", 0) == errno.ENOSPC \
+            else str(err)
+        raise ConfigError("weights", f"could not save the weights in {path.parent}: {reason}. The run's metrics "
+                                     "are kept; free some space or set EXPLORER_HOME to another directory") from None
+    return path
+
+
+def _free_bytes(directory: Path) -> int:
+    try:
+        return shutil.disk_usage(directory).free
+    except OSError:
+        return 0
+
+
+__all__ = ["RunManager", "RunView", "Visitor", "Quotas", "CLI", "UNLIMITED", "default_home", "memory_budget",
+           "visitor_id"]

@@ -76,9 +76,8 @@ def history_table(records: list[RunRecord]) -> pd.DataFrame:
         "best test acc": r.best_test_acc,
         "time (s)": None if r.seconds is None else round(r.seconds, 1),
         "started": datetime.fromtimestamp(r.created).strftime("%m-%d %H:%M:%S"),
-        "owner": r.owner,
     } for r in records], columns=["run", "model", "config", "settings", "status", "best test acc", "time (s)",
-                                  "started", "owner"])
+                                  "started"])
 
 
 def reopen_settings(record: RunRecord) -> tuple[str, ModelConfig, str, dict[str, float | int]]:

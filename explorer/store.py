@@ -1,6 +1,9 @@
 """Run history in SQLite (standard library): survives restarts, safe with several threads or processes.
 
-Every call opens its own connection; WAL mode and a busy timeout let writers and readers overlap.
+Every call opens its own connection; WAL mode and a busy timeout let writers and readers overlap. A run is
+claimed by exactly one process (an atomic queued -> running update); its worker writes a heartbeat and a
+small progress record, and reads a stop flag, so the CLI and a server can share one data directory.
+A file that is not a readable database is moved aside, never overwritten, and the store starts anew.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from explorer.errors import ConfigError
 
 STATUSES = ("queued", "running", "done", "stopped", "failed", "interrupted")
 FINISHED = ("done", "stopped", "failed", "interrupted")
@@ -40,7 +45,10 @@ CREATE TABLE IF NOT EXISTS runs (
     seconds REAL,
     confusion TEXT,
     predictions BLOB,
-    weights_path TEXT
+    weights_path TEXT,
+    heartbeat REAL,
+    stop_requested INTEGER NOT NULL DEFAULT 0,
+    worker TEXT
 );
 CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
@@ -54,7 +62,13 @@ CREATE TABLE IF NOT EXISTS metrics (
     elapsed REAL
 );
 CREATE INDEX IF NOT EXISTS metrics_by_run ON metrics(run_id, step);
+CREATE TABLE IF NOT EXISTS progress (
+    run_id TEXT PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+    data TEXT NOT NULL
+);
 """
+_ADDED_COLUMNS = {"heartbeat": "REAL", "stop_requested": "INTEGER NOT NULL DEFAULT 0",  # since the first schema
+                  "worker": "TEXT"}
 
 METRIC_COLUMNS = ["step", "epoch", "kind", "train_loss", "train_acc", "test_acc", "images_per_sec", "elapsed"]
 
@@ -81,29 +95,107 @@ class RunRecord:
     confusion: list[list[int]] | None
     predictions: bytes | None
     weights_path: str | None
+    heartbeat: float | None = None
+    stop_requested: int = 0
+    worker: str | None = None       # host:pid of the process that trains it
+
+
+class StoreError(ConfigError):
+    """The run store cannot be read or written (a full disk, a damaged file); the message says what to do.
+    The setting at fault is the data directory, so pages and the CLI report it like any bad setting."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("EXPLORER_HOME", message)
 
 
 class RunStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._db() as db:
+        self.recovered: str | None = None  # what was wrong with the file found here, if anything
+        try:
+            self._open()
+        except sqlite3.DatabaseError as err:
+            if isinstance(err, sqlite3.OperationalError) and "locked" in str(err):
+                raise
+            aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+            self.path.rename(aside)
+            for extra in ("-wal", "-shm"):
+                Path(f"{self.path}{extra}").unlink(missing_ok=True)
+            self.recovered = (f"{self.path} was not a readable run store ({err}); it was moved to {aside} "
+                              "and a new, empty history started")
+            self._open()
+
+    def _open(self) -> None:
+        if self.path.exists() and self.path.stat().st_size == 0:
+            raise sqlite3.DatabaseError("the file is empty (truncated)")
+        with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
+            if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                raise sqlite3.DatabaseError("the file is damaged")
             db.executescript(_SCHEMA)
+            have = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+            for column, kind in _ADDED_COLUMNS.items():
+                if column not in have:
+                    db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
 
     @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
+    def _connect(self) -> Iterator[sqlite3.Connection]:
         with closing(sqlite3.connect(self.path, timeout=30)) as db:
-            db.execute("PRAGMA foreign_keys=ON")
             db.execute("PRAGMA busy_timeout=30000")
             with db:  # one transaction, committed on success
                 yield db
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        """A connection whose failures (a full disk, a file damaged while in use) become a StoreError."""
+        try:
+            with self._connect() as db:
+                yield db
+        except sqlite3.DatabaseError as err:
+            raise StoreError(f"the run store {self.path} cannot be used ({err}); check the disk's free space "
+                             "and the file, or set EXPLORER_HOME to another directory") from None
 
     def create(self, run_id: str, model: str, config: dict, settings: dict, owner: str, estimate_bytes: int) -> None:
         with self._db() as db:
             db.execute("INSERT INTO runs (id, model, config, settings, owner, status, created, estimate_bytes) "
                        "VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)",
                        (run_id, model, json.dumps(config), json.dumps(settings), owner, time.time(), estimate_bytes))
+
+    def claim(self, run_id: str) -> bool:
+        """Take a queued run for this process: True for exactly one claimant, whatever else shares the file."""
+        with self._db() as db:
+            now = time.time()
+            cur = db.execute("UPDATE runs SET status = 'running', started = ?, heartbeat = ? "
+                             "WHERE id = ? AND status = 'queued'", (now, now, run_id))
+            return cur.rowcount == 1
+
+    def set_worker(self, run_id: str, worker: str) -> None:
+        with self._db() as db:
+            db.execute("UPDATE runs SET worker = ?, heartbeat = ? WHERE id = ?", (worker, time.time(), run_id))
+
+    def beat(self, run_id: str) -> int:
+        """A worker's heartbeat; returns the stop flag (0: go on; see request_stop), set by any process."""
+        with self._db() as db:
+            db.execute("UPDATE runs SET heartbeat = ? WHERE id = ?", (time.time(), run_id))
+            row = db.execute("SELECT stop_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def request_stop(self, run_id: str, reason: int = 1) -> None:
+        """Ask a running run's worker to stop (1: its owner asked, 2: the process running it shuts down)."""
+        with self._db() as db:
+            db.execute("UPDATE runs SET stop_requested = ? WHERE id = ?", (reason, run_id))
+
+    def set_progress(self, run_id: str, data: dict[str, Any]) -> None:
+        with self._db() as db:
+            db.execute("INSERT INTO progress (run_id, data) VALUES (?, ?) ON CONFLICT(run_id) DO UPDATE SET "
+                       "data = excluded.data", (run_id, json.dumps(data)))
+
+    def progress(self, run_id: str) -> dict[str, Any] | None:
+        """The newest progress record of a run: one small row, what a live page reads each second."""
+        with self._db() as db:
+            row = db.execute("SELECT data FROM progress WHERE run_id = ?", (run_id,)).fetchone()
+        return json.loads(row[0]) if row else None
 
     def set_status(self, run_id: str, status: str, error: str | None = None) -> None:
         assert status in STATUSES
@@ -141,11 +233,13 @@ class RunStore:
         return _record(row) if row else None
 
     def list(self, owner: str | None = None) -> list[RunRecord]:
-        """Newest first; with `owner`, that owner's runs come before everyone else's."""
+        """Newest first; with `owner`, only that owner's runs."""
         with self._db() as db:
             db.row_factory = sqlite3.Row
-            rows = db.execute("SELECT * FROM runs ORDER BY (owner = ?) DESC, created DESC",
-                              (owner or "",)).fetchall()
+            if owner is None:
+                rows = db.execute("SELECT * FROM runs ORDER BY created DESC").fetchall()
+            else:
+                rows = db.execute("SELECT * FROM runs WHERE owner = ? ORDER BY created DESC", (owner,)).fetchall()
         return [_record(r) for r in rows]
 
     def with_status(self, *statuses: str) -> list[RunRecord]:
@@ -164,6 +258,8 @@ class RunStore:
     def delete(self, run_id: str) -> None:
         with self._db() as db:
             db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+            db.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
+            db.execute("DELETE FROM progress WHERE run_id = ?", (run_id,))
 
 
 def _record(row: sqlite3.Row) -> RunRecord:

@@ -21,6 +21,8 @@ from explorer.config import ModelConfig, max_params
 from explorer.errors import ConfigError
 
 BYTES_PER_FLOAT = 4  # fp32 weights, gradients and saved activations
+MAX_LAYERS = 1000    # leaf layers one summary may have: about 2 s on a 2-core CPU (tests/test_summary.py)
+FIELD_CAP = 2**40    # receptive fields and strides stop growing here (60 halving stages would overflow int64)
 
 COLUMNS = ["path", "depth", "type", "output_shape", "params", "trainable_params", "mult_adds",
            "activation_bytes", "kernel_size", "receptive_field", "cumulative_stride", "is_leaf"]
@@ -87,13 +89,33 @@ def check(config: ModelConfig) -> None:
     _trace(config)
 
 
-@functools.lru_cache(maxsize=512)
+def check_budget(config: ModelConfig) -> None:
+    """Refuse, before any work, a network too deep to summarize within the budget (counted from the config)."""
+    layers = config.layer_count()
+    if layers > MAX_LAYERS:
+        raise ConfigError(config.depth_knob or "config",
+                          f"this network would have about {layers:,} layers; the explorer summarizes up to "
+                          f"{MAX_LAYERS:,} (about 2 s of work); use fewer blocks or convolutions")
+
+
 def _trace(config: ModelConfig) -> tuple[pd.DataFrame, tuple]:
-    model = build_meta(config).eval()
+    out = _traced(config)
+    if isinstance(out, ConfigError):  # a refusal, cached like a result: a bad URL costs nothing twice
+        raise ConfigError(out.knob, out.message, out.related)
+    return out
+
+
+@functools.lru_cache(maxsize=512)
+def _traced(config: ModelConfig) -> tuple[pd.DataFrame, tuple] | ConfigError:
     try:
-        return describe(model, (config.in_channels, config.resolution, config.resolution))
-    except LayerError as err:
-        raise _shape_error(config, err.where, err.__cause__ or err) from None
+        check_budget(config)
+        model = build_meta(config).eval()
+        try:
+            return describe(model, (config.in_channels, config.resolution, config.resolution))
+        except LayerError as err:
+            raise _shape_error(config, err.where, err.__cause__ or err) from None
+    except ConfigError as err:
+        return err
 
 
 class LayerError(RuntimeError):
@@ -171,6 +193,7 @@ class _ReceptiveFields:
 
     def __init__(self, model: nn.Module) -> None:
         self.tensors: list[tuple[torch.Tensor, int, int]] = []  # (tensor, rf, stride); refs keep ids unique
+        self.index: dict[int, int] = {}                          # id(tensor) -> its place in self.tensors
         self.by_module: dict[int, tuple[int, int]] = {}
         self.current: str | None = None
         self._starts: dict[int, int] = {}
@@ -185,13 +208,18 @@ class _ReceptiveFields:
             h.remove()
 
     def _lookup(self, x: torch.Tensor, since: int = 0, widest: bool = False) -> tuple[int, int]:
-        for t, rf, stride in self.tensors[since:]:
-            if t is x:
-                return rf, stride
-        same = [(rf, s) for t, rf, s in self.tensors[since:] if t.dim() == 4 and t.shape[2:] == x.shape[2:]]
-        if not same:
-            return (1, 1) if not self.tensors else (self.tensors[-1][1], self.tensors[-1][2])
-        return max(same) if widest else same[-1]
+        at = self.index.get(id(x))
+        if at is not None and at >= since:
+            return self.tensors[at][1], self.tensors[at][2]
+        if not widest:  # the newest tensor of the same spatial size
+            for t, rf, s in reversed(self.tensors[since:]):
+                if t.dim() == 4 and t.shape[2:] == x.shape[2:]:
+                    return rf, s
+        else:
+            same = [(rf, s) for t, rf, s in self.tensors[since:] if t.dim() == 4 and t.shape[2:] == x.shape[2:]]
+            if same:
+                return max(same)
+        return (1, 1) if not self.tensors else (self.tensors[-1][1], self.tensors[-1][2])
 
     def _pre(self, name: str):
         def hook(module: nn.Module, args: tuple) -> None:
@@ -209,6 +237,8 @@ class _ReceptiveFields:
         else:
             rf, stride = self._lookup(x)
             rf, stride = _grow(module, x, out, rf, stride)
+        rf, stride = min(rf, FIELD_CAP), min(stride, FIELD_CAP)
+        self.index[id(out)] = len(self.tensors)
         self.tensors.append((out, rf, stride))
         if out.dim() == 4:
             self.by_module[id(module)] = (rf, stride)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Mapping
 
@@ -45,6 +46,22 @@ def catalog_table() -> pd.DataFrame:
                      "resolution": e.config.resolution, "parameters": human(t.params),
                      "mult-adds": human(t.mult_adds), "book lr": e.book.lr, "book batch": e.book.batch_size})
     return pd.DataFrame(rows)
+
+
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+_AUTOLINK = re.compile(r"(://|www\.|@)", re.IGNORECASE)
+_ZWSP = "\u200b"  # invisible: the text reads the same, but no autolink matches it
+
+
+def plain(text: str, limit: int = 300) -> str:
+    """Visitor text made safe for Streamlit's Markdown elements: every Markdown character escaped (so
+    `[x](http://...)` stays text, never a link or an image), bare URLs and addresses broken by an invisible
+    space (Markdown would autolink them), and a long value shortened."""
+    text = text if len(text) <= limit else text[:limit] + " …"
+    text = _AUTOLINK.sub(lambda m: m.group(0)[0] + _ZWSP + m.group(0)[1:], text)
+    return _MARKDOWN.sub(r"\\\1", text)
 
 
 def int_param(params: Mapping[str, str], key: str, lo: int, hi: int) -> int | None:

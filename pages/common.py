@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+import secrets
 import typing
 
 import pandas as pd
@@ -10,8 +13,9 @@ import streamlit as st
 from explorer import registry
 from explorer.config import ModelConfig, knob_info, literal_choices, parse_value
 from explorer.errors import ConfigError
+from explorer.runs import Visitor, visitor_id
 from explorer.summary import check
-from explorer.ui import config_from_params, knob_text
+from explorer.ui import config_from_params, knob_text, plain
 
 
 def _through_app_navigation() -> None:
@@ -28,7 +32,7 @@ def _through_app_navigation() -> None:
 _through_app_navigation()
 
 HIDDEN_KNOBS = ("in_channels", "num_classes")
-PAGE_PARAMS = ("batch", "run", "me", "view", "depth", "present")  # URL parameters of the pages themselves, not knobs
+PAGE_PARAMS = ("batch", "run", "view", "depth", "present")  # URL parameters of the pages themselves, not knobs
 
 # Streamlit's default page leaves about 100 px above every title; on a 1280x720 projector that is the
 # difference between seeing the result and scrolling to it. Presentation mode makes all type larger.
@@ -67,14 +71,43 @@ def present_param() -> dict[str, str]:
 
 @st.cache_resource
 def run_manager():
-    """One run manager per server process, shared by every session (cheap to build, idempotent).
+    """One run manager per server process, shared by every session (cheap to build, idempotent), with the
+    server's quotas from its environment (runs per visitor, queue length, longest run)."""
+    from explorer.runs import Quotas, RunManager
 
-    A server refuses runs estimated to take longer than EXPLORER_MAX_RUN_MINUTES (default 30).
-    """
-    from explorer.estimate import max_run_seconds
-    from explorer.runs import RunManager
+    return RunManager(quotas=Quotas.from_env())
 
-    return RunManager(max_seconds=max_run_seconds())
+
+COOKIE = "cnn_explorer_visitor"
+_TOKEN = re.compile(r"[0-9a-f]{32}")
+
+
+def visitor() -> Visitor:
+    """Who this browser is: the login where the host configured one (st.login), else a random token kept in
+    a cookie of this browser. Runs store a hash of it, so neither a shared URL nor the run store holds the
+    token; EXPLORER_ADMINS lists the logins or visitor ids that may act on every run."""
+    state = st.session_state
+    if "visitor" not in state:
+        login = _login()
+        token = st.context.cookies.get(COOKIE, "")
+        if login is None and not (isinstance(token, str) and _TOKEN.fullmatch(token)):
+            token = secrets.token_hex(16)
+            # the value is ours, never visitor text; kept a year, sent only to this site
+            st.html(f"<script>document.cookie = '{COOKIE}={token}; path=/; max-age=31536000; SameSite=Strict';"
+                    "</script>", unsafe_allow_javascript=True)
+        ident = login or visitor_id(token)
+        admins = {a.strip() for a in os.environ.get("EXPLORER_ADMINS", "").split(",") if a.strip()}
+        state["visitor"] = Visitor(ident, admin=ident in admins)
+    return state["visitor"]
+
+
+def _login() -> str | None:
+    """The signed-in user's e-mail when the host configured st.login, else None."""
+    try:
+        email = st.user.email if st.user.is_logged_in is True else None
+    except (AttributeError, KeyError, st.errors.StreamlitAPIException):
+        return None
+    return email if isinstance(email, str) and email else None
 
 
 def config_editor(prefix: str, where, params: dict[str, str] | None = None,
@@ -94,7 +127,7 @@ def config_editor(prefix: str, where, params: dict[str, str] | None = None,
         state[f"{prefix}url_problems"] = problems
         state[f"{prefix}init"] = True
     for problem in state.get(f"{prefix}url_problems", []):
-        where.warning(problem)
+        where.warning(plain(problem))  # it quotes what the URL said
 
     families = registry.families()
     family = where.selectbox("Architecture", list(families), key=f"{prefix}family",
@@ -127,7 +160,7 @@ def config_editor(prefix: str, where, params: dict[str, str] | None = None,
     if error is not None:
         changed = [k for k in (error.knob, *error.related) if k in parsed and parsed[k] != getattr(last, k)]
         slot = slots.get(changed[0] if changed else error.knob) or where
-        slot.error(error.message, icon="⚠️")
+        slot.error(plain(error.message), icon="⚠️")  # it may quote what the visitor typed
         return name, last, error
     state[last_key] = (name, config)
     return name, config, None

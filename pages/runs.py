@@ -15,26 +15,30 @@ from explorer.runviews import (
     per_class_accuracy,
     training_chart,
 )
-from pages.common import page_setup, run_manager
+from explorer.ui import plain
+from pages.common import page_setup, run_manager, visitor
 
 manager = run_manager()
-owner = st.session_state.get("owner", st.query_params.get("me", ""))
+me = visitor()
+if manager.store.recovered:  # a damaged run store was moved aside, not overwritten: say so
+    st.warning(plain(manager.store.recovered), icon="⚠️")
 page_setup()
 
 st.title("Runs")
 queue = manager.queue()
 if queue:
-    st.caption("Queue (everyone's): " + " · ".join(
-        f"{v.record.model} {v.id} {'running' if v.position is None else f'waiting #{v.position}'}"
-        + (" (yours)" if v.record.owner == owner else "") for v in queue))
+    st.caption("The server's queue: " + " · ".join(  # others' runs are counted, not named
+        (f"your {v.record.model} {v.id}" if v.record.owner == me.id else "another visitor's run")
+        + (" running" if v.position is None else f" waiting #{v.position}") for v in queue))
 
-records = manager.store.list(owner=owner)
+records = manager.store.list(owner=None if me.admin else me.id)
 if not records:
     st.info("No runs yet: start one on the Train page.")
     st.stop()
 
 table = history_table(records)
-st.caption("Your runs first. Select rows to overlay their curves; the first selected is shown in detail.")
+st.caption(("Every visitor's runs (you are an admin)." if me.admin else "Your runs.")
+           + " Select rows to overlay their curves; the first selected is shown in detail.")
 picked = st.dataframe(table, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row",
                       key="r.table", column_config={"best test acc": st.column_config.NumberColumn(format="%.3f")})
 # nothing selected: the newest run that has something to show, not a stopped or queued one with no results
@@ -51,7 +55,7 @@ r = chosen[0]
 st.header(f"{r.model} · run {r.id} · {r.status}")
 metrics = manager.store.metrics(r.id)
 if r.error:
-    st.error(r.error)
+    st.error(plain(r.error))
 if len(metrics):
     st.plotly_chart(training_chart(metrics, f"{r.model}: loss and accuracy", height=360), key="r.curve")
 else:
@@ -68,7 +72,7 @@ if r.confusion:
         st.image([img for img, _ in examples], caption=[c for _, c in examples], width=112)
 
 if r.weights_path:
-    weights = manager.load_weights(r.id)
+    weights = manager.load_weights(r.id, me)
     norms = batchnorm_parameters(r.model, r.config, weights)
     if norms:
         st.subheader("What batch normalization learned")
@@ -82,5 +86,5 @@ if r.weights_path:
 st.download_button("Download the metrics (CSV)", metrics.to_csv(index=False), file_name=f"{r.model}-{r.id}.csv",
                    mime="text/csv")
 if st.button("Delete this run", key="r.delete"):
-    manager.delete(r.id)
+    manager.delete(r.id, me)
     st.rerun()

@@ -1,7 +1,6 @@
 """Train: send a config to the run manager and watch loss and accuracy live, with progress and a stop button."""
 
 import math
-import uuid
 
 import streamlit as st
 
@@ -12,13 +11,15 @@ from explorer.runviews import reopen_settings, training_chart
 from explorer.store import FINISHED
 from explorer.tables import human
 from explorer.train import TrainSettings, cuda_available, preset
-from explorer.ui import config_params
-from pages.common import config_editor, page_setup, present_param, run_manager, show_fallback
+from explorer.ui import config_params, plain
+from pages.common import config_editor, page_setup, present_param, run_manager, show_fallback, visitor
 
 manager = run_manager()
 state = st.session_state
 params = st.query_params.to_dict()
-state.setdefault("owner", params.get("me") or uuid.uuid4().hex[:8])
+me = visitor()
+if manager.store.recovered:  # a damaged run store was moved aside, not overwritten: say so
+    st.warning(plain(manager.store.recovered), icon="⚠️")
 
 seed_params = params
 if "t.init" not in state:
@@ -63,21 +64,22 @@ try:
     need = manager.estimate_bytes(chosen.config, settings)
     with st.spinner("Timing a few training steps of this network…"):
         estimate = manager.estimate_time(chosen.config, settings)
-    limit = "" if manager.max_seconds is None else f" This server's limit is {human_duration(manager.max_seconds)}."
+    limit = manager.quotas.max_seconds
+    limit = "" if limit is None else f" This server's limit is {human_duration(limit)}."
     info.caption(f"Estimated: {estimate.text}, {human(need, 'B')} of memory.{limit}")
     manager.check_time(estimate)
 except ConfigError as err:
     refusal = err
 if button.button("Start training", type="primary", disabled=refusal is not None, key="t.start", width="stretch"):
     try:
-        state["t.run"] = manager.start(name, chosen.config, settings, owner=state["owner"])
+        state["t.run"] = manager.start(name, chosen.config, settings, visitor=me)
     except ConfigError as err:
         refusal = err
 if refusal is not None:
-    st.error(refusal.message, icon="⛔")  # why Start is off: never a greyed-out mystery
+    st.error(plain(refusal.message), icon="⛔")  # why Start is off: never a greyed-out mystery
 
 run_id = state.get("t.run")
-wanted = {**({"run": run_id, "me": state["owner"]} if run_id else {}), **present_param()}
+wanted = {**({"run": run_id} if run_id else {}), **present_param()}
 if st.query_params.to_dict() != wanted:
     st.query_params.from_dict(wanted)
 
@@ -92,8 +94,11 @@ def live(run_id: str) -> None:
     p = view.progress
     head, stop = st.columns([5, 1], vertical_alignment="center")
     head.subheader(f"{r.model} · run {r.id} · {r.status}")
-    if r.status in ("queued", "running") and stop.button("Stop", key="t.stop", width="stretch"):
-        manager.stop(run_id)
+    mine = manager.may_act(run_id, me)
+    if r.status in ("queued", "running") and mine and stop.button("Stop", key="t.stop", width="stretch"):
+        manager.stop(run_id, me)
+    if not mine:  # a shared URL opens another visitor's run read-only
+        st.caption("Another visitor's run: you can watch it, not stop it. Start trains your own copy.")
     if view.position:
         st.info(f"Queued: position {view.position}. It starts when a worker is free.")
     elif r.status == "running" and (p is None or p.kind == "phase"):
@@ -115,7 +120,7 @@ def live(run_id: str) -> None:
     cols[2].metric("test acc", f"{tested.iloc[-1]:.3f}" if len(tested) else "-")
     cols[3].metric("time", human_duration(p.elapsed if p else (r.seconds or 0)).removeprefix("about "))
     if r.error:
-        st.error(r.error)
+        st.error(plain(r.error))
     if len(metrics):
         st.plotly_chart(training_chart(metrics, f"{r.model}: loss and accuracy", height=330), key="t.chart")
     if r.status in FINISHED and state.get("t.live") == run_id:

@@ -68,8 +68,12 @@ def streamlit_server(env: dict[str, str]) -> Iterator[str]:
 PROJECTOR = {"width": 1280, "height": 720}
 
 
+COOKIE = "cnn_explorer_visitor"
+
+
 @contextmanager
-def chromium_page(viewport: dict[str, int] | None = None) -> Iterator:
+def chromium_page(viewport: dict[str, int] | None = None, visitor_token: str | None = None) -> Iterator:
+    """A page in a fresh browser; with `visitor_token`, a returning visitor whose cookie the app set before."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -77,6 +81,8 @@ def chromium_page(viewport: dict[str, int] | None = None) -> Iterator:
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--no-first-run"])
         context = browser.new_context(viewport=viewport or PROJECTOR)
+        if visitor_token:
+            context.add_cookies([{"name": COOKIE, "value": visitor_token, "domain": "127.0.0.1", "path": "/"}])
         page = context.new_page()
         page.set_default_timeout(60_000)
         try:

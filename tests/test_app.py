@@ -196,3 +196,11 @@ def test_presentation_mode_is_a_toggle_and_a_url_parameter():
     assert at.query_params["present"] == "1"
     at.sidebar.toggle(key="present").set_value(False).run()
     assert "present" not in at.query_params
+
+
+def test_visitor_text_is_shown_as_text_never_as_markdown():
+    at = app(model="vgg11-small", ratio="[CLICK HERE](http://example.invalid)", resolution="![x](http://e.invalid/t.png)")
+    shown = " ".join(w.value for w in at.warning)
+    assert "\\[CLICK HERE\\]\\(http\\:\u200b//example\\.invalid\\)" in shown and r"\!\[x\]" in shown
+    at = app(model="x" * 50_000)
+    assert all(len(w.value) < 400 for w in at.warning)  # a 50 KB model name is not echoed back whole

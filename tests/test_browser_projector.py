@@ -9,13 +9,14 @@ import io
 import pytest
 
 from explorer import registry
-from explorer.runs import RunManager
+from explorer.runs import RunManager, Visitor, visitor_id
 from explorer.train import TrainSettings
 from tests.browser import ARTIFACTS, chromium_page, in_first_screen, need_chromium, shot, streamlit_server, wait_idle
 from tests.conftest import write_dataset
 
 pytestmark = pytest.mark.browser
 
+TOKEN = "5eed" * 8  # the returning student's cookie; the fixture's run is theirs
 SIZES = ({"width": 1280, "height": 720}, {"width": 1920, "height": 1080})
 PAGES = {
     "explore": "/?model=vgg11-small",
@@ -47,7 +48,7 @@ def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
     manager = RunManager(home, threads=1, data_dir=data)
     run_id = manager.start("lenet-bn", registry.get("lenet-bn").config,
-                           TrainSettings(lr=0.5, epochs=2, batch_size=32))
+                           TrainSettings(lr=0.5, epochs=2, batch_size=32), Visitor(visitor_id(TOKEN)))
     assert manager.wait(run_id, timeout=120).status == "done"
     manager.shutdown()
     env = {"EXPLORER_HOME": str(home), "EXPLORER_DATA_DIR": data, "EXPLORER_THREADS": "1"}
@@ -67,7 +68,7 @@ def painted_fraction(png: bytes) -> float:
 def test_screenshots_of_every_page_at_projector_sizes(server):
     url, _ = server
     for size in SIZES:
-        with chromium_page(size) as page:
+        with chromium_page(size, TOKEN) as page:
             for name, path in PAGES.items():
                 page.goto(url + path)
                 wait_idle(page)
@@ -126,7 +127,7 @@ def test_a_whole_diagram_fits_the_screen(server, name):
 
 def test_the_confusion_matrix_is_painted(server):
     url, _ = server
-    with chromium_page() as page:
+    with chromium_page(visitor_token=TOKEN) as page:
         page.goto(f"{url}/runs")
         wait_idle(page)
         page.locator(".heatmaplayer").first.wait_for()
@@ -149,7 +150,7 @@ def test_the_confusion_matrix_is_painted(server):
 
 def test_a_reopened_run_url_shows_that_runs_model(server):
     url, run_id = server
-    with chromium_page() as page:  # a fresh browser: no session state, only the URL
+    with chromium_page(visitor_token=TOKEN) as page:  # the owner's browser, a new session: only the URL
         page.goto(f"{url}/train?run={run_id}")
         wait_idle(page)
         page.get_by_text(f"run {run_id} · done").wait_for()
@@ -160,3 +161,25 @@ def test_a_reopened_run_url_shows_that_runs_model(server):
         assert page.get_by_role("spinbutton", name="Epochs").input_value() == "2"
         assert page.get_by_role("spinbutton", name="Batch size").input_value() == "32"
         assert page.get_by_text(f"run {run_id} · done").is_visible()
+        assert page.get_by_role("button", name="Delete").count() == 0
+    with chromium_page() as page:  # a classmate opens the shared URL: the run, read-only
+        page.goto(f"{url}/train?run={run_id}")
+        wait_idle(page)
+        page.get_by_text(f"run {run_id} · done").wait_for()
+        assert page.get_by_text("Another visitor's run").is_visible()
+        page.goto(f"{url}/runs")
+        wait_idle(page)
+        page.get_by_text("No runs yet").wait_for()  # the history is per visitor
+
+
+def test_a_hostile_url_draws_no_link_and_no_image(server):
+    from playwright.sync_api import expect
+
+    url, _ = server
+    with chromium_page() as page:
+        page.goto(f"{url}/?model=vgg11-small&ratio=[CLICK HERE](http://example.invalid/x)"
+                  "&resolution=![x](http://example.invalid/t.png)")
+        wait_idle(page)
+        expect(page.get_by_text("CLICK HERE").first).to_be_visible()
+        assert page.locator("a[href*='example.invalid']").count() == 0
+        assert page.locator("img[src*='example.invalid']").count() == 0

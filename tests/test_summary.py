@@ -97,3 +97,38 @@ def test_impossible_configs_name_the_knob(name, overrides, knob, text):
 def test_batch_size_is_validated():
     with pytest.raises(ConfigError, match="batch_size"):
         summarize(registry.get("lenet").config, batch_size=0)
+
+
+@pytest.mark.parametrize("config", [
+    registry.get("densenet").config.__class__(num_convs_in_dense_blocks=(128,) * 8, growth_rate=1),
+    registry.get("resnet18").config.__class__(blocks=(64,) * 12, channels=(1,) * 12),
+    registry.get("vgg11").config.__class__(conv_arch=((16, 8),) * 64, resolution=1024),
+])
+def test_a_config_past_the_budget_is_refused_before_any_work_and_the_refusal_is_cached(config):
+    import time
+
+    from explorer.summary import MAX_LAYERS
+
+    assert config.layer_count() > MAX_LAYERS
+    for _ in range(2):
+        start = time.perf_counter()
+        with pytest.raises(ConfigError) as err:
+            summarize(config)
+        assert time.perf_counter() - start < 0.05  # counted from the config: nothing was built
+        assert err.value.knob == config.depth_knob and "layers" in err.value.message
+
+
+@pytest.mark.parametrize("name", registry.list_models())
+def test_the_layer_count_is_exact_for_every_catalog_model(name):
+    config = registry.get(name).config
+    if config.layer_count():  # the families whose depth is a knob
+        assert config.layer_count() == int(summarize(config).layers.is_leaf.sum())
+
+
+def test_sixty_stages_are_refused_with_a_reason_not_an_overflow():
+    from explorer.models.resnet import ResNetConfig
+
+    with pytest.raises(ConfigError, match="at most 12"):
+        ResNetConfig(blocks=(1,) * 60, channels=(1,) * 60)
+    deep = summarize(ResNetConfig(blocks=(1,) * 12, channels=(4,) * 12, resolution=1024))
+    assert deep.layers.cumulative_stride.max() > 2**11  # the fields still grow, as integers

@@ -1,5 +1,6 @@
 """Training and the run manager on small generated data: real training, real threads, real SQLite."""
 
+import dataclasses
 import threading
 import time
 
@@ -8,7 +9,7 @@ import torch
 
 from explorer import registry
 from explorer.errors import ConfigError
-from explorer.runs import RunManager
+from explorer.runs import UNLIMITED, Quotas, RunManager, Visitor
 from explorer.store import RunStore
 from explorer.train import TrainSettings, preset, train
 from tests.conftest import DEBIAN_DATA
@@ -122,7 +123,7 @@ def manager(tmp_path, tiny_data):
 
 def test_run_manager_runs_in_the_background_and_stores_everything(manager):
     t = time.perf_counter()
-    run_id = manager.start("lenet-bn", LENET_BN, settings(epochs=2), owner="alice")
+    run_id = manager.start("lenet-bn", LENET_BN, settings(epochs=2), Visitor("alice"))
     assert time.perf_counter() - t < 2  # returns at once
     view = manager.wait(run_id, timeout=120)
     assert view.status == "done"
@@ -161,7 +162,8 @@ def test_queue_order_positions_and_stop(manager):
 
 
 def test_a_run_over_the_time_limit_is_refused_with_advice(tmp_path, tiny_data):
-    strict = RunManager(tmp_path / "home", threads=1, data_dir=tiny_data, max_seconds=60)
+    strict = RunManager(tmp_path / "home", threads=1, data_dir=tiny_data,
+                        quotas=dataclasses.replace(UNLIMITED, max_seconds=60))
     book_vgg = registry.get("vgg11").config
     with pytest.raises(ConfigError) as err:
         strict.start("vgg11", book_vgg, TrainSettings(lr=0.05, epochs=10, batch_size=128))
@@ -238,3 +240,42 @@ def test_lenet_bn_quick_preset_reaches_85_percent_on_real_data():
     result = train(p.config, p.settings, data_dir=str(DEBIAN_DATA))
     final = [h for h in result.history if h.kind == "epoch"][-1]
     assert final.test_acc >= 0.85, f"test accuracy {final.test_acc:.3f}"
+
+
+def test_a_visitor_acts_only_on_their_own_runs(manager):
+    alice, bob, admin = Visitor("alice"), Visitor("bob"), Visitor("teacher", admin=True)
+    run_id = manager.start("lenet-bn", LENET_BN, settings(epochs=200, batch_size=8), alice)
+    for act in (manager.stop, manager.delete, manager.load_weights):
+        with pytest.raises(ConfigError, match="only the run's owner"):
+            act(run_id, bob)
+    assert manager.view(run_id).status in ("queued", "running")  # bob's stop did nothing
+    assert not manager.may_act(run_id, bob) and manager.may_act(run_id, alice) and manager.may_act(run_id, admin)
+    assert manager.stop(run_id, admin)  # an admin named in the server's config may
+    assert manager.wait(run_id, timeout=30).status == "stopped"
+    assert [r.id for r in manager.store.list(owner="alice")] == [run_id] and manager.store.list(owner="bob") == []
+
+
+def test_quotas_per_visitor_and_for_the_queue(tmp_path, tiny_data):
+    quotas = Quotas(runs_per_visitor=2, max_queue=3, max_seconds=None)
+    server = RunManager(tmp_path / "home", threads=1, data_dir=tiny_data, quotas=quotas)
+    slow = settings(epochs=200, batch_size=8)
+    students = [Visitor(f"s{i}") for i in range(4)]
+    try:
+        server.start("lenet-bn", LENET_BN, slow, students[0])
+        server.start("lenet-bn", LENET_BN, slow, students[0])
+        with pytest.raises(ConfigError) as err:  # one student clicking Start again and again
+            server.start("lenet-bn", LENET_BN, slow, students[0])
+        assert err.value.knob == "quota" and "EXPLORER_RUNS_PER_VISITOR" in err.value.message
+        for s in students[1:]:
+            try:
+                server.start("lenet-bn", LENET_BN, slow, s)
+            except ConfigError as refused:
+                assert refused.knob == "queue" and "EXPLORER_MAX_QUEUE" in refused.message
+                break
+        else:
+            pytest.fail("the queue took more runs than its limit")
+        assert len(server.store.with_status("queued")) <= 3
+    finally:
+        for r in server.store.with_status("queued", "running"):
+            server.stop(r.id)
+        server.shutdown()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from explorer.config import ModelConfig, knob
+from explorer.errors import ConfigError
 from explorer.models.resnet import stem
 from explorer.registry import BookSettings, ModelEntry, register
 
@@ -62,6 +64,17 @@ class DenseNetConfig(ModelConfig):
                                                       help="convolutions in each dense block")
     stem_channels: int = knob(64, lo=2, hi=1024, help="output channels of the first convolution")
     resolution: int = knob(96, lo=8, hi=1024, help="input height and width in pixels")
+
+    depth_knob: ClassVar[str | None] = "num_convs_in_dense_blocks"
+
+    def layer_count(self) -> int:
+        blocks = self.num_convs_in_dense_blocks
+        return 3 * sum(blocks) + 4 * (len(blocks) - 1) + 9
+
+    def check(self) -> None:
+        if len(self.num_convs_in_dense_blocks) > 12:
+            raise ConfigError("num_convs_in_dense_blocks", "at most 12 dense blocks: each transition halves "
+                                                           "height and width")
 
 
 register(ModelEntry("densenet", "DenseNet", "DenseNet: dense blocks of concatenated features", "7.7",

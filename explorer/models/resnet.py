@@ -12,6 +12,8 @@ from explorer.config import ModelConfig, knob
 from explorer.errors import ConfigError
 from explorer.registry import BookSettings, ModelEntry, register
 
+MAX_STAGES = 12
+
 
 class Residual(nn.Module):
     """Two 3x3 conv-BN layers plus the input; a 1x1 convolution matches shapes when they change."""
@@ -70,7 +72,13 @@ class ResNetConfig(ModelConfig):
 
     depth_knob: ClassVar[str | None] = "blocks"
 
+    def layer_count(self) -> int:
+        return 4 * sum(self.blocks) + (len(self.blocks) - 1) + 7  # 1x1 skips where a stage downsamples
+
     def check(self) -> None:
+        if len(self.blocks) > MAX_STAGES:
+            raise ConfigError("blocks", f"has {len(self.blocks)} stages; at most {MAX_STAGES}: each stage after the "
+                                        "first halves height and width, so even 1024 pixels are 1x1 by then")
         if len(self.blocks) != len(self.channels):
             raise ConfigError("blocks", f"blocks has {len(self.blocks)} stages but channels has "
                                         f"{len(self.channels)}: give one channel count per stage, i.e. the "

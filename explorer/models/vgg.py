@@ -51,6 +51,9 @@ class VGGConfig(ModelConfig):
 
     depth_knob: ClassVar[str | None] = "conv_arch"
 
+    def layer_count(self) -> int:
+        return sum(2 * num_convs + 1 for num_convs, _ in self.conv_arch) + 8
+
     def check(self) -> None:
         for i, (num_convs, out_channels) in enumerate(self.conv_arch):
             if num_convs > 16:

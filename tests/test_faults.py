@@ -1,0 +1,151 @@
+"""Faults a shared server meets, each injected for real: damaged files, killed workers, full disks, two
+processes on one data directory, hostile data files. Nothing already stored is lost; each has a clear message."""
+
+import gzip
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from explorer import registry
+from explorer.data import DataError, find_data_dir, load_fashion_mnist, read_idx
+from explorer.errors import ConfigError
+from explorer.runs import RunManager, save_weights
+from explorer.store import RunStore
+from explorer.train import TrainSettings
+from tests.conftest import write_dataset
+
+LENET_BN = registry.get("lenet-bn").config
+QUICK = TrainSettings(lr=0.5, epochs=1, batch_size=64)
+SLOW = TrainSettings(lr=0.5, epochs=200, batch_size=8)
+
+
+def wait_until(predicate, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("damage", [b"this is not a database" * 50, b""])
+def test_a_damaged_run_store_is_moved_aside_and_a_new_one_starts(tmp_path, damage):
+    path = tmp_path / "runs.sqlite"
+    path.write_bytes(damage)
+    store = RunStore(path)
+    assert store.recovered and "moved to" in store.recovered
+    aside = next(tmp_path.glob("runs.sqlite.damaged-*"))
+    assert aside.read_bytes() == damage  # the bad file is kept, not overwritten
+    store.create("r1", "lenet", {}, {}, "", 1)
+    assert [r.id for r in RunStore(path).list()] == ["r1"] and RunStore(path).recovered is None
+
+
+def test_a_truncated_run_store_keeps_its_copy_and_the_cli_says_so(tmp_path, tiny_data):
+    home = tmp_path / "home"
+    manager = RunManager(home, threads=1, data_dir=tiny_data)
+    manager.wait(manager.start("lenet-bn", LENET_BN, QUICK), timeout=120)
+    manager.shutdown()
+    db = home / "runs.sqlite"
+    for extra in ("-wal", "-shm"):
+        Path(f"{db}{extra}").unlink(missing_ok=True)
+    original = db.read_bytes()
+    db.write_bytes(original[: len(original) // 3])
+    cli = subprocess.run([sys.executable, "-m", "explorer", "runs", "--home", str(home)], capture_output=True,
+                         text=True, timeout=120, cwd=Path(__file__).parent.parent)
+    assert cli.returncode == 0 and "Traceback" not in cli.stderr
+    assert "warning:" in cli.stderr and "moved to" in cli.stderr
+    assert next(home.glob("runs.sqlite.damaged-*")).read_bytes() == original[: len(original) // 3]
+
+
+def test_a_worker_killed_from_outside_fails_its_run_and_nothing_else(tmp_path, tiny_data):
+    manager = RunManager(tmp_path / "home", threads=1, data_dir=tiny_data)
+    done = manager.start("lenet-bn", LENET_BN, QUICK)
+    assert manager.wait(done, timeout=120).status == "done"
+    victim = manager.start("lenet-bn", LENET_BN, SLOW)
+    wait_until(lambda: getattr(manager.view(victim).progress, "kind", "phase") != "phase")  # it trains
+    pid = int(manager.view(victim).record.worker.rsplit(":", 1)[1])
+    assert pid != os.getpid()  # it trains in a process of its own
+    os.kill(pid, signal.SIGKILL)
+    view = manager.wait(victim, timeout=60)
+    assert view.status == "failed" and "SIGKILL" in view.record.error
+    assert manager.wait(manager.start("lenet-bn", LENET_BN, QUICK), timeout=120).status == "done"
+    assert manager.view(done).record.confusion is not None  # earlier history intact
+    manager.shutdown()
+
+
+def test_weights_that_cannot_be_written_fail_the_run_with_the_reason(tmp_path, tiny_data):
+    manager = RunManager(tmp_path / "home", threads=1, data_dir=tiny_data)
+    shutil.rmtree(manager.weights_dir)
+    manager.weights_dir.write_text("not a directory")  # every write under it fails, as on a broken disk
+    view = manager.wait(manager.start("lenet-bn", LENET_BN, QUICK), timeout=120)
+    assert view.status == "failed" and "could not save the weights" in view.record.error
+    assert len(manager.store.metrics(view.id)) > 0  # the metrics are kept
+    manager.shutdown()
+
+
+def test_a_full_disk_leaves_no_partial_weights(tmp_path):
+    import torch
+
+    disk = tmp_path / "tiny"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        with pytest.raises(ConfigError, match="the disk is full"):
+            save_weights({"w": torch.zeros(1_000_000)}, disk / "run.pt")
+        assert list(disk.iterdir()) == []
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_second_process_on_the_same_directory_trains_nothing_twice_and_can_stop(tmp_path, tiny_data):
+    home = tmp_path / "home"
+    server = RunManager(home, threads=1, data_dir=tiny_data)
+    slow = server.start("lenet-bn", LENET_BN, SLOW)
+    queued = server.start("lenet-bn", LENET_BN, TrainSettings(lr=0.5, epochs=2, batch_size=64))
+    cli = RunManager(home, threads=1, data_dir=tiny_data, adopt_queued=False)  # as `python -m explorer train`
+    assert cli.view(slow).status == "running"  # a live worker's run is not marked interrupted
+    own = cli.start("lenet-bn", LENET_BN, QUICK)
+    assert cli.wait(own, timeout=120).status == "done"
+    assert cli.stop(slow)  # Stop from another process reaches the worker through the store
+    assert server.wait(slow, timeout=60).status == "stopped"
+    assert server.wait(queued, timeout=120).status == "done"
+    metrics = server.store.metrics(queued)
+    assert (metrics.kind == "epoch").sum() == 2  # trained once: two epochs, not four
+    server.shutdown()
+    cli.shutdown()
+
+
+def test_garbage_inside_a_gzip_names_the_file(tmp_path):
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    good = gzip.compress(b"\x00\x00\x08\x03" + struct.pack(">3I", 10, 28, 28) + bytes(7840))
+    path.write_bytes(good[:20] + b"\xff" * 200 + good[220:])
+    with pytest.raises(DataError) as err:
+        read_idx(path)
+    assert str(path) in err.value.message and "corrupt" in err.value.message
+
+
+def test_a_header_claiming_millions_of_images_is_refused_unread(tmp_path):
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(b"\x00\x00\x08\x03" + struct.pack(">3I", 4_000_000, 28, 28) + bytes(100)))
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(DataError, match="more than any Fashion-MNIST file"):
+        read_idx(path)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB: no 3 GB allocation
+
+
+def test_a_named_directory_missing_a_file_is_reported_not_replaced(tmp_path):
+    data = write_dataset(tmp_path / "mine")
+    next(data.glob("t10k-labels*")).unlink()
+    with pytest.raises(DataError) as err:
+        find_data_dir(str(data))
+    assert "lacks t10k-labels-idx1-ubyte" in err.value.message
+    load_fashion_mnist.cache_clear()
