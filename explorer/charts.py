@@ -19,8 +19,8 @@ def style(fig: go.Figure, title: str, x_title: str, y_title: str, log: bool = Fa
     fig.update_layout(title={"text": title, "font": {"size": 20}}, font=FONT, height=height,
                       margin={"l": 60, "r": 20, "t": 60, "b": 60}, legend={"orientation": "h", "y": -0.25})
     fig.update_yaxes(title=y_title, **AXIS)
-    if log:
-        fig.update_yaxes(type="log")
+    if log:  # labels at powers of ten only; Plotly's minor "2" and "5" labels clutter a projector
+        fig.update_yaxes(type="log", dtick=1)
     fig.update_xaxes(title=x_title, **AXIS)
     return fig
 
@@ -71,7 +71,7 @@ def shape_flow_chart(named: dict[str, pd.DataFrame]) -> go.Figure:
     channels = pd.concat([_leaves(layers).output_shape.map(lambda s: s[0]) for layers in named.values()])
     sizes = pd.concat([_leaves(layers).output_shape.map(lambda s: s[1] if len(s) == 3 else 1)
                        for layers in named.values()])
-    fig.update_yaxes(tickvals=powers_of_two(channels), minor={"showgrid": False})
+    fig.update_yaxes(tickvals=powers_of_two(channels), dtick=None, minor={"showgrid": False})
     fig.update_layout(yaxis2={"title": "height = width (px)", "overlaying": "y", "side": "right", "type": "log",
                               "tickvals": powers_of_two(sizes), **AXIS})
     return fig

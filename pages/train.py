@@ -112,17 +112,17 @@ def live(run_id: str) -> None:
     metrics = manager.store.metrics(run_id)
     tested = metrics.test_acc.dropna()
     stepped = p is not None and p.kind != "phase"
-    cols = st.columns(4)
-    cols[0].metric("train loss", f"{p.train_loss:.3f}" if stepped else
+    numbers, chart = st.columns([1, 4])  # side by side: the chart stays on a 1280x720 projector's first screen
+    numbers.metric("train loss", f"{p.train_loss:.3f}" if stepped else
                    "-" if r.train_loss is None else f"{r.train_loss:.3f}")
-    cols[1].metric("train acc", f"{p.train_acc:.3f}" if stepped else
+    numbers.metric("train acc", f"{p.train_acc:.3f}" if stepped else
                    "-" if r.train_acc is None else f"{r.train_acc:.3f}")
-    cols[2].metric("test acc", f"{tested.iloc[-1]:.3f}" if len(tested) else "-")
-    cols[3].metric("time", human_duration(p.elapsed if p else (r.seconds or 0)).removeprefix("about "))
+    numbers.metric("test acc", f"{tested.iloc[-1]:.3f}" if len(tested) else "-")
+    numbers.metric("time", human_duration(p.elapsed if p else (r.seconds or 0)).removeprefix("about "))
     if r.error:
         st.error(plain(r.error))
     if len(metrics):
-        st.plotly_chart(training_chart(metrics, f"{r.model}: loss and accuracy", height=330), key="t.chart")
+        chart.plotly_chart(training_chart(metrics, f"{r.model}: loss and accuracy", height=300), key="t.chart")
     if r.status in FINISHED and state.get("t.live") == run_id:
         state["t.live"] = None
         st.rerun()  # once: the page redraws without the timer

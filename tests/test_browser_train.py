@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.browser import chromium_page, need_chromium, shot, streamlit_server, wait_idle
+from tests.browser import chromium_page, in_first_screen, need_chromium, shot, streamlit_server, wait_idle
 from tests.conftest import write_dataset
 
 pytestmark = pytest.mark.browser
@@ -54,8 +54,12 @@ def test_train_live_stop_and_see_the_confusion_matrix(tmp_path):
                 break
         assert len(seen) >= 3, f"the chart did not update twice: {seen}"
         expect(page.get_by_test_id("stProgress")).to_be_visible()
-        shot(page, "train-live")
-        page.get_by_role("button", name="Stop").click()
+        shot(page, "train-live", full_page=False)  # first: a failed check below leaves its picture
+        stop = page.get_by_test_id("stMain").get_by_role("button", name="Stop")
+        for element in (page.get_by_test_id("stProgress"), stop, page.get_by_test_id("stPlotlyChart").first):
+            # at 1280x720, without scrolling
+            assert in_first_screen(element), element
+        page.get_by_test_id("stMain").get_by_role("button", name="Stop").click()
         expect(page.get_by_text("stopped")).to_be_visible(timeout=30_000)
         assert "run=" in page.url
 

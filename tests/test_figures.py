@@ -75,3 +75,10 @@ def test_log_axes_are_labelled_with_powers_of_two():
     for ticks in (fig.layout.yaxis.tickvals, fig.layout.yaxis2.tickvals):
         assert ticks and all(t & (t - 1) == 0 for t in ticks)  # whole powers of two, no "10.65162"
     assert 512 in fig.layout.yaxis.tickvals and 96 > max(fig.layout.yaxis2.tickvals) / 2
+
+
+def test_a_log_chart_labels_powers_of_ten_only():
+    layers = summarize(registry.get("resnet18").config).layers
+    fig = charts.per_layer_chart({"r": layers}, "params", "Parameters per layer", log=True)
+    assert fig.layout.yaxis.type == "log" and fig.layout.yaxis.dtick == 1
+    assert charts.per_layer_chart({"r": layers}, "params", "p").layout.yaxis.type is None
