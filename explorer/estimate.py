@@ -135,23 +135,28 @@ def measure_step(config: ModelConfig, batch_size: int, device: str = "cpu", thre
         loss_fn = nn.CrossEntropyLoss()
         x = torch.rand(batch, config.in_channels, config.resolution, config.resolution, device=dev)
         y = torch.randint(0, config.num_classes, (batch,), device=dev)
-        def step(xf: torch.Tensor) -> None:
-            optimizer.zero_grad(set_to_none=True)
-            loss_fn(model(xf), y).backward()
-            optimizer.step()
+        formats = (torch.contiguous_format, torch.channels_last)
+        inputs = {fmt: x.contiguous(memory_format=fmt) for fmt in formats}
 
-        rates = {}
-        for fmt in (torch.contiguous_format, torch.channels_last):
-            model.to(memory_format=fmt)
-            xf = x.contiguous(memory_format=fmt)
-            step(xf)  # warm-up: kernels, allocator
+        def step(fmt: torch.memory_format) -> float:
+            model.to(memory_format=fmt)  # converting the weights is not part of the timed step
             _sync(dev)
-            steps, start = 0, time.perf_counter()
-            while steps < 5 and (steps < 2 or time.perf_counter() - start < 0.4):
-                step(xf)
-                steps += 1
+            start = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            loss_fn(model(inputs[fmt]), y).backward()
+            optimizer.step()
             _sync(dev)
-            rates[fmt] = steps * batch / (time.perf_counter() - start)
+            return time.perf_counter() - start
+
+        for fmt in formats:  # warm-up of both before either is timed: the first one timed would pay for it
+            step(fmt)
+        seconds = dict.fromkeys(formats, 0.0)
+        steps, start = 0, time.perf_counter()
+        while steps < 5 and (steps < 2 or time.perf_counter() - start < 0.8):
+            for fmt in formats:  # alternated, so a busy moment of the machine hits both alike
+                seconds[fmt] += step(fmt)
+            steps += 1
+        rates = {fmt: steps * batch / seconds[fmt] for fmt in formats}
     return StepTiming(rates[torch.contiguous_format], rates[torch.channels_last])
 
 

@@ -2,9 +2,11 @@
 
 import streamlit as st
 
-import pages.common  # noqa: F401  (routes a first visit through app.py's navigation)
 from explorer.ui import catalog_table
+from pages.common import page_setup
 
+page_setup()
 st.title("CNN Explorer")
 st.caption("The modern CNNs of *Dive into Deep Learning*, chapter 7, trained on Fashion-MNIST.")
-st.dataframe(catalog_table(), hide_index=True, width="stretch")
+st.dataframe(catalog_table(), hide_index=True, width="stretch", height=460,
+             column_config={"description": st.column_config.TextColumn(width="large")})
