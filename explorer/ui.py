@@ -37,12 +37,12 @@ def warm_up() -> None:
 
 
 def catalog_table() -> pd.DataFrame:
-    """One row per catalog entry: name, family, book section, description and size at book settings."""
+    """One row per catalog entry: name, book section, description and size at book settings."""
     rows = []
     for name in registry.list_models():
         e = registry.get(name)
         t = summarize(e.config, batch_size=e.book.batch_size).totals
-        rows.append({"name": name, "family": e.family, "d2l": e.section, "description": e.description,
+        rows.append({"name": name, "d2l": e.section, "description": e.description,
                      "resolution": e.config.resolution, "parameters": human(t.params),
                      "mult-adds": human(t.mult_adds), "book lr": e.book.lr, "book batch": e.book.batch_size})
     return pd.DataFrame(rows)

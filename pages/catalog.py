@@ -8,5 +8,6 @@ from pages.common import page_setup
 page_setup()
 st.title("CNN Explorer")
 st.caption("The modern CNNs of *Dive into Deep Learning*, chapter 7, trained on Fashion-MNIST.")
-st.dataframe(catalog_table(), hide_index=True, width="stretch", height=460,
-             column_config={"description": st.column_config.TextColumn(width="large")})
+table = catalog_table()
+st.dataframe(table, hide_index=True, width="stretch", height=36 * (len(table) + 1) + 4,  # every row, no scroll
+             column_config={"description": st.column_config.TextColumn(width=330)})
