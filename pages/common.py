@@ -212,10 +212,10 @@ def _knob_widget(prefix: str, name: str, info: dict, default, where):
         return where.data_editor(data, key=key, num_rows="dynamic", hide_index=True, width="stretch",
                                  column_config={
                                      "num_convs": st.column_config.NumberColumn(
-                                         "num_convs", min_value=1, max_value=16, step=1, default=1, width=78),
+                                         "num_convs", min_value=1, max_value=16, step=1, default=1, width=88),
                                      "out_channels": st.column_config.NumberColumn(
                                          "out_channels", min_value=1, max_value=4096, step=1, default=64,
-                                         width=104)})
+                                         width=100)})
     if literal_choices(hint):
         state.setdefault(key, default)
         return where.selectbox(label, literal_choices(hint), key=key, help=help_text)

@@ -5,6 +5,7 @@ sees it).
 """
 
 import io
+import re
 
 import pytest
 
@@ -183,3 +184,25 @@ def test_a_hostile_url_draws_no_link_and_no_image(server):
         expect(page.get_by_text("CLICK HERE").first).to_be_visible()
         assert page.locator("a[href*='example.invalid']").count() == 0
         assert page.locator("img[src*='example.invalid']").count() == 0
+
+
+def test_the_conv_arch_editor_shows_both_columns_and_adds_complete_rows(server):
+    from playwright.sync_api import expect
+
+    url, _ = server
+    with chromium_page() as page:
+        page.goto(f"{url}/?model=vgg11")
+        wait_idle(page)
+        editor = page.get_by_test_id("stSidebar").get_by_test_id("stDataFrame").first
+        editor.scroll_into_view_if_needed()
+        sidebar = page.get_by_test_id("stSidebar").bounding_box()
+        box = editor.bounding_box()
+        assert box["x"] + box["width"] <= sidebar["x"] + sidebar["width"]  # both columns inside the sidebar
+        expect(page.get_by_test_id("stMetricValue").first).to_have_text("128.81 M")
+        editor.hover()
+        page.get_by_role("button", name="Add row").first.click()
+        page.keyboard.press("Escape")
+        wait_idle(page)
+        expect(page.get_by_test_id("stMetricValue").first).to_have_text("28.70 M")  # a sixth block, (1, 64)
+        assert page.get_by_test_id("stSidebar").get_by_test_id("stAlert").count() == 0  # no "fill in" flash
+        expect(page).to_have_url(re.compile(r"conv_arch=.*1%2C\+64"))
