@@ -281,3 +281,14 @@ def test_quotas_per_visitor_and_for_the_queue(tmp_path, tiny_data):
         for r in server.store.with_status("queued", "running"):
             server.stop(r.id)
         server.shutdown()
+
+
+def test_the_test_pass_follows_the_training_batch(tiny_data, monkeypatch):
+    import explorer.train as training
+
+    seen = []
+    real = training.predict
+    monkeypatch.setattr(training, "predict", lambda *a, **kw: seen.append(kw["batch_size"]) or real(*a, **kw))
+    train(LENET_BN, settings(epochs=1, batch_size=8), data_dir=tiny_data)
+    train(LENET_BN, settings(epochs=1, batch_size=400), data_dir=tiny_data)
+    assert seen == [16, 500]  # twice the batch, at most 500: never a 500-image pass for a big network
