@@ -19,6 +19,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:  # `python -m explorer summary ... | head`
         return 0
+    except KeyboardInterrupt:  # Ctrl-C before a run exists (a run in progress is stopped in cmd_train)
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -196,6 +199,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if r.status == "failed":
         print(f"error: run {run_id} failed: {r.error}", file=sys.stderr)
         return 1
+    if r.train_loss is None:  # stopped before its first report
+        print(f"run {run_id} {r.status} before its first report")
+        return 0
     print(f"run {run_id} {r.status}: loss {r.train_loss:.3f}, train acc {r.train_acc:.3f}, test acc "
           f"{_pct(r.test_acc)}, {r.images_per_sec:.0f} images/s, {r.seconds:.1f} s")
     return 0

@@ -27,6 +27,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
+from multiprocessing import resource_tracker
 from pathlib import Path
 
 import torch
@@ -309,8 +310,10 @@ class RunManager:
                 self._running.add(run_id)
             try:
                 self._supervise(run_id)
-            except Exception:  # the supervisor must outlive any one run
+            except Exception as err:  # the supervisor must outlive any one run
                 log.exception("run %s failed outside training", run_id)
+                with contextlib.suppress(StoreError):
+                    self.store.set_status(run_id, "failed", error=f"its worker process could not run: {err}")
             finally:
                 with self._cv:
                     self._running.discard(run_id)
@@ -323,7 +326,15 @@ class RunManager:
         worker = _context().Process(target=run_worker, name=f"explorer-run-{run_id}", daemon=True,
                                     args=(str(self.store.path), str(self.weights_dir), run_id, self.data_dir,
                                           self.threads))
-        worker.start()
+        # Ctrl-C in a terminal reaches the whole process group; a forkserver that is still importing torch
+        # would die of it. Started with SIGINT blocked (the mask is inherited), it never sees it. The resource
+        # tracker goes first: starting, it unblocks SIGINT in the calling thread.
+        resource_tracker.ensure_running()
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            worker.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         asked = None
         while worker.is_alive():
             worker.join(timeout=0.5)

@@ -3,10 +3,15 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from explorer import registry
 from explorer.cli import main
 from explorer.summary import summarize
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_cli(*args):
@@ -96,3 +101,42 @@ def test_train_and_runs_commands(tmp_path):
     assert bad.returncode == 2 and "lr" in bad.stderr and "Traceback" not in bad.stderr
     missing = run_cli("train", "lenet", "--data-dir", str(tmp_path / "nowhere"), "--home", str(home))
     assert missing.returncode == 2 and "is not a directory" in missing.stderr
+
+
+@pytest.mark.parametrize("after", ["running", "first report"])
+def test_ctrl_c_of_train_stops_the_run_cleanly(tmp_path, after):
+    """Ctrl-C in a terminal reaches the whole process group: the CLI, its forkserver and the worker."""
+    import os
+    import signal
+    import time
+
+    from explorer.store import RunStore
+    from tests.conftest import write_dataset
+
+    data = write_dataset(tmp_path / "data")
+    home = tmp_path / "home"
+    proc = subprocess.Popen([sys.executable, "-m", "explorer", "train", "lenet-bn", "--epochs", "200", "--batch-size",
+                             "8", "--data-dir", str(data), "--home", str(home)], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 60
+    def ready() -> bool:
+        runs = _stored(home)
+        if after == "running":
+            return any(r.status == "running" for r in runs)
+        return any(len(RunStore(home / "runs.sqlite").metrics(r.id)) for r in runs)  # a report is stored
+
+    while not ready() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "stopped" in out
+    (record,) = RunStore(home / "runs.sqlite").list()
+    assert record.status == "stopped"
+
+
+def _stored(home):
+    from explorer.store import RunStore
+
+    path = home / "runs.sqlite"
+    return RunStore(path).list() if path.exists() else []
