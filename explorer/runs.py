@@ -50,6 +50,7 @@ HEARTBEAT_SECONDS = 1.0    # a worker's heartbeat; it also reads the stop flag t
 LEASE_SECONDS = 15.0       # a running run whose worker has not beaten for this long was interrupted
 STOP_GRACE_SECONDS = 30.0  # a worker that ignores its stop flag this long is killed
 STOP_BY_USER, STOP_BY_SHUTDOWN = 1, 2
+WATCHERS_PER_SECOND = 5    # live pages refresh once a second up to this many watchers, then less often
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,7 @@ class RunManager:
         self._queue: deque[str] = deque()
         self._running: set[str] = set()
         self._closing = False
+        self._watchers: dict[str, float] = {}  # a live page's session -> when it last refreshed
         self._mark_stale()
         if adopt_queued:
             self._queue.extend(r.id for r in self.store.with_status("queued"))
@@ -235,6 +237,18 @@ class RunManager:
         with self._cv:
             position = self._queue.index(run_id) + 1 if run_id in self._queue else None
         return RunView(record, progress, position)
+
+    def refresh_interval(self, session: str) -> float:
+        """Seconds until a live page refreshes again: 1 s while few watch, growing with the number of live
+        pages on this server, so that a class watching runs leaves the server room for everyone else."""
+        now = time.monotonic()
+        with self._cv:
+            self._watchers[session] = now
+            for key, seen in list(self._watchers.items()):
+                if now - seen > 30:  # a closed tab
+                    del self._watchers[key]
+            watching = len(self._watchers)
+        return max(1.0, watching / WATCHERS_PER_SECOND)
 
     def queue(self) -> list[RunView]:
         """Running runs, then queued ones in order: what everyone on a shared server sees."""

@@ -1,6 +1,7 @@
 """Train: send a config to the run manager and watch loss and accuracy live, with progress and a stop button."""
 
 import math
+import secrets
 
 import streamlit as st
 
@@ -84,7 +85,11 @@ if st.query_params.to_dict() != wanted:
     st.query_params.from_dict(wanted)
 
 
-@st.fragment(run_every=1.0 if run_id and getattr(manager.view(run_id), "status", "") not in FINISHED else None)
+live_now = run_id and getattr(manager.view(run_id), "status", "") not in FINISHED
+state.setdefault("t.session", secrets.token_hex(8))
+
+
+@st.fragment(run_every=manager.refresh_interval(state["t.session"]) if live_now else None)
 def live(run_id: str) -> None:
     view = manager.view(run_id)
     if view is None:

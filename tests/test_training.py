@@ -292,3 +292,10 @@ def test_the_test_pass_follows_the_training_batch(tiny_data, monkeypatch):
     train(LENET_BN, settings(epochs=1, batch_size=8), data_dir=tiny_data)
     train(LENET_BN, settings(epochs=1, batch_size=400), data_dir=tiny_data)
     assert seen == [16, 500]  # twice the batch, at most 500: never a 500-image pass for a big network
+
+
+def test_live_pages_refresh_less_often_as_more_watch(manager):
+    assert manager.refresh_interval("a") == 1.0
+    for i in range(19):
+        manager.refresh_interval(f"s{i}")
+    assert manager.refresh_interval("a") == 4.0  # 20 watchers: every 4 s
