@@ -14,6 +14,7 @@ from explorer import registry
 from explorer.charts import style
 from explorer.config import ModelConfig
 from explorer.data import CLASS_NAMES, load_fashion_mnist
+from explorer.estimate import human_duration
 from explorer.models.lenet import BatchNorm
 from explorer.store import RunRecord
 from explorer.train import TrainSettings, preset
@@ -74,9 +75,9 @@ def history_table(records: list[RunRecord]) -> pd.DataFrame:
                      + (f", {r.settings['train_subset']} images" if r.settings.get("train_subset") else "")),
         "status": r.status,
         "best test acc": r.best_test_acc,
-        "time (s)": None if r.seconds is None else round(r.seconds, 1),
+        "time": "" if r.seconds is None else human_duration(r.seconds).removeprefix("about "),
         "started": datetime.fromtimestamp(r.created).strftime("%m-%d %H:%M:%S"),
-    } for r in records], columns=["run", "model", "config", "settings", "status", "best test acc", "time (s)",
+    } for r in records], columns=["run", "model", "config", "settings", "status", "best test acc", "time",
                                   "started"])
 
 

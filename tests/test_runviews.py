@@ -45,6 +45,7 @@ def test_history_table_and_config_description(finished):
     _, records, _ = finished
     table = history_table(records)
     assert list(table.status) == ["done", "done"]
+    assert all(t.endswith((" s", " min", " h")) and t[0].isdigit() for t in table.time)  # words, not raw seconds
     assert set(table.config) == {"catalog defaults"}
     assert describe_config("vgg11", {**registry.get("vgg11").config.kwargs(), "ratio": 8}) == "ratio=8"
 
