@@ -196,6 +196,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         manager.stop(run_id)
         view = manager.wait(run_id)
     r = view.record
+    if r.warning:
+        print(f"warning: {r.warning}", file=sys.stderr)
     if r.status == "failed":
         print(f"error: run {run_id} failed: {r.error}", file=sys.stderr)
         return 1

@@ -420,10 +420,14 @@ def run_worker(store_path: str, weights_dir: str, run_id: str, data_dir: str | N
     threading.Thread(target=heartbeat, name="explorer-heartbeat", daemon=True).start()
     buffer: list[dict] = []
     flushed = shown = 0.0
+    warned = False
 
     def on_progress(p: Progress) -> None:
-        nonlocal flushed, shown
+        nonlocal flushed, shown, warned
         now = time.monotonic()
+        if p.warning and not warned:  # once: the pages and the CLI show it beside the run
+            store.set_warning(run_id, p.warning)
+            warned = True
         if p.kind != "step" or now - shown > PROGRESS_SECONDS:
             store.set_progress(run_id, dataclasses.asdict(p))
             shown = now

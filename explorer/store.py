@@ -48,7 +48,8 @@ CREATE TABLE IF NOT EXISTS runs (
     weights_path TEXT,
     heartbeat REAL,
     stop_requested INTEGER NOT NULL DEFAULT 0,
-    worker TEXT
+    worker TEXT,
+    warning TEXT
 );
 CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
@@ -68,7 +69,7 @@ CREATE TABLE IF NOT EXISTS progress (
 );
 """
 _ADDED_COLUMNS = {"heartbeat": "REAL", "stop_requested": "INTEGER NOT NULL DEFAULT 0",  # since the first schema
-                  "worker": "TEXT"}
+                  "worker": "TEXT", "warning": "TEXT"}
 
 METRIC_COLUMNS = ["step", "epoch", "kind", "train_loss", "train_acc", "test_acc", "images_per_sec", "elapsed"]
 
@@ -98,6 +99,7 @@ class RunRecord:
     heartbeat: float | None = None
     stop_requested: int = 0
     worker: str | None = None       # host:pid of the process that trains it
+    warning: str | None = None      # what training noticed, e.g. a dead network
 
 
 class StoreError(ConfigError):
@@ -173,6 +175,10 @@ class RunStore:
     def set_worker(self, run_id: str, worker: str) -> None:
         with self._db() as db:
             db.execute("UPDATE runs SET worker = ?, heartbeat = ? WHERE id = ?", (worker, time.time(), run_id))
+
+    def set_warning(self, run_id: str, warning: str) -> None:
+        with self._db() as db:
+            db.execute("UPDATE runs SET warning = ? WHERE id = ?", (warning, run_id))
 
     def beat(self, run_id: str) -> int:
         """A worker's heartbeat; returns the stop flag (0: go on; see request_stop), set by any process."""

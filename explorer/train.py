@@ -8,6 +8,7 @@ helps ResNet-18 and halves LeNet-BN on a CPU. On CUDA also mixed precision and c
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -130,6 +131,41 @@ class Progress:
     eta: float
     kind: Literal["step", "epoch", "phase"] = "step"
     phase: str = ""           # what a run does before its first report: loading data, building, first batch
+    warning: str = ""         # set once the network has died (see DeadNetwork)
+
+
+DEAD_REPORTS = 5  # reports in a row with constant outputs before a network is called dead
+
+
+class DeadNetwork:
+    """Notices a network that stopped learning: its outputs are the same for every image (NiN's last ReLU
+    dead under plain SGD, say) for several reports in a row, an epoch's loss sits at chance, ln(classes),
+    or the loss is NaN. The run goes on; its page and the CLI say what happened and what usually helps."""
+
+    def __init__(self, classes: int) -> None:
+        self.chance = math.log(classes)
+        self.constant_reports = 0
+        self.message = ""
+
+    def report(self, logits: torch.Tensor) -> None:
+        flat = bool((logits.detach().float().std(dim=0) == 0).all())  # every image gets the same outputs
+        self.constant_reports = self.constant_reports + 1 if flat else 0
+        if self.constant_reports >= DEAD_REPORTS:
+            self._dead("its outputs are the same for every image (the last layer's units output nothing)")
+
+    def epoch(self, mean_loss: float) -> None:
+        if not math.isfinite(mean_loss):
+            self.message = self.message or ("The loss became NaN: the weights diverged. Lower the learning rate "
+                                            "(or warm it up over the first steps).")
+        elif abs(mean_loss - self.chance) < 0.01 * self.chance:
+            self._dead(f"its loss stayed at chance, ln {round(math.exp(self.chance))} = {self.chance:.3f}, "
+                       "for a whole epoch")
+
+    def _dead(self, why: str) -> None:
+        if not self.message:
+            self.message = (f"The network looks dead: {why}. Usually a ReLU before the output died under plain "
+                            "SGD. What helps: a lower learning rate, a short warm-up, batch normalization, or "
+                            "momentum with a learning-rate schedule.")
 
 
 @dataclass
@@ -248,6 +284,7 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
     generator = torch.Generator(device=device).manual_seed(settings.seed)
     train_seconds, step, stopped, images = 0.0, 0, False, 0
     test_seconds: float | None = None  # the first test pass's time, once measured
+    dead = DeadNetwork(config.num_classes)
 
     for epoch in range(settings.epochs):
         model.train()
@@ -282,8 +319,12 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
                 tests_left = settings.epochs - epoch
                 test_time = test_seconds if test_seconds is not None else len(data.test_y) / (3 * images_per_sec)
                 eta = (total - step) * settings.batch_size / images_per_sec + tests_left * test_time
+                dead.report(y_hat)
+                if i == steps_per_epoch - 1:
+                    dead.epoch(loss_sum.item() / seen)
                 emit(Progress(step, total, epoch + (i + 1) / steps_per_epoch, loss_sum.item() / seen,
-                              correct.item() / seen, None, images_per_sec, time.perf_counter() - start, eta))
+                              correct.item() / seen, None, images_per_sec, time.perf_counter() - start, eta,
+                              warning=dead.message))
         train_seconds += time.perf_counter() - t_epoch
         images += seen
         if stopped or seen == 0:

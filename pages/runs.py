@@ -56,6 +56,8 @@ st.header(f"{r.model} · run {r.id} · {r.status}")
 metrics = manager.store.metrics(r.id)
 if r.error:
     st.error(plain(r.error))
+if r.warning:
+    st.warning(plain(r.warning), icon="⚠️")
 if len(metrics):
     st.plotly_chart(training_chart(metrics, f"{r.model}: loss and accuracy", height=360), key="r.curve")
 else:

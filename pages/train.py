@@ -126,6 +126,8 @@ def live(run_id: str) -> None:
     numbers.metric("time", human_duration(p.elapsed if p else (r.seconds or 0)).removeprefix("about "))
     if r.error:
         st.error(plain(r.error))
+    if r.warning:
+        st.warning(plain(r.warning), icon="⚠️")
     if len(metrics):
         chart.plotly_chart(training_chart(metrics, f"{r.model}: loss and accuracy", height=300), key="t.chart")
     if r.status in FINISHED and state.get("t.live") == run_id:

@@ -61,8 +61,7 @@ def painted_fraction(png: bytes) -> float:
     """Share of pixels that are not (near) white: an empty plot area is almost all white."""
     from PIL import Image
 
-    image = Image.open(io.BytesIO(png)).convert("L")
-    pixels = list(image.getdata())
+    pixels = Image.open(io.BytesIO(png)).convert("L").tobytes()  # one byte a pixel
     return sum(p < 235 for p in pixels) / len(pixels)
 
 

@@ -299,3 +299,24 @@ def test_live_pages_refresh_less_often_as_more_watch(manager):
     for i in range(19):
         manager.refresh_interval(f"s{i}")
     assert manager.refresh_interval("a") == 4.0  # 20 watchers: every 4 s
+
+
+@pytest.mark.parametrize("name, lr, says", [
+    ("nin", 5.0, "outputs are the same for every image"),   # NiN's last ReLU dies
+    ("nin", 0.1, "stayed at chance"),                       # the book's rate from Xavier init, on this data
+    ("alexnet", 20.0, "NaN"),                               # a rate that diverges
+])
+def test_a_dying_network_is_flagged_with_what_helps(tiny_data, name, lr, says):
+    seen = []
+    train(preset(name, "quick").config, settings(lr=lr, epochs=2, batch_size=32), seen.append, data_dir=tiny_data)
+    warning = seen[-1].warning
+    assert says in warning and "learning rate" in warning
+
+
+def test_a_healthy_run_is_not_flagged_and_a_dead_one_is_stored(manager, tiny_data):
+    seen = []
+    train(LENET_BN, settings(epochs=2), seen.append, data_dir=tiny_data)
+    assert all(p.warning == "" for p in seen)
+    run_id = manager.start("nin", preset("nin", "quick").config, settings(lr=5.0, epochs=1, batch_size=32))
+    record = manager.wait(run_id, timeout=120).record
+    assert record.status == "done" and "looks dead" in record.warning  # the run finishes; its page says why
