@@ -109,6 +109,25 @@ def load_fashion_mnist(data_dir: str | None = None) -> FashionMNIST:
     return FashionMNIST(source=d, **arrays)
 
 
+def dataset_sizes(data_dir: str | None = None) -> tuple[int, int]:
+    """(training, test) image counts from the label files' 8-byte headers: what an estimate needs, without
+    loading the data into the caller (a server's page process)."""
+    d = find_data_dir(data_dir)
+    counts = []
+    for key in ("train_labels", "test_labels"):
+        path = _file(d, FILES[key])
+        opener = gzip.open if path.suffix == ".gz" else open
+        try:
+            with opener(path, "rb") as f:
+                head = f.read(8)
+        except (OSError, EOFError, zlib.error) as err:
+            raise DataError(f"{path}: cannot read ({err}); the file is corrupt or truncated") from None
+        if len(head) < 8 or head[:4] != bytes([0, 0, _UBYTE, 1]):
+            raise DataError(f"{path}: not an IDX label file (bad magic number {head[:4].hex() or 'empty'})")
+        counts.append(struct.unpack(">I", head[4:])[0])
+    return counts[0], counts[1]
+
+
 def read_idx(path: Path) -> torch.Tensor:
     """One IDX file of unsigned bytes (gzip or raw) as a uint8 tensor, with its header checked before the
     data is read: a header that claims more than MAX_IDX_BYTES is refused without allocating it."""

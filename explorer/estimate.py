@@ -73,7 +73,7 @@ def estimate_run(config: ModelConfig, batch_size: int, epochs: int, train_images
     if past is not None:
         rate, source = past, "measured by earlier runs of this config"
     else:
-        rate = measure_images_per_sec(config, batch_size, device, threads)
+        rate = measure_step(config, batch_size, device, threads).images_per_sec
         source = "measured on this machine"
     return Estimate(run_seconds(rate, train_images, epochs, test_images), rate, source)
 
@@ -105,11 +105,6 @@ class StepTiming:
     @property
     def images_per_sec(self) -> float:
         return max(self.contiguous, self.channels_last)
-
-
-def measure_images_per_sec(config: ModelConfig, batch_size: int, device: str = "cpu",
-                           threads: int | None = None) -> float:
-    return measure_step(config, batch_size, device, threads).images_per_sec
 
 
 @functools.lru_cache(maxsize=256)

@@ -34,7 +34,7 @@ import torch
 
 from explorer import registry
 from explorer.config import ModelConfig
-from explorer.data import find_data_dir, load_fashion_mnist
+from explorer.data import dataset_sizes, find_data_dir
 from explorer.errors import ConfigError
 from explorer.estimate import Estimate, estimate_run, human_duration
 from explorer.store import FINISHED, RunRecord, RunStore, StoreError
@@ -282,16 +282,12 @@ class RunManager:
             raise ConfigError("run", f"run {run_id} has no saved weights")
         return torch.load(record.weights_path, map_location="cpu", weights_only=True)
 
-    def config_of(self, record: RunRecord) -> tuple[ModelConfig, TrainSettings]:
-        """Rebuild (and so re-validate) the config and settings a run was stored with."""
-        return config_of(record)
-
     def estimate_time(self, config: ModelConfig, settings: TrainSettings) -> Estimate:
         """How long the run would take here: earlier runs of this config, or a measurement of a few steps."""
-        data = load_fashion_mnist(self.data_dir)  # the images this server really has (cached after the first)
-        images = min(settings.train_subset or len(data.train_labels), len(data.train_labels))
+        train_images, test_images = dataset_sizes(self.data_dir)  # what this server really has
+        images = min(settings.train_subset or train_images, train_images)
         return estimate_run(config, settings.batch_size, settings.epochs, images, settings.device, self.store,
-                            self.threads, test_images=len(data.test_labels))
+                            self.threads, test_images=test_images)
 
     def check_time(self, estimate: Estimate) -> None:
         """Refuse a run over this server's time limit, saying the estimate, the limit and what to do."""

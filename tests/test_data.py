@@ -87,3 +87,10 @@ def test_real_fashion_mnist():
     assert len(CLASS_NAMES) == 10
     with gzip.open(DEBIAN_DATA / "t10k-labels-idx1-ubyte.gz") as f:
         assert f.read(4) == b"\x00\x00\x08\x01"
+
+
+def test_sizes_come_from_the_headers(tmp_path):
+    from explorer.data import dataset_sizes
+
+    data = write_dataset(tmp_path / "d", n_train=321, n_test=45)
+    assert dataset_sizes(str(data)) == (321, 45)
