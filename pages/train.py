@@ -66,8 +66,8 @@ try:
     with st.spinner("Timing a few training steps of this network…"):
         estimate = manager.estimate_time(chosen.config, settings)
     limit = manager.quotas.max_seconds
-    limit = "" if limit is None else f" This server's limit is {human_duration(limit)}."
-    info.caption(f"Estimated: {estimate.text}, {human(need, 'B')} of memory.{limit}")
+    limit_text = "" if limit is None else f" This server's limit is {human_duration(limit)}."
+    info.caption(f"Estimated: {estimate.text}, {human(need, 'B')} of memory.{limit_text}")
     manager.check_time(estimate)
 except ConfigError as err:
     refusal = err
