@@ -110,27 +110,23 @@ def load_fashion_mnist(data_dir: str | None = None) -> FashionMNIST:
 
 
 def dataset_sizes(data_dir: str | None = None) -> tuple[int, int]:
-    """(training, test) image counts from the label files' 8-byte headers: what an estimate needs, without
+    """(training, test) image counts from the label files' headers: what an estimate needs, without
     loading the data into the caller (a server's page process)."""
     d = find_data_dir(data_dir)
-    counts = []
-    for key in ("train_labels", "test_labels"):
-        path = _file(d, FILES[key])
-        opener = gzip.open if path.suffix == ".gz" else open
-        try:
-            with opener(path, "rb") as f:
-                head = f.read(8)
-        except (OSError, EOFError, zlib.error) as err:
-            raise DataError(f"{path}: cannot read ({err}); the file is corrupt or truncated") from None
-        if len(head) < 8 or head[:4] != bytes([0, 0, _UBYTE, 1]):
-            raise DataError(f"{path}: not an IDX label file (bad magic number {head[:4].hex() or 'empty'})")
-        counts.append(struct.unpack(">I", head[4:])[0])
-    return counts[0], counts[1]
+    (train,), _ = _read(_file(d, FILES["train_labels"]), header_only=True)
+    (test,), _ = _read(_file(d, FILES["test_labels"]), header_only=True)
+    return train, test
 
 
 def read_idx(path: Path) -> torch.Tensor:
     """One IDX file of unsigned bytes (gzip or raw) as a uint8 tensor, with its header checked before the
     data is read: a header that claims more than MAX_IDX_BYTES is refused without allocating it."""
+    dims, data = _read(path)
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8).reshape(dims)
+
+
+def _read(path: Path, header_only: bool = False) -> tuple[tuple[int, ...], bytes]:
+    """The dimensions an IDX file's header declares, checked, and (unless `header_only`) its data."""
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
@@ -149,13 +145,15 @@ def read_idx(path: Path) -> torch.Tensor:
             if count > MAX_IDX_BYTES:
                 raise DataError(f"{path}: its header claims {dims} ({count:,} bytes), more than any "
                                 "Fashion-MNIST file; the file is not Fashion-MNIST or is corrupt")
+            if header_only:
+                return dims, b""
             data = f.read(count + 1)
     except (OSError, EOFError, zlib.error) as err:  # BadGzipFile is an OSError; bad deflate data a zlib.error
         raise DataError(f"{path}: cannot read ({err}); the file is corrupt or truncated") from None
     if len(data) != count:
         raise DataError(f"{path}: truncated or padded: header says {dims} ({count} bytes of data), "
                         f"file has {len(data) if len(data) <= count else 'more'}")
-    return torch.frombuffer(bytearray(data), dtype=torch.uint8).reshape(dims)
+    return dims, data
 
 
 def write_idx(path: Path, array: torch.Tensor) -> None:

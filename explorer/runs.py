@@ -39,7 +39,7 @@ from explorer.errors import ConfigError
 from explorer.estimate import Estimate, estimate_run, human_duration
 from explorer.store import FINISHED, RunRecord, RunStore, StoreError
 from explorer.summary import summarize
-from explorer.train import Progress, TrainSettings, check_trainable, train
+from explorer.train import Progress, TrainSettings, check_trainable, default_threads, train
 
 log = logging.getLogger(__name__)
 
@@ -330,12 +330,12 @@ class RunManager:
 
     def _supervise(self, run_id: str) -> None:
         """Start the run's worker process and wait for it; record a worker that died as failed."""
-        self.store.set_progress(run_id, dataclasses.asdict(Progress(
-            0, 0, 0.0, float("nan"), float("nan"), None, 0.0, 0.0, float("nan"), kind="phase",
-            phase="starting a worker process")))
+        self.store.set_progress(run_id, dataclasses.asdict(Progress.phase_report("starting a worker process")))
+        # resolved here and passed on: a worker forks from a forkserver that keeps the environment it started
+        # with, so EXPLORER_DATA_DIR or EXPLORER_THREADS set later would never reach it
         worker = _context().Process(target=run_worker, name=f"explorer-run-{run_id}", daemon=True,
-                                    args=(str(self.store.path), str(self.weights_dir), run_id, self.data_dir,
-                                          self.threads))
+                                    args=(str(self.store.path), str(self.weights_dir), run_id,
+                                          str(find_data_dir(self.data_dir)), self.threads or default_threads()))
         # Ctrl-C in a terminal reaches the whole process group; a forkserver that is still importing torch
         # would die of it. Started with SIGINT blocked (the mask is inherited), it never sees it. The resource
         # tracker goes first: starting, it unblocks SIGINT in the calling thread.

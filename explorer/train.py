@@ -133,6 +133,12 @@ class Progress:
     phase: str = ""           # what a run does before its first report: loading data, building, first batch
     warning: str = ""         # set once the network has died (see DeadNetwork)
 
+    @classmethod
+    def phase_report(cls, phase: str, elapsed: float = 0.0) -> Progress:
+        """A report of what a run does before its first step: no step, loss or rate yet."""
+        nan = float("nan")
+        return cls(0, 0, 0.0, nan, nan, None, 0.0, elapsed, nan, kind="phase", phase=phase)
+
 
 DEAD_REPORTS = 5  # reports in a row with constant outputs before a network is called dead
 
@@ -259,8 +265,7 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
             on_progress(p)
 
     def phase(text: str) -> None:
-        emit(Progress(0, 0, 0.0, float("nan"), float("nan"), None, 0.0, time.perf_counter() - start, float("nan"),
-                      kind="phase", phase=text))
+        emit(Progress.phase_report(text, time.perf_counter() - start))
 
     phase("loading Fashion-MNIST")
     torch.manual_seed(settings.seed)
