@@ -18,6 +18,7 @@ import errno
 import hashlib
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import shutil
 import signal
@@ -29,6 +30,7 @@ from collections import deque
 from dataclasses import dataclass
 from multiprocessing import resource_tracker
 from pathlib import Path
+from typing import Protocol
 
 import torch
 
@@ -39,7 +41,7 @@ from explorer.errors import ConfigError
 from explorer.estimate import Estimate, estimate_run, human_duration
 from explorer.store import FINISHED, RunRecord, RunStore, StoreError
 from explorer.summary import summarize
-from explorer.train import Progress, TrainSettings, check_trainable, default_threads, train
+from explorer.train import Progress, TrainResult, TrainSettings, check_trainable, default_threads, train
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,7 @@ PROGRESS_SECONDS = 0.5     # the live progress record, at most this often
 HEARTBEAT_SECONDS = 1.0    # a worker's heartbeat; it also reads the stop flag then
 LEASE_SECONDS = 15.0       # a running run whose worker has not beaten for this long was interrupted
 STOP_GRACE_SECONDS = 30.0  # a worker that ignores its stop flag this long is killed
-STOP_BY_USER, STOP_BY_SHUTDOWN = 1, 2
+STOP_BY_USER, STOP_BY_SHUTDOWN, STOP_BY_SERVER_GONE = 1, 2, 3  # why a run was asked to stop
 WATCHERS_PER_SECOND = 5    # live pages refresh once a second up to this many watchers, then less often
 
 
@@ -127,9 +129,12 @@ class RunView:
 
 class RunManager:
     def __init__(self, home: Path | None = None, max_running: int | None = None, threads: int | None = None,
-                 data_dir: str | None = None, quotas: Quotas = UNLIMITED, adopt_queued: bool = True) -> None:
+                 data_dir: str | None = None, quotas: Quotas = UNLIMITED, adopt_queued: bool = True,
+                 backend: Backend | None = None) -> None:
         """`quotas`: what a visitor may ask (a shared server's limits; the CLI and tests have none).
-        `adopt_queued`: take up the queued runs found in the store (a server restarting), not only new ones."""
+        `adopt_queued`: take up the queued runs found in the store (a server restarting), not only new ones.
+        `backend`: where runs execute; by default a Ray cluster if EXPLORER_RAY_ADDRESS is set, else local
+        worker processes."""
         self.home = Path(home or default_home())
         self.store = RunStore(self.home / "runs.sqlite")
         self.weights_dir = self.home / "weights"
@@ -138,6 +143,7 @@ class RunManager:
         self.threads = threads
         self.data_dir = data_dir
         self.quotas = quotas
+        self.backend = backend or backend_from_env()
         self._cv = threading.Condition()
         self._queue: deque[str] = deque()
         self._running: set[str] = set()
@@ -329,13 +335,52 @@ class RunManager:
                     self._running.discard(run_id)
 
     def _supervise(self, run_id: str) -> None:
-        """Start the run's worker process and wait for it; record a worker that died as failed."""
         self.store.set_progress(run_id, dataclasses.asdict(Progress.phase_report("starting a worker process")))
-        # resolved here and passed on: a worker forks from a forkserver that keeps the environment it started
-        # with, so EXPLORER_DATA_DIR or EXPLORER_THREADS set later would never reach it
-        worker = _context().Process(target=run_worker, name=f"explorer-run-{run_id}", daemon=True,
-                                    args=(str(self.store.path), str(self.weights_dir), run_id,
-                                          str(find_data_dir(self.data_dir)), self.threads or default_threads()))
+        # resolved here and passed on: a worker forks from a forkserver (or runs on another machine) that keeps
+        # the environment it started with, so EXPLORER_DATA_DIR or EXPLORER_THREADS set later would never reach it
+        job = Job(str(self.store.path), str(self.weights_dir), run_id, str(find_data_dir(self.data_dir)),
+                  self.threads or default_threads())
+        self.backend.supervise(job)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run as a backend executes it: where its store and weights live, what data and threads it uses."""
+
+    store_path: str
+    weights_dir: str
+    run_id: str
+    data_dir: str
+    threads: int
+
+
+class Backend(Protocol):
+    def supervise(self, job: Job) -> None:
+        """Execute the run to its end, however it ends; the run's state is in the store."""
+
+
+def backend_from_env() -> Backend:
+    """A Ray cluster when EXPLORER_RAY_ADDRESS is set (the optional extra, requirements-ray.txt), else local
+    worker processes."""
+    address = os.environ.get("EXPLORER_RAY_ADDRESS", "").strip()
+    if not address:
+        return LocalWorkers()
+    from explorer.ray_backend import RayCluster
+
+    return RayCluster(address)
+
+
+class LocalWorkers:
+    """Each run in a worker process of this machine, forked from a forkserver that has torch loaded."""
+
+    def supervise(self, job: Job) -> None:
+        """Start the run's worker process and wait for it; record a worker that died as failed."""
+        store = RunStore(Path(job.store_path))
+        # The worker holds the reading end of this pipe; when this process dies, even by kill -9, the worker
+        # reads end-of-file and stops its run as interrupted, rather than train on as an orphan.
+        server_gone, server_alive = _context().Pipe(duplex=False)
+        worker = _context().Process(target=run_worker, name=f"explorer-run-{job.run_id}", daemon=True,
+                                    args=(job, server_gone))
         # Ctrl-C in a terminal reaches the whole process group; a forkserver that is still importing torch
         # would die of it. Started with SIGINT blocked (the mask is inherited), it never sees it. The resource
         # tracker goes first: starting, it unblocks SIGINT in the calling thread.
@@ -345,21 +390,23 @@ class RunManager:
             worker.start()
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            server_gone.close()
         asked = None
         while worker.is_alive():
             worker.join(timeout=0.5)
-            record = self.store.get(run_id)
-            if asked is None and (record is None or record.stop_requested):
+            if asked is None and store.stop_flag(job.run_id):
                 asked = time.monotonic()
             if asked is not None and time.monotonic() - asked > STOP_GRACE_SECONDS:
                 worker.kill()  # it ignored its stop flag
-        record = self.store.get(run_id)
+        server_alive.close()
+        record = store.get(job.run_id)
         if record is not None and record.status == "running":  # the worker ended without recording an end
             status = "interrupted" if record.stop_requested == STOP_BY_SHUTDOWN else "failed"
-            self.store.set_status(run_id, status, error=_exit_reason(worker.exitcode))
+            store.set_status(job.run_id, status, error=_exit_reason(worker.exitcode))
 
 
 INTERRUPTED = "the process that ran it stopped (a server restart or a kill) while it was running"
+SERVER_GONE = "the server that started it stopped (killed or restarted) while it was running"
 
 
 def _stale(record: RunRecord) -> bool:
@@ -393,69 +440,91 @@ def _context() -> multiprocessing.context.BaseContext:
     return _CONTEXT
 
 
-def run_worker(store_path: str, weights_dir: str, run_id: str, data_dir: str | None, threads: int | None) -> None:
+class Reporter:
+    """Writes a run's reports to the store as cheaply as a live page needs: the progress record at most every
+    PROGRESS_SECONDS, metrics in batches (every FLUSH_SECONDS and each epoch), the first warning once."""
+
+    def __init__(self, store: RunStore, run_id: str) -> None:
+        self.store, self.run_id = store, run_id
+        self.buffer: list[dict] = []
+        self.flushed = self.shown = 0.0
+        self.warned = False
+
+    def __call__(self, p: Progress) -> None:
+        now = time.monotonic()
+        if p.warning and not self.warned:
+            self.store.set_warning(self.run_id, p.warning)
+            self.warned = True
+        if p.kind != "step" or now - self.shown > PROGRESS_SECONDS:
+            self.store.set_progress(self.run_id, dataclasses.asdict(p))
+            self.shown = now
+        if p.kind == "phase":  # shown live, not stored as a metric
+            return
+        self.buffer.append(dataclasses.asdict(p))
+        if p.kind == "epoch" or now - self.flushed > FLUSH_SECONDS:
+            self.flush()
+            self.flushed = now
+
+    def flush(self) -> None:
+        self.store.add_metrics(self.run_id, self.buffer)
+        self.buffer.clear()
+
+
+def record_result(store: RunStore, job: Job, result: TrainResult, stop_reason: int) -> None:
+    """Save a finished training's weights and record its end: done, stopped, or interrupted by a shutdown."""
+    weights = save_weights(result.state_dict, Path(job.weights_dir) / f"{job.run_id}.pt")
+    interrupted = stop_reason in (STOP_BY_SHUTDOWN, STOP_BY_SERVER_GONE)
+    status = "done" if not result.stopped else "interrupted" if interrupted else "stopped"
+    store.finish(job.run_id, status, confusion=result.confusion or None, predictions=result.predictions or None,
+                 weights_path=str(weights), seconds=result.seconds)
+    if result.stopped and stop_reason == STOP_BY_SERVER_GONE:
+        store.set_status(job.run_id, "interrupted", error=SERVER_GONE)
+    if store.get(job.run_id) is None:  # deleted while it ran
+        weights.unlink(missing_ok=True)
+
+
+def failure_message(err: BaseException) -> str:
+    return err.message if isinstance(err, ConfigError) else f"{type(err).__name__}: {err}"
+
+
+def run_worker(job: Job, server_gone: multiprocessing.connection.Connection) -> None:
     """A run's worker process: train, reporting to the store; save the weights; record the end."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the process group: the parent asks to stop
-    store = RunStore(Path(store_path))
-    record = store.get(run_id)
+    store = RunStore(Path(job.store_path))
+    record = store.get(job.run_id)
     if record is None:
         return
-    store.set_worker(run_id, f"{socket.gethostname()}:{os.getpid()}")
+    store.set_worker(job.run_id, f"{socket.gethostname()}:{os.getpid()}")
     stop = threading.Event()
     flag = [0]
 
     def heartbeat() -> None:
         while not stop.wait(HEARTBEAT_SECONDS):
+            if server_gone.poll():  # end-of-file: the server that started this run is gone
+                flag[0] = STOP_BY_SERVER_GONE
+                stop.set()
+                return
             try:
-                flag[0] = store.beat(run_id)
+                flag[0] = store.beat(job.run_id)
             except StoreError:
                 continue
             if flag[0]:
                 stop.set()
 
     threading.Thread(target=heartbeat, name="explorer-heartbeat", daemon=True).start()
-    buffer: list[dict] = []
-    flushed = shown = 0.0
-    warned = False
-
-    def on_progress(p: Progress) -> None:
-        nonlocal flushed, shown, warned
-        now = time.monotonic()
-        if p.warning and not warned:  # once: the pages and the CLI show it beside the run
-            store.set_warning(run_id, p.warning)
-            warned = True
-        if p.kind != "step" or now - shown > PROGRESS_SECONDS:
-            store.set_progress(run_id, dataclasses.asdict(p))
-            shown = now
-        if p.kind == "phase":  # shown live, not stored as a metric
-            return
-        buffer.append(dataclasses.asdict(p))
-        if p.kind == "epoch" or now - flushed > FLUSH_SECONDS:
-            store.add_metrics(run_id, buffer)
-            buffer.clear()
-            flushed = now
-
+    reporter = Reporter(store, job.run_id)
     try:
         config, settings = config_of(record)
-        result = train(config, settings, on_progress, stop, threads, data_dir)
-        store.add_metrics(run_id, buffer)
-        weights = save_weights(result.state_dict, Path(weights_dir) / f"{run_id}.pt")
+        result = train(config, settings, reporter, stop, job.threads, job.data_dir)
+        reporter.flush()
+        record_result(store, job, result, flag[0])
     except Exception as err:  # the run fails; the worker records why and ends
-        log.exception("run %s failed", run_id)
-        message = err.message if isinstance(err, ConfigError) else f"{type(err).__name__}: {err}"
-        try:
-            store.add_metrics(run_id, buffer)
-        except StoreError:
-            pass
-        store.set_status(run_id, "failed", error=message)
-        return
+        log.exception("run %s failed", job.run_id)
+        with contextlib.suppress(StoreError):
+            reporter.flush()
+        store.set_status(job.run_id, "failed", error=failure_message(err))
     finally:
         stop.set()
-    status = "done" if not result.stopped else "interrupted" if flag[0] == STOP_BY_SHUTDOWN else "stopped"
-    store.finish(run_id, status, confusion=result.confusion or None, predictions=result.predictions or None,
-                 weights_path=str(weights), seconds=result.seconds)
-    if store.get(run_id) is None:  # deleted while it ran
-        weights.unlink(missing_ok=True)
 
 
 def save_weights(state_dict: dict[str, torch.Tensor], path: Path) -> Path:

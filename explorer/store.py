@@ -181,11 +181,17 @@ class RunStore:
             db.execute("UPDATE runs SET warning = ? WHERE id = ?", (warning, run_id))
 
     def beat(self, run_id: str) -> int:
-        """A worker's heartbeat; returns the stop flag (0: go on; see request_stop), set by any process."""
+        """A worker's heartbeat; returns the stop flag, as stop_flag."""
         with self._db() as db:
             db.execute("UPDATE runs SET heartbeat = ? WHERE id = ?", (time.time(), run_id))
+        return self.stop_flag(run_id)
+
+    def stop_flag(self, run_id: str) -> int:
+        """0: go on; else why the run should stop (see request_stop), set by any process. A deleted run
+        reads as stopped by its owner."""
+        with self._db() as db:
             row = db.execute("SELECT stop_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
-        return int(row[0]) if row else 0
+        return int(row[0]) if row else 1
 
     def request_stop(self, run_id: str, reason: int = 1) -> None:
         """Ask a running run's worker to stop (1: its owner asked, 2: the process running it shuts down)."""

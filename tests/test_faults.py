@@ -156,3 +156,24 @@ def test_a_named_directory_missing_a_file_is_reported_not_replaced(tmp_path):
         find_data_dir(str(data))
     assert "lacks t10k-labels-idx1-ubyte" in err.value.message
     load_fashion_mnist.cache_clear()
+
+
+def test_a_server_killed_mid_run_leaves_no_orphan_and_a_restart_goes_on(tmp_path, tiny_data):
+    home = tmp_path / "home"
+    server = subprocess.Popen([sys.executable, "-m", "tests.serve_runs", str(home), tiny_data, "200", "1"],
+                              stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent.parent)
+    running, queued = server.stdout.readline().strip(), server.stdout.readline().strip()
+    store = RunStore(home / "runs.sqlite")
+    wait_until(lambda: len(store.metrics(running)) > 0)  # it trains
+    worker = int(store.get(running).worker.rsplit(":", 1)[1])
+    server.kill()  # SIGKILL: no shutdown code runs
+    server.wait()
+    wait_until(lambda: store.get(running).status == "interrupted", timeout=30)
+    assert "server that started it stopped" in store.get(running).error
+    wait_until(lambda: not Path(f"/proc/{worker}").exists(), timeout=30)  # the worker did not train on
+    assert store.get(queued).status == "queued"
+    kept = len(store.metrics(running))
+    restarted = RunManager(home, threads=1, data_dir=tiny_data)  # the server starts again
+    assert restarted.wait(queued, timeout=120).status == "done"  # the queue goes on
+    assert len(store.metrics(running)) == kept and restarted.view(running).status == "interrupted"
+    restarted.shutdown()
