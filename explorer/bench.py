@@ -189,3 +189,67 @@ def bench_quick(names: list[str] | None = None, data_dir: str | None = None) -> 
         result = train(p.config, p.settings, data_dir=data_dir)
         last = [h for h in result.history if h.kind == "epoch"][-1]
         yield QuickResult(name, last.test_acc, result.seconds, estimate.seconds, last.images_per_sec, p.changes)
+
+
+@dataclass(frozen=True)
+class MemoryResult:
+    name: str
+    kind: str
+    batch_size: int
+    resolution: int
+    estimate_bytes: int   # what the run manager admits a run by
+    peak_bytes: int       # measured: the process's peak resident memory beyond torch's import
+
+    @property
+    def ratio(self) -> float:
+        return self.estimate_bytes / self.peak_bytes
+
+
+def bench_memory(kinds: tuple[str, ...] = ("quick", "book"), names: list[str] | None = None,
+                 threads: int = 2) -> Iterator[MemoryResult]:
+    """Each preset's memory estimate beside the peak of real training steps, each in a fresh process."""
+    from explorer.runs import RunManager
+    from explorer.train import preset
+
+    for kind in kinds:
+        for name in names or registry.list_models():
+            p = preset(name, kind)
+            yield MemoryResult(name, kind, p.settings.batch_size, p.config.resolution,
+                               RunManager.estimate_bytes(p.config, p.settings),
+                               measure_peak_bytes(p.config, p.settings.batch_size, threads))
+
+
+def measure_peak_bytes(config, batch_size: int, threads: int = 2) -> int:
+    """The peak resident memory of two SGD steps and a test batch of `config`, as `train` runs them on the
+    CPU, with the data set in memory: measured in a fresh process, beyond what importing torch took."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")  # a fresh process: its peak is this run's alone
+    with ctx.Pool(1) as pool:
+        return pool.apply(_peak_in_this_process, (config, batch_size, threads))
+
+
+def _peak_in_this_process(config, batch_size: int, threads: int) -> int:
+    import resource
+
+    import torch
+    from torch import nn
+
+    from explorer.train import init_weights, predict, prepare
+
+    torch.set_num_threads(threads)
+    with open("/proc/self/statm") as f:
+        before = int(f.read().split()[1]) * resource.getpagesize()
+    images = torch.randint(0, 256, (70_000, 1, 28, 28), dtype=torch.uint8)  # the data set's size
+    labels = torch.randint(0, config.num_classes, (70_000,))
+    model = registry.build(config)
+    model.apply(init_weights)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    for _ in range(2):  # the second step's forward pass runs while the first step's gradients are held
+        idx = torch.randint(0, len(labels), (batch_size,))
+        loss = nn.functional.cross_entropy(model(prepare(images[idx], config.resolution, False)), labels[idx])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    predict(model.eval(), images[:2 * batch_size], config.resolution, False, None, batch_size=2 * batch_size)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before

@@ -53,6 +53,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     s.add_argument("--data-dir")
     s.set_defaults(func=cmd_bench_train)
+    s = bench.add_parser("memory", help="each preset's memory estimate beside the measured peak of real steps")
+    s.add_argument("names", nargs="*", help="catalog names (default: all)")
+    s.add_argument("--preset", choices=("quick", "book"), action="append", help="default: both")
+    s.set_defaults(func=cmd_bench_memory)
     s = bench.add_parser("quick", help="train each quick preset on the real data: test accuracy and time")
     s.add_argument("names", nargs="*", help="catalog names (default: all)")
     s.add_argument("--data-dir")
@@ -170,6 +174,16 @@ def cmd_bench_quick(args: argparse.Namespace) -> int:
     for r in bench_quick(args.names or None, args.data_dir):
         print(f"| {r.name} | {r.test_acc:.3f} | {r.seconds:.0f} | {r.estimate_seconds:.0f} | "
               f"{r.seconds / r.estimate_seconds:.2f} | {r.images_per_sec:.0f} | {'; '.join(r.changes)} |", flush=True)
+    return 0
+
+
+def cmd_bench_memory(args: argparse.Namespace) -> int:
+    from explorer.bench import bench_memory
+
+    print(f"{'model':18s} {'preset':6s} {'batch':>5s} {'size':>4s} {'estimate':>9s} {'peak':>9s} {'ratio':>5s}")
+    for r in bench_memory(tuple(args.preset or ("quick", "book")), args.names or None):
+        print(f"{r.name:18s} {r.kind:6s} {r.batch_size:5d} {r.resolution:4d} {r.estimate_bytes / 2**30:8.2f}G "
+              f"{r.peak_bytes / 2**30:8.2f}G {r.ratio:5.2f}", flush=True)
     return 0
 
 

@@ -46,6 +46,7 @@ from explorer.train import Progress, TrainResult, TrainSettings, check_trainable
 log = logging.getLogger(__name__)
 
 DATASET_BYTES = 70_000 * 28 * 28 + 70_000 * 8  # uint8 images and int64 labels on the device
+RUNTIME_BYTES = 200 * 2**20  # torch's kernels and buffers that a training process touches (bench memory)
 FLUSH_SECONDS = 2.0        # metrics reach the store at least this often, and at the end of every epoch
 PROGRESS_SECONDS = 0.5     # the live progress record, at most this often
 HEARTBEAT_SECONDS = 1.0    # a worker's heartbeat; it also reads the stop flag then
@@ -306,8 +307,9 @@ class RunManager:
 
     @staticmethod
     def estimate_bytes(config: ModelConfig, settings: TrainSettings) -> int:
-        """Weights, gradients, optimizer state and activations at the batch size, plus the dataset."""
-        return summarize(config, batch_size=settings.batch_size).totals.training_bytes + DATASET_BYTES
+        """The run's peak: the network's training memory at its batch size, the data set and torch's runtime
+        (within 25% of the measured peaks of the catalog's book and quick presets: bench memory)."""
+        return summarize(config, batch_size=settings.batch_size).totals.training_bytes + DATASET_BYTES + RUNTIME_BYTES
 
     # -- supervisors ------------------------------------------------------------------------------------
     def _mark_stale(self) -> None:

@@ -33,19 +33,22 @@ class Totals:
     params: int
     trainable_params: int
     mult_adds: int                  # per image
-    activation_bytes: int           # per image: every layer's output, what backprop keeps
+    activation_bytes: int           # per image: every layer's output
     input_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
     batch_size: int
     weight_bytes: int
     gradient_bytes: int
     optimizer_bytes: int            # plain SGD, as d2l's train_ch6, keeps no state
-    batch_activation_bytes: int
+    saved_bytes: int                # at batch_size: what autograd keeps for the backward pass
+    in_flight_bytes: int            # at batch_size: the largest layer output, computed while those are held
 
     @property
     def training_bytes(self) -> int:
-        """Estimated memory for one training step at `batch_size`."""
-        return self.weight_bytes + self.gradient_bytes + self.optimizer_bytes + self.batch_activation_bytes
+        """The network's memory at the peak of a training step at `batch_size` (a run adds the data set and
+        torch's runtime: see runs.RunManager.estimate_bytes)."""
+        return (self.weight_bytes + self.gradient_bytes + self.optimizer_bytes + self.saved_bytes
+                + self.in_flight_bytes)
 
 
 @dataclass(frozen=True)
@@ -59,12 +62,12 @@ def summarize(config: ModelConfig, batch_size: int = 1) -> Summary:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= 65536:
         raise ConfigError("batch_size", f"must be a whole number from 1 to 65536, not {batch_size!r}")
     layers, per_image = _trace(config)
-    params, trainable, mult_adds, act_bytes, in_shape, out_shape = per_image
+    params, trainable, mult_adds, act_bytes, saved, in_flight, in_shape, out_shape = per_image
     totals = Totals(
         params=params, trainable_params=trainable, mult_adds=mult_adds, activation_bytes=act_bytes,
         input_shape=in_shape, output_shape=out_shape, batch_size=batch_size,
         weight_bytes=params * BYTES_PER_FLOAT, gradient_bytes=trainable * BYTES_PER_FLOAT, optimizer_bytes=0,
-        batch_activation_bytes=(act_bytes + _numel(in_shape) * BYTES_PER_FLOAT) * batch_size)
+        saved_bytes=saved * batch_size, in_flight_bytes=in_flight * batch_size)
     return Summary(layers=layers.copy(), totals=totals)
 
 
@@ -131,8 +134,9 @@ def describe(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[pd.DataFra
     device = next(model.parameters(), torch.empty(0)).device
     x = torch.empty(1, *input_shape, device=device)
     fields = _ReceptiveFields(model)
+    saved = _SavedTensors(model)
     try:
-        with _quiet():
+        with _quiet(), saved:
             info = torchinfo.summary(model, input_data=x, verbose=0, device=device,
                                      col_names=("output_size", "num_params", "mult_adds", "kernel_size"))
     except RuntimeError as err:
@@ -145,8 +149,53 @@ def describe(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[pd.DataFra
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     out_shape = tuple(info.summary_list[0].output_size[1:])
     per_image = (params, trainable, int(leaves.mult_adds.sum()), int(leaves.activation_bytes.sum()),
-                 tuple(input_shape), out_shape)
+                 saved.bytes, int(rows.activation_bytes.max()), tuple(input_shape), out_shape)
     return rows, per_image
+
+
+def _grad_on(module: nn.Module, args: tuple) -> None:
+    torch.set_grad_enabled(True)
+
+
+def _grad_off(module: nn.Module, args: tuple, output: object) -> None:
+    torch.set_grad_enabled(False)
+
+
+class _SavedTensors:
+    """Records the bytes autograd keeps for the backward pass during torchinfo's forward pass.
+
+    Autograd does not keep every layer's output: a convolution keeps its input, a ReLU its output (one tensor,
+    counted once however many layers save it), a max pool its input and int64 indices, an addition or a
+    concatenation nothing. torchinfo runs its pass under no_grad; grad is switched on inside the model, so
+    autograd records what it would keep (on the meta device, for free). Parameters, which it keeps too, are
+    counted as weights. The model is in eval mode (batch norm on one image), so dropout's masks (a byte per
+    unit) are left out. `python -m explorer bench memory` measures real peaks beside the estimate.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.params = {p.untyped_storage()._cdata for p in model.parameters()}
+        self.saved: dict[int, int] = {}
+
+    @property
+    def bytes(self) -> int:
+        return sum(self.saved.values())
+
+    def _pack(self, t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage._cdata not in self.params:
+            self.saved[storage._cdata] = storage.nbytes()
+        return t
+
+    def __enter__(self) -> None:
+        self.hooks = [self.model.register_forward_pre_hook(_grad_on), self.model.register_forward_hook(_grad_off)]
+        self.recording = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
+        self.recording.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        self.recording.__exit__(*exc)
+        for h in self.hooks:
+            h.remove()
 
 
 def _rows(summary_list: list, fields: _ReceptiveFields) -> pd.DataFrame:

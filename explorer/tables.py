@@ -51,7 +51,8 @@ def totals_dict(t: Totals, readable: bool = False) -> dict[str, Any]:
         "weight_bytes": t.weight_bytes,
         "gradient_bytes": t.gradient_bytes,
         "optimizer_bytes": t.optimizer_bytes,
-        "activation_bytes": t.batch_activation_bytes,
+        "saved_bytes": t.saved_bytes,
+        "in_flight_bytes": t.in_flight_bytes,
         "training_bytes": t.training_bytes,
     }
     if not readable:

@@ -1,5 +1,7 @@
 """The layer table: figures cross-checked against torchinfo and by hand, errors that name the knob."""
 
+import math
+
 import pandas as pd
 import pytest
 import torch
@@ -32,8 +34,11 @@ def test_totals_agree_with_torchinfo_and_the_rows(name):
     assert top.mult_adds.sum() == s.totals.mult_adds
     assert s.totals.output_shape == (config.num_classes,)
     t = s.totals
-    assert t.training_bytes == t.weight_bytes + t.gradient_bytes + t.optimizer_bytes + t.batch_activation_bytes
-    assert t.batch_activation_bytes == 32 * (leaves.activation_bytes.sum() + 4 * config.resolution ** 2)
+    assert t.training_bytes == (t.weight_bytes + t.gradient_bytes + t.optimizer_bytes + t.saved_bytes
+                                + t.in_flight_bytes)
+    assert t.in_flight_bytes >= 32 * 4 * max(math.prod(r.output_shape) for r in leaves.itertuples())
+    # autograd keeps less than every layer's output (a ReLU's input is not kept), more than the input alone
+    assert 32 * 4 * config.resolution ** 2 < t.saved_bytes < 32 * (leaves.activation_bytes.sum() * 2)
 
 
 def test_lenet_receptive_fields_by_hand():
@@ -132,3 +137,17 @@ def test_sixty_stages_are_refused_with_a_reason_not_an_overflow():
         ResNetConfig(blocks=(1,) * 60, channels=(1,) * 60)
     deep = summarize(ResNetConfig(blocks=(1,) * 12, channels=(4,) * 12, resolution=1024))
     assert deep.layers.cumulative_stride.max() > 2**11  # the fields still grow, as integers
+
+
+@pytest.mark.parametrize("name", ["googlenet", "resnet18", "densenet"])
+def test_the_memory_estimate_is_within_25_percent_of_a_real_peak_at_book_settings(name):
+    """What the run manager admits a run by, against the peak of real steps (bench memory has every preset)."""
+    from explorer.bench import measure_peak_bytes
+    from explorer.runs import RunManager
+    from explorer.train import preset
+
+    p = preset(name, "book")
+    estimate = RunManager.estimate_bytes(p.config, p.settings)
+    peak = measure_peak_bytes(p.config, p.settings.batch_size)
+    assert peak > 2**30  # activations, not torch's runtime, dominate here
+    assert 0.75 < estimate / peak < 1.25, (estimate / 2**30, peak / 2**30)
