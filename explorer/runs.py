@@ -53,6 +53,7 @@ HEARTBEAT_SECONDS = 1.0    # a worker's heartbeat; it also reads the stop flag t
 LEASE_SECONDS = 15.0       # a running run whose worker has not beaten for this long was interrupted
 STOP_GRACE_SECONDS = 30.0  # a worker that ignores its stop flag this long is killed
 STOP_BY_USER, STOP_BY_SHUTDOWN, STOP_BY_SERVER_GONE = 1, 2, 3  # why a run was asked to stop
+WORKER_NICENESS = 10       # training yields the CPU to the server's pages: a knob change is not queued behind it
 WATCHERS_PER_SECOND = 5    # live pages refresh once a second up to this many watchers, then less often
 
 
@@ -492,6 +493,7 @@ def failure_message(err: BaseException) -> str:
 def run_worker(job: Job, server_gone: multiprocessing.connection.Connection) -> None:
     """A run's worker process: train, reporting to the store; save the weights; record the end."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the process group: the parent asks to stop
+    os.nice(WORKER_NICENESS)
     store = RunStore(Path(job.store_path))
     record = store.get(job.run_id)
     if record is None:

@@ -33,8 +33,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class ServerURL(str):
+    """The server's address; `pid` is its process."""
+
+    pid: int
+
+
 @contextmanager
-def streamlit_server(env: dict[str, str]) -> Iterator[str]:
+def streamlit_server(env: dict[str, str]) -> Iterator[ServerURL]:
     port = free_port()
     log = open(ARTIFACTS / f"streamlit-{port}.log", "w")  # noqa: SIM115 (closed below)
     proc = subprocess.Popen(
@@ -42,7 +48,8 @@ def streamlit_server(env: dict[str, str]) -> Iterator[str]:
          "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
          "--browser.gatherUsageStats", "false"],
         cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    url = ServerURL(f"http://127.0.0.1:{port}")
+    url.pid = proc.pid
     try:
         deadline = time.monotonic() + 90
         while True:

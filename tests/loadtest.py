@@ -1,0 +1,263 @@
+"""A class on one server: the real app under load, spoken to in Streamlit's own websocket protocol (what a
+browser tab sends: a rerun with its widgets' values, fragment reruns on the server's timer), so 30 visitors
+cost this machine little beside the server itself.
+
+While one visitor's run trains, half the sessions change a knob on Explore every few seconds and half watch
+runs on Train (their own queued runs, or the training run through its shared URL); a health check polls all
+along, and a new visitor loads the whole first page (HTML, scripts, the page's script run) now and then.
+
+    python -m tests.loadtest [--sessions 30] [--seconds 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import functools
+import json
+import random
+import re
+import statistics
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import websockets
+from streamlit.proto.BackMsg_pb2 import BackMsg
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+from explorer import registry
+from explorer.store import RunStore
+from explorer.summary import summarize
+from explorer.tables import human
+from tests.browser import COOKIE, streamlit_server
+from tests.conftest import write_dataset
+
+TEXT_FIELDS = {"markdown": "body", "alert": "body", "text": "body", "heading": "body", "progress": "text"}
+
+
+class Session:
+    """One browser tab: a websocket, its widgets by label, and the text of what its last run drew."""
+
+    def __init__(self, url: str, visitor: str) -> None:
+        self.ws_url = url.replace("http://", "ws://") + "/_stcore/stream"
+        self.cookie = f"{COOKIE}={visitor}"
+        self.widgets: dict[str, str] = {}     # label -> widget id
+        self.texts: list[str] = []
+        self.metrics: dict[str, str] = {}
+        self.page, self.query = "explore", ""
+        self.page_hash = ""  # what a browser sends once it knows the page, as the server's own reruns use it
+        self.timer: tuple[float, str] | None = None  # a fragment's (interval, id), as st.fragment(run_every)
+
+    async def __aenter__(self) -> Session:
+        self.ws = await websockets.connect(self.ws_url, subprotocols=["streamlit"], max_size=None,
+                                           additional_headers={"Cookie": self.cookie}, open_timeout=60)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.ws.close()
+
+    async def open(self, page: str, query: str = "") -> float:
+        self.page, self.query, self.page_hash = page, query, ""
+        return await self.rerun()
+
+    async def rerun(self, widgets: dict[str, object] | None = None, fragment: str | None = None) -> float:
+        """Send what a tab sends and wait for the run to finish; returns the seconds it took."""
+        msg = BackMsg()
+        state = msg.rerun_script
+        state.query_string, state.page_name, state.page_script_hash = self.query, self.page, self.page_hash
+        for label, value in (widgets or {}).items():
+            w = state.widget_states.widgets.add()
+            w.id = self.widgets[label]
+            if value is True:
+                w.trigger_value = True
+            elif isinstance(value, int):
+                w.int_value = value
+            else:
+                w.double_value = value
+        if fragment:
+            state.fragment_id, state.is_auto_rerun = fragment, True
+        else:
+            self.texts, self.metrics = [], {}
+        start = time.perf_counter()
+        await self.ws.send(msg.SerializeToString())
+        seen = []
+        while True:
+            f = ForwardMsg()
+            try:
+                f.ParseFromString(await asyncio.wait_for(self.ws.recv(), timeout=30))
+            except TimeoutError:
+                raise TimeoutError(f"{self.page}?{self.query} fragment={fragment}: {seen}") from None
+            kind = f.WhichOneof("type")
+            seen.append((kind, f.script_finished if kind == "script_finished" else ""))
+            if kind == "delta" and f.delta.WhichOneof("type") == "new_element":
+                self._element(f.delta.new_element)
+            elif kind == "navigation":
+                self.page_hash = f.navigation.page_script_hash
+            elif kind == "page_info_changed":
+                self.query = f.page_info_changed.query_string
+            elif kind == "auto_rerun":
+                self.timer = (f.auto_rerun.interval, f.auto_rerun.fragment_id)
+            elif kind == "stop_auto_rerun":
+                self.timer = None
+            elif kind == "script_finished" and f.script_finished != ForwardMsg.FINISHED_EARLY_FOR_RERUN:
+                return time.perf_counter() - start
+
+    def _element(self, element) -> None:
+        kind = element.WhichOneof("type")
+        part = getattr(element, kind)
+        if kind in TEXT_FIELDS:
+            self.texts.append(getattr(part, TEXT_FIELDS[kind]))
+        elif kind == "metric":
+            self.metrics[part.label] = part.body
+        if getattr(part, "id", "") and getattr(part, "label", ""):
+            self.widgets[part.label] = part.id
+
+
+@dataclass
+class Figures:
+    health: list[float] = field(default_factory=list)
+    knob: list[float] = field(default_factory=list)
+    knob_wrong: int = 0
+    fragment: list[float] = field(default_factory=list)
+    first_page: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def p95(values: list[float]) -> float:
+    return statistics.quantiles(values, n=20)[-1] if len(values) >= 2 else (values or [float("nan")])[0]
+
+
+async def change_knobs(url: str, visitor: str, until: float, figures: Figures) -> None:
+    """A student on Explore: a new resolution every 1 to 3 s, timed until the page shows its new cost."""
+    async with Session(url, visitor) as s:
+        await s.open("explore", "model=vgg11-small")
+        while time.monotonic() < until:
+            await asyncio.sleep(random.uniform(1, 3))
+            resolution = random.randrange(64, 225)
+            figures.knob.append(await s.rerun({"resolution": resolution}))
+            if s.metrics.get("mult-adds / image") != _mult_adds("vgg11-small", resolution):
+                figures.knob_wrong += 1  # the page did not show the new config's figures
+
+
+@functools.cache
+def _mult_adds(name: str, resolution: int) -> str:
+    """What the Explore page must show after the change, as it shows it."""
+    config = dataclasses.replace(registry.get(name).config, resolution=resolution)
+    return human(summarize(config).totals.mult_adds)
+
+
+async def watch(s: Session, until: float, figures: Figures) -> None:
+    """A student on Train watching a run: the live part reruns on the server's timer, as in a browser."""
+    while time.monotonic() < until and s.timer:
+        await asyncio.sleep(s.timer[0])
+        figures.fragment.append(await s.rerun(fragment=s.timer[1]))
+
+
+async def poll_health(url: str, until: float, figures: Figures) -> None:
+    while time.monotonic() < until:
+        start = time.perf_counter()
+        await asyncio.to_thread(_get, f"{url}/_stcore/health")
+        figures.health.append(time.perf_counter() - start)
+        await asyncio.sleep(0.25)
+
+
+async def new_visitors(url: str, until: float, figures: Figures, every: float = 8.0) -> None:
+    """A new visitor now and then: the HTML, every script and style it names, then the first page's run."""
+    n = 0
+    while time.monotonic() < until:
+        await asyncio.sleep(every)
+        start = time.perf_counter()
+        html = (await asyncio.to_thread(_get, url + "/")).decode()
+        assets = re.findall(r'(?:src|href)="\.?/?(static/[^"]+)"', html)
+        await asyncio.gather(*(asyncio.to_thread(_get, f"{url}/{a}") for a in assets))
+        async with Session(url, f"{'f' * 24}{n:08x}") as s:
+            await s.open("explore")
+        figures.first_page.append(time.perf_counter() - start)
+        n += 1
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=60) as r:
+        return r.read()
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def run(url: str, server_pid: int, home: Path, sessions: int = 30, seconds: float = 60.0) -> dict:
+    figures = Figures()
+    watchers, changers = sessions // 2, sessions - sessions // 2
+    queued = min(10, watchers)
+    # one visitor's long run trains all along
+    async with Session(url, "a" * 32) as trainer:
+        await trainer.open("train", "model=lenet-bn")
+        await trainer.rerun({"Epochs": 200, "Start training": True})
+        training = dict(p.split("=", 1) for p in trainer.query.split("&"))["run"]
+        # ten visitors queue a short run each, one after the other, and watch it
+        owners = [Session(url, f"{i:032x}") for i in range(1, queued + 1)]
+        positions = []
+        for s in owners:
+            await s.__aenter__()
+            await s.open("train", "model=lenet-bn")
+            await s.rerun({"Epochs": 1, "Start training": True})
+            positions.append(next((int(m.group(1)) for t in s.texts
+                                   if (m := re.search(r"Queued: position (\d+)", t))), None))
+        others = [Session(url, f"{'b' * 24}{i:08x}") for i in range(watchers - queued)]
+        for s in others:
+            await s.__aenter__()
+            await s.open("train", f"run={training}")
+        await asyncio.sleep(3)
+        store = RunStore(home / "runs.sqlite")
+        steps_before = (store.progress(training) or {}).get("step", 0)
+        memory_before = _rss_mb(server_pid)
+        until = time.monotonic() + seconds
+        await asyncio.gather(
+            *(change_knobs(url, f"{'c' * 24}{i:08x}", until, figures) for i in range(changers)),
+            *(watch(s, until, figures) for s in owners + others),
+            poll_health(url, until, figures), new_visitors(url, until, figures))
+        memory_after = _rss_mb(server_pid)
+        trained = (store.progress(training) or {}).get("step", 0) - steps_before
+        for s in owners + others:
+            await s.__aexit__()
+        await trainer.rerun({"Stop": True})  # the queue moves on: the ten short runs, in order
+    queued_ids = [r.id for r in sorted(store.list(), key=lambda r: r.created) if r.id != training]
+    deadline = time.monotonic() + 300
+    while any(store.get(i).status in ("queued", "running") for i in queued_ids) and time.monotonic() < deadline:
+        await asyncio.sleep(1)
+    records = [store.get(i) for i in queued_ids]
+    return {
+        "sessions": sessions, "seconds": seconds,
+        "health_p95_s": p95(figures.health), "health_max_s": max(figures.health),
+        "knob_changes": len(figures.knob), "knob_p50_s": statistics.median(figures.knob),
+        "knob_p95_s": p95(figures.knob), "knob_wrong": figures.knob_wrong,
+        "watcher_refreshes": len(figures.fragment), "refresh_p95_s": p95(figures.fragment),
+        "first_page_s": figures.first_page, "training_steps_meanwhile": trained, "server_rss_mb_before": memory_before,
+        "server_rss_mb_after": memory_after, "queue_positions": positions,
+        "queued_statuses": [r.status for r in records],
+        "started_in_order": [r.started for r in records] == sorted(r.started or 0 for r in records),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=30)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp) / "home"
+        data = write_dataset(Path(tmp) / "data", n_train=512, n_test=200)
+        env = {"EXPLORER_HOME": str(home), "EXPLORER_DATA_DIR": str(data)}
+        with streamlit_server(env) as url:
+            print(json.dumps(asyncio.run(run(url, url.pid, home, args.sessions, args.seconds)), indent=1))
+
+
+if __name__ == "__main__":
+    main()
