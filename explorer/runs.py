@@ -26,12 +26,13 @@ import socket
 import threading
 import time
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import Protocol
 
+import pandas as pd
 import torch
 
 from explorer import registry
@@ -55,6 +56,7 @@ STOP_GRACE_SECONDS = 30.0  # a worker that ignores its stop flag this long is ki
 STOP_BY_USER, STOP_BY_SHUTDOWN, STOP_BY_SERVER_GONE = 1, 2, 3  # why a run was asked to stop
 WORKER_NICENESS = 10       # training yields the CPU to the server's pages: a knob change is not queued behind it
 WATCHERS_PER_SECOND = 5    # live pages refresh once a second up to this many watchers, then less often
+METRICS_CACHED = 64        # runs whose metric series the server keeps for live pages
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,7 @@ class RunManager:
         self._running: set[str] = set()
         self._closing = False
         self._watchers: dict[str, float] = {}  # a live page's session -> when it last refreshed
+        self._metrics: OrderedDict[str, tuple[int, pd.DataFrame]] = OrderedDict()  # run -> (version, series)
         self._mark_stale()
         if adopt_queued:
             self._queue.extend(r.id for r in self.store.with_status("queued"))
@@ -257,6 +260,23 @@ class RunManager:
                     del self._watchers[key]
             watching = len(self._watchers)
         return max(1.0, watching / WATCHERS_PER_SECOND)
+
+    def metrics(self, run_id: str) -> pd.DataFrame:
+        """A run's metric series, read from the store only when it has grown: every live page watching a run
+        shares one read per flush, not one per refresh."""
+        version = self.store.metrics_version(run_id)
+        with self._cv:
+            cached = self._metrics.get(run_id)
+            if cached is not None and cached[0] == version:
+                self._metrics.move_to_end(run_id)
+                return cached[1]
+        frame = self.store.metrics(run_id)
+        with self._cv:
+            self._metrics[run_id] = (version, frame)
+            self._metrics.move_to_end(run_id)
+            while len(self._metrics) > METRICS_CACHED:
+                self._metrics.popitem(last=False)
+        return frame
 
     def queue(self) -> list[RunView]:
         """Running runs, then queued ones in order: what everyone on a shared server sees."""

@@ -261,6 +261,13 @@ class RunStore:
                               "ORDER BY created", statuses).fetchall()
         return [_record(r) for r in rows]
 
+    def metrics_version(self, run_id: str) -> int:
+        """Changes whenever a run's metrics do (the newest row's id): one indexed lookup, what a live page
+        checks before it reads the whole series again."""
+        with self._db() as db:
+            row = db.execute("SELECT MAX(rowid) FROM metrics WHERE run_id = ?", (run_id,)).fetchone()
+        return row[0] or 0
+
     def metrics(self, run_id: str) -> pd.DataFrame:
         with self._db() as db:
             rows = db.execute(f"SELECT {', '.join(METRIC_COLUMNS)} FROM metrics WHERE run_id = ? ORDER BY step, kind",

@@ -46,14 +46,14 @@ rows = picked.selection.rows or [first_with_results(records)]
 chosen = [records[i] for i in rows]
 
 if len(chosen) > 1:
-    named = {f"{r.model} {r.id}": manager.store.metrics(r.id) for r in chosen}
+    named = {f"{r.model} {r.id}": manager.metrics(r.id) for r in chosen}
     a, b = st.columns(2)
     a.plotly_chart(overlay_chart(named, "train_loss", "Training loss"), key="r.loss")
     b.plotly_chart(overlay_chart(named, "test_acc", "Test accuracy"), key="r.acc")
 
 r = chosen[0]
 st.header(f"{r.model} · run {r.id} · {r.status}")
-metrics = manager.store.metrics(r.id)
+metrics = manager.metrics(r.id)
 if r.error:
     st.error(plain(r.error))
 if r.warning:

@@ -114,7 +114,7 @@ def live(run_id: str) -> None:
         st.progress(min(p.step / p.total_steps, 1.0),
                     text=f"epoch {min(int(p.epoch) + 1, r.settings['epochs'])}/{r.settings['epochs']} · batch "
                          f"{p.step}/{p.total_steps} · {p.images_per_sec:.0f} images/s{eta}")
-    metrics = manager.store.metrics(run_id)
+    metrics = manager.metrics(run_id)
     tested = metrics.test_acc.dropna()
     stepped = p is not None and p.kind != "phase"
     numbers, chart = st.columns([1, 4])  # side by side: the chart stays on a 1280x720 projector's first screen

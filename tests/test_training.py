@@ -141,6 +141,16 @@ def test_run_manager_runs_in_the_background_and_stores_everything(manager):
     model.load_state_dict(weights)
 
 
+def test_live_pages_share_one_read_of_a_runs_metrics_until_it_grows(manager):
+    run_id = manager.start("lenet-bn", LENET_BN, settings(epochs=1))
+    manager.wait(run_id, timeout=120)
+    first = manager.metrics(run_id)
+    assert len(first) > 0 and manager.metrics(run_id) is first  # a refresh reads nothing new
+    manager.store.add_metrics(run_id, [dict(first.iloc[-1], step=10**6)])
+    grown = manager.metrics(run_id)
+    assert grown is not first and len(grown) == len(first) + 1
+
+
 def test_queue_order_positions_and_stop(manager):
     slow = settings(epochs=200, batch_size=8)
     first = manager.start("lenet-bn", LENET_BN, slow)
