@@ -46,8 +46,14 @@ class TrainBench:
     resolution: int
     batch_size: int
     batches: int
+    ceiling_images_per_sec: float  # the train step alone, on one fixed batch already on the device
     d2l_images_per_sec: float
     ours_images_per_sec: float
+
+    @property
+    def efficiency(self) -> float:
+        """Ours over the ceiling: what the pipeline around the step costs."""
+        return self.ours_images_per_sec / self.ceiling_images_per_sec
 
     @property
     def ratio(self) -> float:
@@ -82,9 +88,50 @@ def bench_train(name: str, resolution: int | None = None, batch_size: int | None
     torch.set_num_threads(default_threads())
     settings = TrainSettings(lr=entry.book.lr, epochs=1, batch_size=batch_size, train_subset=batches * batch_size,
                              device=device)
+    ceiling = _ceiling_images_per_sec(config, settings, batches)
     d2l = _d2l_images_per_sec(config, settings, batches, data_dir)
     ours = _our_images_per_sec(config, settings, batches, data_dir)
-    return TrainBench(name, config.resolution, batch_size, batches, d2l, ours)
+    return TrainBench(name, config.resolution, batch_size, batches, ceiling, d2l, ours)
+
+
+def _ceiling_images_per_sec(config, settings, batches: int) -> float:
+    """The machine's own limit for this training: `train`'s step (model, init, memory format, optimizer)
+    on one fixed batch already on the device, so no indexing, resizing or copying."""
+    import torch
+    from torch import nn
+
+    from explorer.estimate import measure_step
+    from explorer.train import init_weights
+
+    device = torch.device(settings.device)
+    fmt = torch.channels_last if measure_step(config, settings.batch_size, settings.device).use_channels_last \
+        else torch.contiguous_format
+    torch.manual_seed(settings.seed)
+    model = registry.build(config)
+    model.apply(init_weights)
+    model.to(device, memory_format=fmt)
+    optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr)
+    x = torch.rand(settings.batch_size, config.in_channels, config.resolution, config.resolution, device=device)
+    x = x.contiguous(memory_format=fmt)
+    y = torch.randint(0, config.num_classes, (settings.batch_size,), device=device)
+    loss_fn = nn.CrossEntropyLoss()
+    for i in range(batches):
+        if i == WARMUP_BATCHES:
+            _sync(device)
+            start = time.perf_counter()
+        loss = loss_fn(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    _sync(device)
+    return (batches - WARMUP_BATCHES) * settings.batch_size / (time.perf_counter() - start)
+
+
+def _sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
 
 
 def _our_images_per_sec(config, settings, batches: int, data_dir: str | None) -> float:

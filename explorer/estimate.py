@@ -1,7 +1,8 @@
 """How long a run will take, from a measurement on this machine rather than a formula.
 
 A config's training throughput comes from earlier runs of the same config, batch size and device when
-there are any, else from timing a few real SGD steps here (cached per config). The run's time is then its
+there are any, else from timing a few real SGD steps here (cached per config, in the process and in the
+run store, so the Train page and the run's worker measure once between them). The run's time is then its
 training images at that rate, a test pass per epoch (a forward pass costs about a third of a step), and
 the fixed cost of loading the data and building the model.
 """
@@ -9,7 +10,9 @@ the fixed cost of loading the data and building the model.
 from __future__ import annotations
 
 import functools
+import json
 import os
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -73,7 +76,7 @@ def estimate_run(config: ModelConfig, batch_size: int, epochs: int, train_images
     if past is not None:
         rate, source = past, "measured by earlier runs of this config"
     else:
-        rate = measure_step(config, batch_size, device, threads).images_per_sec
+        rate = measure_step(config, batch_size, device, threads, store).images_per_sec
         source = "measured on this machine"
     return Estimate(run_seconds(rate, train_images, epochs, test_images), rate, source)
 
@@ -97,6 +100,13 @@ class StepTiming:
 
     contiguous: float
     channels_last: float
+    cached: bool = False  # read from the run store, not measured now
+
+    def describe(self) -> dict[str, object]:
+        """What a run records and its page shows: the rates, the choice and where it came from."""
+        return {"contiguous": round(self.contiguous, 1), "channels_last": round(self.channels_last, 1),
+                "memory_format": "channels_last" if self.use_channels_last else "contiguous",
+                "cached": self.cached}
 
     @property
     def use_channels_last(self) -> bool:
@@ -107,8 +117,23 @@ class StepTiming:
         return max(self.contiguous, self.channels_last)
 
 
+def measure_step(config: ModelConfig, batch_size: int, device: str = "cpu", threads: int | None = None,
+                 store: RunStore | None = None) -> StepTiming:
+    """The step rates of `config` in both memory formats: from the store's cache when this machine measured
+    this config, batch size, device and thread count before, else measured now (and saved there)."""
+    key = json.dumps([socket.gethostname(), torch.__version__, type(config).__name__, config.kwargs(), batch_size,
+                      device, threads or torch.get_num_threads()], sort_keys=True, default=list)
+    saved = store.calibration(key) if store is not None else None
+    if saved is not None:
+        return StepTiming(saved["contiguous"], saved["channels_last"], cached=True)
+    timing = _measure_step(config, batch_size, device, threads)
+    if store is not None:
+        store.save_calibration(key, {"contiguous": timing.contiguous, "channels_last": timing.channels_last})
+    return timing
+
+
 @functools.lru_cache(maxsize=256)
-def measure_step(config: ModelConfig, batch_size: int, device: str = "cpu", threads: int | None = None) -> StepTiming:
+def _measure_step(config: ModelConfig, batch_size: int, device: str, threads: int | None) -> StepTiming:
     """Time a few real SGD steps on random data in both memory formats, after a warm-up of each.
 
     `channels_last` speeds some networks up and halves others (LeNet-BN on a CPU), so it is measured per

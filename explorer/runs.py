@@ -496,6 +496,8 @@ class Reporter:
 def record_result(store: RunStore, job: Job, result: TrainResult, stop_reason: int) -> None:
     """Save a finished training's weights and record its end: done, stopped, or interrupted by a shutdown."""
     weights = save_weights(result.state_dict, Path(job.weights_dir) / f"{job.run_id}.pt")
+    if result.timing is not None:
+        store.set_calibration(job.run_id, result.timing.describe())
     interrupted = stop_reason in (STOP_BY_SHUTDOWN, STOP_BY_SERVER_GONE)
     status = "done" if not result.stopped else "interrupted" if interrupted else "stopped"
     store.finish(job.run_id, status, confusion=result.confusion or None, predictions=result.predictions or None,
@@ -539,7 +541,7 @@ def run_worker(job: Job, server_gone: multiprocessing.connection.Connection) -> 
     reporter = Reporter(store, job.run_id)
     try:
         config, settings = config_of(record)
-        result = train(config, settings, reporter, stop, job.threads, job.data_dir)
+        result = train(config, settings, reporter, stop, job.threads, job.data_dir, cache=store)
         reporter.flush()
         record_result(store, job, result, flag[0])
     except Exception as err:  # the run fails; the worker records why and ends

@@ -56,6 +56,18 @@ def describe_config(model: str, config: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in changed.items()) or "catalog defaults"
 
 
+def calibration_text(record: RunRecord) -> str | None:
+    """How the run's settings were chosen, in words: the measured step rates and the format they picked."""
+    c = record.calibration
+    if not c:
+        return None
+    chosen, other = ("channels_last", "contiguous") if c["memory_format"] == "channels_last" \
+        else ("contiguous", "channels_last")
+    source = "measured earlier on this machine, reused" if c["cached"] else "measured before its first step"
+    return (f"Memory format {chosen}: {c[chosen]:,.0f} training images/s against {c[other]:,.0f} for {other} "
+            f"({c[chosen] / c[other]:.2f}x; {source}).")
+
+
 def first_with_results(records: list[RunRecord]) -> int:
     """Index of the first run (in the page's order) that finished with results, else of the first with any
     metrics, else 0: the run the Runs page opens on."""

@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS runs (
     heartbeat REAL,
     stop_requested INTEGER NOT NULL DEFAULT 0,
     worker TEXT,
-    warning TEXT
+    warning TEXT,
+    calibration TEXT
 );
 CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
@@ -63,13 +64,18 @@ CREATE TABLE IF NOT EXISTS metrics (
     elapsed REAL
 );
 CREATE INDEX IF NOT EXISTS metrics_by_run ON metrics(run_id, step);
+CREATE TABLE IF NOT EXISTS calibrations (
+    key TEXT PRIMARY KEY,
+    data TEXT NOT NULL,
+    measured REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS progress (
     run_id TEXT PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
     data TEXT NOT NULL
 );
 """
 _ADDED_COLUMNS = {"heartbeat": "REAL", "stop_requested": "INTEGER NOT NULL DEFAULT 0",  # since the first schema
-                  "worker": "TEXT", "warning": "TEXT"}
+                  "worker": "TEXT", "warning": "TEXT", "calibration": "TEXT"}
 
 METRIC_COLUMNS = ["step", "epoch", "kind", "train_loss", "train_acc", "test_acc", "images_per_sec", "elapsed"]
 
@@ -100,6 +106,7 @@ class RunRecord:
     stop_requested: int = 0
     worker: str | None = None       # host:pid of the process that trains it
     warning: str | None = None      # what training noticed, e.g. a dead network
+    calibration: dict[str, Any] | None = None  # the measured step rates and the settings they chose
 
 
 class StoreError(ConfigError):
@@ -198,6 +205,21 @@ class RunStore:
         with self._db() as db:
             db.execute("UPDATE runs SET stop_requested = ? WHERE id = ?", (reason, run_id))
 
+    def set_calibration(self, run_id: str, data: dict[str, Any]) -> None:
+        with self._db() as db:
+            db.execute("UPDATE runs SET calibration = ? WHERE id = ?", (json.dumps(data), run_id))
+
+    def calibration(self, key: str) -> dict[str, Any] | None:
+        """A step-rate measurement saved under `key` (see estimate.measure_step), or None."""
+        with self._db() as db:
+            row = db.execute("SELECT data FROM calibrations WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def save_calibration(self, key: str, data: dict[str, Any]) -> None:
+        with self._db() as db:
+            db.execute("INSERT OR REPLACE INTO calibrations (key, data, measured) VALUES (?, ?, ?)",
+                       (key, json.dumps(data), time.time()))
+
     def set_progress(self, run_id: str, data: dict[str, Any]) -> None:
         with self._db() as db:
             db.execute("INSERT INTO progress (run_id, data) VALUES (?, ?) ON CONFLICT(run_id) DO UPDATE SET "
@@ -286,4 +308,5 @@ def _record(row: sqlite3.Row) -> RunRecord:
     data["config"] = json.loads(data["config"])
     data["settings"] = json.loads(data["settings"])
     data["confusion"] = json.loads(data["confusion"]) if data["confusion"] else None
+    data["calibration"] = json.loads(data["calibration"]) if data["calibration"] else None
     return RunRecord(**data)

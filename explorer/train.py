@@ -24,7 +24,8 @@ from explorer import registry
 from explorer.config import ModelConfig
 from explorer.data import CLASS_NAMES, FashionMNIST, load_fashion_mnist
 from explorer.errors import ConfigError
-from explorer.estimate import measure_step
+from explorer.estimate import StepTiming, measure_step
+from explorer.store import RunStore
 from explorer.summary import check
 
 Device = Literal["cpu", "cuda"]
@@ -178,7 +179,7 @@ class DeadNetwork:
 class TrainResult:
     stopped: bool
     history: list[Progress]
-    channels_last: bool = False  # the memory format the measurement chose
+    timing: StepTiming | None = None  # the step rates measured before the first step, which chose the format
     confusion: list[list[int]] = field(default_factory=list)  # confusion[true][predicted]
     predictions: bytes = b""    # predicted class of every test image, for the detail page
     state_dict: dict[str, torch.Tensor] = field(default_factory=dict)
@@ -245,8 +246,9 @@ def check_trainable(config: ModelConfig, settings: TrainSettings) -> None:
 
 def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[Progress], None] | None = None,
           stop: threading.Event | None = None, threads: int | None = None,
-          data_dir: str | None = None) -> TrainResult:
-    """Train `config` on Fashion-MNIST; reports progress a few dozen times an epoch; stops within a batch."""
+          data_dir: str | None = None, cache: RunStore | None = None) -> TrainResult:
+    """Train `config` on Fashion-MNIST; reports progress a few dozen times an epoch; stops within a batch.
+    `cache`: the run store whose saved step-rate measurements spare the one before the first step."""
     check_trainable(config, settings)
     torch.set_num_threads(threads or default_threads())
     device = torch.device(settings.device)
@@ -271,7 +273,8 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
     torch.manual_seed(settings.seed)
     data = DeviceData(load_fashion_mnist(data_dir), device, settings.train_subset, settings.seed)
     phase("measuring the fastest memory format")
-    channels_last = measure_step(config, settings.batch_size, settings.device, threads).use_channels_last
+    timing = measure_step(config, settings.batch_size, settings.device, threads, cache)
+    channels_last = timing.use_channels_last
     phase("building the model")
     torch.manual_seed(settings.seed)
     model = registry.build(config)
@@ -346,7 +349,7 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
         eta = epochs_left * (steps_per_epoch * settings.batch_size / last.images_per_sec + test_seconds)
         emit(replace(last, test_acc=test_acc, kind="epoch", elapsed=time.perf_counter() - start, eta=eta))
 
-    result = TrainResult(stopped=stopped, history=history, channels_last=channels_last,
+    result = TrainResult(stopped=stopped, history=history, timing=timing,
                          seconds=time.perf_counter() - start)
     if not stopped:
         result.predictions = bytes(predictions.to(torch.uint8).cpu().numpy())

@@ -7,6 +7,7 @@ import streamlit as st
 from explorer.runviews import (
     batchnorm_chart,
     batchnorm_parameters,
+    calibration_text,
     confused_examples,
     confusion_heatmap,
     first_with_results,
@@ -58,6 +59,8 @@ if r.error:
     st.error(plain(r.error))
 if r.warning:
     st.warning(plain(r.warning), icon="⚠️")
+if calibration_text(r):
+    st.caption(calibration_text(r))
 if len(metrics):
     st.plotly_chart(training_chart(metrics, f"{r.model}: loss and accuracy", height=360), key="r.curve")
 else:

@@ -114,6 +114,7 @@ def test_start_watch_stop_and_inspect(app_env):
     assert list(history.status[:2]) == ["done", "stopped"]
     specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     assert "loss and accuracy" in specs[0]["layout"]["title"]["text"]  # the selected run's curve
+    assert any(c.value.startswith("Memory format ") for c in at.caption)  # how its settings were chosen
     heatmap = next(s for s in specs if s["data"][0]["type"] == "heatmap")
     assert heatmap["layout"]["yaxis"].get("type") in (None, "category")
     z = heatmap["data"][0]["z"]

@@ -1,6 +1,7 @@
 """The CLI as a user runs it: real subprocesses for exit codes, in-process calls for round trips."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -72,16 +73,18 @@ def test_code_export_prints_a_runnable_file(tmp_path, capsys):
     assert f"parameters: {summarize(config).totals.params}" in result.stdout
 
 
-def test_bench_train_prints_both_pipelines_and_the_ratio(tmp_path):
+def test_bench_train_prints_the_ceiling_both_pipelines_efficiency_and_ratio(tmp_path):
     from tests.conftest import write_dataset
 
     data = write_dataset(tmp_path / "data", n_train=600, n_test=50)
     result = run_cli("bench", "train", "lenet-bn", "--batches", "8", "--batch-size", "64", "--data-dir", str(data))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
-    d2l, ours = (float(line.split()[-2]) for line in lines[1:3])
-    assert d2l > 0 and ours > 0
-    assert lines[-1].startswith("ratio ") and abs(float(lines[-1].split()[1]) - ours / d2l) < 0.02
+    rates = {line.split()[0]: float(re.search(r"(\d+\.\d) images/s", line)[1]) for line in lines[1:4]}
+    assert list(rates) == ["ceiling", "ours", "d2l"] and all(v > 0 for v in rates.values())
+    assert lines[-2].startswith("efficiency ")
+    assert abs(float(lines[-2].split()[1]) - rates["ours"] / rates["ceiling"]) < 0.02
+    assert lines[-1].startswith("ratio ") and abs(float(lines[-1].split()[1]) - rates["ours"] / rates["d2l"]) < 0.02
     too_many = run_cli("bench", "train", "lenet-bn", "--batches", "50", "--data-dir", str(data))
     assert too_many.returncode == 2 and "the data has 600" in too_many.stderr
 
@@ -95,6 +98,7 @@ def test_train_and_runs_commands(tmp_path):
                      "--home", str(home))
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("run ") and " done: loss " in result.stdout and "test acc" in result.stdout
+    assert re.search(r"Memory format (contiguous|channels_last): [\d,]+ training images/s against", result.stdout)
     listed = run_cli("runs", "--home", str(home))
     assert "lenet-bn" in listed.stdout and "done" in listed.stdout
     bad = run_cli("train", "lenet-bn", "--lr", "-1", "--data-dir", str(data), "--home", str(home))

@@ -64,7 +64,27 @@ def test_the_memory_format_follows_its_own_measurement(tiny_data, monkeypatch):
         monkeypatch.setattr("explorer.train.measure_step",
                             lambda *a, f=faster_last: StepTiming(1.0, 2.0) if f else StepTiming(2.0, 1.0))
         result = train(LENET_BN, settings(epochs=1), data_dir=tiny_data)
-        assert result.channels_last is faster_last
+        assert result.timing.use_channels_last is faster_last
+
+
+def test_a_step_rate_measurement_is_saved_in_the_store_and_reused(tmp_path):
+    from explorer.estimate import measure_step
+
+    store = RunStore(tmp_path / "runs.sqlite")
+    config = dataclasses.replace(LENET_BN, resolution=32)  # not measured yet in this process
+    first = measure_step(config, 48, "cpu", 1, store)
+    again = measure_step(config, 48, "cpu", 1, RunStore(tmp_path / "runs.sqlite"))  # another process, say
+    assert not first.cached and again.cached
+    assert (again.contiguous, again.channels_last) == (first.contiguous, first.channels_last)
+    assert not measure_step(config, 48, "cpu", 2, store).cached  # other threads: another measurement
+
+
+def test_a_run_records_the_measured_rates_and_the_format_they_chose(manager):
+    # Start's estimate measures the config; the worker then reuses that measurement instead of its own
+    view = manager.wait(manager.start("lenet-bn", LENET_BN, settings(epochs=1, batch_size=96)), timeout=120)
+    c = view.record.calibration
+    assert c["contiguous"] > 0 and c["channels_last"] > 0 and c["cached"] is True
+    assert c["memory_format"] == ("channels_last" if c["channels_last"] > c["contiguous"] else "contiguous")
 
 
 def test_durations_read_as_words():
