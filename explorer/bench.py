@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from explorer import registry
 from explorer.summary import _traced, summarize
@@ -212,30 +212,39 @@ def _d2l_images_per_sec(config, settings, batches: int, data_dir: str | None) ->
 
 
 @dataclass(frozen=True)
-class QuickResult:
+class PresetResult:
     name: str
-    test_acc: float
-    seconds: float
-    estimate_seconds: float   # what the Train page would have said before Start (a measurement of a few steps)
+    kind: str
+    accuracies: tuple[float, ...]  # final test accuracy, one per seed
+    seconds: tuple[float, ...]     # wall time, one per seed
+    estimate_seconds: float        # what the Train page would have said before Start (a few steps, measured)
     images_per_sec: float
     changes: tuple[str, ...]
 
 
-def bench_quick(names: list[str] | None = None, data_dir: str | None = None) -> Iterator[QuickResult]:
-    """Train each model's quick preset on the real data: final test accuracy and wall time, one at a time."""
+def bench_presets(kind: str = "quick", names: list[str] | None = None, seeds: int = 1,
+                  data_dir: str | None = None) -> Iterator[PresetResult]:
+    """Train each model's preset on the real data, seed 0 to seeds-1, one run at a time: final test
+    accuracy and wall time of each, beside the estimate made before the first."""
     from explorer.data import load_fashion_mnist
     from explorer.estimate import estimate_run
     from explorer.train import preset, train
 
     data = load_fashion_mnist(data_dir)
     for name in names or registry.list_models():
-        p = preset(name, "quick")
+        p = preset(name, kind)
         images = min(p.settings.train_subset or len(data.train_labels), len(data.train_labels))
         estimate = estimate_run(p.config, p.settings.batch_size, p.settings.epochs, images, p.settings.device,
                                 test_images=len(data.test_labels))
-        result = train(p.config, p.settings, data_dir=data_dir)
-        last = [h for h in result.history if h.kind == "epoch"][-1]
-        yield QuickResult(name, last.test_acc, result.seconds, estimate.seconds, last.images_per_sec, p.changes)
+        accuracies, seconds, rates = [], [], []
+        for seed in range(seeds):
+            result = train(p.config, replace(p.settings, seed=seed), data_dir=data_dir)
+            last = [h for h in result.history if h.kind == "epoch"][-1]
+            accuracies.append(last.test_acc)
+            seconds.append(result.seconds)
+            rates.append(last.images_per_sec)
+        yield PresetResult(name, kind, tuple(accuracies), tuple(seconds), estimate.seconds,
+                           statistics.median(rates), p.changes)
 
 
 @dataclass(frozen=True)

@@ -96,12 +96,15 @@ def history_table(records: list[RunRecord]) -> pd.DataFrame:
 def reopen_settings(record: RunRecord) -> tuple[str, ModelConfig, str, dict[str, float | int]]:
     """What the Train page shows for a stored run: its network, the preset it matches and its settings.
 
-    A run whose config is what the quick preset makes of it reopens under "quick"; any other under "book",
-    which leaves the config as it is. The settings are the run's own either way.
+    A run whose config is what the quick preset makes of it reopens under "fast" when it trained with the
+    modern recipe (momentum), else "quick"; any other under "book", which leaves the config as it is. The
+    settings are the run's own either way.
     """
     config = registry.config_from(record.model, record.config)
-    kind = "quick" if preset(record.model, "quick", config=config).config == config else "book"
     s = TrainSettings(**record.settings)
+    kind = "book"
+    if preset(record.model, "quick", config=config).config == config:
+        kind = "fast" if s.momentum > 0 else "quick"
     return record.model, config, kind, {"lr": s.lr, "epochs": s.epochs, "batch": s.batch_size,
                                         "subset": s.train_subset or 0}
 

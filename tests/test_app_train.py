@@ -151,3 +151,22 @@ def test_a_run_over_the_servers_limit_says_why_start_is_off(app_env, monkeypatch
     finally:
         run_manager().shutdown()
         run_manager.clear()
+
+
+def test_the_fast_preset_says_what_it_changes_trains_with_its_recipe_and_reopens_as_fast(app_env):
+    from pages.common import run_manager
+
+    at = train_page()
+    at.sidebar.selectbox(key="t.family").set_value("LeNet").run()
+    at.sidebar.selectbox(key="t.preset:LeNet").set_value("lenet-bn").run()
+    at.radio(key="t.preset").set_value("fast").run()
+    changes = next(c.value for c in at.caption if c.value.startswith("Fast preset changes: "))
+    assert "momentum 0.0 -> 0.9" in changes and "augment False -> True" in changes
+    at.number_input(key="t.lenet-bn.fast.epochs").set_value(1).run()
+    at.button(key="t.start").click().run()
+    run_id = at.query_params["run"]
+    settings = run_manager().store.get(run_id).settings
+    assert settings["momentum"] == 0.9 and settings["augment"] and settings["tta"] and settings["epochs"] == 1
+    run_manager().wait(run_id, timeout=120)
+    again = train_page(run=run_id)
+    assert again.radio(key="t.preset").value == "fast"

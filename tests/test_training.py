@@ -94,6 +94,45 @@ def test_durations_read_as_words():
         "about 1 s", "about 42 s", "about 4 min", "about 83 min", "about 2.0 h", "about 25 h"]
 
 
+def test_the_fast_preset_lists_every_change_from_the_book():
+    fast = preset("lenet-bn", "fast")
+    s = fast.settings
+    assert s.momentum == 0.9 and s.nesterov and s.weight_decay > 0 and s.cosine and s.warmup > 0
+    assert s.label_smoothing > 0 and s.augment and s.tta
+    listed = {c.split()[0] for c in fast.changes}
+    assert {"momentum", "nesterov", "weight_decay", "warmup", "cosine", "label_smoothing", "augment", "tta",
+            "lr", "epochs", "batch_size"} <= listed
+    assert preset("resnet18", "fast").config == preset("resnet18", "quick").config  # the quick network
+
+
+def test_weight_decay_reaches_weights_only_and_the_rate_warms_up_then_falls():
+    from explorer.train import lr_factor, make_optimizer
+
+    s = preset("lenet-bn", "fast").settings
+    groups = make_optimizer(registry.build(LENET_BN), s).param_groups
+    assert all(p.ndim > 1 for p in groups[0]["params"]) and groups[0]["weight_decay"] == s.weight_decay
+    assert all(p.ndim == 1 for p in groups[1]["params"]) and groups[1]["weight_decay"] == 0
+    factors = [lr_factor(step, 100, s) for step in range(100)]
+    peak = factors.index(max(factors))
+    assert factors[0] < 0.2 and max(factors) == 1.0 and peak == int(s.warmup * 100) - 1
+    assert all(a >= b for a, b in zip(factors[peak:-1], factors[peak + 1:], strict=True)) and factors[-1] < 0.01
+
+
+def test_augmentation_flips_and_shifts_each_image_on_its_own():
+    from explorer.train import augment
+
+    x = torch.arange(64 * 28 * 28, dtype=torch.float32).reshape(64, 1, 28, 28) % 251
+    out = augment(x, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and out.dtype == x.dtype
+    changed = [not torch.equal(a, b) for a, b in zip(out, x, strict=True)]
+    assert 40 < sum(changed) <= 64  # most images moved or mirrored (an unshifted, unflipped one may not)
+    # every output's centre is the input's, mirrored or not, moved by at most 2 pixels
+    for a, b in zip(out, x, strict=True):
+        candidates = [torch.roll(img, (dy, dx), (1, 2))[0, 4:24, 4:24] for img in (b, b.flip(-1))
+                      for dy in range(-2, 3) for dx in range(-2, 3)]
+        assert any(torch.equal(a[0, 4:24, 4:24], c) for c in candidates)
+
+
 def test_runs_are_seeded_and_reproducible(tiny_data):
     a = train(LENET_BN, settings(epochs=1), data_dir=tiny_data)
     b = train(LENET_BN, settings(epochs=1), data_dir=tiny_data)
@@ -119,7 +158,11 @@ def test_settings_and_presets_are_validated():
     with pytest.raises(ConfigError, match="batch_size"):
         settings(batch_size=1)
     with pytest.raises(ConfigError, match="preset"):
-        preset("lenet", "fast")
+        preset("lenet", "slow")
+    with pytest.raises(ConfigError, match="nesterov"):
+        settings(nesterov=True)  # needs momentum
+    with pytest.raises(ConfigError, match="warmup"):
+        settings(warmup=0.9)
     book = preset("resnet18", "book")
     assert (book.settings.lr, book.settings.batch_size, book.settings.epochs, book.config.resolution) == \
         (0.05, 256, 10, 96)
@@ -273,6 +316,18 @@ def test_lenet_bn_quick_preset_reaches_85_percent_on_real_data():
     result = train(p.config, p.settings, data_dir=str(DEBIAN_DATA))
     final = [h for h in result.history if h.kind == "epoch"][-1]
     assert final.test_acc >= 0.85, f"test accuracy {final.test_acc:.3f}"
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not DEBIAN_DATA.is_dir(), reason="Debian's dataset-fashion-mnist is not installed "
+                    "(apt-get install dataset-fashion-mnist)")
+def test_lenet_bn_fast_preset_beats_its_quick_preset_on_the_same_seed():
+    accuracy = {}
+    for kind in ("quick", "fast"):
+        p = preset("lenet-bn", kind)
+        result = train(p.config, p.settings, data_dir=str(DEBIAN_DATA))
+        accuracy[kind] = [h for h in result.history if h.kind == "epoch"][-1].test_acc
+    assert accuracy["fast"] > accuracy["quick"], accuracy
 
 
 def test_a_visitor_acts_only_on_their_own_runs(manager):
