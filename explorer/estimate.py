@@ -70,15 +70,16 @@ def run_seconds(images_per_sec: float, train_images: int, epochs: int, test_imag
 
 def estimate_run(config: ModelConfig, batch_size: int, epochs: int, train_images: int, device: str,
                  store: RunStore | None = None, threads: int | None = None,
-                 test_images: int = TEST_IMAGES) -> Estimate:
-    """The expected wall time of a run; see the module's docstring for how."""
+                 test_images: int = TEST_IMAGES, tta: bool = False) -> Estimate:
+    """The expected wall time of a run; see the module's docstring for how. With `tta` each test image
+    is seen twice (itself and its mirror)."""
     past = _past_rate(config, batch_size, device, store) if store is not None else None
     if past is not None:
         rate, source = past, "measured by earlier runs of this config"
     else:
         rate = measure_step(config, batch_size, device, threads, store).images_per_sec
         source = "measured on this machine"
-    return Estimate(run_seconds(rate, train_images, epochs, test_images), rate, source)
+    return Estimate(run_seconds(rate, train_images, epochs, test_images * (2 if tta else 1)), rate, source)
 
 
 def _past_rate(config: ModelConfig, batch_size: int, device: str, store: RunStore) -> float | None:

@@ -119,8 +119,8 @@ RECIPE = {"momentum": 0.9, "nesterov": True, "weight_decay": 5e-4, "warmup": 0.1
           "label_smoothing": 0.1, "augment": True, "tta": True}
 _FAST: dict[str, dict] = {
     "lenet": {"epochs": 6, "batch_size": 64, "lr": 0.02},
-    "lenet-bn-scratch": {"epochs": 5, "batch_size": 128, "lr": 0.1},
-    "lenet-bn": {"epochs": 6, "batch_size": 128, "lr": 0.1},
+    "lenet-bn-scratch": {"epochs": 8, "batch_size": 128, "lr": 0.3},
+    "lenet-bn": {"epochs": 8, "batch_size": 128, "lr": 0.3},
     "alexnet": {"epochs": 3, "batch_size": 64, "lr": 0.01},
     "vgg11": {"epochs": 3, "batch_size": 32, "lr": 0.01},
     "vgg11-small": {"epochs": 3, "batch_size": 32, "lr": 0.01},
