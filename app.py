@@ -10,5 +10,6 @@ st.navigation([
     st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("pages/runs.py", title="Runs", icon=":material/history:"),
+    st.Page("pages/inside.py", title="Inside", icon=":material/visibility:"),
     st.Page("pages/catalog.py", title="Catalog", icon=":material/menu_book:"),
 ]).run()

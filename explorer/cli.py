@@ -81,6 +81,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--home")
     s.set_defaults(func=cmd_runs)
 
+    s = sub.add_parser("inspect", help="what a network makes of a test image: PNG files and the prediction")
+    s.add_argument("subject", metavar="RUN_ID|MODEL", help="a stored run (trained weights) or a catalog name "
+                                                           "(fresh Xavier-initialised weights)")
+    s.add_argument("--image", type=int, default=0, help="index of the test image (default: 0)")
+    s.add_argument("--out", default="inside", help="directory for the PNG files (default: ./inside)")
+    s.add_argument("--data-dir")
+    s.add_argument("--home")
+    s.set_defaults(func=cmd_inspect)
+
     s = sub.add_parser("data", help="Fashion-MNIST: where it is, or download it")
     s.add_argument("action", choices=("where", "download"))
     s.add_argument("--data-dir")
@@ -261,6 +270,34 @@ def _follow(manager, run_id: str):
 
 def _pct(v) -> str:
     return "-" if v is None else f"{v:.3f}"
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from PIL import Image
+
+    from explorer.data import CLASS_NAMES
+    from explorer.inside import grid, view
+    from explorer.runs import CLI, RunManager
+
+    v = view(RunManager(args.home, data_dir=args.data_dir, adopt_queued=False), args.subject, args.image, CLI)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    images = {f"stage-{i:02d}-{s.type.lower()}.png": grid(s.maps, scale=max(1, 56 // max(s.maps.shape[1:])))
+              for i, s in enumerate(v.inside.stages)}
+    if len(v.inside.kernels):
+        images["kernels.png"] = grid(v.inside.kernels, scale=8)
+    images["saliency.png"] = grid(v.inside.saliency[None], scale=max(1, 224 // v.config.resolution))
+    for file, pixels in images.items():
+        Image.fromarray(pixels).save(out / file)
+    top = int(v.inside.probabilities.argmax())
+    print(f"{v.name}, test image {args.image} ({CLASS_NAMES[v.label]}): predicted {CLASS_NAMES[top]} "
+          f"with probability {v.inside.probabilities[top]:.3f}")
+    for row in v.stats[v.stats.dead].itertuples():
+        print(f"warning: layer {row.layer} is dead (zero for {row.zero_fraction:.0%} of outputs)", file=sys.stderr)
+    print(f"wrote {len(images)} PNG files to {out}/")
+    return 0
 
 
 def cmd_runs(args: argparse.Namespace) -> int:

@@ -27,6 +27,7 @@ PAGES = {
     "train": "/train",
     "runs": "/runs",
     "catalog": "/catalog",
+    "inside": "/inside?model=resnet18&image=7",
     "explore-present": "/?model=densenet&view=Diagram&present=1",
 }
 
@@ -205,3 +206,28 @@ def test_the_conv_arch_editor_shows_both_columns_and_adds_complete_rows(server):
         expect(page.get_by_test_id("stMetricValue").first).to_have_text("28.70 M")  # a sixth block, (1, 64)
         assert page.get_by_test_id("stSidebar").get_by_test_id("stAlert").count() == 0  # no "fill in" flash
         expect(page).to_have_url(re.compile(r"conv_arch=.*1%2C\+64"))
+
+
+def test_the_inside_page_paints_a_runs_feature_maps_with_the_prediction_on_the_first_screen(server):
+    from PIL import Image, ImageStat
+
+    url, run_id = server
+    with chromium_page(visitor_token=TOKEN) as page:
+        page.goto(f"{url}/inside?run={run_id}&image=7")
+        wait_idle(page)
+        page.wait_for_timeout(800)
+        main = page.get_by_test_id("stMain")
+        assert page.get_by_test_id("stException").count() == 0
+        images = main.locator("img")
+        assert images.count() >= 6  # the input, its saliency, the kernels, a grid per convolutional stage
+        for i in range(images.count()):
+            img = images.nth(i)
+            img.scroll_into_view_if_needed()
+            assert img.evaluate("e => e.complete && e.naturalWidth > 0")
+            spread = ImageStat.Stat(Image.open(io.BytesIO(img.screenshot())).convert("L")).stddev[0]
+            assert spread > 5, f"image {i} is blank"  # painted, not a uniform box
+        main.locator("h1").scroll_into_view_if_needed()  # back to the top of Streamlit's scrolling area
+        page.wait_for_timeout(300)
+        shot(page, "inside-run-1280x720", full_page=False)
+        assert in_first_screen(images.first)
+        assert in_first_screen(main.locator(".js-plotly-plot").first)  # the prediction beside it

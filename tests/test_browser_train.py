@@ -36,7 +36,8 @@ def test_train_live_stop_and_see_the_confusion_matrix(tmp_path):
         page.goto(f"{url}/train")  # the first request of a fresh server goes straight to a page
         wait_idle(page)
         expect(page.get_by_test_id("stSidebarNavLink")).to_have_text(
-            ["searchExplore", "compare_arrowsCompare", "model_trainingTrain", "historyRuns", "menu_bookCatalog"],
+            ["searchExplore", "compare_arrowsCompare", "model_trainingTrain", "historyRuns", "visibilityInside",
+             "menu_bookCatalog"],
             use_inner_text=False)
         choose(page, "Architecture", "LeNet")
         choose(page, "Preset", "lenet-bn (d2l 7.5.4)")
