@@ -10,6 +10,7 @@ ships a 224x224x384 float array to the browser.
 from __future__ import annotations
 
 import functools
+import io
 from dataclasses import dataclass
 
 import numpy as np
@@ -161,16 +162,39 @@ class View:
     name: str
     config: ModelConfig
     image: np.ndarray    # the 28x28 input, uint8
-    label: int           # its true class
+    label: int           # its true class; -1 for an upload
     inside: Inside
     stats: pd.DataFrame  # activation_stats over the first `stats_images` test images
     stats_images: int
 
 
-def view(manager, subject: str, image: int, visitor) -> View:
-    """The views of test image `image` through a stored run (`subject` a run id, the visitor's own or an
-    admin's) or a catalog network with fresh weights (`subject` a catalog name). Computed once per
-    (run store, subject, image) and cached; the owner check comes first, every time."""
+MAX_UPLOAD_BYTES = 5 * 2**20
+
+
+def read_upload(data: bytes) -> torch.Tensor:
+    """An uploaded PNG or JPEG as Fashion-MNIST's input: 28x28 grayscale uint8 (resized, not cropped).
+    Anything else, or over 5 MB, is refused with a ConfigError that says why."""
+    from PIL import Image, UnidentifiedImageError
+
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise ConfigError("image", f"the file has {len(data) / 2**20:.1f} MB; upload at most 5 MB")
+    try:
+        with Image.open(io.BytesIO(data)) as picture:
+            if picture.format not in ("PNG", "JPEG"):
+                raise ConfigError("image", f"upload a PNG or JPEG image, not {picture.format or 'this file'}")
+            if picture.width * picture.height > 50_000_000:  # a small file can claim a huge image
+                raise ConfigError("image", "the image is too large; upload one under 50 megapixels")
+            small = picture.convert("L").resize((28, 28), Image.Resampling.BILINEAR)
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        raise ConfigError("image", "this file is not an image that can be read (upload a PNG or JPEG)") from err
+    return torch.from_numpy(np.asarray(small, dtype=np.uint8).copy())
+
+
+def view(manager, subject: str, image: int | bytes, visitor) -> View:
+    """The views of test image `image` (an index), or of an uploaded PNG or JPEG (its bytes), through a
+    stored run (`subject` a run id, the visitor's own or an admin's) or a catalog network with fresh
+    weights (`subject` a catalog name). Computed once per (run store, subject, image) and cached; the
+    owner check comes first, every time."""
     if subject not in registry.list_models():
         if manager.store.get(subject) is None:
             raise ConfigError("run", f"{subject[:40]!r} is neither a run in this run store nor a catalog network")
@@ -181,18 +205,21 @@ def view(manager, subject: str, image: int, visitor) -> View:
 
 
 @functools.lru_cache(maxsize=16)
-def _view(store_path: str, data_dir: str | None, subject: str, image: int, manager, visitor) -> View:
+def _view(store_path: str, data_dir: str | None, subject: str, image: int | bytes, manager, visitor) -> View:
     data = load_fashion_mnist(data_dir)
-    if not 0 <= image < len(data.test_labels):
+    if isinstance(image, bytes):
+        picture, label = read_upload(image), -1  # an upload has no true class
+    elif 0 <= image < len(data.test_labels):
+        picture, label = data.test_images[image], int(data.test_labels[image])
+    else:
         raise ConfigError("image", f"must be a test image index from 0 to {len(data.test_labels) - 1}")
     if subject in registry.list_models():
         name, config = subject, registry.get(subject).config
         model = fresh_model(config)
     else:
         name, config, model = run_model(manager, subject, visitor)
-    picture = data.test_images[image]
     n = max(4, min(STATS_IMAGES, int(STATS_MULT_ADDS // max(1, summarize(config).totals.mult_adds))))
-    return View(name, config, picture.numpy(), int(data.test_labels[image]), look_inside(model, config, picture),
+    return View(name, config, picture.numpy(), label, look_inside(model, config, picture),
                 activation_stats(model, config, data.test_images[:n]), n)
 
 

@@ -28,6 +28,8 @@ with st.sidebar:
         subject = st.selectbox("Network (Xavier-initialised, untrained)", names, key="i.model",
                                index=names.index(params["model"]) if params.get("model") in names else 0)
     image = st.number_input("Test image", 0, 9999, key="i.image", value=int_param(params, "image", 0, 9999) or 0)
+    upload = st.file_uploader("Or your own picture (PNG or JPEG, at most 5 MB)", type=["png", "jpg", "jpeg"],
+                              key="i.upload")
 page_setup()
 
 wanted = {("run" if source == "My run" else "model"): subject, "image": str(image), **present_param()}
@@ -36,14 +38,15 @@ if st.query_params.to_dict() != wanted:
 
 st.title("Inside the network")
 try:
-    v = view(manager, subject, int(image), me)
+    v = view(manager, subject, upload.getvalue() if upload is not None else int(image), me)
 except ConfigError as err:
     st.error(plain(err.message))
     st.stop()
 
 top = int(v.inside.probabilities.argmax())
 picture, saliency, chart = st.columns([1, 1, 2])
-picture.image(v.image, caption=f"test image {image}: {CLASS_NAMES[v.label]}", width=200, clamp=True)
+shown = "your picture, as 28x28 grayscale" if v.label < 0 else f"test image {image}: {CLASS_NAMES[v.label]}"
+picture.image(v.image, width=200, clamp=True, caption=shown)
 saliency.image(grid(v.inside.saliency[None]), width=200,
                caption=f"where it looked for '{CLASS_NAMES[top]}' (saliency)")
 chart.plotly_chart(prediction_chart(v.inside.probabilities, v.label), key="i.prediction")

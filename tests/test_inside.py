@@ -107,3 +107,34 @@ def test_the_inside_page_draws_the_image_its_stages_and_the_prediction(trained, 
     finally:
         run_manager().shutdown()
         run_manager.clear()
+
+
+def test_an_upload_becomes_a_28x28_grayscale_input_and_anything_else_is_refused():
+    import io
+
+    from explorer.errors import ConfigError
+    from explorer.inside import read_upload
+
+    for fmt in ("PNG", "JPEG"):
+        buffer = io.BytesIO()
+        Image.new("RGB", (300, 200), (200, 30, 30)).save(buffer, fmt)
+        pixels = read_upload(buffer.getvalue())
+        assert pixels.shape == (28, 28) and pixels.dtype == torch.uint8 and 60 < int(pixels[14, 14]) < 100
+    with pytest.raises(ConfigError, match="not an image"):
+        read_upload(b"%PDF-1.4 definitely not a picture")
+    gif = io.BytesIO()
+    Image.new("L", (8, 8)).save(gif, "GIF")
+    with pytest.raises(ConfigError, match="PNG or JPEG"):
+        read_upload(gif.getvalue())
+    with pytest.raises(ConfigError, match="at most 5 MB"):
+        read_upload(b"\x89PNG" + bytes(6 * 2**20))
+
+
+def test_an_uploaded_picture_is_looked_at_with_no_true_class(trained):
+    import io
+
+    manager, run_id, _, _ = trained
+    buffer = io.BytesIO()
+    Image.new("L", (56, 56), 255).save(buffer, "PNG")
+    v = view(manager, run_id, buffer.getvalue(), Visitor("alice"))
+    assert v.label == -1 and v.image.shape == (28, 28) and len(v.inside.stages) > 0
