@@ -100,16 +100,13 @@ def _ceiling_images_per_sec(config, settings, batches: int) -> float:
     import torch
     from torch import nn
 
-    from explorer.estimate import measure_step
-    from explorer.train import init_weights
+    from explorer.estimate import _sync, measure_step
+    from explorer.train import new_model
 
     device = torch.device(settings.device)
     fmt = torch.channels_last if measure_step(config, settings.batch_size, settings.device).use_channels_last \
         else torch.contiguous_format
-    torch.manual_seed(settings.seed)
-    model = registry.build(config)
-    model.apply(init_weights)
-    model.to(device, memory_format=fmt)
+    model = new_model(config, settings.seed).to(device, memory_format=fmt)
     optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr)
     x = torch.rand(settings.batch_size, config.in_channels, config.resolution, config.resolution, device=device)
     x = x.contiguous(memory_format=fmt)
@@ -125,13 +122,6 @@ def _ceiling_images_per_sec(config, settings, batches: int) -> float:
         optimizer.step()
     _sync(device)
     return (batches - WARMUP_BATCHES) * settings.batch_size / (time.perf_counter() - start)
-
-
-def _sync(device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def _our_images_per_sec(config, settings, batches: int, data_dir: str | None) -> float:
@@ -291,15 +281,14 @@ def _peak_in_this_process(config, batch_size: int, threads: int) -> int:
     import torch
     from torch import nn
 
-    from explorer.train import init_weights, predict, prepare
+    from explorer.train import new_model, predict, prepare
 
     torch.set_num_threads(threads)
     with open("/proc/self/statm") as f:
         before = int(f.read().split()[1]) * resource.getpagesize()
     images = torch.randint(0, 256, (70_000, 1, 28, 28), dtype=torch.uint8)  # the data set's size
     labels = torch.randint(0, config.num_classes, (70_000,))
-    model = registry.build(config)
-    model.apply(init_weights)
+    model = new_model(config)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     for _ in range(2):  # the second step's forward pass runs while the first step's gradients are held
         idx = torch.randint(0, len(labels), (batch_size,))

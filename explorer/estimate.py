@@ -141,16 +141,14 @@ def _measure_step(config: ModelConfig, batch_size: int, device: str, threads: in
     config, never assumed. A config too big to time cheaply is timed on fewer images per step and scaled
     up per image, which errs towards a longer estimate: a bigger batch only runs faster per image.
     """
-    from explorer.train import default_threads, init_weights
+    from explorer.train import default_threads, new_model
 
     work = 3 * summarize(config).totals.mult_adds  # backward costs about twice the forward
     batch = max(2, min(batch_size, int(STEP_BUDGET_MULT_ADDS // max(work, 1))))
     dev = torch.device(device)
     with _lock:
         torch.set_num_threads(threads or default_threads())
-        torch.manual_seed(0)
-        model = registry.build(config).to(dev)
-        model.apply(init_weights)
+        model = new_model(config).to(dev)
         model.train()
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
         loss_fn = nn.CrossEntropyLoss()

@@ -25,7 +25,7 @@ from explorer.config import ModelConfig
 from explorer.data import CLASS_NAMES, load_fashion_mnist
 from explorer.errors import ConfigError
 from explorer.summary import summarize
-from explorer.train import init_weights, prepare
+from explorer.train import new_model, prepare
 
 MAP_PIXELS = 56     # a feature map is shrunk to at most this many pixels a side
 TOP_CHANNELS = 16   # channels shown per stage, strongest (highest mean activation) first
@@ -49,14 +49,6 @@ class Inside:
     kernels: np.ndarray        # (out, kh, kw): the first convolution's kernels, scaled to [0, 1]
     probabilities: np.ndarray  # (classes,)
     saliency: np.ndarray       # (resolution, resolution): |d top score / d input|, scaled to [0, 1]
-
-
-def fresh_model(config: ModelConfig, seed: int = 0) -> nn.Module:
-    """The network with d2l's Xavier init: what a run starts from."""
-    torch.manual_seed(seed)
-    model = registry.build(config)
-    model.apply(init_weights)
-    return model.eval()
 
 
 def trained_model(config: ModelConfig, state_dict: dict[str, torch.Tensor]) -> nn.Module:
@@ -201,12 +193,12 @@ def view(manager, subject: str, image: int | bytes, visitor) -> View:
         if not manager.may_act(subject, visitor):
             raise ConfigError("run", "you can look inside your own runs, or any catalog network with fresh "
                                      "weights")
-    return _view(str(manager.store.path), manager.data_dir, subject, image, manager, visitor)
+    return _view(manager, subject, image, visitor)
 
 
 @functools.lru_cache(maxsize=16)
-def _view(store_path: str, data_dir: str | None, subject: str, image: int | bytes, manager, visitor) -> View:
-    data = load_fashion_mnist(data_dir)
+def _view(manager, subject: str, image: int | bytes, visitor) -> View:
+    data = load_fashion_mnist(manager.data_dir)
     if isinstance(image, bytes):
         picture, label = read_upload(image), -1  # an upload has no true class
     elif 0 <= image < len(data.test_labels):
@@ -215,7 +207,7 @@ def _view(store_path: str, data_dir: str | None, subject: str, image: int | byte
         raise ConfigError("image", f"must be a test image index from 0 to {len(data.test_labels) - 1}")
     if subject in registry.list_models():
         name, config = subject, registry.get(subject).config
-        model = fresh_model(config)
+        model = new_model(config)
     else:
         name, config, model = run_model(manager, subject, visitor)
     n = max(4, min(STATS_IMAGES, int(STATS_MULT_ADDS // max(1, summarize(config).totals.mult_adds))))

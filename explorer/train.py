@@ -271,6 +271,14 @@ def init_weights(m: nn.Module) -> None:
         nn.init.xavier_uniform_(m.weight)
 
 
+def new_model(config: ModelConfig, seed: int = 0) -> nn.Module:
+    """The network as a run starts it: built, then d2l's Xavier init with torch seeded by `seed`."""
+    torch.manual_seed(seed)
+    model = registry.build(config)
+    model.apply(init_weights)
+    return model
+
+
 def cuda_available() -> bool:
     return torch.cuda.is_available()
 
@@ -322,9 +330,7 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
     timing = measure_step(config, settings.batch_size, settings.device, threads, cache)
     channels_last = timing.use_channels_last
     phase("building the model")
-    torch.manual_seed(settings.seed)
-    model = registry.build(config)
-    model.apply(init_weights)
+    model = new_model(config, settings.seed)
     model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     optimizer = make_optimizer(model, settings)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype is torch.float16)

@@ -8,10 +8,10 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from explorer import registry
-from explorer.inside import activation_stats, fresh_model, look_inside, view
+from explorer.inside import activation_stats, look_inside, view
 from explorer.runs import RunManager, Visitor
 from explorer.summary import summarize
-from explorer.train import TrainSettings, preset
+from explorer.train import TrainSettings, new_model, preset
 from tests.test_app import APP
 from tests.test_cli import run_cli
 
@@ -21,7 +21,7 @@ IMAGE = (torch.arange(28 * 28) % 251).reshape(28, 28).to(torch.uint8)
 @pytest.mark.parametrize("name", registry.list_models())
 def test_each_stage_shows_the_summary_output_shape_and_saliency_has_the_input_shape(name):
     config = preset(name, "quick").config  # a small resolution
-    inside = look_inside(fresh_model(config), config, IMAGE)
+    inside = look_inside(new_model(config), config, IMAGE)
     top = summarize(config).layers.query("depth == 1")
     assert [s.shape for s in inside.stages] == [tuple(shape) for shape in top.output_shape]
     for s in inside.stages:
@@ -34,7 +34,7 @@ def test_each_stage_shows_the_summary_output_shape_and_saliency_has_the_input_sh
 
 def test_a_layer_forced_to_zero_is_flagged_dead_and_a_healthy_one_is_not():
     config = preset("nin", "quick").config
-    model = fresh_model(config)
+    model = new_model(config)
     images = torch.randint(0, 256, (32, 28, 28), dtype=torch.uint8)
     assert not activation_stats(model, config, images).dead.any()
     last_conv = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][-1]
