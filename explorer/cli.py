@@ -278,7 +278,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from explorer.data import CLASS_NAMES
-    from explorer.inside import grid, view
+    from explorer.inside import grid, part_grid, side_by_side, view
     from explorer.runs import CLI, RunManager
 
     v = view(RunManager(args.home, data_dir=args.data_dir, adopt_queued=False), args.subject, args.image, CLI)
@@ -286,6 +286,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     images = {f"stage-{i:02d}-{s.type.lower()}.png": grid(s.maps, scale=max(1, 56 // max(s.maps.shape[1:])))
               for i, s in enumerate(v.inside.stages)}
+    images |= {f"block-{b.path}-{b.type.lower()}.png": side_by_side([part_grid(p) for p in b.parts])
+               for b in v.inside.blocks}
     if len(v.inside.kernels):
         images["kernels.png"] = grid(v.inside.kernels, scale=8)
     images["saliency.png"] = grid(v.inside.saliency[None], scale=max(1, 224 // v.config.resolution))

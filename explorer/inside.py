@@ -9,9 +9,12 @@ ships a 224x224x384 float array to the browser.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -24,11 +27,16 @@ from explorer import registry
 from explorer.config import ModelConfig
 from explorer.data import CLASS_NAMES, load_fashion_mnist
 from explorer.errors import ConfigError
+from explorer.models.densenet import DenseBlock
+from explorer.models.googlenet import Inception
+from explorer.models.lenet import BatchNorm
+from explorer.models.resnet import Residual
 from explorer.summary import summarize
 from explorer.train import new_model, prepare
 
 MAP_PIXELS = 56     # a feature map is shrunk to at most this many pixels a side
 TOP_CHANNELS = 16   # channels shown per stage, strongest (highest mean activation) first
+PART_CHANNELS = 8   # and per part of a block (an Inception path, a residual block's identity path)
 DEAD_FRACTION = 0.99  # a ReLU layer whose outputs are this often zero is dead
 
 
@@ -44,8 +52,27 @@ class Stage:
 
 
 @dataclass(frozen=True)
+class Part:
+    """One tensor inside a block: an Inception path's output, a residual block's identity path, residual
+    branch or output, or the channels one layer of a dense block adds."""
+
+    label: str
+    shape: tuple[int, ...]
+    maps: np.ndarray  # (k, h, w) in [0, 1], the strongest channels first
+    channels: int
+
+
+@dataclass(frozen=True)
+class Block:
+    path: str   # as in the summary, e.g. "2.1": the second block of the third stage
+    type: str
+    parts: tuple[Part, ...]
+
+
+@dataclass(frozen=True)
 class Inside:
     stages: list[Stage]
+    blocks: list[Block]        # every Residual, Inception and DenseBlock, in order
     kernels: np.ndarray        # (out, kh, kw): the first convolution's kernels, scaled to [0, 1]
     probabilities: np.ndarray  # (classes,)
     saliency: np.ndarray       # (resolution, resolution): |d top score / d input|, scaled to [0, 1]
@@ -71,31 +98,97 @@ def look_inside(model: nn.Module, config: ModelConfig, image: torch.Tensor) -> I
     outputs: dict[str, torch.Tensor] = {}
     hooks = [m.register_forward_hook(lambda m, a, out, name=name: outputs.__setitem__(name, out))
              for name, m in model.named_children()]
+    blocks = [(path, block, taps(block)) for path, block in model.named_modules() if taps(block)]
+    tapped: dict[tuple[str, str], torch.Tensor] = {}
+    for path, _, block_taps in blocks:
+        hooks += [tap.hook(lambda t, key=(path, tap.label): tapped.__setitem__(key, t.detach()))
+                  for tap in block_taps]
     try:
-        scores = model.eval()(x)
+        with _weights_frozen(model):  # only the input's gradient is wanted: skip the weights'
+            scores = model.eval()(x)
+            top = int(scores.argmax())
+            scores[0, top].backward()
     finally:
         for h in hooks:
             h.remove()
-    top = int(scores.argmax())
-    scores[0, top].backward()
     stages = [_stage(name, type(m).__name__, outputs[name][0].detach()) for name, m in model.named_children()
               if name in outputs]
     first_conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
     kernels = _unit(first_conv.weight.detach()[:, 0]) if first_conv is not None else np.zeros((0, 1, 1))
-    return Inside(stages=stages, kernels=kernels,
+    return Inside(stages=stages,
+                  blocks=[Block(path, type(block).__name__,
+                                tuple(_part(tap.label, tapped[path, tap.label][0]) for tap in block_taps))
+                          for path, block, block_taps in blocks],
+                  kernels=kernels,
                   probabilities=scores.detach().softmax(dim=1)[0].numpy(),
                   saliency=_unit(x.grad.abs()[0, 0]))
+
+
+@contextlib.contextmanager
+def _weights_frozen(model: nn.Module):
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    for p in trainable:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in trainable:
+            p.requires_grad_(True)
+
+
+@dataclass(frozen=True)
+class Tap:
+    """A tensor a block is shown by: the input or output of one of its modules, after a ReLU if the block
+    applies one functionally (F.relu leaves no module to hook)."""
+
+    label: str
+    module: nn.Module
+    where: Literal["input", "output"] = "output"
+    relu: bool = False       # apply the ReLU the block's forward applies to this output
+    after_relu: bool = False  # the tensor is a ReLU's output: it counts in the activation statistics
+
+    def hook(self, record: Callable[[torch.Tensor], None]) -> torch.utils.hooks.RemovableHandle:
+        def fire(module, args, out):
+            t = args[0] if self.where == "input" else out
+            record(F.relu(t) if self.relu else t)
+        return self.module.register_forward_hook(fire)
+
+
+def taps(block: nn.Module) -> list[Tap]:
+    """What a residual, Inception or dense block is shown by; nothing for other modules."""
+    if isinstance(block, Residual):
+        shortcut = (Tap("identity path: the block's input, added unchanged", block, "input") if block.conv3 is None
+                    else Tap("shortcut: a 1x1 convolution matches the input's shape", block.conv3))
+        return [shortcut, Tap("residual branch F(x), before the sum", block.bn2),
+                Tap("output: ReLU(F(x) + x)", block, after_relu=True)]
+    if isinstance(block, Inception):
+        return [Tap("path 1: 1x1 convolution", block.p1_1, relu=True, after_relu=True),
+                Tap("path 2: 1x1 then 3x3 convolution", block.p2_2, relu=True, after_relu=True),
+                Tap("path 3: 1x1 then 5x5 convolution", block.p3_2, relu=True, after_relu=True),
+                Tap("path 4: 3x3 max pool then 1x1 convolution", block.p4_2, relu=True, after_relu=True)]
+    if isinstance(block, DenseBlock):
+        return [Tap(f"layer {i + 1} adds {layer[-1].out_channels} channels", layer)
+                for i, layer in enumerate(block.net)]
+    return []
 
 
 def _stage(path: str, kind: str, out: torch.Tensor) -> Stage:
     if out.ndim != 3:  # a flattened or linear stage: shown as one row of units
         flat = out.reshape(1, 1, -1)
         return Stage(path, kind, tuple(out.shape), _unit(flat[:, :, :MAP_PIXELS * 4]), 1)
-    strongest = out.mean(dim=(1, 2)).argsort(descending=True)[:TOP_CHANNELS]
-    maps = out[strongest]
+    return Stage(path, kind, tuple(out.shape), _strongest(out, TOP_CHANNELS), out.shape[0])
+
+
+def _part(label: str, out: torch.Tensor) -> Part:
+    return Part(label, tuple(out.shape), _strongest(out, PART_CHANNELS), out.shape[0])
+
+
+def _strongest(out: torch.Tensor, k: int) -> np.ndarray:
+    """The k channels of (C, H, W) with the highest mean, each scaled to its own range, at most MAP_PIXELS."""
+    maps = out[out.mean(dim=(1, 2)).argsort(descending=True)[:k]]
     if max(maps.shape[-2:]) > MAP_PIXELS:
         maps = F.adaptive_avg_pool2d(maps[None], MAP_PIXELS)[0]
-    return Stage(path, kind, tuple(out.shape), _unit(maps, per_map=True), out.shape[0])
+    return _unit(maps, per_map=True)
 
 
 def _unit(t: torch.Tensor, per_map: bool = False) -> np.ndarray:
@@ -107,22 +200,51 @@ def _unit(t: torch.Tensor, per_map: bool = False) -> np.ndarray:
 
 
 @torch.no_grad()
-def activation_stats(model: nn.Module, config: ModelConfig, images: torch.Tensor) -> pd.DataFrame:
-    """Per ReLU layer over a batch of images (uint8, N x 28 x 28): mean, standard deviation and the
-    fraction of zero outputs; `dead` where it is (almost) always zero."""
-    rows: list[dict] = []
-    hooks = [m.register_forward_hook(lambda m, a, out, name=name: rows.append(
-        {"layer": name, "mean": out.mean().item(), "std": out.std().item(),
-         "zero_fraction": (out == 0).float().mean().item()}))
-        for name, m in model.named_modules() if isinstance(m, nn.ReLU)]
+def layer_stats(model: nn.Module, config: ModelConfig, images: torch.Tensor) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One pass over a batch of images (uint8, N x 28 x 28) in evaluation mode. First, per ReLU: mean,
+    standard deviation and the fraction of zero outputs, `dead` where it is (almost) always zero. Second,
+    per batch-norm channel: the moving mean and variance it normalizes with, beside the mean and variance
+    of these images' inputs to it (what training mode would have used)."""
+    relus: list[dict] = []
+    norms: list[pd.DataFrame] = []
+
+    def relu_row(name: str, out: torch.Tensor) -> None:
+        relus.append({"layer": name, "mean": out.mean().item(), "std": out.std().item(),
+                      "zero_fraction": (out == 0).float().mean().item()})
+
+    def norm_rows(name: str, module: nn.Module, x: torch.Tensor) -> None:
+        dims = [d for d in range(x.ndim) if d != 1]
+        moving_mean, moving_var = _moving_stats(module)
+        norms.append(pd.DataFrame({"layer": name, "channel": np.arange(x.shape[1]),
+                                   "moving_mean": moving_mean, "batch_mean": x.mean(dim=dims).numpy(),
+                                   "moving_var": moving_var, "batch_var": x.var(dim=dims, unbiased=False).numpy()}))
+
+    hooks = []
+    for name, m in model.named_modules():
+        if isinstance(m, nn.ReLU):
+            hooks.append(m.register_forward_hook(lambda m, a, out, name=name: relu_row(name, out)))
+        elif _moving_stats(m) is not None:
+            hooks.append(m.register_forward_hook(lambda m, a, out, name=name: norm_rows(name, m, a[0])))
+        hooks += [tap.hook(functools.partial(relu_row, f"{name} {tap.label.split(':')[0]}"))
+                  for tap in taps(m) if tap.after_relu]
     try:
         model.eval()(prepare(images.reshape(-1, 1, 28, 28), config.resolution, False))
     finally:
         for h in hooks:
             h.remove()
-    stats = pd.DataFrame(rows, columns=["layer", "mean", "std", "zero_fraction"])
+    stats = pd.DataFrame(relus, columns=["layer", "mean", "std", "zero_fraction"])
     stats["dead"] = stats.zero_fraction >= DEAD_FRACTION
-    return stats
+    columns = ["layer", "channel", "moving_mean", "batch_mean", "moving_var", "batch_var"]
+    return stats, pd.concat(norms, ignore_index=True) if norms else pd.DataFrame(columns=columns)
+
+
+def _moving_stats(module: nn.Module) -> tuple[np.ndarray, np.ndarray] | None:
+    """A batch-norm layer's moving mean and variance: torch's running_* buffers or d2l's moving_*."""
+    if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_mean is not None:
+        return module.running_mean.numpy(), module.running_var.numpy()
+    if isinstance(module, BatchNorm):
+        return module.moving_mean.flatten().numpy(), module.moving_var.flatten().numpy()
+    return None
 
 
 DEAD_ADVICE = ("A dead layer outputs zero for every image, so nothing after it learns. What usually helps: "
@@ -143,6 +265,22 @@ def grid(maps: np.ndarray, columns: int = 8, scale: int = 1, gap: int = 1) -> np
     return out.repeat(scale, axis=0).repeat(scale, axis=1)
 
 
+def side_by_side(images: list[np.ndarray], gap: int = 6) -> np.ndarray:
+    """uint8 grayscale images in one row, top-aligned on white: a block's parts in one PNG."""
+    height = max(i.shape[0] for i in images)
+    out = np.full((height, sum(i.shape[1] for i in images) + gap * (len(images) - 1)), 255, dtype=np.uint8)
+    x = 0
+    for i in images:
+        out[:i.shape[0], x:x + i.shape[1]] = i
+        x += i.shape[1] + gap
+    return out
+
+
+def part_grid(part: Part) -> np.ndarray:
+    """A block part's maps, four to a row, each enlarged to about 64 pixels."""
+    return grid(part.maps, columns=4, scale=max(1, 64 // max(part.maps.shape[1:])))
+
+
 STATS_IMAGES = 64          # test images the activation statistics are taken over, at most
 STATS_MULT_ADDS = 1e10     # and at most this much work: VGG-11 at 224 gets 4 images, about 1 s on 2 cores
 
@@ -156,7 +294,8 @@ class View:
     image: np.ndarray    # the 28x28 input, uint8
     label: int           # its true class; -1 for an upload
     inside: Inside
-    stats: pd.DataFrame  # activation_stats over the first `stats_images` test images
+    stats: pd.DataFrame      # per ReLU, over the first `stats_images` test images (layer_stats)
+    batchnorm: pd.DataFrame  # per batch-norm channel: moving against batch statistics, the same images
     stats_images: int
 
 
@@ -212,7 +351,70 @@ def _view(manager, subject: str, image: int | bytes, visitor) -> View:
         name, config, model = run_model(manager, subject, visitor)
     n = max(4, min(STATS_IMAGES, int(STATS_MULT_ADDS // max(1, summarize(config).totals.mult_adds))))
     return View(name, config, picture.numpy(), label, look_inside(model, config, picture),
-                activation_stats(model, config, data.test_images[:n]), n)
+                *layer_stats(model, config, data.test_images[:n]), n)
+
+
+def mistakes(manager, subject: str, visitor, per_pair: int = 3) -> pd.DataFrame:
+    """Test images a run got wrong (image, true, predicted), its most confused (true, predicted) pairs
+    first; empty for a catalog network, someone else's run, or a run without stored predictions."""
+    from explorer.runviews import confused_images
+
+    record = None if subject in registry.list_models() else manager.store.get(subject)
+    rows = []
+    if record is not None and manager.may_act(subject, visitor):
+        data = load_fashion_mnist(manager.data_dir)
+        rows = [(i, CLASS_NAMES[t], CLASS_NAMES[p]) for i, t, p in confused_images(record, data, per_pair, pairs=8)]
+    return pd.DataFrame(rows, columns=["image", "true", "predicted"])
+
+
+def images_of_class(manager, label: int) -> list[int]:
+    """Indices of the test images of one class, in order."""
+    data = load_fashion_mnist(manager.data_dir)
+    return torch.nonzero(data.test_labels == label).flatten().tolist()
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """What one unit can see, in pixels of the network's input: a `size` x `size` square cut to the image."""
+
+    top: float
+    left: float
+    bottom: float
+    right: float
+    size: int
+
+    @property
+    def cut(self) -> bool:
+        return (self.bottom - self.top, self.right - self.left) != (self.size, self.size)
+
+
+def receptive_box(config: ModelConfig, path: str, row: int, col: int) -> ReceptiveField:
+    """What unit (row, col) of the output of the layer at `path` can see: a square of the summary's
+    receptive field, centred where the unit sits on the input, cut to the image."""
+    layers = summarize(config).layers
+    layer = layers[layers.path == path].iloc[0]
+    _, h, w = layer.output_shape
+    if not (0 <= row < h and 0 <= col < w):
+        raise ConfigError("unit", f"must be a row from 0 to {h - 1} and a column from 0 to {w - 1}")
+    res, field = config.resolution, int(layer.receptive_field)
+    cy, cx = (row + 0.5) * res / h, (col + 0.5) * res / w
+    return ReceptiveField(max(0.0, cy - field / 2), max(0.0, cx - field / 2), min(res, cy + field / 2),
+                          min(res, cx + field / 2), field)
+
+
+def draw_box(image: np.ndarray, box: ReceptiveField, resolution: int, size: int = 224) -> np.ndarray:
+    """The 28x28 image enlarged to `size` pixels (RGB), with `box` (in pixels of the network's input at
+    `resolution`) drawn in orange, two pixels wide."""
+    scale = size / 28
+    out = np.repeat(image.repeat(round(scale), axis=0).repeat(round(scale), axis=1)[..., None], 3, axis=2)
+    top, left, bottom, right = (round(v * out.shape[0] / resolution) for v in (box.top, box.left, box.bottom,
+                                                                                 box.right))
+    bottom, right = max(bottom, top + 1), max(right, left + 1)
+    orange = np.array([255, 140, 0], dtype=np.uint8)
+    for rows, cols in (((top, top + 2), (left, right)), ((bottom - 2, bottom), (left, right)),
+                       ((top, bottom), (left, left + 2)), ((top, bottom), (right - 2, right))):
+        out[max(0, rows[0]):rows[1], max(0, cols[0]):cols[1]] = orange
+    return out
 
 
 def prediction_chart(probabilities: np.ndarray, label: int, height: int = 260) -> go.Figure:
@@ -222,4 +424,48 @@ def prediction_chart(probabilities: np.ndarray, label: int, height: int = 260) -
                            marker_color=["#2a9d8f" if i == label else "#457b9d" for i in range(len(names))]))
     fig.update_layout(title="Prediction", height=height, margin={"l": 10, "r": 10, "t": 40, "b": 30},
                       xaxis={"range": [0, 1], "title": "probability"}, yaxis={"autorange": "reversed"})
+    return fig
+
+
+def batchnorm_chart(batchnorm: pd.DataFrame, images: int, height: int = 360) -> go.Figure:
+    """Each batch-norm channel's moving mean (variance) against the mean (variance) of these images'
+    inputs to it: on the diagonal, evaluation normalizes these images as training would have."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("mean", "variance"), horizontal_spacing=0.12)
+    layers = list(dict.fromkeys(batchnorm.layer))
+    depth = batchnorm.layer.map({name: i for i, name in enumerate(layers)})
+    for col, stat in ((1, "mean"), (2, "var")):
+        x, y = batchnorm[f"moving_{stat}"], batchnorm[f"batch_{stat}"]
+        fig.add_scatter(x=x, y=y, mode="markers", row=1, col=col, showlegend=False,
+                        marker={"size": 6, "color": depth, "colorscale": "Viridis", "cmin": 0,
+                                "cmax": max(1, len(layers) - 1),
+                                "colorbar": {"title": "layer", "tickvals": [0, len(layers) - 1],
+                                             "ticktext": ["first", "last"]} if col == 2 else None},
+                        text=batchnorm.layer + " channel " + batchnorm.channel.astype(str),
+                        hovertemplate="%{text}<br>moving %{x:.3g}<br>batch %{y:.3g}<extra></extra>")
+        low, high = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
+        fig.add_scatter(x=[low, high], y=[low, high], mode="lines", row=1, col=col, showlegend=False,
+                        line={"color": "#999", "dash": "dot"}, hoverinfo="skip")
+        fig.update_xaxes(title_text=f"moving {stat} (used in evaluation)", row=1, col=col)
+        fig.update_yaxes(title_text=f"batch {stat} of {images} test images", row=1, col=col)
+    fig.update_layout(title="Batch norm: moving statistics against these images' statistics", height=height,
+                      margin={"l": 10, "r": 10, "t": 70, "b": 30})
+    return fig
+
+
+def unit_chart(feature_map: np.ndarray, unit: tuple[int, int], height: int = 300) -> go.Figure:
+    """A feature map (h, w) as a heatmap with the picked unit ringed. Every unit carries an invisible marker
+    because Plotly reports clicks on markers, not on heatmap cells; a click selects that unit."""
+    h, w = feature_map.shape
+    rows, cols = np.divmod(np.arange(h * w), w)
+    fig = go.Figure(go.Heatmap(z=feature_map, colorscale="gray", showscale=False, hoverinfo="skip"))
+    fig.add_scatter(x=cols, y=rows, mode="markers", marker={"size": max(4, 240 // max(h, w)), "opacity": 0},
+                    hovertemplate="row %{y}, column %{x}<extra></extra>", showlegend=False)
+    fig.add_scatter(x=[unit[1]], y=[unit[0]], mode="markers", showlegend=False, hoverinfo="skip",
+                    marker={"size": max(8, 240 // max(h, w)), "symbol": "square-open", "color": "#ff8c00",
+                            "line": {"width": 3}})
+    fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 10, "b": 10}, clickmode="event+select",
+                      xaxis={"visible": False, "constrain": "domain"},
+                      yaxis={"visible": False, "autorange": "reversed", "scaleanchor": "x"})
     return fig

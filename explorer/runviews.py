@@ -13,7 +13,7 @@ from torch import nn
 from explorer import registry
 from explorer.charts import style
 from explorer.config import ModelConfig
-from explorer.data import CLASS_NAMES, load_fashion_mnist
+from explorer.data import CLASS_NAMES, FashionMNIST, load_fashion_mnist
 from explorer.estimate import human_duration
 from explorer.models.lenet import BatchNorm
 from explorer.store import RunRecord
@@ -123,12 +123,12 @@ def per_class_accuracy(confusion: list[list[int]]) -> pd.DataFrame:
                          "images": m.sum(axis=1)})
 
 
-def confused_examples(record: RunRecord, per_pair: int = 4, pairs: int = 6,
-                      data_dir: str | None = None) -> list[tuple[np.ndarray, str]]:
-    """Misclassified test images, the most confused (true, predicted) pairs first."""
+def confused_images(record: RunRecord, data: FashionMNIST, per_pair: int = 4,
+                    pairs: int = 6) -> list[tuple[int, int, int]]:
+    """(test image index, true class, predicted class) of misclassified images, the most confused
+    (true, predicted) pairs first."""
     if not record.predictions or not record.confusion:
         return []
-    data = load_fashion_mnist(data_dir)
     predicted = torch.frombuffer(bytearray(record.predictions), dtype=torch.uint8).long()
     truth = data.test_labels
     if len(predicted) != len(truth):  # stored against another copy of the data
@@ -141,9 +141,16 @@ def confused_examples(record: RunRecord, per_pair: int = 4, pairs: int = 6,
         if m[t, p] == 0:
             break
         idx = torch.nonzero((truth == int(t)) & (predicted == int(p))).flatten()[:per_pair]
-        out += [(data.test_images[i].numpy(), f"true {CLASS_NAMES[t]} / predicted {CLASS_NAMES[p]}")
-                for i in idx.tolist()]
+        out += [(i, int(t), int(p)) for i in idx.tolist()]
     return out
+
+
+def confused_examples(record: RunRecord, per_pair: int = 4, pairs: int = 6,
+                      data_dir: str | None = None) -> list[tuple[np.ndarray, str]]:
+    """Misclassified test images with captions, the most confused (true, predicted) pairs first."""
+    data = load_fashion_mnist(data_dir)
+    return [(data.test_images[i].numpy(), f"true {CLASS_NAMES[t]} / predicted {CLASS_NAMES[p]}")
+            for i, t, p in confused_images(record, data, per_pair, pairs)]
 
 
 def batchnorm_parameters(model: str, config: dict, state_dict: dict[str, torch.Tensor]) -> dict[str, tuple]:

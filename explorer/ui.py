@@ -70,6 +70,15 @@ def int_param(params: Mapping[str, str], key: str, lo: int, hi: int) -> int | No
     return int(text) if text.isdigit() and len(text) < 10 and lo <= int(text) <= hi else None
 
 
+def unit_param(params: Mapping[str, str], key: str, height: int, width: int) -> tuple[int, int] | None:
+    """A unit "row,col" of a height x width feature map from the URL, or None."""
+    parts = params.get(key, "").split(",")
+    if len(parts) != 2:
+        return None
+    row, col = int_param({"v": parts[0]}, "v", 0, height - 1), int_param({"v": parts[1]}, "v", 0, width - 1)
+    return None if row is None or col is None else (row, col)
+
+
 def knob_text(value: object) -> str:
     """A knob's value as the text a URL or a text box holds; `parse_value` reads it back."""
     if isinstance(value, tuple):

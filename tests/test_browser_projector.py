@@ -7,6 +7,7 @@ sees it).
 import io
 import re
 
+import numpy as np
 import pytest
 
 from explorer import registry
@@ -210,6 +211,7 @@ def test_the_conv_arch_editor_shows_both_columns_and_adds_complete_rows(server):
 
 def test_the_inside_page_paints_a_runs_feature_maps_with_the_prediction_on_the_first_screen(server):
     from PIL import Image, ImageStat
+    from playwright.sync_api import expect
 
     url, run_id = server
     with chromium_page(visitor_token=TOKEN) as page:
@@ -231,3 +233,25 @@ def test_the_inside_page_paints_a_runs_feature_maps_with_the_prediction_on_the_f
         shot(page, "inside-run-1280x720", full_page=False)
         assert in_first_screen(images.first)
         assert in_first_screen(main.locator(".js-plotly-plot").first)  # the prediction beside it
+
+        # One stage up close: a click on a unit of the 8x8 map moves the box of what it sees on the input.
+        page.goto(f"{url}/inside?run={run_id}&image=7&stage=4&unit=0,0")
+        wait_idle(page)
+        cells = main.locator(".js-plotly-plot").nth(1).locator("g.hm image")
+        cells.scroll_into_view_if_needed()
+        page.wait_for_timeout(500)
+        box = cells.bounding_box()
+        page.mouse.click(box["x"] + box["width"] * 1.5 / 8, box["y"] + box["height"] * 6.5 / 8)  # row 6, col 1
+        wait_idle(page)
+        expect(page).to_have_url(re.compile(r"unit=6%2C1"))
+        expect(main.get_by_text("Unit (6, 1) of stage 4 sees")).to_be_visible()
+        field = main.get_by_test_id("stHorizontalBlock").filter(has=page.locator("g.hm")).first.locator("img").last  # beside the map
+        field.scroll_into_view_if_needed()
+        page.wait_for_timeout(300)
+        pixels = np.asarray(Image.open(io.BytesIO(field.screenshot())).convert("RGB")).astype(int)
+        orange = (abs(pixels - [255, 140, 0]).sum(axis=2) < 60)
+        rows, cols = np.nonzero(orange)
+        assert orange.sum() > 200, "no box drawn"
+        # LeNet-BN's second conv at 28 pixels: unit (6, 1) of 8x8 sees 14x14 pixels centred at (22.75, 5.25)
+        assert rows.mean() > 0.6 * pixels.shape[0] and cols.mean() < 0.4 * pixels.shape[1]
+        shot(page, "inside-unit-1280x720", full_page=False)

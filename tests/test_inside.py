@@ -8,7 +8,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from explorer import registry
-from explorer.inside import activation_stats, look_inside, view
+from explorer.inside import draw_box, images_of_class, layer_stats, look_inside, mistakes, receptive_box, view
 from explorer.runs import RunManager, Visitor
 from explorer.summary import summarize
 from explorer.train import TrainSettings, new_model, preset
@@ -32,15 +32,85 @@ def test_each_stage_shows_the_summary_output_shape_and_saliency_has_the_input_sh
     assert abs(inside.probabilities.sum() - 1) < 1e-5 and inside.kernels.ndim == 3
 
 
+@pytest.mark.parametrize("name", ["resnet34", "googlenet", "densenet"])
+def test_blocks_show_their_paths_with_the_summary_shapes(name):
+    config = preset(name, "quick").config
+    inside = look_inside(new_model(config), config, IMAGE)
+    layers = summarize(config).layers.set_index("path")
+    kinds = {"resnet34": "Residual", "googlenet": "Inception", "densenet": "DenseBlock"}
+    assert inside.blocks and {b.type for b in inside.blocks} == {kinds[name]}
+    assert len(inside.blocks) == (layers.type == kinds[name]).sum()  # every block, none twice
+    for block in inside.blocks:
+        out = tuple(layers.loc[block.path, "output_shape"])
+        shapes = [p.shape for p in block.parts]
+        if block.type == "Residual":  # the shortcut, the residual branch and their sum have one shape
+            assert [p.label.split(":")[0] for p in block.parts][1:] == ["residual branch F(x), before the sum",
+                                                                         "output"]
+            assert shapes == [out] * 3
+        elif block.type == "Inception":  # four paths, concatenated along the channels
+            assert len(shapes) == 4 and sum(s[0] for s in shapes) == out[0]
+            assert {s[1:] for s in shapes} == {out[1:]}
+        else:  # each layer adds growth_rate channels to what it was given
+            assert [s[0] for s in shapes] == [config.growth_rate] * len(shapes)
+            assert out[0] - layers.loc[block.path + ".net.0.0", "output_shape"][0] == len(shapes) * config.growth_rate
+        for p in block.parts:
+            assert p.maps.shape[0] == min(8, p.channels) and 0 <= p.maps.min() and p.maps.max() <= 1
+    identity = [b.parts[0].label for b in inside.blocks if b.type == "Residual"]
+    assert not identity or (any("identity" in x for x in identity) and any("1x1" in x for x in identity))
+
+
+def test_batch_norm_moving_statistics_are_shown_beside_the_batch_statistics():
+    config = preset("lenet-bn", "quick").config
+    model = new_model(config)
+    images = torch.randint(0, 256, (32, 28, 28), dtype=torch.uint8)
+    _, fresh = layer_stats(model, config, images)
+    assert list(dict.fromkeys(fresh.layer)) == ["1", "5", "10", "13"]  # every BatchNorm2d and BatchNorm1d
+    assert (fresh.moving_mean == 0).all() and (fresh.moving_var == 1).all() and fresh.batch_var.gt(0).all()
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in norms:  # a cumulative average over one pass: the moving statistics become these images' own
+        m.momentum = None
+        m.reset_running_stats()
+    from explorer.train import prepare
+    with torch.no_grad():
+        model.train()(prepare(images.reshape(-1, 1, 28, 28), config.resolution, False))
+    _, seen = layer_stats(model, config, images)
+    first = seen[seen.layer == "1"]  # later layers' inputs differ a little: evaluation normalizes them with
+    assert np.allclose(first.moving_mean, first.batch_mean, atol=1e-6)  # the moving statistics
+    assert np.allclose(seen.moving_mean, seen.batch_mean, atol=1e-3)
+    assert np.allclose(seen.moving_var, seen.batch_var, rtol=0.1)  # torch keeps the unbiased variance
+    scratch = preset("lenet-bn-scratch", "quick").config  # d2l's own BatchNorm keeps moving_mean and moving_var
+    assert len(layer_stats(new_model(scratch), scratch, images)[1]) == len(fresh)
+
+
+def test_a_units_receptive_field_is_a_box_on_the_input_centred_where_the_unit_sits():
+    from explorer.errors import ConfigError
+
+    config = preset("resnet18", "quick").config  # 28x28 input; stage 0 is 7x7 with a receptive field of 11
+    assert summarize(config).layers.set_index("path").loc["0", "receptive_field"] == 11
+    box = receptive_box(config, "0", 3, 0)  # centred at (3.5, 0.5) x 4 pixels
+    assert (box.top, box.bottom) == (14 - 5.5, 14 + 5.5)
+    assert (box.left, box.right) == (0, 2 + 5.5) and box.cut  # cut at the left edge
+    assert not receptive_box(config, "0", 3, 3).cut
+    whole = receptive_box(config, "4", 0, 0)  # the last stage sees the whole image
+    assert (whole.top, whole.left, whole.bottom, whole.right) == (0, 0, 28, 28) and whole.size > 28
+    with pytest.raises(ConfigError, match="row from 0 to 6"):
+        receptive_box(config, "0", 7, 0)
+    drawn = draw_box(np.zeros((28, 28), np.uint8), receptive_box(config, "0", 3, 3), config.resolution)
+    orange = (drawn == [255, 140, 0]).all(axis=2)
+    rows, cols = np.nonzero(orange)
+    assert drawn.shape == (224, 224, 3) and orange.any()
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (68, 155, 68, 155)  # 8.5..19.5 of 28, x8
+
+
 def test_a_layer_forced_to_zero_is_flagged_dead_and_a_healthy_one_is_not():
     config = preset("nin", "quick").config
     model = new_model(config)
     images = torch.randint(0, 256, (32, 28, 28), dtype=torch.uint8)
-    assert not activation_stats(model, config, images).dead.any()
+    assert not layer_stats(model, config, images)[0].dead.any()
     last_conv = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][-1]
     with torch.no_grad():
         last_conv.bias.fill_(-1e6)  # its ReLU now outputs zero for every image, as NiN's does under plain SGD
-    stats = activation_stats(model, config, images)
+    stats, _ = layer_stats(model, config, images)
     assert list(stats[stats.dead].layer) == [stats.layer.iloc[-1]]
 
 
@@ -71,6 +141,23 @@ def test_a_trained_run_is_shown_to_its_owner_only_and_is_not_dead(trained):
         view(manager, run_id, 10**6, Visitor("alice"))
 
 
+def test_images_to_pick_are_a_runs_mistakes_or_a_class(trained):
+    manager, run_id, _, data = trained
+    from explorer.data import CLASS_NAMES, load_fashion_mnist
+
+    test = load_fashion_mnist(str(data))
+    wrong = mistakes(manager, run_id, Visitor("alice"))
+    predicted = np.frombuffer(manager.store.get(run_id).predictions, dtype=np.uint8)
+    assert len(wrong) > 0 and (wrong.true != wrong.predicted).all()
+    for row in wrong.itertuples():
+        assert CLASS_NAMES[int(test.test_labels[row.image])] == row.true
+        assert CLASS_NAMES[predicted[row.image]] == row.predicted
+    assert mistakes(manager, run_id, Visitor("bob")).empty and mistakes(manager, "resnet18", Visitor("alice")).empty
+    shirts = images_of_class(manager, 6)
+    assert shirts and all(int(test.test_labels[i]) == 6 for i in shirts)
+    assert len(shirts) == int((test.test_labels == 6).sum())
+
+
 def test_inspect_writes_painted_pngs_and_prints_the_prediction(trained, tmp_path):
     _, run_id, home, data = trained
     result = run_cli("inspect", run_id, "--image", "2", "--out", str(tmp_path / "out"), "--home", str(home),
@@ -79,6 +166,8 @@ def test_inspect_writes_painted_pngs_and_prints_the_prediction(trained, tmp_path
     assert "resnet18, test image 2" in result.stdout and "with probability" in result.stdout
     files = sorted((tmp_path / "out").glob("*.png"))
     assert {"kernels.png", "saliency.png"} <= {f.name for f in files} and len(files) >= 8
+    blocks = [f.name for f in files if f.name.startswith("block-")]  # ResNet-18's residual blocks, parts in a row
+    assert blocks[:2] == ["block-1.0-residual.png", "block-1.1-residual.png"] and len(blocks) == 8
     for f in files:
         pixels = np.asarray(Image.open(f))
         assert pixels.std() > 0, f"{f.name} is blank"
@@ -104,6 +193,26 @@ def test_the_inside_page_draws_the_image_its_stages_and_the_prediction(trained, 
         chart = at.get("plotly_chart")[0].proto.spec
         assert '"Prediction"' in chart and "t-shirt" in chart
         assert any("feature maps" in h.value for h in at.subheader)
+
+        at = AppTest.from_file(APP, default_timeout=60)  # a lecturer's bookmark: a run, an image, a stage, a unit
+        at.query_params.update({"run": run_id, "image": "17", "stage": "2", "unit": "1,2"})
+        at.session_state["visitor"] = Visitor("alice")  # the run's owner
+        at.switch_page("pages/inside.py").run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert dict(at.query_params) == {"run": run_id, "image": "17", "stage": "2", "unit": "1,2"}
+        assert at.selectbox(key="i.stage").value == "2"  # 32x4x4 at the quick preset's 28 pixels
+        assert (at.number_input(key="i.row").value, at.number_input(key="i.col").value) == (1, 2)
+        captions = " ".join(c.value for c in at.caption)
+        assert "Unit (1, 2) of stage 2 sees" in captions
+        assert "identity path" in captions and "shortcut: a 1x1 convolution" in captions  # blocks 2.1 and 2.0
+        assert "residual branch F(x)" in captions
+        charts = {c.proto.spec.count('"type":"scatter"'): c.proto.spec for c in at.get("plotly_chart")}
+        assert any("moving mean (used in evaluation)" in spec for spec in charts.values())
+        at.number_input(key="i.col").set_value(0).run()  # picking another unit moves the box and the URL
+        assert at.query_params["unit"] == "1,0" and "Unit (1, 0) of stage 2" in " ".join(c.value for c in at.caption)
+        at.radio(key="i.way").set_value("one it got wrong").run()
+        first = at.selectbox(key="i.wrong").value
+        assert at.query_params["image"] == str(first)
     finally:
         run_manager().shutdown()
         run_manager.clear()
