@@ -245,7 +245,8 @@ def test_the_inside_page_paints_a_runs_feature_maps_with_the_prediction_on_the_f
         wait_idle(page)
         expect(page).to_have_url(re.compile(r"unit=6%2C1"))
         expect(main.get_by_text("Unit (6, 1) of stage 4 sees")).to_be_visible()
-        field = main.get_by_test_id("stHorizontalBlock").filter(has=page.locator("g.hm")).first.locator("img").last  # beside the map
+        beside_map = main.get_by_test_id("stHorizontalBlock").filter(has=page.locator("g.hm")).first
+        field = beside_map.locator("img").last
         field.scroll_into_view_if_needed()
         page.wait_for_timeout(300)
         pixels = np.asarray(Image.open(io.BytesIO(field.screenshot())).convert("RGB")).astype(int)
