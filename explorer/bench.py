@@ -106,7 +106,7 @@ def _ceiling_images_per_sec(config, settings, batches: int) -> float:
     device = torch.device(settings.device)
     fmt = torch.channels_last if measure_step(config, settings.batch_size, settings.device).use_channels_last \
         else torch.contiguous_format
-    model = new_model(config, settings.seed).to(device, memory_format=fmt)
+    model = new_model(config, settings.seed, settings.init).to(device, memory_format=fmt)
     optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr)
     x = torch.rand(settings.batch_size, config.in_channels, config.resolution, config.resolution, device=device)
     x = x.contiguous(memory_format=fmt)

@@ -72,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--lr", type=float)
     s.add_argument("--batch-size", type=int)
     s.add_argument("--train-subset", type=int, help="train on this many images (default: the preset's)")
+    s.add_argument("--init", choices=("xavier", "kaiming"), help="weight init (default: the preset's)")
     s.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     s.add_argument("--data-dir", help="directory with the four Fashion-MNIST IDX files")
     s.add_argument("--home", help="data directory for the run store (default: $EXPLORER_HOME or ~/.cnn-explorer)")
@@ -216,7 +217,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     chosen = preset(args.name, args.preset, args.device)
     config = _config(args, chosen.config)
     changes = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr), ("batch_size", args.batch_size),
-                                 ("train_subset", args.train_subset)) if v is not None}
+                                 ("train_subset", args.train_subset), ("init", args.init)) if v is not None}
     settings: TrainSettings = replace(chosen.settings, **changes)
     manager = RunManager(args.home, data_dir=args.data_dir, adopt_queued=False)  # a server's queue stays its own
     if manager.store.recovered:

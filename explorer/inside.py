@@ -248,8 +248,8 @@ def _moving_stats(module: nn.Module) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 DEAD_ADVICE = ("A dead layer outputs zero for every image, so nothing after it learns. What usually helps: "
-               "a lower learning rate, a short warm-up, batch normalization, or the fast preset's momentum "
-               "with a schedule.")
+               "Kaiming init (the quick and fast presets of NiN and GoogLeNet), a lower learning rate, a short "
+               "warm-up, or batch normalization.")
 
 
 def grid(maps: np.ndarray, columns: int = 8, scale: int = 1, gap: int = 1) -> np.ndarray:

@@ -93,7 +93,7 @@ def history_table(records: list[RunRecord]) -> pd.DataFrame:
                                   "started"])
 
 
-def reopen_settings(record: RunRecord) -> tuple[str, ModelConfig, str, dict[str, float | int]]:
+def reopen_settings(record: RunRecord) -> tuple[str, ModelConfig, str, dict[str, float | int | str]]:
     """What the Train page shows for a stored run: its network, the preset it matches and its settings.
 
     A run whose config is what the quick preset makes of it reopens under "fast" when it trained with the
@@ -106,7 +106,7 @@ def reopen_settings(record: RunRecord) -> tuple[str, ModelConfig, str, dict[str,
     if preset(record.model, "quick", config=config).config == config:
         kind = "fast" if s.momentum > 0 else "quick"
     return record.model, config, kind, {"lr": s.lr, "epochs": s.epochs, "batch": s.batch_size,
-                                        "subset": s.train_subset or 0}
+                                        "subset": s.train_subset or 0, "init": s.init}
 
 
 def confusion_heatmap(confusion: list[list[int]]) -> go.Figure:

@@ -41,7 +41,7 @@ page_setup()
 
 st.title("Train on Fashion-MNIST")
 show_fallback(error)
-cols = st.columns([1.3, 1, 1, 1, 1, 1.2])
+cols = st.columns([1.3, 1, 1, 1, 1, 1.2, 1])
 kind = cols[0].radio("Preset", ["quick", "fast", "book"], horizontal=True, key="t.preset",
                      help="quick: about a minute on a laptop CPU; fast: the quick network with a modern recipe "
                           "(a few minutes); book: exactly d2l's settings")
@@ -50,20 +50,25 @@ device = cols[1].selectbox("Device", devices, key="t.device")
 chosen = preset(name, kind, device, config)
 s = chosen.settings
 key = f"t.{name}.{kind}"
-for widget, value in (("lr", s.lr), ("epochs", s.epochs), ("batch", s.batch_size), ("subset", s.train_subset or 0)):
+for widget, value in (("lr", s.lr), ("epochs", s.epochs), ("batch", s.batch_size), ("subset", s.train_subset or 0),
+                      ("init", s.init)):
     state.setdefault(f"{key}.{widget}", value)  # the preset's value, unless the user or a reopened run set one
 lr = cols[2].number_input("Learning rate", 0.0001, 100.0, format="%.4f", key=key + ".lr")
 epochs = cols[3].number_input("Epochs", 1, 200, key=key + ".epochs")
 batch = cols[4].number_input("Batch size", 2, 4096, key=key + ".batch")
 subset = cols[5].number_input("Images (0 = all)", 0, 60_000, step=1000, key=key + ".subset",
                               help="training images; 0 trains on all 60,000")
+init = cols[6].selectbox("Init", ["xavier", "kaiming"], key=key + ".init",
+                         help="xavier: d2l's; kaiming: He et al.'s, which keeps the signal through deep ReLU "
+                              "stacks (NiN dies without it)")
 if chosen.changes:
     st.caption(f"{kind.capitalize()} preset changes: " + "; ".join(chosen.changes))
 
 info, button = st.columns([4, 1], vertical_alignment="center")
 refusal = None
 try:
-    settings = replace(s, lr=lr, epochs=epochs, batch_size=batch, train_subset=subset or None, device=device)
+    settings = replace(s, lr=lr, epochs=epochs, batch_size=batch, train_subset=subset or None, device=device,
+                       init=init)
     need = manager.estimate_bytes(chosen.config, settings)
     with st.spinner("Timing a few training steps of this network…"):
         estimate = manager.estimate_time(chosen.config, settings)

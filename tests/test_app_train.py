@@ -103,9 +103,12 @@ def test_start_watch_stop_and_inspect(app_env):
     assert again.number_input(key="t.lenet-bn.quick.batch").value == 8
 
     pick_lenet_bn(at, epochs=2, batch=64)
+    assert at.selectbox(key="t.lenet-bn.quick.init").value == "xavier"  # the quick preset's, as d2l's
+    at.selectbox(key="t.lenet-bn.quick.init").set_value("kaiming").run()
     at.button(key="t.start").click().run()
     done_id = at.query_params["run"]
     wait_for(at, lambda: any("done" in s.value for s in at.subheader))
+    assert train_page(run=done_id).selectbox(key="t.lenet-bn.quick.init").value == "kaiming"  # as it trained
 
     at.switch_page("pages/runs.py").run()
     assert not at.exception, [e.value for e in at.exception]

@@ -30,6 +30,7 @@ PAGES = {
     "catalog": "/catalog",
     "inside": "/inside?model=resnet18&image=7",
     "explore-present": "/?model=densenet&view=Diagram&present=1",
+    "inside-present": "/inside?model=googlenet&image=7&stage=2&unit=3,4&present=1",
 }
 
 HEATMAP = """() => {

@@ -88,7 +88,9 @@ def test_a_reopened_run_brings_its_own_network_and_settings(finished):
     _, records, _ = finished
     name, config, kind, settings = reopen_settings(records[1])
     assert (name, config) == ("lenet-bn-scratch", registry.get("lenet-bn-scratch").config)
-    assert settings == {"lr": 0.5, "epochs": 2, "batch": 32, "subset": 0}
+    assert settings == {"lr": 0.5, "epochs": 2, "batch": 32, "subset": 0, "init": "xavier"}
+    kaiming = dataclasses.replace(records[1], settings={**records[1].settings, "init": "kaiming"})
+    assert reopen_settings(kaiming)[3]["init"] == "kaiming"
     quick = preset("vgg11", "quick")
     record = dataclasses.replace(records[1], model="vgg11", config=quick.config.kwargs())
     assert reopen_settings(record)[:3] == ("vgg11", quick.config, "quick")

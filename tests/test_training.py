@@ -12,7 +12,7 @@ from explorer import registry
 from explorer.errors import ConfigError
 from explorer.runs import UNLIMITED, Quotas, RunManager, Visitor
 from explorer.store import RunStore
-from explorer.train import TrainSettings, preset, train
+from explorer.train import TrainSettings, prepare, preset, train
 from tests.conftest import DEBIAN_DATA
 
 LENET_BN = registry.get("lenet-bn").config
@@ -103,6 +103,30 @@ def test_the_fast_preset_lists_every_change_from_the_book():
     assert {"momentum", "nesterov", "weight_decay", "warmup", "cosine", "label_smoothing", "augment", "tta",
             "lr", "epochs", "batch_size"} <= listed
     assert preset("resnet18", "fast").config == preset("resnet18", "quick").config  # the quick network
+
+
+def test_kaiming_init_keeps_nins_signal_and_every_class_alive_where_xavier_loses_both():
+    from explorer.train import new_model
+
+    config = preset("nin", "quick").config
+    changes = set(preset("nin", "quick").changes)
+    assert {"init xavier -> kaiming", "warmup 0.0 -> 0.1", "cosine False -> True"} <= changes
+    x = prepare(torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8), config.resolution, False)
+    spread, alive = {}, {}
+    for init in ("xavier", "kaiming"):
+        with torch.no_grad():
+            outs = [new_model(config, seed, init).eval()(x) for seed in range(5)]
+        spread[init] = min(float(o.std(dim=0).mean()) for o in outs)  # how much the images' scores differ
+        alive[init] = min(int(((o > 0).float().mean(dim=0) > 0.5).sum()) for o in outs)  # classes above zero
+    assert spread["kaiming"] > 100 * spread["xavier"]
+    assert alive["kaiming"] == 10 and alive["xavier"] < 8
+    model = new_model(config, 0, "kaiming")
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all((c.bias == 0).all() for c in convs) and (convs[-1].weight >= 0).all()
+    assert not (convs[-2].weight >= 0).all()
+    linear = [m for m in new_model(preset("alexnet", "quick").config, 0, "kaiming").modules()
+              if isinstance(m, torch.nn.Linear)][-1]
+    assert not (linear.weight >= 0).all()  # no ReLU after AlexNet's last layer: left as drawn
 
 
 def test_weight_decay_reaches_weights_only_and_the_rate_warms_up_then_falls():
