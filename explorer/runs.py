@@ -465,19 +465,20 @@ def _context() -> multiprocessing.context.BaseContext:
 
 class Reporter:
     """Writes a run's reports to the store as cheaply as a live page needs: the progress record at most every
-    PROGRESS_SECONDS, metrics in batches (every FLUSH_SECONDS and each epoch), the first warning once."""
+    PROGRESS_SECONDS, metrics in batches (every FLUSH_SECONDS and each epoch), a warning when it changes
+    (a network that looked dead may come back)."""
 
     def __init__(self, store: RunStore, run_id: str) -> None:
         self.store, self.run_id = store, run_id
         self.buffer: list[dict] = []
         self.flushed = self.shown = 0.0
-        self.warned = False
+        self.warning = ""
 
     def __call__(self, p: Progress) -> None:
         now = time.monotonic()
-        if p.warning and not self.warned:
-            self.store.set_warning(self.run_id, p.warning)
-            self.warned = True
+        if p.kind != "phase" and p.warning != self.warning:
+            self.store.set_warning(self.run_id, p.warning or None)
+            self.warning = p.warning
         if p.kind != "step" or now - self.shown > PROGRESS_SECONDS:
             self.store.set_progress(self.run_id, dataclasses.asdict(p))
             self.shown = now

@@ -183,7 +183,7 @@ class RunStore:
         with self._db() as db:
             db.execute("UPDATE runs SET worker = ?, heartbeat = ? WHERE id = ?", (worker, time.time(), run_id))
 
-    def set_warning(self, run_id: str, warning: str) -> None:
+    def set_warning(self, run_id: str, warning: str | None) -> None:
         with self._db() as db:
             db.execute("UPDATE runs SET warning = ? WHERE id = ?", (warning, run_id))
 

@@ -198,27 +198,34 @@ DEAD_REPORTS = 5  # reports in a row with constant outputs before a network is c
 
 class DeadNetwork:
     """Notices a network that stopped learning: its outputs are the same for every image (NiN's last ReLU
-    dead under plain SGD, say) for several reports in a row, an epoch's loss sits at chance, ln(classes),
-    or the loss is NaN. The run goes on; its page and the CLI say what happened and what usually helps."""
+    dead under plain SGD, or LeNet's sigmoids saturated, say) for several reports in a row, an epoch's loss
+    sits at chance, ln(classes), or the loss is NaN. The run goes on; its page and the CLI say what happened
+    and what usually helps. A network that comes back (its outputs differ again and an epoch's loss is
+    well below chance) is no longer called dead; a NaN stays."""
 
     def __init__(self, classes: int) -> None:
         self.chance = math.log(classes)
         self.constant_reports = 0
         self.message = ""
+        self.diverged = False
 
     def report(self, logits: torch.Tensor) -> None:
         flat = bool((logits.detach().float().std(dim=0) == 0).all())  # every image gets the same outputs
         self.constant_reports = self.constant_reports + 1 if flat else 0
         if self.constant_reports >= DEAD_REPORTS:
-            self._dead("its outputs are the same for every image (the last layer's units output nothing)")
+            self._dead("its outputs are the same for every image (the last layer's units output nothing, or "
+                       "its sigmoids are saturated)")
 
     def epoch(self, mean_loss: float) -> None:
         if not math.isfinite(mean_loss):
-            self.message = self.message or ("The loss became NaN: the weights diverged. Lower the learning rate "
-                                            "(or warm it up over the first steps).")
+            self.diverged = True
+            self.message = ("The loss became NaN: the weights diverged. Lower the learning rate (or warm it up "
+                            "over the first steps).")
         elif abs(mean_loss - self.chance) < 0.01 * self.chance:
             self._dead(f"its loss stayed at chance, ln {round(math.exp(self.chance))} = {self.chance:.3f}, "
                        "for a whole epoch")
+        elif not self.diverged and self.constant_reports == 0 and mean_loss < 0.9 * self.chance:
+            self.message = ""  # it came back to life
 
     def _dead(self, why: str) -> None:
         if not self.message:

@@ -423,6 +423,25 @@ def test_a_dying_network_is_flagged_with_what_helps(tiny_data, name, lr, says):
     assert says in warning and "learning rate" in warning
 
 
+def test_a_network_that_comes_back_is_no_longer_called_dead_but_a_nan_stays():
+    from explorer.train import DeadNetwork
+
+    flat, varied = torch.zeros(8, 10), torch.randn(8, 10)
+    d = DeadNetwork(10)
+    for _ in range(5):
+        d.report(flat)  # saturated sigmoids: the same outputs for every image, for a while
+    assert "looks dead" in d.message
+    d.report(varied)
+    d.epoch(2.2)
+    assert "looks dead" in d.message  # not yet: the epoch's loss is still near chance
+    d.epoch(1.1)
+    assert d.message == ""
+    d.epoch(float("nan"))
+    d.report(varied)
+    d.epoch(0.5)
+    assert "NaN" in d.message
+
+
 def test_a_healthy_run_is_not_flagged_and_a_dead_one_is_stored(manager, tiny_data):
     seen = []
     train(LENET_BN, settings(epochs=2), seen.append, data_dir=tiny_data)
