@@ -417,13 +417,14 @@ def draw_box(image: np.ndarray, box: ReceptiveField, resolution: int, size: int 
     return out
 
 
-def prediction_chart(probabilities: np.ndarray, label: int, height: int = 260) -> go.Figure:
+def prediction_chart(probabilities: np.ndarray, label: int, height: int = 300) -> go.Figure:
     """Class probabilities as horizontal bars, the true class marked, for a projector."""
     names = [f"{name} (true)" if i == label else name for i, name in enumerate(CLASS_NAMES)]
     fig = go.Figure(go.Bar(x=probabilities, y=names, orientation="h",
                            marker_color=["#2a9d8f" if i == label else "#457b9d" for i in range(len(names))]))
     fig.update_layout(title="Prediction", height=height, margin={"l": 10, "r": 10, "t": 40, "b": 30},
-                      xaxis={"range": [0, 1], "title": "probability"}, yaxis={"autorange": "reversed"})
+                      xaxis={"range": [0, 1], "title": "probability"},
+                      yaxis={"autorange": "reversed", "dtick": 1})  # every class named, in presentation mode too
     return fig
 
 

@@ -234,6 +234,9 @@ def test_the_inside_page_paints_a_runs_feature_maps_with_the_prediction_on_the_f
         shot(page, "inside-run-1280x720", full_page=False)
         assert in_first_screen(images.first)
         assert in_first_screen(main.locator(".js-plotly-plot").first)  # the prediction beside it
+        page.goto(f"{url}/inside?run={run_id}&image=7&present=1")  # larger type on a projector
+        wait_idle(page)
+        expect(main.locator(".js-plotly-plot").first.locator(".ytick")).to_have_count(10)  # every class named
 
         # One stage up close: a click on a unit of the 8x8 map moves the box of what it sees on the input.
         page.goto(f"{url}/inside?run={run_id}&image=7&stage=4&unit=0,0")
