@@ -98,7 +98,7 @@ def look_inside(model: nn.Module, config: ModelConfig, image: torch.Tensor) -> I
     outputs: dict[str, torch.Tensor] = {}
     hooks = [m.register_forward_hook(lambda m, a, out, name=name: outputs.__setitem__(name, out))
              for name, m in model.named_children()]
-    blocks = [(path, block, taps(block)) for path, block in model.named_modules() if taps(block)]
+    blocks = [(path, block, block_taps) for path, block in model.named_modules() if (block_taps := taps(block))]
     tapped: dict[tuple[str, str], torch.Tensor] = {}
     for path, _, block_taps in blocks:
         hooks += [tap.hook(lambda t, key=(path, tap.label): tapped.__setitem__(key, t.detach()))
