@@ -122,7 +122,8 @@ def test_ctrl_c_of_train_stops_the_run_cleanly(tmp_path, after):
     home = tmp_path / "home"
     proc = subprocess.Popen([sys.executable, "-m", "explorer", "train", "lenet-bn", "--epochs", "200", "--batch-size",
                              "8", "--data-dir", str(data), "--home", str(home)], cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            preexec_fn=_sigint_as_in_a_terminal)
     deadline = time.monotonic() + 60
 
     def ready() -> bool:  # read-only: opening a RunStore takes the write lock the busy worker keeps taking
@@ -147,6 +148,14 @@ def test_ctrl_c_of_train_stops_the_run_cleanly(tmp_path, after):
     assert "Traceback" not in err and "stopped" in out
     (record,) = RunStore(home / "runs.sqlite").list()
     assert record.status == "stopped"
+
+
+def _sigint_as_in_a_terminal() -> None:
+    """A terminal's foreground job takes SIGINT's default action; a job started in the background of a script
+    (as a CI runner may start pytest) inherits SIGINT ignored, and Python then installs no KeyboardInterrupt."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _stored(home):
