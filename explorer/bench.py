@@ -68,15 +68,15 @@ def bench_train(name: str, resolution: int | None = None, batch_size: int | None
     """Images per second of d2l's pipeline and ours, same model and batch size, in this process."""
     from dataclasses import replace
 
-    from explorer.train import TrainSettings, default_threads
+    from explorer.training.train import TrainSettings, default_threads
 
     entry = registry.get(name)
     config = replace(entry.config, resolution=resolution or entry.config.resolution)
     batch_size = batch_size or entry.book.batch_size
     import torch
 
-    from explorer.data import load_fashion_mnist
     from explorer.errors import ConfigError
+    from explorer.training.data import load_fashion_mnist
 
     if batches <= WARMUP_BATCHES:
         raise ConfigError("batches", f"must be more than {WARMUP_BATCHES} (the warm-up batches)")
@@ -100,8 +100,8 @@ def _ceiling_images_per_sec(config, settings, batches: int) -> float:
     import torch
     from torch import nn
 
-    from explorer.estimate import _sync, measure_step
-    from explorer.train import new_model
+    from explorer.training.estimate import _sync, measure_step
+    from explorer.training.train import new_model
 
     device = torch.device(settings.device)
     fmt = torch.channels_last if measure_step(config, settings.batch_size, settings.device).use_channels_last \
@@ -128,7 +128,7 @@ def _our_images_per_sec(config, settings, batches: int, data_dir: str | None) ->
     import threading
     from dataclasses import replace
 
-    from explorer.train import train
+    from explorer.training.train import train
 
     stop, marks = threading.Event(), {}
 
@@ -157,8 +157,8 @@ def _d2l_images_per_sec(config, settings, batches: int, data_dir: str | None) ->
     from torch.utils import data
     from torchvision import transforms
 
-    from explorer.data import FILES, find_data_dir
-    from explorer.train import init_weights
+    from explorer.training.data import FILES, find_data_dir
+    from explorer.training.train import init_weights
 
     source = find_data_dir(data_dir)
     with tempfile.TemporaryDirectory() as root:
@@ -216,9 +216,9 @@ def bench_presets(kind: str = "quick", names: list[str] | None = None, seeds: in
                   data_dir: str | None = None) -> Iterator[PresetResult]:
     """Train each model's preset on the real data, seed 0 to seeds-1, one run at a time: final test
     accuracy and wall time of each, beside the estimate made before the first."""
-    from explorer.data import load_fashion_mnist
-    from explorer.estimate import estimate_run
-    from explorer.train import preset, train
+    from explorer.training.data import load_fashion_mnist
+    from explorer.training.estimate import estimate_run
+    from explorer.training.train import preset, train
 
     data = load_fashion_mnist(data_dir)
     for name in names or registry.list_models():
@@ -254,8 +254,8 @@ class MemoryResult:
 def bench_memory(kinds: tuple[str, ...] = ("quick", "book"), names: list[str] | None = None,
                  threads: int = 2) -> Iterator[MemoryResult]:
     """Each preset's memory estimate beside the peak of real training steps, each in a fresh process."""
-    from explorer.runs import RunManager
-    from explorer.train import preset
+    from explorer.training.runs import RunManager
+    from explorer.training.train import preset
 
     for kind in kinds:
         for name in names or registry.list_models():
@@ -281,7 +281,7 @@ def _peak_in_this_process(config, batch_size: int, threads: int) -> int:
     import torch
     from torch import nn
 
-    from explorer.train import new_model, predict, prepare
+    from explorer.training.train import new_model, predict, prepare
 
     torch.set_num_threads(threads)
     with open("/proc/self/statm") as f:

@@ -131,7 +131,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_summary(args: argparse.Namespace) -> int:
     from explorer.summary import summarize
-    from explorer.tables import format_layers, totals_dict
+    from explorer.views.tables import format_layers, totals_dict
 
     summary = summarize(_config(args), batch_size=args.batch_size)
     if args.format == "json":
@@ -210,9 +210,9 @@ def cmd_bench_memory(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from explorer.runs import RunManager
-    from explorer.runviews import calibration_text
-    from explorer.train import TrainSettings, preset
+    from explorer.training.runs import RunManager
+    from explorer.training.train import TrainSettings, preset
+    from explorer.views.runviews import calibration_text
 
     chosen = preset(args.name, args.preset, args.device)
     config = _config(args, chosen.config)
@@ -250,7 +250,7 @@ def _follow(manager, run_id: str):
     """Draw a progress bar on stderr until the run finishes."""
     import time
 
-    from explorer.store import FINISHED
+    from explorer.training.store import FINISHED
 
     while True:
         view = manager.view(run_id)
@@ -278,9 +278,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     from PIL import Image
 
-    from explorer.data import CLASS_NAMES
-    from explorer.inside import grid, part_grid, side_by_side, view
-    from explorer.runs import CLI, RunManager
+    from explorer.training.data import CLASS_NAMES
+    from explorer.training.runs import CLI, RunManager
+    from explorer.views.inside import grid, part_grid, side_by_side, view
 
     v = view(RunManager(args.home, data_dir=args.data_dir, adopt_queued=False), args.subject, args.image, CLI)
     out = Path(args.out)
@@ -307,8 +307,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from datetime import datetime
     from pathlib import Path
 
-    from explorer.runs import default_home
-    from explorer.store import RunStore
+    from explorer.training.runs import default_home
+    from explorer.training.store import RunStore
 
     store = RunStore(Path(args.home or default_home()) / "runs.sqlite")
     if store.recovered:
@@ -323,7 +323,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from explorer.data import download, find_data_dir
+    from explorer.training.data import download, find_data_dir
 
     print(find_data_dir(args.data_dir) if args.action == "where" else download())
     return 0

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from explorer.ui import catalog_table
+from explorer.views.ui import catalog_table
 from pages.common import page_setup
 
 page_setup()

@@ -13,9 +13,9 @@ import streamlit as st
 from explorer import registry
 from explorer.config import ModelConfig, knob_info, literal_choices, parse_value
 from explorer.errors import ConfigError
-from explorer.runs import Visitor, visitor_id
 from explorer.summary import check
-from explorer.ui import config_from_params, knob_text, plain
+from explorer.training.runs import Visitor, visitor_id
+from explorer.views.ui import config_from_params, knob_text, plain
 
 
 def _through_app_navigation() -> None:
@@ -73,7 +73,7 @@ def present_param() -> dict[str, str]:
 def run_manager():
     """One run manager per server process, shared by every session (cheap to build, idempotent), with the
     server's quotas from its environment (runs per visitor, queue length, longest run)."""
-    from explorer.runs import Quotas, RunManager
+    from explorer.training.runs import Quotas, RunManager
 
     return RunManager(quotas=Quotas.from_env())
 

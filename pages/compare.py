@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from explorer import charts
 from explorer.summary import summarize
-from explorer.ui import compare_labels, config_params, int_param, stage_table, totals_table, warm_up
+from explorer.views import charts
+from explorer.views.ui import compare_labels, config_params, int_param, stage_table, totals_table, warm_up
 from pages.common import config_editor, page_setup, present_param, show_fallback
 
 warm_up()

@@ -2,12 +2,13 @@
 
 import streamlit as st
 
-from explorer import charts, registry
+from explorer import registry
 from explorer.codegen import export_code
-from explorer.diagram import diagram_figure, diagram_units
 from explorer.summary import summarize
-from explorer.tables import format_layers
-from explorer.ui import VIEWS, config_params, headline, int_param, warm_up
+from explorer.views import charts
+from explorer.views.diagram import diagram_figure, diagram_units
+from explorer.views.tables import format_layers
+from explorer.views.ui import VIEWS, config_params, headline, int_param, warm_up
 from pages.common import config_editor, page_setup, present_param, show_fallback
 
 warm_up()

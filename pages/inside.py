@@ -3,9 +3,9 @@
 import streamlit as st
 
 from explorer import registry
-from explorer.data import CLASS_NAMES
 from explorer.errors import ConfigError
-from explorer.inside import (
+from explorer.training.data import CLASS_NAMES
+from explorer.views.inside import (
     DEAD_ADVICE,
     MAP_PIXELS,
     batchnorm_chart,
@@ -19,7 +19,7 @@ from explorer.inside import (
     unit_chart,
     view,
 )
-from explorer.ui import int_param, plain, unit_param
+from explorer.views.ui import int_param, plain, unit_param
 from pages.common import page_setup, present_param, run_manager, visitor
 
 manager = run_manager()

@@ -4,7 +4,7 @@ import io
 
 import streamlit as st
 
-from explorer.runviews import (
+from explorer.views.runviews import (
     batchnorm_chart,
     batchnorm_parameters,
     calibration_text,
@@ -16,7 +16,7 @@ from explorer.runviews import (
     per_class_accuracy,
     training_chart,
 )
-from explorer.ui import plain
+from explorer.views.ui import plain
 from pages.common import page_setup, run_manager, visitor
 
 manager = run_manager()

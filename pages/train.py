@@ -8,12 +8,12 @@ import streamlit as st
 
 from explorer import registry
 from explorer.errors import ConfigError
-from explorer.estimate import human_duration
-from explorer.runviews import reopen_settings, training_chart
-from explorer.store import FINISHED
-from explorer.tables import human
-from explorer.train import cuda_available, preset
-from explorer.ui import config_params, plain
+from explorer.training.estimate import human_duration
+from explorer.training.store import FINISHED
+from explorer.training.train import cuda_available, preset
+from explorer.views.runviews import reopen_settings, training_chart
+from explorer.views.tables import human
+from explorer.views.ui import config_params, plain
 from pages.common import config_editor, page_setup, present_param, run_manager, show_fallback, visitor
 
 manager = run_manager()

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from explorer.data import FILES, write_idx
+from explorer.training.data import FILES, write_idx
 
 DEBIAN_DATA = Path("/usr/share/datasets/fashion-mnist")
 
@@ -37,6 +37,6 @@ def tiny_data(tmp_path: Path) -> str:
 @pytest.fixture
 def no_debian_data(monkeypatch, tmp_path):
     """Make the loader see no system copy and an empty cache."""
-    monkeypatch.setattr("explorer.data.DEBIAN_DIR", tmp_path / "no-debian")
+    monkeypatch.setattr("explorer.training.data.DEBIAN_DIR", tmp_path / "no-debian")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("EXPLORER_DATA_DIR", raising=False)

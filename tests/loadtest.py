@@ -30,9 +30,9 @@ from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 from explorer import registry
-from explorer.store import RunStore
 from explorer.summary import summarize
-from explorer.tables import human
+from explorer.training.store import RunStore
+from explorer.views.tables import human
 from tests.browser import COOKIE, streamlit_server
 from tests.conftest import write_dataset
 

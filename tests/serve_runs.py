@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 from explorer import registry
-from explorer.runs import RunManager
-from explorer.train import TrainSettings
+from explorer.training.runs import RunManager
+from explorer.training.train import TrainSettings
 
 if __name__ == "__main__":  # a forkserver's workers import __main__: keep the work here
     home, data_dir, *epochs = sys.argv[1:]

@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from explorer import registry
 from explorer.summary import summarize
-from explorer.tables import human
+from explorer.views.tables import human
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 

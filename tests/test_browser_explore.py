@@ -8,7 +8,7 @@ import pytest
 
 from explorer.models.vgg import VGGConfig
 from explorer.summary import summarize
-from explorer.tables import human
+from explorer.views.tables import human
 from tests.browser import ARTIFACTS, chromium_page, need_chromium, shot, streamlit_server, wait_idle
 
 pytestmark = pytest.mark.browser

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from explorer import registry
-from explorer.runs import RunManager, Visitor, visitor_id
-from explorer.train import TrainSettings
+from explorer.training.runs import RunManager, Visitor, visitor_id
+from explorer.training.train import TrainSettings
 from tests.browser import ARTIFACTS, chromium_page, in_first_screen, need_chromium, shot, streamlit_server, wait_idle
 from tests.conftest import write_dataset
 

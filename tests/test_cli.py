@@ -115,7 +115,7 @@ def test_ctrl_c_of_train_stops_the_run_cleanly(tmp_path, after):
     import signal
     import time
 
-    from explorer.store import RunStore
+    from explorer.training.store import RunStore
     from tests.conftest import write_dataset
 
     data = write_dataset(tmp_path / "data")
@@ -159,7 +159,7 @@ def _sigint_as_in_a_terminal() -> None:
 
 
 def _stored(home):
-    from explorer.store import RunStore
+    from explorer.training.store import RunStore
 
     path = home / "runs.sqlite"
     return RunStore(path).list() if path.exists() else []

@@ -8,7 +8,7 @@ from explorer.config import parse_value, with_overrides
 from explorer.errors import ConfigError
 from explorer.models.resnet import ResNetConfig
 from explorer.models.vgg import VGGConfig
-from explorer.ui import config_from_params
+from explorer.views.ui import config_from_params
 
 BLOCKS = ResNetConfig.__annotations__["blocks"]
 

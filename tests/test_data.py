@@ -6,8 +6,8 @@ import pytest
 import torch
 import torchvision.transforms.functional as TF
 
-from explorer.data import CLASS_NAMES, FILES, DataError, find_data_dir, load_fashion_mnist, read_idx, write_idx
-from explorer.train import prepare
+from explorer.training.data import CLASS_NAMES, FILES, DataError, find_data_dir, load_fashion_mnist, read_idx, write_idx
+from explorer.training.train import prepare
 from tests.conftest import DEBIAN_DATA, write_dataset
 
 
@@ -90,7 +90,7 @@ def test_real_fashion_mnist():
 
 
 def test_sizes_come_from_the_headers(tmp_path):
-    from explorer.data import dataset_sizes
+    from explorer.training.data import dataset_sizes
 
     data = write_dataset(tmp_path / "d", n_train=321, n_test=45)
     assert dataset_sizes(str(data)) == (321, 45)

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from explorer import registry
-from explorer.data import DataError, find_data_dir, load_fashion_mnist, read_idx
 from explorer.errors import ConfigError
-from explorer.runs import RunManager, save_weights
-from explorer.store import RunStore
-from explorer.train import TrainSettings
+from explorer.training.data import DataError, find_data_dir, load_fashion_mnist, read_idx
+from explorer.training.runs import RunManager, save_weights
+from explorer.training.store import RunStore
+from explorer.training.train import TrainSettings
 from tests.conftest import write_dataset
 
 LENET_BN = registry.get("lenet-bn").config

@@ -2,10 +2,11 @@
 
 import pytest
 
-from explorer import charts, registry
-from explorer.diagram import diagram_figure, diagram_units, grid
-from explorer.runviews import confusion_heatmap
+from explorer import registry
 from explorer.summary import summarize
+from explorer.views import charts
+from explorer.views.diagram import diagram_figure, diagram_units, grid
+from explorer.views.runviews import confusion_heatmap
 
 MAX_DIAGRAM_PX = 560  # with the page's header, the whole network fits a 1280x720 projector
 

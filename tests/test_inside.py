@@ -8,10 +8,10 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from explorer import registry
-from explorer.inside import draw_box, images_of_class, layer_stats, look_inside, mistakes, receptive_box, view
-from explorer.runs import RunManager, Visitor
 from explorer.summary import summarize
-from explorer.train import TrainSettings, new_model, preset
+from explorer.training.runs import RunManager, Visitor
+from explorer.training.train import TrainSettings, new_model, preset
+from explorer.views.inside import draw_box, images_of_class, layer_stats, look_inside, mistakes, receptive_box, view
 from tests.test_app import APP
 from tests.test_cli import run_cli
 
@@ -70,7 +70,7 @@ def test_batch_norm_moving_statistics_are_shown_beside_the_batch_statistics():
     for m in norms:  # a cumulative average over one pass: the moving statistics become these images' own
         m.momentum = None
         m.reset_running_stats()
-    from explorer.train import prepare
+    from explorer.training.train import prepare
     with torch.no_grad():
         model.train()(prepare(images.reshape(-1, 1, 28, 28), config.resolution, False))
     _, seen = layer_stats(model, config, images)
@@ -143,7 +143,7 @@ def test_a_trained_run_is_shown_to_its_owner_only_and_is_not_dead(trained):
 
 def test_images_to_pick_are_a_runs_mistakes_or_a_class(trained):
     manager, run_id, _, data = trained
-    from explorer.data import CLASS_NAMES, load_fashion_mnist
+    from explorer.training.data import CLASS_NAMES, load_fashion_mnist
 
     test = load_fashion_mnist(str(data))
     wrong = mistakes(manager, run_id, Visitor("alice"))
@@ -222,7 +222,7 @@ def test_an_upload_becomes_a_28x28_grayscale_input_and_anything_else_is_refused(
     import io
 
     from explorer.errors import ConfigError
-    from explorer.inside import read_upload
+    from explorer.views.inside import read_upload
 
     for fmt in ("PNG", "JPEG"):
         buffer = io.BytesIO()

@@ -11,7 +11,7 @@ from explorer import registry
 from explorer.config import knob_info, with_overrides
 from explorer.errors import ConfigError
 from explorer.summary import summarize
-from explorer.ui import config_from_params, plain
+from explorer.views.ui import config_from_params, plain
 
 EXAMPLES = int(os.environ.get("EXPLORER_PROPERTY_EXAMPLES", 5000))  # two tests: 10,000 in all
 NAMES = registry.list_models()

@@ -6,9 +6,9 @@ import pytest
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install -r requirements-ray.txt")
 
 from explorer import registry  # noqa: E402
-from explorer.ray_backend import RayCluster  # noqa: E402
-from explorer.runs import LocalWorkers, RunManager, backend_from_env  # noqa: E402
-from explorer.train import TrainSettings  # noqa: E402
+from explorer.training.ray_backend import RayCluster  # noqa: E402
+from explorer.training.runs import LocalWorkers, RunManager, backend_from_env  # noqa: E402
+from explorer.training.train import TrainSettings  # noqa: E402
 from tests.test_faults import wait_until  # noqa: E402
 
 LENET_BN = registry.get("lenet-bn").config

@@ -5,8 +5,9 @@ import dataclasses
 import pytest
 
 from explorer import registry
-from explorer.runs import RunManager
-from explorer.runviews import (
+from explorer.training.runs import RunManager
+from explorer.training.train import TrainSettings, preset
+from explorer.views.runviews import (
     batchnorm_parameters,
     confused_examples,
     describe_config,
@@ -16,7 +17,6 @@ from explorer.runviews import (
     per_class_accuracy,
     reopen_settings,
 )
-from explorer.train import TrainSettings, preset
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_scratch_batchnorm_gamma_and_beta(finished):
 
 
 def test_time_estimate_learns_from_finished_runs(finished):
-    from explorer.estimate import estimate_run
+    from explorer.training.estimate import estimate_run
 
     manager, records, _ = finished
     config = registry.get("lenet-bn-scratch").config

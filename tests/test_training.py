@@ -10,9 +10,9 @@ import torch
 
 from explorer import registry
 from explorer.errors import ConfigError
-from explorer.runs import UNLIMITED, Quotas, RunManager, Visitor
-from explorer.store import RunStore
-from explorer.train import TrainSettings, prepare, preset, train
+from explorer.training.runs import UNLIMITED, Quotas, RunManager, Visitor
+from explorer.training.store import RunStore
+from explorer.training.train import TrainSettings, prepare, preset, train
 from tests.conftest import DEBIAN_DATA
 
 LENET_BN = registry.get("lenet-bn").config
@@ -53,22 +53,22 @@ def test_the_eta_converges_to_the_real_remaining_time(tiny_data):
 
 
 def test_the_memory_format_follows_its_own_measurement(tiny_data, monkeypatch):
-    from explorer import estimate
-    from explorer.estimate import StepTiming
+    from explorer.training import estimate
+    from explorer.training.estimate import StepTiming
 
     timing = estimate.measure_step(LENET_BN, 64, "cpu", 1)
     assert timing.contiguous > 0 and timing.channels_last > 0
     assert timing.use_channels_last == (timing.channels_last > timing.contiguous)
     assert estimate.measure_step(LENET_BN, 64, "cpu", 1) is timing  # measured once per config, then cached
     for faster_last in (True, False):
-        monkeypatch.setattr("explorer.train.measure_step",
+        monkeypatch.setattr("explorer.training.train.measure_step",
                             lambda *a, f=faster_last: StepTiming(1.0, 2.0) if f else StepTiming(2.0, 1.0))
         result = train(LENET_BN, settings(epochs=1), data_dir=tiny_data)
         assert result.timing.use_channels_last is faster_last
 
 
 def test_a_step_rate_measurement_is_saved_in_the_store_and_reused(tmp_path):
-    from explorer.estimate import measure_step
+    from explorer.training.estimate import measure_step
 
     store = RunStore(tmp_path / "runs.sqlite")
     config = dataclasses.replace(LENET_BN, resolution=32)  # not measured yet in this process
@@ -88,7 +88,7 @@ def test_a_run_records_the_measured_rates_and_the_format_they_chose(manager):
 
 
 def test_durations_read_as_words():
-    from explorer.estimate import human_duration
+    from explorer.training.estimate import human_duration
 
     assert [human_duration(s) for s in (0.2, 42, 240, 5000, 7200, 90_000)] == [
         "about 1 s", "about 42 s", "about 4 min", "about 83 min", "about 2.0 h", "about 25 h"]
@@ -106,7 +106,7 @@ def test_the_fast_preset_lists_every_change_from_the_book():
 
 
 def test_kaiming_init_keeps_nins_signal_and_every_class_alive_where_xavier_loses_both():
-    from explorer.train import new_model
+    from explorer.training.train import new_model
 
     config = preset("nin", "quick").config
     changes = set(preset("nin", "quick").changes)
@@ -130,7 +130,7 @@ def test_kaiming_init_keeps_nins_signal_and_every_class_alive_where_xavier_loses
 
 
 def test_weight_decay_reaches_weights_only_and_the_rate_warms_up_then_falls():
-    from explorer.train import lr_factor, make_optimizer
+    from explorer.training.train import lr_factor, make_optimizer
 
     s = preset("lenet-bn", "fast").settings
     groups = make_optimizer(registry.build(LENET_BN), s).param_groups
@@ -143,7 +143,7 @@ def test_weight_decay_reaches_weights_only_and_the_rate_warms_up_then_falls():
 
 
 def test_augmentation_flips_and_shifts_each_image_on_its_own():
-    from explorer.train import augment
+    from explorer.training.train import augment
 
     x = torch.arange(64 * 28 * 28, dtype=torch.float32).reshape(64, 1, 28, 28) % 251
     out = augment(x, torch.Generator().manual_seed(0))
@@ -394,7 +394,7 @@ def test_quotas_per_visitor_and_for_the_queue(tmp_path, tiny_data):
 
 
 def test_the_test_pass_follows_the_training_batch(tiny_data, monkeypatch):
-    import explorer.train as training
+    import explorer.training.train as training
 
     seen = []
     real = training.predict
@@ -424,7 +424,7 @@ def test_a_dying_network_is_flagged_with_what_helps(tiny_data, name, lr, says):
 
 
 def test_a_network_that_comes_back_is_no_longer_called_dead_but_a_nan_stays():
-    from explorer.train import DeadNetwork
+    from explorer.training.train import DeadNetwork
 
     flat, varied = torch.zeros(8, 10), torch.randn(8, 10)
     d = DeadNetwork(10)

@@ -12,7 +12,7 @@ from explorer import registry
 from explorer.config import ModelConfig, with_overrides
 from explorer.errors import ConfigError
 from explorer.summary import Summary, check, summarize
-from explorer.tables import human
+from explorer.views.tables import human
 
 DEFAULT_MODEL = "vgg11-small"
 VIEWS = ["Layers", "Charts", "Diagram", "Code"]
@@ -26,7 +26,7 @@ def warm_up() -> None:
     _warmed.set()
 
     def run() -> None:
-        from explorer.charts import per_layer_chart  # plotly's first figure is slow too
+        from explorer.views.charts import per_layer_chart  # plotly's first figure is slow too
 
         for name in registry.list_models():
             summary = summarize(registry.get(name).config)

@@ -22,9 +22,9 @@ from ray.exceptions import GetTimeoutError, RayActorError
 import explorer
 from explorer import registry
 from explorer.errors import ConfigError
-from explorer.runs import STOP_GRACE_SECONDS, Job, Reporter, failure_message, record_result
-from explorer.store import RunStore
-from explorer.train import Progress, TrainResult, TrainSettings, train
+from explorer.training.runs import STOP_GRACE_SECONDS, Job, Reporter, failure_message, record_result
+from explorer.training.store import RunStore
+from explorer.training.train import Progress, TrainResult, TrainSettings, train
 
 POLL_SECONDS = 0.5
 POLL_TIMEOUT = 60.0  # an actor that does not answer a poll for this long is taken for dead

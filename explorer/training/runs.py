@@ -37,12 +37,12 @@ import torch
 
 from explorer import registry
 from explorer.config import ModelConfig
-from explorer.data import dataset_sizes, find_data_dir
 from explorer.errors import ConfigError
-from explorer.estimate import Estimate, estimate_run, human_duration
-from explorer.store import FINISHED, RunRecord, RunStore, StoreError
 from explorer.summary import summarize
-from explorer.train import Progress, TrainResult, TrainSettings, check_trainable, default_threads, train
+from explorer.training.data import dataset_sizes, find_data_dir
+from explorer.training.estimate import Estimate, estimate_run, human_duration
+from explorer.training.store import FINISHED, RunRecord, RunStore, StoreError
+from explorer.training.train import Progress, TrainResult, TrainSettings, check_trainable, default_threads, train
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class Quotas:
     @classmethod
     def from_env(cls) -> Quotas:
         """A server's quotas: EXPLORER_RUNS_PER_VISITOR, EXPLORER_MAX_QUEUE, EXPLORER_MAX_RUN_MINUTES."""
-        from explorer.estimate import max_run_seconds
+        from explorer.training.estimate import max_run_seconds
 
         return cls(runs_per_visitor=_env_int("EXPLORER_RUNS_PER_VISITOR", 2),
                    max_queue=_env_int("EXPLORER_MAX_QUEUE", 50), max_seconds=max_run_seconds())
@@ -388,7 +388,7 @@ def backend_from_env() -> Backend:
     address = os.environ.get("EXPLORER_RAY_ADDRESS", "").strip()
     if not address:
         return LocalWorkers()
-    from explorer.ray_backend import RayCluster
+    from explorer.training.ray_backend import RayCluster
 
     return RayCluster(address)
 
@@ -458,7 +458,7 @@ def _context() -> multiprocessing.context.BaseContext:
     global _CONTEXT
     if _CONTEXT is None:
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["explorer.train"])
+        ctx.set_forkserver_preload(["explorer.training.train"])
         _CONTEXT = ctx
     return _CONTEXT
 

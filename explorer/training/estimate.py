@@ -23,8 +23,8 @@ from torch import nn
 from explorer import registry
 from explorer.config import ModelConfig
 from explorer.errors import ConfigError
-from explorer.store import RunStore
 from explorer.summary import summarize
+from explorer.training.store import RunStore
 
 TEST_IMAGES = 10_000
 STARTUP_SECONDS = 2.0           # reading the data and building the model, measured on a 2-core CPU
@@ -141,7 +141,7 @@ def _measure_step(config: ModelConfig, batch_size: int, device: str, threads: in
     config, never assumed. A config too big to time cheaply is timed on fewer images per step and scaled
     up per image, which errs towards a longer estimate: a bigger batch only runs faster per image.
     """
-    from explorer.train import default_threads, new_model
+    from explorer.training.train import default_threads, new_model
 
     work = 3 * summarize(config).totals.mult_adds  # backward costs about twice the forward
     batch = max(2, min(batch_size, int(STEP_BUDGET_MULT_ADDS // max(work, 1))))

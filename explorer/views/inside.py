@@ -25,14 +25,14 @@ from torch.nn import functional as F
 
 from explorer import registry
 from explorer.config import ModelConfig
-from explorer.data import CLASS_NAMES, load_fashion_mnist
 from explorer.errors import ConfigError
 from explorer.models.densenet import DenseBlock
 from explorer.models.googlenet import Inception
 from explorer.models.lenet import BatchNorm
 from explorer.models.resnet import Residual
 from explorer.summary import summarize
-from explorer.train import new_model, prepare
+from explorer.training.data import CLASS_NAMES, load_fashion_mnist
+from explorer.training.train import new_model, prepare
 
 MAP_PIXELS = 56     # a feature map is shrunk to at most this many pixels a side
 TOP_CHANNELS = 16   # channels shown per stage, strongest (highest mean activation) first
@@ -357,7 +357,7 @@ def _view(manager, subject: str, image: int | bytes, visitor) -> View:
 def mistakes(manager, subject: str, visitor, per_pair: int = 3) -> pd.DataFrame:
     """Test images a run got wrong (image, true, predicted), its most confused (true, predicted) pairs
     first; empty for a catalog network, someone else's run, or a run without stored predictions."""
-    from explorer.runviews import confused_images
+    from explorer.views.runviews import confused_images
 
     record = None if subject in registry.list_models() else manager.store.get(subject)
     rows = []

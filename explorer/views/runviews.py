@@ -11,13 +11,13 @@ import torch
 from torch import nn
 
 from explorer import registry
-from explorer.charts import style
 from explorer.config import ModelConfig
-from explorer.data import CLASS_NAMES, FashionMNIST, load_fashion_mnist
-from explorer.estimate import human_duration
 from explorer.models.lenet import BatchNorm
-from explorer.store import RunRecord
-from explorer.train import TrainSettings, preset
+from explorer.training.data import CLASS_NAMES, FashionMNIST, load_fashion_mnist
+from explorer.training.estimate import human_duration
+from explorer.training.store import RunRecord
+from explorer.training.train import TrainSettings, preset
+from explorer.views.charts import style
 
 MAX_POINTS = 400  # thin long series before drawing: each redraw ships the whole figure
 

@@ -2,7 +2,7 @@
 
 The dataset lives on the training device as one uint8 tensor; a batch is a slice of a shuffled index,
 scaled to [0, 1] and resized on the device. The memory format (contiguous or channels_last) is the faster
-of the two in a measurement of this config before the first step (explorer.estimate.measure_step): it
+of the two in a measurement of this config before the first step (explorer.training.estimate.measure_step): it
 helps ResNet-18 and halves LeNet-BN on a CPU. On CUDA also mixed precision and cudnn autotuning.
 """
 
@@ -22,11 +22,11 @@ from torch.nn import functional as F
 
 from explorer import registry
 from explorer.config import ModelConfig
-from explorer.data import CLASS_NAMES, FashionMNIST, load_fashion_mnist
 from explorer.errors import ConfigError
-from explorer.estimate import StepTiming, measure_step
-from explorer.store import RunStore
 from explorer.summary import check
+from explorer.training.data import CLASS_NAMES, FashionMNIST, load_fashion_mnist
+from explorer.training.estimate import StepTiming, measure_step
+from explorer.training.store import RunStore
 
 Device = Literal["cpu", "cuda"]
 Init = Literal["xavier", "kaiming"]
