@@ -129,13 +129,22 @@ def test_kaiming_init_keeps_nins_signal_and_every_class_alive_where_xavier_loses
     assert not (linear.weight >= 0).all()  # no ReLU after AlexNet's last layer: left as drawn
 
 
-def test_weight_decay_reaches_weights_only_and_the_rate_warms_up_then_falls():
+@pytest.mark.parametrize("name", ["lenet-bn", "lenet-bn-scratch"])
+def test_weight_decay_reaches_weights_only_and_the_rate_warms_up_then_falls(name):
     from explorer.training.train import lr_factor, make_optimizer
 
-    s = preset("lenet-bn", "fast").settings
-    groups = make_optimizer(registry.build(LENET_BN), s).param_groups
-    assert all(p.ndim > 1 for p in groups[0]["params"]) and groups[0]["weight_decay"] == s.weight_decay
-    assert all(p.ndim == 1 for p in groups[1]["params"]) and groups[1]["weight_decay"] == 0
+    s = preset(name, "fast").settings
+    model = registry.build(registry.get(name).config)
+    groups = make_optimizer(model, s).param_groups
+    names = {id(p): n for n, p in model.named_parameters()}
+    decayed = sorted(names[id(p)] for p in groups[0]["params"])
+    kept = sorted(names[id(p)] for p in groups[1]["params"])
+    assert len(decayed) == 5 and all(n.endswith(".weight") for n in decayed)  # LeNet's 2 convs and 3 linears
+    assert groups[0]["weight_decay"] == s.weight_decay and groups[1]["weight_decay"] == 0
+    scale_shift = [n for n in kept if n.endswith((".gamma", ".beta"))] if name.endswith("scratch") else \
+        [n for n in kept if n.endswith(".weight")]  # torch's BatchNorm calls its scale "weight"
+    assert len(scale_shift) == (8 if name.endswith("scratch") else 4)  # 4 BatchNorm layers
+    assert len(decayed) + len(kept) == len(names)
     factors = [lr_factor(step, 100, s) for step in range(100)]
     peak = factors.index(max(factors))
     assert factors[0] < 0.2 and max(factors) == 1.0 and peak == int(s.warmup * 100) - 1

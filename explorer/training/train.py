@@ -467,10 +467,12 @@ def predict(model: nn.Module, images: torch.Tensor, resolution: int, channels_la
 
 
 def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.SGD:
-    """SGD as the settings ask; weight decay only on weights (tensors of two or more dimensions), since
-    decaying biases and batch norm's scale and shift only hurts."""
-    weights = [p for p in model.parameters() if p.ndim > 1]
-    others = [p for p in model.parameters() if p.ndim <= 1]
+    """SGD as the settings ask; weight decay only on the weights of convolutions and linear layers, since
+    decaying biases and batch norm's scale and shift only hurts. (Not "every tensor of two or more
+    dimensions": d2l's own BatchNorm keeps its scale and shift as (1, C, 1, 1) tensors.)"""
+    decayed = {id(m.weight) for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear))}
+    weights = [p for p in model.parameters() if id(p) in decayed]
+    others = [p for p in model.parameters() if id(p) not in decayed]
     return torch.optim.SGD([{"params": weights, "weight_decay": settings.weight_decay},
                             {"params": others, "weight_decay": 0.0}],
                            lr=settings.lr, momentum=settings.momentum, nesterov=settings.nesterov)
