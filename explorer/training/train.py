@@ -125,7 +125,8 @@ _QUICK: dict[str, tuple[dict, dict]] = {
 RECIPE = {"momentum": 0.9, "nesterov": True, "weight_decay": 5e-4, "warmup": 0.1, "cosine": True,
           "label_smoothing": 0.1, "augment": True, "tta": True}
 _FAST: dict[str, dict] = {
-    "lenet": {"epochs": 25, "batch_size": 64, "lr": 0.1},
+    "lenet": {"epochs": 40, "batch_size": 64, "lr": 0.6,  # sigmoids want a high rate, and no weight decay,
+              "weight_decay": 0.0, "label_smoothing": 0.0, "augment": False},  # smoothing or augmentation
     "lenet-bn-scratch": {"epochs": 8, "batch_size": 128, "lr": 0.3},
     "lenet-bn": {"epochs": 8, "batch_size": 128, "lr": 0.3},
     "alexnet": {"epochs": 10, "batch_size": 64, "lr": 0.01, "init": "kaiming"},
