@@ -225,7 +225,8 @@ def bench_presets(kind: str = "quick", names: list[str] | None = None, seeds: in
         p = preset(name, kind)
         images = min(p.settings.train_subset or len(data.train_labels), len(data.train_labels))
         estimate = estimate_run(p.config, p.settings.batch_size, p.settings.epochs, images, p.settings.device,
-                                test_images=len(data.test_labels), tta=p.settings.tta)
+                                test_images=len(data.test_labels), tta=p.settings.tta,
+                                augment=p.settings.augment)
         accuracies, seconds, rates = [], [], []
         for seed in range(seeds):
             result = train(p.config, replace(p.settings, seed=seed), data_dir=data_dir)

@@ -82,6 +82,8 @@ def test_time_estimate_learns_from_finished_runs(finished):
     assert estimate.images_per_sec == records[-1].images_per_sec
     other = estimate_run(config, 64, epochs=2, train_images=256, device="cpu", store=manager.store)
     assert other.source == "measured on this machine"  # another batch size is measured, not assumed
+    augmented = estimate_run(config, 32, epochs=2, train_images=256, device="cpu", store=manager.store, augment=True)
+    assert augmented.source == "measured on this machine"  # those runs did not pay for augmentation
 
 
 def test_a_reopened_run_brings_its_own_network_and_settings(finished):

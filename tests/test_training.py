@@ -87,6 +87,18 @@ def test_a_run_records_the_measured_rates_and_the_format_they_chose(manager):
     assert c["memory_format"] == ("channels_last" if c["channels_last"] > c["contiguous"] else "contiguous")
 
 
+def test_the_estimate_adds_the_data_path_the_step_leaves_out(tmp_path):
+    from explorer.training.estimate import data_seconds, estimate_run, measure_step
+
+    plain, shifted = data_seconds(28, 128, False, "cpu"), data_seconds(28, 128, True, "cpu")
+    assert 0 < plain < shifted  # flips and shifts cost more than indexing and scaling alone
+    step_rate = measure_step(LENET_BN, 128, "cpu").images_per_sec
+    with_aug = estimate_run(LENET_BN, 128, 1, 60_000, "cpu", augment=True)
+    without = estimate_run(LENET_BN, 128, 1, 60_000, "cpu")
+    assert with_aug.images_per_sec == pytest.approx(1 / (1 / step_rate + shifted))
+    assert without.images_per_sec == pytest.approx(1 / (1 / step_rate + plain)) and without.seconds < with_aug.seconds
+
+
 def test_durations_read_as_words():
     from explorer.training.estimate import human_duration
 

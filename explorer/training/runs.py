@@ -315,7 +315,7 @@ class RunManager:
         train_images, test_images = dataset_sizes(self.data_dir)  # what this server really has
         images = min(settings.train_subset or train_images, train_images)
         return estimate_run(config, settings.batch_size, settings.epochs, images, settings.device, self.store,
-                            self.threads, test_images=test_images, tta=settings.tta)
+                            self.threads, test_images=test_images, tta=settings.tta, augment=settings.augment)
 
     def check_time(self, estimate: Estimate) -> None:
         """Refuse a run over this server's time limit, saying the estimate, the limit and what to do."""
