@@ -110,7 +110,6 @@ def test_train_and_runs_commands(tmp_path):
 @pytest.mark.parametrize("after", ["running", "first report"])
 def test_ctrl_c_of_train_stops_the_run_cleanly(tmp_path, after):
     """Ctrl-C in a terminal reaches the whole process group: the CLI, its forkserver and the worker."""
-    import contextlib
     import os
     import signal
     import time
@@ -126,19 +125,11 @@ def test_ctrl_c_of_train_stops_the_run_cleanly(tmp_path, after):
                             preexec_fn=_sigint_as_in_a_terminal)
     deadline = time.monotonic() + 60
 
-    def ready() -> bool:  # read-only: opening a RunStore takes the write lock the busy worker keeps taking
-        import sqlite3
-
-        if not (home / "runs.sqlite").exists():
-            return False
-        try:
-            with contextlib.closing(sqlite3.connect(f"file:{home / 'runs.sqlite'}?mode=ro", uri=True,
-                                                    timeout=0.1)) as db:
-                if after == "running":
-                    return db.execute("SELECT COUNT(*) FROM runs WHERE status = 'running'").fetchone()[0] > 0
-                return db.execute("SELECT COUNT(*) FROM metrics").fetchone()[0] > 0  # a report is stored
-        except sqlite3.OperationalError:  # not created yet, or busy this instant
-            return False
+    def ready() -> bool:
+        runs = _stored(home)
+        if after == "running":
+            return any(r.status == "running" for r in runs)
+        return any(len(RunStore(home / "runs.sqlite").metrics(r.id)) for r in runs)  # a report is stored
 
     while not ready() and time.monotonic() < deadline:
         time.sleep(0.02)

@@ -87,7 +87,7 @@ def test_a_run_records_the_measured_rates_and_the_format_they_chose(manager):
     assert c["memory_format"] == ("channels_last" if c["channels_last"] > c["contiguous"] else "contiguous")
 
 
-def test_the_estimate_adds_the_data_path_the_step_leaves_out(tmp_path):
+def test_the_estimate_adds_the_data_path_the_step_leaves_out():
     from explorer.training.estimate import data_seconds, estimate_run, measure_step
 
     plain, shifted = data_seconds(28, 128, False, "cpu"), data_seconds(28, 128, True, "cpu")
