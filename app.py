@@ -1,9 +1,12 @@
 """CNN Explorer: the entry point. Streamlit's navigation over the page files in pages/."""
 
+from pathlib import Path
+
 import streamlit as st
 
+ICON = str(Path(__file__).parent / "assets" / "icon.png")  # served by the app itself: no font CDN, works offline
 # presentation mode (?present=1, a lecturer's bookmark) opens with the editor out of the way
-st.set_page_config(page_title="CNN Explorer", page_icon=":material/neurology:", layout="wide",
+st.set_page_config(page_title="CNN Explorer", page_icon=ICON, layout="wide",
                    initial_sidebar_state="collapsed" if st.query_params.get("present") == "1" else "auto")
 st.navigation([
     st.Page("pages/explore.py", title="Explore", icon=":material/search:", default=True),

@@ -74,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--train-subset", type=int, help="train on this many images (default: the preset's)")
     s.add_argument("--init", choices=("xavier", "kaiming"), help="weight init (default: the preset's)")
     s.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    s.add_argument("--name", dest="run_name", help="what to call the run in lists and legends")
     s.add_argument("--data-dir", help="directory with the four Fashion-MNIST IDX files")
     s.add_argument("--home", help="data directory for the run store (default: $EXPLORER_HOME or ~/.cnn-explorer)")
     s.set_defaults(func=cmd_train)
@@ -141,7 +142,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     elif args.format == "csv":
         print(summary.layers.to_csv(index=False), end="")
     else:
-        print(format_layers(summary.layers).to_string(index=False))
+        print(format_layers(summary.layers, summary.totals).to_string(index=False))
         print()
         for key, value in totals_dict(summary.totals, readable=True).items():
             print(f"{key:>24s}  {value}")
@@ -212,7 +213,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from explorer.training.runs import RunManager
     from explorer.training.train import TrainSettings, preset
-    from explorer.views.runviews import calibration_text
+    from explorer.views.runviews import accuracy, calibration_text
 
     chosen = preset(args.name, args.preset, args.device)
     config = _config(args, chosen.config)
@@ -222,7 +223,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     manager = RunManager(args.home, data_dir=args.data_dir, adopt_queued=False)  # a server's queue stays its own
     if manager.store.recovered:
         print(f"warning: {manager.store.recovered}", file=sys.stderr)
-    run_id = manager.start(args.name, config, settings)
+    run_id = manager.start(args.name, config, settings, preset=args.preset, name=args.run_name or "")
     if chosen.changes:
         print(f"{args.preset} preset: {'; '.join(chosen.changes)}", file=sys.stderr)
     try:
@@ -239,8 +240,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if r.train_loss is None:  # stopped before its first report
         print(f"run {run_id} {r.status} before its first report")
         return 0
-    print(f"run {run_id} {r.status}: loss {r.train_loss:.3f}, train acc {r.train_acc:.3f}, test acc "
-          f"{_pct(r.test_acc)}, {r.images_per_sec:.0f} images/s, {r.seconds:.1f} s")
+    print(f"run {run_id} {r.status}: loss {r.train_loss:.3f}, train acc {r.train_acc:.3f}, best test acc "
+          f"{accuracy(r.best_test_acc)} (final {accuracy(r.test_acc)}), {r.images_per_sec:.0f} images/s, "
+          f"{r.seconds:.1f} s")
     if calibration_text(r):
         print(calibration_text(r))
     return 0
@@ -269,34 +271,41 @@ def _follow(manager, run_id: str):
         time.sleep(0.2)
 
 
-def _pct(v) -> str:
-    return "-" if v is None else f"{v:.3f}"
-
-
 def cmd_inspect(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from PIL import Image
 
     from explorer.training.data import CLASS_NAMES
-    from explorer.training.runs import CLI, RunManager
-    from explorer.views.inside import grid, part_grid, side_by_side, view
+    from explorer.training.runs import RunManager
+    from explorer.views.inside import describe_subject, kernel_grid, part_grid, side_by_side, stage_grid, titled, view
 
-    v = view(RunManager(args.home, data_dir=args.data_dir, adopt_queued=False), args.subject, args.image, CLI)
+    manager = RunManager(args.home, data_dir=args.data_dir, adopt_queued=False)
+    v = view(manager, args.subject, args.image)
+    what = describe_subject(manager, args.subject)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    images = {f"stage-{i:02d}-{s.type.lower()}.png": grid(s.maps, scale=max(1, 56 // max(s.maps.shape[1:])))
-              for i, s in enumerate(v.inside.stages)}
-    images |= {f"block-{b.path}-{b.type.lower()}.png": side_by_side([part_grid(p) for p in b.parts])
+    truth = CLASS_NAMES[v.label]
+    images = {"input.png": titled(v.image, f"test image {args.image}: {truth}, as the network gets it (28x28)")}
+    images |= {f"stage-{i:02d}-{s.type.lower()}.png":
+               titled(stage_grid(s), f"stage {s.path} {s.type} -> {'x'.join(map(str, s.shape))}: "
+                                     f"{len(s.maps) if s.channels > 1 else s.shape[0]} of {s.channels} channels"
+                                     if s.channels > 1 else f"stage {s.path} {s.type}: {s.shape[0]} units")
+               for i, s in enumerate(v.inside.stages)}
+    images |= {f"block-{b.path}-{b.type.lower()}.png":
+               side_by_side([titled(part_grid(p), f"{b.type} {b.path}, {p.label} -> {'x'.join(map(str, p.shape))}")
+                             for p in b.parts])
                for b in v.inside.blocks}
     if len(v.inside.kernels):
-        images["kernels.png"] = grid(v.inside.kernels, scale=8)
-    images["saliency.png"] = grid(v.inside.saliency[None], scale=max(1, 224 // v.config.resolution))
+        images["kernels.png"] = titled(kernel_grid(v.inside.kernels), "the first convolution's kernels")
+    images["saliency.png"] = titled((v.inside.saliency * 255).round().astype("uint8"),
+                                    f"where it looked for '{CLASS_NAMES[int(v.inside.probabilities.argmax())]}' "
+                                    "(saliency)", min_width=224)
     for file, pixels in images.items():
         Image.fromarray(pixels).save(out / file)
     top = int(v.inside.probabilities.argmax())
-    print(f"{v.name}, test image {args.image} ({CLASS_NAMES[v.label]}): predicted {CLASS_NAMES[top]} "
-          f"with probability {v.inside.probabilities[top]:.3f}")
+    print(f"{what}\ntest image {args.image} ({truth}): predicted {CLASS_NAMES[top]} with probability "
+          f"{v.inside.probabilities[top]:.3f}")
     for row in v.stats[v.stats.dead].itertuples():
         print(f"warning: layer {row.layer} is dead (zero for {row.zero_fraction:.0%} of outputs)", file=sys.stderr)
     print(f"wrote {len(images)} PNG files to {out}/")
@@ -309,16 +318,20 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
     from explorer.training.runs import default_home
     from explorer.training.store import RunStore
+    from explorer.views.runviews import accuracy, preset_of
 
     store = RunStore(Path(args.home or default_home()) / "runs.sqlite")
     if store.recovered:
         print(f"warning: {store.recovered}", file=sys.stderr)
+    print(f"{'run':12s}  {'started':16s}  {'model':16s} {'preset':6s} {'status':11s} {'settings':32s} "
+          f"{'best acc':8s} {'final':5s}  {'time':>6s}  name")
     for r in store.list():
         when = datetime.fromtimestamp(r.created).strftime("%Y-%m-%d %H:%M")
         s = r.settings
-        print(f"{r.id}  {when}  {r.model:16s} {r.status:11s} lr {s['lr']:<6g} epochs {s['epochs']:<3d} "
-              f"batch {s['batch_size']:<4d} test acc {_pct(r.test_acc)}  "
-              f"{'' if r.seconds is None else f'{r.seconds:.0f} s'}")
+        settings = f"lr {s['lr']:g}, {s['epochs']} epochs, batch {s['batch_size']}"
+        print(f"{r.id:12s}  {when:16s}  {r.model:16s} {preset_of(r):6s} {r.status:11s} {settings:32s} "
+              f"{accuracy(r.best_test_acc):8s} {accuracy(r.test_acc):5s}  "
+              f"{'-' if r.seconds is None else f'{r.seconds:.0f} s':>6s}  {r.name or '-'}")
     return 0
 
 

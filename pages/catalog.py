@@ -3,11 +3,11 @@
 import streamlit as st
 
 from explorer.views.ui import catalog_table
-from pages.common import page_setup
+from pages.common import fit_height, page_setup
 
 page_setup()
 st.title("CNN Explorer")
 st.caption("The modern CNNs of *Dive into Deep Learning*, chapter 7, trained on Fashion-MNIST.")
 table = catalog_table()
-st.dataframe(table, hide_index=True, width="stretch", height=36 * (len(table) + 1) + 4,  # every row, no scroll
+st.dataframe(table, hide_index=True, width="stretch", height=fit_height(len(table)),  # every row, no scroll
              column_config={"description": st.column_config.TextColumn(width=330)})

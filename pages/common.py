@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import re
 import secrets
 import typing
 
@@ -13,8 +11,8 @@ import streamlit as st
 from explorer import registry
 from explorer.config import ModelConfig, knob_info, literal_choices, parse_value
 from explorer.errors import ConfigError
+from explorer.identity import Visitor, identify, valid_token, visitor_id
 from explorer.summary import check
-from explorer.training.runs import Visitor, visitor_id
 from explorer.views.ui import config_from_params, knob_text, plain
 
 
@@ -64,6 +62,15 @@ def page_setup() -> bool:
     return present
 
 
+ROW_PIXELS = 35  # st.dataframe's row height, the header's too
+
+
+def fit_height(rows: int, most: int | None = None) -> int:
+    """A table's height that shows its rows and no blank filler rows below them (at most `most` pixels)."""
+    height = ROW_PIXELS * (rows + 1) + 3
+    return height if most is None else min(height, most)
+
+
 def present_param() -> dict[str, str]:
     """The URL parameter that keeps presentation mode in a bookmark."""
     return {"present": "1"} if st.session_state.get("present") else {}
@@ -79,25 +86,23 @@ def run_manager():
 
 
 COOKIE = "cnn_explorer_visitor"
-_TOKEN = re.compile(r"[0-9a-f]{32}")
 
 
 def visitor() -> Visitor:
-    """Who this browser is: the login where the host configured one (st.login), else a random token kept in
-    a cookie of this browser. Runs store a hash of it, so neither a shared URL nor the run store holds the
-    token; EXPLORER_ADMINS lists the logins or visitor ids that may act on every run."""
+    """Who this browser is (explorer.identity): the machine's owner, a login, or the random token this
+    browser keeps in a cookie. Only the cookie and the connection are read here."""
     state = st.session_state
     if "visitor" not in state:
-        login = _login()
-        token = st.context.cookies.get(COOKIE, "")
-        if login is None and not (isinstance(token, str) and _TOKEN.fullmatch(token)):
+        token, login = st.context.cookies.get(COOKIE, ""), _login()
+        fresh = not valid_token(token)
+        if fresh:
             token = secrets.token_hex(16)
+        me = identify(st.context.ip_address, dict(st.context.headers), token, login)
+        if fresh and me.id == visitor_id(token):  # a new visitor: this browser keeps its token
             # the value is ours, never visitor text; kept a year, sent only to this site
             st.html(f"<script>document.cookie = '{COOKIE}={token}; path=/; max-age=31536000; SameSite=Strict';"
                     "</script>", unsafe_allow_javascript=True)
-        ident = login or visitor_id(token)
-        admins = {a.strip() for a in os.environ.get("EXPLORER_ADMINS", "").split(",") if a.strip()}
-        state["visitor"] = Visitor(ident, admin=ident in admins)
+        state["visitor"] = me
     return state["visitor"]
 
 

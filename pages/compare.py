@@ -5,7 +5,7 @@ import streamlit as st
 from explorer.summary import summarize
 from explorer.views import charts
 from explorer.views.ui import compare_labels, config_params, int_param, stage_table, totals_table, warm_up
-from pages.common import config_editor, page_setup, present_param, show_fallback
+from pages.common import config_editor, fit_height, page_setup, present_param, show_fallback
 
 warm_up()
 params = st.query_params.to_dict()
@@ -24,11 +24,13 @@ a, b = summarize(config_a, batch_size=batch), summarize(config_b, batch_size=bat
 labels = compare_labels((name_a, config_a), (name_b, config_b))
 st.title(f"{labels[0]}  vs  {labels[1]}")
 show_fallback(error_a or error_b)
-st.dataframe(totals_table(a, b, labels), hide_index=True, width="stretch")
+totals = totals_table(a, b, labels)
+st.dataframe(totals, hide_index=True, width="stretch", height=fit_height(len(totals)))
 st.caption(f"Memory is for one training step at batch size {batch} (weights, gradients, activations). "
            "Edit both networks in the sidebar.")
 st.subheader("Stage by stage")
-st.dataframe(stage_table(a, b, labels), hide_index=True, width="stretch")
+stages = stage_table(a, b, labels)
+st.dataframe(stages, hide_index=True, width="stretch", height=fit_height(len(stages)))
 named = {labels[0]: a.layers, labels[1]: b.layers}
 st.plotly_chart(charts.cumulative_chart(named, "params", "Parameters, accumulated through the layers"),
                 key="c.cum_params")

@@ -9,7 +9,7 @@ from explorer.views import charts
 from explorer.views.diagram import diagram_figure, diagram_units
 from explorer.views.tables import format_layers
 from explorer.views.ui import VIEWS, config_params, headline, int_param, warm_up
-from pages.common import config_editor, page_setup, present_param, show_fallback
+from pages.common import config_editor, fit_height, page_setup, present_param, show_fallback
 
 warm_up()
 params = st.query_params.to_dict()
@@ -34,17 +34,24 @@ st.caption(f"d2l {registry.get(name).section} · {registry.get(name).description
            f"{config.in_channels}x{config.resolution}x{config.resolution}. Changes are against the book's "
            f"{name}; copy the URL to share this view.")
 show_fallback(error)
-for column, (label, value, delta) in zip(st.columns(4), headline(summary, default), strict=True):
-    column.metric(label, value, delta, delta_color="off")
+figures = headline(summary, default)
+# the memory label is the longest: it keeps its whole text at 1280 wide in presentation mode, sidebar open
+for column, (label, value, delta, exact) in zip(st.columns([1, 1, 1.4, 0.7]), figures, strict=True):
+    column.metric(label, value, delta, delta_color="off", help=exact)
+exact, train = st.columns([3, 1], vertical_alignment="center")
+exact.caption(f"Exactly {figures[0][3]} and {figures[1][3]}.")
+train.page_link("pages/train.py", label="Train this network", icon=":material/model_training:",
+                query_params=config_params(name, config))
 
 # one view at a time: st.tabs would build and ship every chart and the diagram on each change
-left, right = st.columns([2, 3], vertical_alignment="bottom")
+left, right = st.columns([3, 2], vertical_alignment="bottom")
 view = left.segmented_control("View", VIEWS, key="x.view", required=True, label_visibility="collapsed")
 depth = state["x.depth"]
 if view == "Layers":
     if max_depth > 1:
         depth = right.slider("Unfold blocks to depth", 1, max_depth, key="x.depth")
-    st.dataframe(format_layers(summary.layers, depth), hide_index=True, width="stretch", height=390)
+    table = format_layers(summary.layers, summary.totals, depth)
+    st.dataframe(table, hide_index=True, width="stretch", height=fit_height(len(table), 390))
     st.download_button("Download the layer table (CSV)", summary.layers.to_csv(index=False),
                        file_name=f"{name}-layers.csv", mime="text/csv")
 elif view == "Charts":

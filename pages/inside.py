@@ -7,11 +7,14 @@ from explorer.errors import ConfigError
 from explorer.training.data import CLASS_NAMES
 from explorer.views.inside import (
     DEAD_ADVICE,
+    INVERSIONS,
     MAP_PIXELS,
     batchnorm_chart,
+    describe_subject,
     draw_box,
     grid,
     images_of_class,
+    kernel_grid,
     mistakes,
     part_grid,
     prediction_chart,
@@ -20,27 +23,34 @@ from explorer.views.inside import (
     view,
 )
 from explorer.views.ui import int_param, plain, unit_param
-from pages.common import page_setup, present_param, run_manager, visitor
+from pages.common import fit_height, page_setup, present_param, run_manager, visitor
 
 manager = run_manager()
 me = visitor()
+state = st.session_state
 params = st.query_params.to_dict()
-mine = [r for r in manager.store.list(me.id) if r.weights_path]
+linked_id = params.get("run")
+linked = manager.store.get(linked_id) if linked_id else None
+runs = [r for r in manager.store.list(None if me.admin else me.id) if r.weights_path]
+if linked is not None and linked.weights_path and linked.id not in {r.id for r in runs}:
+    runs.append(linked)  # a run's link: read-only, for whoever has it
+labels = {r.id: f"{r.label} · {r.model} · {r.status}" for r in runs}
 names = registry.list_models()
 with st.sidebar:
-    sources = ["My run", "Fresh weights"] if mine else ["Fresh weights"]
-    source = st.radio("Look inside", sources, key="i.source",
-                      index=0 if params.get("run") in {r.id for r in mine} or "model" not in params else
-                      sources.index("Fresh weights"))
-    if source == "My run":
-        labels = {r.id: f"{r.model} · run {r.id} · {r.status}" for r in mine}
-        ids = list(labels)
-        subject = st.selectbox("Run", ids, format_func=labels.get, key="i.run",
-                               index=ids.index(params["run"]) if params.get("run") in ids else 0)
+    sources = ["A trained run", "Fresh weights"] if runs else ["Fresh weights"]
+    if "i.source" not in state or state["i.source"] not in sources:
+        state["i.source"] = sources[0] if linked_id in labels or "model" not in params else "Fresh weights"
+    source = st.radio("Look inside", sources, key="i.source")
+    if source == "A trained run":
+        if state.get("i.run") not in labels:
+            state["i.run"] = linked_id if linked_id in labels else next(iter(labels))
+        subject = st.selectbox("Run", list(labels), format_func=labels.get, key="i.run")
     else:
-        subject = st.selectbox("Network (Xavier-initialised, untrained)", names, key="i.model",
-                               index=names.index(params["model"]) if params.get("model") in names else 0)
-    wrong = mistakes(manager, subject, me)
+        if state.get("i.model") not in names:  # the network of the run looked at, else the URL's
+            seen = manager.store.get(state.get("i.run", "")) or linked
+            state["i.model"] = params["model"] if params.get("model") in names else seen.model if seen else names[0]
+        subject = st.selectbox("Network (Xavier-initialised, untrained)", names, key="i.model")
+    wrong = mistakes(manager, subject)
     ways = ["by index", "by class"] + (["one it got wrong"] if len(wrong) else [])
     way = st.radio("Pick a test image", ways, key="i.way", horizontal=True)
     if way == "by class":
@@ -58,19 +68,34 @@ with st.sidebar:
                                 value=int_param(params, "image", 0, 9999) or 0)
     upload = st.file_uploader("Or your own picture (PNG or JPEG, at most 5 MB)", type=["png", "jpg", "jpeg"],
                               key="i.upload")
+    inversion = st.radio("Light and dark", list(INVERSIONS), key="i.invert", horizontal=True,
+                         help="Fashion-MNIST draws a light item on a black ground; automatic swaps a picture "
+                              "whose border is light", disabled=upload is None)
 page_setup()
 
 st.title("Inside the network")
+if linked_id and linked is None:  # the URL names a run this store does not have: say so, keep the URL
+    st.error(f"There is no run {plain(linked_id, 40)} here: it was deleted, or its link belongs to another "
+             "server. Pick a run or a network in the sidebar.", icon=":material/link_off:")
+    st.stop()
+if linked is not None and not linked.weights_path:
+    st.warning(plain(f"{linked.label} ({linked.model}, run {linked.id}) is {linked.status} and has no saved "
+                     "weights yet: there is nothing trained to look inside."), icon=":material/hourglass:")
+    st.stop()
+st.markdown(f"**{plain(describe_subject(manager, subject), 400)}**")
 try:
-    v = view(manager, subject, upload.getvalue() if upload is not None else int(image), me)
+    v = view(manager, subject, upload.getvalue() if upload is not None else int(image), INVERSIONS[inversion])
 except ConfigError as err:
     st.error(plain(err.message))
     st.stop()
 
 top = int(v.inside.probabilities.argmax())
 picture, saliency, chart = st.columns([1, 1, 2])
-shown = "your picture, as 28x28 grayscale" if v.label < 0 else f"test image {image}: {CLASS_NAMES[v.label]}"
-picture.image(v.image, width=200, clamp=True, caption=shown)
+if v.upload is not None:
+    picture.image(v.upload.preview, width=96, caption="your picture")
+shown = (f"what the network sees: 28x28{', light and dark swapped' if v.upload.inverted else ''}"
+         if v.upload is not None else f"test image {image}: {CLASS_NAMES[v.label]}")
+picture.image(v.image, width=200 if v.upload is None else 112, clamp=True, caption=shown)
 saliency.image(grid(v.inside.saliency[None]), width=200,
                caption=f"where it looked for '{CLASS_NAMES[top]}' (saliency)")
 chart.plotly_chart(prediction_chart(v.inside.probabilities, v.label), key="i.prediction")
@@ -80,7 +105,7 @@ if len(dead):
     st.warning(f"Dead layers: {', '.join(dead.layer)}. {DEAD_ADVICE}", icon="⚠️")
 if len(v.inside.kernels):
     st.subheader("The first layer's kernels")
-    st.image(grid(v.inside.kernels, columns=16, scale=6))
+    st.image(kernel_grid(v.inside.kernels))
 st.subheader("Each stage's feature maps, strongest channels first")
 spatial = [s for s in v.inside.stages if len(s.shape) == 3]
 columns = st.columns(2)
@@ -133,7 +158,7 @@ if pickable:
 else:
     path, row, col = None, None, None
 
-wanted = {("run" if source == "My run" else "model"): subject, "image": str(image), **present_param()}
+wanted = {("run" if source == "A trained run" else "model"): subject, "image": str(image), **present_param()}
 if path is not None:
     wanted |= {"stage": path, "unit": f"{row},{col}"}
 if st.query_params.to_dict() != wanted:
@@ -143,4 +168,7 @@ if len(v.batchnorm):
     st.subheader("Batch norm: what evaluation normalizes with")
     st.plotly_chart(batchnorm_chart(v.batchnorm, v.stats_images), key="i.batchnorm")
 with st.expander(f"Activations per ReLU layer over {v.stats_images} test images"):
-    st.dataframe(v.stats, hide_index=True, width="stretch")
+    if len(v.stats):
+        st.dataframe(v.stats, hide_index=True, width="stretch", height=fit_height(len(v.stats)))
+    else:
+        st.caption(f"{v.name} has no ReLU layers (LeNet's activations are sigmoids): nothing to count here.")

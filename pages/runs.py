@@ -1,10 +1,9 @@
-"""Runs: the history, curves of several runs overlaid, and one run in detail."""
-
-import io
+"""Runs: your runs, curves of several overlaid, and one run in detail: yours, or any run whose link you have."""
 
 import streamlit as st
 
 from explorer.views.runviews import (
+    accuracy,
     batchnorm_chart,
     batchnorm_parameters,
     calibration_text,
@@ -14,46 +13,72 @@ from explorer.views.runviews import (
     history_table,
     overlay_chart,
     per_class_accuracy,
+    preset_of,
     training_chart,
 )
 from explorer.views.ui import plain
-from pages.common import page_setup, run_manager, visitor
+from pages.common import fit_height, page_setup, present_param, run_manager, visitor
 
 manager = run_manager()
 me = visitor()
+state = st.session_state
 if manager.store.recovered:  # a damaged run store was moved aside, not overwritten: say so
     st.warning(plain(manager.store.recovered), icon="⚠️")
 page_setup()
 
 st.title("Runs")
+if deleted := state.pop("r.deleted", None):
+    st.success(plain(deleted), icon=":material/delete:")
 queue = manager.queue()
 if queue:
     st.caption("The server's queue: " + " · ".join(  # others' runs are counted, not named
-        (f"your {v.record.model} {v.id}" if v.record.owner == me.id else "another visitor's run")
+        (f"your {v.record.model} {v.id}" if manager.may_act(v.id, me) else "another visitor's run")
         + (" running" if v.position is None else f" waiting #{v.position}") for v in queue))
 
+linked_id = st.query_params.get("run")
+linked = manager.store.get(linked_id) if linked_id else None
+if linked_id and linked is None:  # the URL names a run this store does not have: say so, keep the URL
+    st.error(f"There is no run {plain(linked_id, 40)} here: it was deleted, or its link belongs to another "
+             "server. Your own runs are listed below.", icon=":material/link_off:")
+
 records = manager.store.list(owner=None if me.admin else me.id)
-if not records:
-    st.info("No runs yet: start one on the Train page.")
+if records:
+    st.caption(("Every run in this data directory, however it was started." if me.admin else "Your runs.")
+               + " Select rows to overlay their curves; the first selected is shown in detail.")
+    picked = st.dataframe(history_table(records), hide_index=True, width="stretch", on_select="rerun",
+                          selection_mode="multi-row", key="r.table", height=fit_height(len(records), 300))
+    rows = picked.selection.rows
+else:
+    st.info("You have no runs yet: start one on the Train page.")
+    rows = []
+if rows:
+    chosen = [records[i] for i in rows]
+elif linked is not None:
+    chosen = [linked]
+elif records and not linked_id:  # nothing asked for: the newest run with something to show
+    chosen = [records[first_with_results(records)]]
+else:
     st.stop()
 
-table = history_table(records)
-st.caption(("Every visitor's runs (you are an admin)." if me.admin else "Your runs.")
-           + " Select rows to overlay their curves; the first selected is shown in detail.")
-picked = st.dataframe(table, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row",
-                      key="r.table", column_config={"best test acc": st.column_config.NumberColumn(format="%.3f")})
-# nothing selected: the newest run that has something to show, not a stopped or queued one with no results
-rows = picked.selection.rows or [first_with_results(records)]
-chosen = [records[i] for i in rows]
-
 if len(chosen) > 1:
-    named = {f"{r.model} {r.id}": manager.metrics(r.id) for r in chosen}
+    named = {r.label: manager.metrics(r.id) for r in chosen}
     a, b = st.columns(2)
     a.plotly_chart(overlay_chart(named, "train_loss", "Training loss"), key="r.loss")
     b.plotly_chart(overlay_chart(named, "test_acc", "Test accuracy"), key="r.acc")
 
 r = chosen[0]
-st.header(f"{r.model} · run {r.id} · {r.status}")
+mine = manager.may_act(r.id, me)
+wanted = {"run": r.id, **present_param()}
+if st.query_params.to_dict() != wanted:
+    st.query_params.from_dict(wanted)
+
+st.header(plain(f"{r.label} · {preset_of(r)} preset · {r.status}"), anchor=False)
+st.caption(plain(f"{r.model}, run {r.id}. Best test accuracy {accuracy(r.best_test_acc)}, final "
+                 f"{accuracy(r.test_acc)}.")
+           + ("" if mine else " A shared run: you can look at it; only its owner can stop, delete or download it."))
+if mine and r.status in ("queued", "running") and st.button("Stop this run", key="r.stop"):
+    manager.stop(r.id, me)
+    st.rerun()
 metrics = manager.metrics(r.id)
 if r.error:
     st.error(plain(r.error))
@@ -62,13 +87,13 @@ if r.warning:
 if calibration_text(r):
     st.caption(calibration_text(r))
 if len(metrics):
-    st.plotly_chart(training_chart(metrics, f"{r.model}: loss and accuracy", height=360), key="r.curve")
+    st.plotly_chart(training_chart(metrics, f"{r.label}: loss and accuracy", height=360), key="r.curve")
 else:
     st.info("This run stopped before its first report: it has no curve.")
 if r.confusion:
     left, right = st.columns([3, 2])
     left.plotly_chart(confusion_heatmap(r.confusion), key="r.confusion")
-    right.dataframe(per_class_accuracy(r.confusion), hide_index=True, width="stretch",
+    right.dataframe(per_class_accuracy(r.confusion), hide_index=True, width="stretch", height=fit_height(10),
                     column_config={"accuracy": st.column_config.ProgressColumn(min_value=0, max_value=1,
                                                                                format="%.3f")})
     examples = confused_examples(r, data_dir=manager.data_dir)
@@ -77,19 +102,34 @@ if r.confusion:
         st.image([img for img, _ in examples], caption=[c for _, c in examples], width=112)
 
 if r.weights_path:
-    weights = manager.load_weights(r.id, me)
-    norms = batchnorm_parameters(r.model, r.config, weights)
+    norms = batchnorm_parameters(r.model, r.config, manager.load_weights(r.id))
     if norms:
         st.subheader("What batch normalization learned")
         for layer, (gamma, beta) in norms.items():
             st.plotly_chart(batchnorm_chart(layer, gamma, beta), key=f"r.bn.{layer}")
-    buffer = io.BytesIO()
-    with open(r.weights_path, "rb") as f:
-        buffer.write(f.read())
-    st.download_button("Download the weights (state_dict)", buffer.getvalue(), file_name=f"{r.model}-{r.id}.pt")
 
-st.download_button("Download the metrics (CSV)", metrics.to_csv(index=False), file_name=f"{r.model}-{r.id}.csv",
-                   mime="text/csv")
-if st.button("Delete this run", key="r.delete"):
-    manager.delete(r.id, me)
-    st.rerun()
+st.page_link("pages/inside.py", label="Look inside this run", icon=":material/visibility:",
+             query_params={"run": r.id})
+downloads = st.columns(3)
+downloads[0].download_button("Download the metrics (CSV)", metrics.to_csv(index=False),
+                             file_name=f"{r.model}-{r.id}.csv", mime="text/csv")
+if mine and r.weights_path:  # read only when clicked
+    downloads[1].download_button("Download the weights (state_dict)", lambda: manager.weights_file(r.id, me),
+                                 file_name=f"{r.model}-{r.id}.pt")
+if mine:
+    if state.get("r.confirm") != r.id:
+        if downloads[2].button("Delete this run", key="r.delete"):
+            state["r.confirm"] = r.id
+            st.rerun()
+    else:
+        st.warning(plain(f"Delete {r.label} (run {r.id}), its curves and its weights for good?"), icon="⚠️")
+        yes, no, _ = st.columns([1, 1, 4])
+        if yes.button("Yes, delete it", key="r.delete.yes", type="primary"):
+            manager.delete(r.id, me)
+            state["r.deleted"] = f"Deleted {r.label} (run {r.id})."
+            state.pop("r.confirm")
+            st.query_params.from_dict(present_param())
+            st.rerun()
+        if no.button("Cancel", key="r.delete.no"):
+            state.pop("r.confirm")
+            st.rerun()

@@ -8,12 +8,14 @@ import streamlit as st
 
 from explorer import registry
 from explorer.errors import ConfigError
+from explorer.summary import summarize
 from explorer.training.estimate import human_duration
+from explorer.training.runs import NAME_CHARACTERS
 from explorer.training.store import FINISHED
 from explorer.training.train import cuda_available, preset
-from explorer.views.runviews import reopen_settings, training_chart
+from explorer.views.runviews import preset_of, reopen_settings, training_chart
 from explorer.views.tables import human
-from explorer.views.ui import config_params, plain
+from explorer.views.ui import config_label, config_params, plain
 from pages.common import config_editor, page_setup, present_param, run_manager, show_fallback, visitor
 
 manager = run_manager()
@@ -24,45 +26,58 @@ if manager.store.recovered:  # a damaged run store was moved aside, not overwrit
     st.warning(plain(manager.store.recovered), icon="⚠️")
 
 seed_params = params
+linked_id = params.get("run")
+linked = manager.store.get(linked_id) if linked_id else None
 if "t.init" not in state:
-    reopened = manager.store.get(params["run"]) if params.get("run") else None
-    if reopened is not None:  # a run's URL opens with that run's network and settings, not another's
-        state["t.run"] = reopened.id
-        name, config, kind, settings = reopen_settings(reopened)
+    if linked is not None:  # a run's URL opens with that run's network and settings, not another's
+        state["t.run"] = linked.id
+        name, config, kind, settings = reopen_settings(linked)
         seed_params = config_params(name, config)
         state["t.preset"] = kind
         for widget, value in settings.items():
             state[f"t.{name}.{kind}.{widget}"] = value
-    elif state.get("x.last_valid"):  # the config from Explore carries over
+    elif "model" not in params and state.get("x.last_valid"):  # the config from Explore carries over
         seed_params = config_params(*state["x.last_valid"])
 with st.sidebar:
     name, config, error = config_editor("t.", st.sidebar, seed_params)
 page_setup()
 
 st.title("Train on Fashion-MNIST")
+if linked_id and linked is None:  # the URL names a run this store does not have: say so, keep the URL
+    st.error(f"There is no run {plain(linked_id, 40)} here: it was deleted, or its link belongs to another "
+             "server. The settings below train a new run.", icon=":material/link_off:")
 show_fallback(error)
-cols = st.columns([1.3, 1, 1, 1, 1, 1.2, 1])
-kind = cols[0].radio("Preset", ["quick", "fast", "book"], horizontal=True, key="t.preset",
-                     help="quick: about a minute on a laptop CPU; fast: the quick network with a modern recipe "
-                          "(a few minutes); book: exactly d2l's settings")
+top = st.columns([1.7, 0.9, 2])
+kind = top[0].radio("Preset", ["quick", "fast", "book"], horizontal=True, key="t.preset",
+                    help="quick: about a minute on a laptop CPU; fast: the quick network with a modern recipe "
+                         "(a few minutes); book: exactly d2l's settings")
 devices = ["cuda", "cpu"] if cuda_available() else ["cpu"]
-device = cols[1].selectbox("Device", devices, key="t.device")
+device = top[1].selectbox("Device", devices, key="t.device")
+run_label = top[2].text_input("Run name (optional)", key="t.name", max_chars=NAME_CHARACTERS,
+                              placeholder="e.g. resnet without batch norm",
+                              help="Shown in lists and legends instead of the run's id")
 chosen = preset(name, kind, device, config)
 s = chosen.settings
 key = f"t.{name}.{kind}"
 for widget, value in (("lr", s.lr), ("epochs", s.epochs), ("batch", s.batch_size), ("subset", s.train_subset or 0),
                       ("init", s.init)):
     state.setdefault(f"{key}.{widget}", value)  # the preset's value, unless the user or a reopened run set one
-lr = cols[2].number_input("Learning rate", 0.0001, 100.0, format="%.4f", key=key + ".lr")
-epochs = cols[3].number_input("Epochs", 1, 200, key=key + ".epochs")
-batch = cols[4].number_input("Batch size", 2, 4096, key=key + ".batch")
-subset = cols[5].number_input("Images (0 = all)", 0, 60_000, step=1000, key=key + ".subset",
-                              help="training images; 0 trains on all 60,000")
-init = cols[6].selectbox("Init", ["xavier", "kaiming"], key=key + ".init",
-                         help="xavier: d2l's; kaiming: He et al.'s, which keeps the signal through deep ReLU "
-                              "stacks (NiN dies without it)")
-if chosen.changes:
-    st.caption(f"{kind.capitalize()} preset changes: " + "; ".join(chosen.changes))
+with st.sidebar:  # beside the network's knobs: the main area keeps the live chart on a projector's first screen
+    st.subheader(f"Training: the {kind} preset's settings", anchor=False)
+    if chosen.changes:
+        st.caption(f"{kind.capitalize()} preset changes: " + "; ".join(chosen.changes))
+    lr = st.number_input("Learning rate", 0.0001, 100.0, format="%.4f", key=key + ".lr")
+    epochs = st.number_input("Epochs", 1, 200, key=key + ".epochs")
+    batch = st.number_input("Batch size", 2, 4096, key=key + ".batch")
+    subset = st.number_input("Images (0 = all)", 0, 60_000, step=1000, key=key + ".subset",
+                             help="training images; 0 trains on all 60,000")
+    init = st.selectbox("Init", ["xavier", "kaiming"], key=key + ".init",
+                        help="xavier: d2l's; kaiming: He et al.'s, which keeps the signal through deep ReLU "
+                             "stacks (NiN dies without it)")
+st.markdown(f"Trains **{plain(config_label(name, chosen.config), 200)}** "
+            f"({summarize(chosen.config).totals.params:,} parameters), {kind} preset: learning rate {lr:g}, "
+            f"{epochs} epochs of {f'{subset:,}' if subset else 'all 60,000'} images at batch size {batch}, "
+            f"{init.capitalize()} init.")
 
 info, button = st.columns([4, 1], vertical_alignment="center")
 refusal = None
@@ -80,17 +95,22 @@ except ConfigError as err:
     refusal = err
 if button.button("Start training", type="primary", disabled=refusal is not None, key="t.start", width="stretch"):
     try:
-        state["t.run"] = manager.start(name, chosen.config, settings, visitor=me)
+        state["t.run"] = manager.start(name, chosen.config, settings, visitor=me, preset=kind, name=run_label)
     except ConfigError as err:
         refusal = err
 if refusal is not None:
-    st.error(plain(refusal.message), icon="⛔")  # why Start is off: never a greyed-out mystery
+    st.error(plain(refusal.message), icon=":material/block:")  # why Start is off: never a greyed-out mystery
 
 run_id = state.get("t.run")
-wanted = {**({"run": run_id} if run_id else {}), **present_param()}
+if run_id:
+    wanted = {"run": run_id}
+elif linked_id:  # the URL named a run that is not here: it stays as it was
+    wanted = {"run": linked_id}
+else:  # a Train URL names the network it trains
+    wanted = config_params(name, config)
+wanted |= present_param()
 if st.query_params.to_dict() != wanted:
     st.query_params.from_dict(wanted)
-
 
 live_now = run_id and getattr(manager.view(run_id), "status", "") not in FINISHED
 state.setdefault("t.session", secrets.token_hex(8))
@@ -105,12 +125,13 @@ def live(run_id: str) -> None:
     r = view.record
     p = view.progress
     head, stop = st.columns([5, 1], vertical_alignment="center")
-    head.subheader(f"{r.model} · run {r.id} · {r.status}")
+    head.subheader(plain(f"{r.label} · {preset_of(r)} preset · {r.status}"), anchor=False)
     mine = manager.may_act(run_id, me)
     if r.status in ("queued", "running") and mine and stop.button("Stop", key="t.stop", width="stretch"):
         manager.stop(run_id, me)
-    if not mine:  # a shared URL opens another visitor's run read-only
-        st.caption("Another visitor's run: you can watch it, not stop it. Start trains your own copy.")
+    if r.name or not mine:  # else the heading names the model and id already
+        st.caption(plain(f"{r.model}, run {r.id}")
+                   + ("" if mine else ". A shared run: you can watch it, not stop it; Start trains your own copy."))
     if view.position:
         st.info(f"Queued: position {view.position}. It starts when a worker is free.")
     elif r.status == "running" and (p is None or p.kind == "phase"):
@@ -129,14 +150,14 @@ def live(run_id: str) -> None:
                    "-" if r.train_loss is None else f"{r.train_loss:.3f}")
     numbers.metric("train acc", f"{p.train_acc:.3f}" if stepped else
                    "-" if r.train_acc is None else f"{r.train_acc:.3f}")
-    numbers.metric("test acc", f"{tested.iloc[-1]:.3f}" if len(tested) else "-")
+    numbers.metric("test acc (last epoch)", f"{tested.iloc[-1]:.3f}" if len(tested) else "-")
     numbers.metric("time", human_duration(p.elapsed if p else (r.seconds or 0)).removeprefix("about "))
     if r.error:
         st.error(plain(r.error))
     if r.warning:
         st.warning(plain(r.warning), icon="⚠️")
     if len(metrics):
-        chart.plotly_chart(training_chart(metrics, f"{r.model}: loss and accuracy", height=300), key="t.chart")
+        chart.plotly_chart(training_chart(metrics, f"{r.label}: loss and accuracy", height=300), key="t.chart")
     if r.status in FINISHED and state.get("t.live") == run_id:
         state["t.live"] = None
         st.rerun()  # once: the page redraws without the timer
@@ -147,6 +168,7 @@ def live(run_id: str) -> None:
 state["t.init"] = True
 if run_id:
     live(run_id)
-    st.page_link("pages/runs.py", label="All runs and details", icon=":material/history:")
+    st.page_link("pages/runs.py", label="This run in detail, beside your other runs", icon=":material/history:",
+                 query_params={"run": run_id})
 else:
     st.caption(f"Pick a network in the sidebar ({registry.get(name).description}), then Start.")

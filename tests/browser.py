@@ -42,6 +42,7 @@ class ServerURL(str):
 @contextmanager
 def streamlit_server(env: dict[str, str]) -> Iterator[ServerURL]:
     port = free_port()
+    ARTIFACTS.mkdir(exist_ok=True)
     log = open(ARTIFACTS / f"streamlit-{port}.log", "w")  # noqa: SIM115 (closed below)
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),

@@ -184,8 +184,12 @@ def test_a_shared_link_opens_on_its_view_and_depth():
     assert not at.sidebar.warning  # page parameters are not mistaken for knobs
     at = app(model="resnet18", view="Layers", depth="1")
     assert at.slider(key="x.depth").value == 1
-    assert set(table(at, "output shape").layer.str.strip().str.split(" ").str[0]) == {"0", "1", "2", "3", "4",
-                                                                                     "5", "6", "7"}
+    layers = table(at, "output shape")
+    assert set(layers.layer.str.strip().str.split(" ").str[0]) == {"0", "1", "2", "3", "4", "5", "6", "7", "total"}
+    total = summarize(registry.get("resnet18").config).totals.params
+    assert layers.iloc[-1].layer == "total" and layers.iloc[-1].params == f"{total:,}"  # every layer's, folded too
+    assert next(m for m in at.metric if m.label == "parameters").help == f"{total:,} parameters"
+    assert any(f"Exactly {total:,} parameters" in c.value for c in at.caption)
     at.slider(key="x.depth").set_value(2).run()
     assert at.query_params["depth"] == "2"
 

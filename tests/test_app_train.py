@@ -95,7 +95,8 @@ def test_start_watch_stop_and_inspect(app_env):
 
     again = train_page(run=run_id)  # the shared URL, opened by someone else: another visitor, read-only
     assert any(run_id in s.value and "stopped" in s.value for s in again.subheader)
-    assert any("Another visitor's run" in c.value for c in again.caption)
+    assert any("A shared run: you can watch it, not stop it" in c.value for c in again.caption)
+    assert not [b for b in again.button if b.key == "t.stop"]
     assert not again.warning  # page parameters are not mistaken for knobs
     # and shows that run's network and settings, so Start would train the same again
     assert again.sidebar.selectbox(key="t.preset:LeNet").value == "lenet-bn"
@@ -105,6 +106,7 @@ def test_start_watch_stop_and_inspect(app_env):
     pick_lenet_bn(at, epochs=2, batch=64)
     assert at.selectbox(key="t.lenet-bn.quick.init").value == "xavier"  # the quick preset's, as d2l's
     at.selectbox(key="t.lenet-bn.quick.init").set_value("kaiming").run()
+    at.text_input(key="t.name").set_value("kaiming \u202etry\x07 [x](http://e.invalid)").run()
     at.button(key="t.start").click().run()
     done_id = at.query_params["run"]
     wait_for(at, lambda: any("done" in s.value for s in at.subheader))
@@ -115,6 +117,11 @@ def test_start_watch_stop_and_inspect(app_env):
     history = next(t.value for t in at.dataframe if "best test acc" in t.value.columns)
     assert list(history.run[:2]) == [done_id, run_id]  # newest first
     assert list(history.status[:2]) == ["done", "stopped"]
+    assert list(history.preset[:2]) == ["quick", "quick"]
+    assert list(history.name[:2]) == ["kaiming try [x](http://e.invalid)", "-"]  # control characters dropped
+    assert history["best test acc"][1] == "-" or float(history["best test acc"][1]) > 0  # never "None"
+    assert history["final test acc"][0] != "-"
+    assert any("kaiming try" in h.value and "quick preset · done" in h.value for h in at.header)
     specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     assert "loss and accuracy" in specs[0]["layout"]["title"]["text"]  # the selected run's curve
     assert any(c.value.startswith("Memory format ") for c in at.caption)  # how its settings were chosen
@@ -129,9 +136,23 @@ def test_start_watch_stop_and_inspect(app_env):
     assert at.get("imgs") or at.get("image")  # the confused test images
     assert len(at.get("download_button")) == 2
 
-    at.button(key="r.delete").click().run()
+    at.button(key="r.delete").click().run()  # asks first
+    assert any("for good?" in w.value for w in at.warning)
+    assert done_id in set(next(t.value for t in at.dataframe if "best test acc" in t.value.columns).run)
+    at.button(key="r.delete.yes").click().run()
+    assert any("Deleted kaiming try" in m.value and done_id in m.value for m in at.success)
     history = next(t.value for t in at.dataframe if "best test acc" in t.value.columns)
     assert done_id not in set(history.run)
+
+
+def test_an_unknown_run_says_so_on_every_page_and_keeps_its_url(app_env):
+    for page in ("pages/train.py", "pages/runs.py", "pages/inside.py"):
+        at = AppTest.from_file(APP, default_timeout=60)
+        at.query_params["run"] = "0123456789ab"
+        at.switch_page(page).run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert any("There is no run 0123456789ab here" in e.value for e in at.error), page
+        assert at.query_params["run"] == "0123456789ab", page
 
 
 def test_a_run_over_the_servers_limit_says_why_start_is_off(app_env, monkeypatch):

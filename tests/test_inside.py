@@ -8,10 +8,20 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from explorer import registry
+from explorer.identity import Visitor
 from explorer.summary import summarize
-from explorer.training.runs import RunManager, Visitor
+from explorer.training.runs import RunManager
 from explorer.training.train import TrainSettings, new_model, preset
-from explorer.views.inside import draw_box, images_of_class, layer_stats, look_inside, mistakes, receptive_box, view
+from explorer.views.inside import (
+    describe_subject,
+    draw_box,
+    images_of_class,
+    layer_stats,
+    look_inside,
+    mistakes,
+    receptive_box,
+    view,
+)
 from tests.test_app import APP
 from tests.test_cli import run_cli
 
@@ -128,17 +138,23 @@ def trained(tmp_path_factory):
     manager.shutdown()
 
 
-def test_a_trained_run_is_shown_to_its_owner_only_and_is_not_dead(trained):
+def test_a_trained_run_is_shown_by_its_id_and_is_not_dead(trained):
     manager, run_id, _, _ = trained
-    v = view(manager, run_id, 3, Visitor("alice"))
+    v = view(manager, run_id, 3)  # a run's link is a read-only view for whoever has it
     assert v.name == "resnet18" and not v.stats.dead.any()
-    fresh = view(manager, "resnet18", 3, Visitor("alice")).inside  # the catalog's network, untrained
+    fresh = view(manager, "resnet18", 3).inside  # the catalog's network, untrained
     assert v.inside.kernels.shape[0] == 16 and not np.array_equal(v.inside.probabilities, fresh.probabilities)
-    assert view(manager, run_id, 3, Visitor("alice")) is v  # cached per (run, image)
-    with pytest.raises(Exception, match="your own runs"):
-        view(manager, run_id, 3, Visitor("bob"))
+    assert view(manager, run_id, 3) is v  # cached per (run, image)
+    assert describe_subject(manager, run_id).endswith(f"run {run_id}")
+    assert describe_subject(manager, run_id).startswith("resnet18 trained with the quick preset (done, best test")
+    assert "untrained" in describe_subject(manager, "resnet18")
     with pytest.raises(Exception, match="test image index"):
-        view(manager, run_id, 10**6, Visitor("alice"))
+        view(manager, run_id, 10**6)
+    with pytest.raises(Exception, match="neither a run"):
+        view(manager, "0123456789ab", 3)
+    with pytest.raises(Exception, match="only the run's owner can download"):
+        manager.weights_file(run_id, Visitor("bob"))
+    assert manager.weights_file(run_id, Visitor("alice")).startswith(b"PK")  # torch.save's zip
 
 
 def test_images_to_pick_are_a_runs_mistakes_or_a_class(trained):
@@ -146,13 +162,13 @@ def test_images_to_pick_are_a_runs_mistakes_or_a_class(trained):
     from explorer.training.data import CLASS_NAMES, load_fashion_mnist
 
     test = load_fashion_mnist(str(data))
-    wrong = mistakes(manager, run_id, Visitor("alice"))
+    wrong = mistakes(manager, run_id)
     predicted = np.frombuffer(manager.store.get(run_id).predictions, dtype=np.uint8)
     assert len(wrong) > 0 and (wrong.true != wrong.predicted).all()
     for row in wrong.itertuples():
         assert CLASS_NAMES[int(test.test_labels[row.image])] == row.true
         assert CLASS_NAMES[predicted[row.image]] == row.predicted
-    assert mistakes(manager, run_id, Visitor("bob")).empty and mistakes(manager, "resnet18", Visitor("alice")).empty
+    assert mistakes(manager, "resnet18").empty
     shirts = images_of_class(manager, 6)
     assert shirts and all(int(test.test_labels[i]) == 6 for i in shirts)
     assert len(shirts) == int((test.test_labels == 6).sum())
@@ -163,14 +179,19 @@ def test_inspect_writes_painted_pngs_and_prints_the_prediction(trained, tmp_path
     result = run_cli("inspect", run_id, "--image", "2", "--out", str(tmp_path / "out"), "--home", str(home),
                      "--data-dir", str(data))
     assert result.returncode == 0, result.stderr
-    assert "resnet18, test image 2" in result.stdout and "with probability" in result.stdout
+    assert result.stdout.startswith("resnet18 trained with the quick preset") and f"run {run_id}" in result.stdout
+    assert "test image 2 (" in result.stdout and "with probability" in result.stdout
     files = sorted((tmp_path / "out").glob("*.png"))
-    assert {"kernels.png", "saliency.png"} <= {f.name for f in files} and len(files) >= 8
+    assert {"input.png", "kernels.png", "saliency.png"} <= {f.name for f in files} and len(files) >= 8
     blocks = [f.name for f in files if f.name.startswith("block-")]  # ResNet-18's residual blocks, parts in a row
     assert blocks[:2] == ["block-1.0-residual.png", "block-1.1-residual.png"] and len(blocks) == 8
     for f in files:
         pixels = np.asarray(Image.open(f))
         assert pixels.std() > 0, f"{f.name} is blank"
+        assert min(pixels.shape) >= 40 and max(pixels.shape) >= 200, f"{f.name} is {pixels.shape}: too small"
+        assert (pixels[:18] < 128).mean() > 0.005, f"{f.name} has no title"  # black type on its white head
+    fresh = run_cli("inspect", "lenet", "--out", str(tmp_path / "fresh"), "--home", str(home), "--data-dir", str(data))
+    assert "lenet with fresh Xavier weights, untrained" in fresh.stdout, fresh.stderr
     assert run_cli("inspect", "nothing-like-this", "--home", str(home), "--data-dir", str(data)).returncode == 2
 
 
@@ -226,9 +247,13 @@ def test_an_upload_becomes_a_28x28_grayscale_input_and_anything_else_is_refused(
 
     for fmt in ("PNG", "JPEG"):
         buffer = io.BytesIO()
-        Image.new("RGB", (300, 200), (200, 30, 30)).save(buffer, fmt)
-        pixels = read_upload(buffer.getvalue())
-        assert pixels.shape == (28, 28) and pixels.dtype == torch.uint8 and 60 < int(pixels[14, 14]) < 100
+        picture = Image.new("RGB", (300, 200), (0, 0, 0))
+        picture.paste((200, 30, 30), (100, 50, 200, 150))  # a red square on black
+        picture.save(buffer, fmt)
+        upload = read_upload(buffer.getvalue())
+        assert upload.image.shape == (28, 28) and upload.image.dtype == np.uint8 and not upload.inverted
+        assert upload.image[14, 14] > 200 and upload.image[0, 0] == 0  # the square fills the frame, stretched
+        assert max(upload.preview.shape) <= 256
     with pytest.raises(ConfigError, match="not an image"):
         read_upload(b"%PDF-1.4 definitely not a picture")
     gif = io.BytesIO()
@@ -245,5 +270,40 @@ def test_an_uploaded_picture_is_looked_at_with_no_true_class(trained):
     manager, run_id, _, _ = trained
     buffer = io.BytesIO()
     Image.new("L", (56, 56), 255).save(buffer, "PNG")
-    v = view(manager, run_id, buffer.getvalue(), Visitor("alice"))
+    v = view(manager, run_id, buffer.getvalue())
     assert v.label == -1 and v.image.shape == (28, 28) and len(v.inside.stages) > 0
+
+
+def shoe(dark_on_light: bool) -> bytes:
+    """A sneaker drawn in one shade on a plain ground, as a student would draw one, as PNG bytes; the two
+    are each other's negative."""
+    import io
+
+    from PIL import ImageDraw
+
+    ink, ground = (30, 240) if dark_on_light else (225, 15)
+    picture = Image.new("L", (300, 200), ground)
+    draw = ImageDraw.Draw(picture)
+    draw.polygon([(40, 150), (60, 90), (120, 80), (170, 110), (260, 125), (270, 160), (40, 160)], fill=ink)
+    draw.line([(100, 95), (130, 115)], fill=ground, width=4)  # a lace
+    buffer = io.BytesIO()
+    picture.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_a_dark_shoe_on_white_and_its_light_twin_on_black_become_the_same_input(trained):
+    from explorer.views.inside import read_upload
+
+    manager, run_id, _, _ = trained
+    dark, light = read_upload(shoe(True)), read_upload(shoe(False))
+    assert dark.inverted and not light.inverted  # a light border means a light ground: swapped
+    assert np.abs(dark.image.astype(int) - light.image).max() <= 1  # rounding in the resize, at most
+    assert dark.image[0].max() == 0 and dark.image[:, 0].max() == 0  # a black ground, like Fashion-MNIST's
+    rows, cols = np.nonzero(dark.image)
+    assert cols.min() <= 2 and cols.max() >= 25  # cropped to the shoe: it spans the width, as the data's do
+    kept = read_upload(shoe(True), invert=False)  # the switch: keep it as drawn
+    assert not kept.inverted and not np.array_equal(kept.image, dark.image)
+    a, b = view(manager, run_id, shoe(True)), view(manager, run_id, shoe(False))
+    assert a.upload.inverted and not b.upload.inverted
+    assert np.allclose(a.inside.probabilities, b.inside.probabilities, atol=0.01)
+    assert a.inside.probabilities.argmax() == b.inside.probabilities.argmax()  # the same prediction

@@ -72,18 +72,42 @@ def test_scratch_batchnorm_gamma_and_beta(finished):
     assert any(abs(g - 1.0) > 1e-4 for g in norms["1"][0])  # training moved gamma off its initial 1
 
 
-def test_time_estimate_learns_from_finished_runs(finished):
-    from explorer.training.estimate import estimate_run
+def stored_run(store, config, rate: float, seconds: float, status: str = "done", others_cpu: float = 0.0,
+               batch_size: int = 32) -> str:
+    """A finished run as the store keeps it, with the training rate and time given."""
+    run_id = f"r{len(store.list()):011d}"
+    settings = dataclasses.asdict(TrainSettings(lr=0.5, epochs=2, batch_size=batch_size))
+    store.create(run_id, "lenet-bn-scratch", config.kwargs(), settings, "cli", 1)
+    store.add_metrics(run_id, [{"step": 1, "epoch": 1.0, "kind": "step", "train_loss": 1.0, "train_acc": 0.5,
+                                "test_acc": None, "images_per_sec": rate, "elapsed": seconds}])
+    store.finish(run_id, status, confusion=None, predictions=None, weights_path=None, seconds=seconds)
+    store.set_calibration(run_id, {"others_cpu": others_cpu})
+    return run_id
 
-    manager, records, _ = finished
+
+def test_time_estimate_takes_the_median_of_real_runs_that_say_something(tmp_path):
+    from explorer.training.estimate import estimate_run
+    from explorer.training.store import RunStore
+
+    store = RunStore(tmp_path / "runs.sqlite")
     config = registry.get("lenet-bn-scratch").config
-    estimate = estimate_run(config, 32, epochs=2, train_images=256, device="cpu", store=manager.store)
-    assert estimate.source == "measured by earlier runs of this config"
-    assert estimate.images_per_sec == records[-1].images_per_sec
-    other = estimate_run(config, 64, epochs=2, train_images=256, device="cpu", store=manager.store)
-    assert other.source == "measured on this machine"  # another batch size is measured, not assumed
-    augmented = estimate_run(config, 32, epochs=2, train_images=256, device="cpu", store=manager.store, augment=True)
-    assert augmented.source == "measured on this machine"  # those runs did not pay for augmentation
+
+    def estimate(**kw):
+        return estimate_run(config, kw.pop("batch_size", 32), epochs=2, train_images=256, device="cpu", store=store,
+                            **kw)
+
+    stored_run(store, config, rate=50.0, seconds=6, status="stopped")  # stopped within seconds: its start-up
+    stored_run(store, config, rate=60.0, seconds=300, others_cpu=0.6)  # shared the machine with a busy one
+    assert estimate().source == "measured on this machine"  # neither says anything of the rate
+    stored_run(store, config, rate=5000.0, seconds=60)
+    first = estimate()
+    assert first.source == "measured by an earlier run of this config" and first.images_per_sec == 5000.0
+    stored_run(store, config, rate=400.0, seconds=60, status="stopped")  # one bad reading among three
+    stored_run(store, config, rate=5400.0, seconds=90)
+    median = estimate()
+    assert median.source == "measured by 3 earlier runs of this config" and median.images_per_sec == 5000.0
+    assert estimate(batch_size=64).source == "measured on this machine"  # another batch size is measured
+    assert estimate(augment=True).source == "measured on this machine"  # those runs did not pay for augmentation
 
 
 def test_a_reopened_run_brings_its_own_network_and_settings(finished):

@@ -10,7 +10,8 @@ import torch
 
 from explorer import registry
 from explorer.errors import ConfigError
-from explorer.training.runs import UNLIMITED, Quotas, RunManager, Visitor
+from explorer.identity import Visitor
+from explorer.training.runs import UNLIMITED, Quotas, RunManager
 from explorer.training.store import RunStore
 from explorer.training.train import TrainSettings, prepare, preset, train
 from tests.conftest import DEBIAN_DATA
@@ -67,13 +68,16 @@ def test_the_memory_format_follows_its_own_measurement(tiny_data, monkeypatch):
         assert result.timing.use_channels_last is faster_last
 
 
-def test_a_step_rate_measurement_is_saved_in_the_store_and_reused(tmp_path):
+def test_a_step_rate_measurement_is_saved_in_the_store_and_reused(tmp_path, monkeypatch):
+    from explorer.training import estimate
     from explorer.training.estimate import measure_step
 
     store = RunStore(tmp_path / "runs.sqlite")
     config = dataclasses.replace(LENET_BN, resolution=32)  # not measured yet in this process
     first = measure_step(config, 48, "cpu", 1, store)
-    again = measure_step(config, 48, "cpu", 1, RunStore(tmp_path / "runs.sqlite"))  # another process, say
+    assert measure_step(config, 48, "cpu", 1, store) is first  # this process keeps its own
+    monkeypatch.setattr(estimate, "_step_readings", estimate.Readings())  # another process, say: the store alone
+    again = measure_step(config, 48, "cpu", 1, RunStore(tmp_path / "runs.sqlite"))
     assert not first.cached and again.cached
     assert (again.contiguous, again.channels_last) == (first.contiguous, first.channels_last)
     assert not measure_step(config, 48, "cpu", 2, store).cached  # other threads: another measurement
@@ -90,7 +94,7 @@ def test_a_run_records_the_measured_rates_and_the_format_they_chose(manager):
 def test_the_estimate_adds_the_data_path_the_step_leaves_out():
     from explorer.training.estimate import data_seconds, estimate_run, measure_step
 
-    plain, shifted = data_seconds(28, 128, False, "cpu"), data_seconds(28, 128, True, "cpu")
+    plain, shifted = data_seconds(28, 128, False, "cpu").seconds, data_seconds(28, 128, True, "cpu").seconds
     assert 0 < plain < shifted  # flips and shifts cost more than indexing and scaling alone
     step_rate = measure_step(LENET_BN, 128, "cpu").images_per_sec
     with_aug = estimate_run(LENET_BN, 128, 1, 60_000, "cpu", augment=True)
@@ -378,7 +382,7 @@ def test_lenet_bn_fast_preset_beats_its_quick_preset_on_the_same_seed():
 def test_a_visitor_acts_only_on_their_own_runs(manager):
     alice, bob, admin = Visitor("alice"), Visitor("bob"), Visitor("teacher", admin=True)
     run_id = manager.start("lenet-bn", LENET_BN, settings(epochs=200, batch_size=8), alice)
-    for act in (manager.stop, manager.delete, manager.load_weights):
+    for act in (manager.stop, manager.delete, manager.weights_file):
         with pytest.raises(ConfigError, match="only the run's owner"):
             act(run_id, bob)
     assert manager.view(run_id).status in ("queued", "running")  # bob's stop did nothing
@@ -470,3 +474,48 @@ def test_a_healthy_run_is_not_flagged_and_a_dead_one_is_stored(manager, tiny_dat
     run_id = manager.start("nin", preset("nin", "quick").config, settings(lr=5.0, epochs=1, batch_size=32))
     record = manager.wait(run_id, timeout=120).record
     assert record.status == "done" and "looks dead" in record.warning  # the run finishes; its page says why
+
+
+def test_a_saved_measurement_a_real_run_disagrees_with_is_dropped(tmp_path):
+    from explorer.training.estimate import check_against_run, measure_step
+
+    store = RunStore(tmp_path / "runs.sqlite")
+    config = dataclasses.replace(LENET_BN, resolution=30)  # not measured yet in this process
+    timing = measure_step(config, 40, "cpu", 1, store)
+    assert not timing.busy and measure_step(config, 40, "cpu", 1, store) is timing
+    check_against_run(timing, timing.images_per_sec * 1.4, store)  # within 1.5x: kept
+    assert store.calibration(timing.key) is not None
+    check_against_run(timing, timing.images_per_sec / 1.6, store)  # a run 1.6x slower: measure again
+    assert store.calibration(timing.key) is None
+    again = measure_step(config, 40, "cpu", 1, store)
+    assert again is not timing and not again.cached
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not DEBIAN_DATA.is_dir(), reason="Debian's dataset-fashion-mnist is not installed "
+                    "(apt-get install dataset-fashion-mnist)")
+def test_a_reading_under_a_cpu_hog_is_not_kept_and_the_next_estimate_fits_the_real_run(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    manager = RunManager(tmp_path / "home", data_dir=str(DEBIAN_DATA))
+    chosen = preset("lenet-bn", "quick")
+    run = dataclasses.replace(chosen.settings, epochs=10, batch_size=120)  # a batch no other test measures
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
+    try:
+        time.sleep(0.5)
+        busy = manager.estimate_time(chosen.config, run)
+        assert manager.estimate_time(chosen.config, run) == busy  # still busy: a rerun does not measure again
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    assert busy.source == "measured on this machine, which was busy: likely too long"
+    time.sleep(2)  # a moment later, on an idle machine
+    idle = manager.estimate_time(chosen.config, run)  # measured again: the busy reading was not kept
+    assert idle.source == "measured on this machine" and idle.seconds < busy.seconds
+    record = manager.wait(manager.start("lenet-bn", chosen.config, run, preset="quick"), timeout=300).record
+    assert record.status == "done" and record.preset == "quick"
+    assert 1 / 1.5 <= record.seconds / idle.seconds <= 1.5, (record.seconds, idle.seconds, busy.seconds)
+    manager.shutdown()

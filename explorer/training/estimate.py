@@ -1,22 +1,28 @@
 """How long a run will take, from a measurement on this machine rather than a formula.
 
 A config's training throughput comes from earlier runs of the same config, batch size and device when
-there are any, else from timing a few real SGD steps here (cached per config, in the process and in the
-run store, so the Train page and the run's worker measure once between them), plus the data path the step
-leaves out (indexing, augmentation, resizing), timed on a few batches. The run's time is then its
-training images at that rate, a test pass per epoch (a forward pass costs about a third of a step), and
-the fixed cost of loading the data and building the model.
+there are any (the median of the newest few, leaving out runs stopped within seconds and runs that shared
+the machine with other work), else from timing a few real SGD steps here (cached per config, in the
+process and in the run store, so the Train page and the run's worker measure once between them), plus the
+data path the step leaves out (indexing, augmentation, resizing), timed on a few batches. The run's time
+is then its training images at that rate, a test pass per epoch (a forward pass costs about a third of a
+step), and the fixed cost of loading the data and building the model.
+
+One bad reading must not decide later ones: a measurement taken while other processes kept the CPUs busy
+is used for that estimate alone and never saved, and a saved one that a real run disagrees with by more
+than DISAGREE is dropped, so the next estimate measures again.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import socket
+import statistics
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -30,6 +36,13 @@ from explorer.training.store import RunStore
 TEST_IMAGES = 10_000
 STARTUP_SECONDS = 2.0           # reading the data and building the model, measured on a 2-core CPU
 STEP_BUDGET_MULT_ADDS = 4e9     # one timed step at most this much work: big configs are timed on fewer images
+STEP_SECONDS, STEPS_TIMED = 0.8, 40  # steps are timed for about this long, at most this many per format
+BUSY_SHARE = 0.25               # other processes took more of the CPUs than this: the reading is not kept
+MIN_RUN_SECONDS = 20.0          # a run stopped sooner tells little of its rate (start-up, warm-up)
+PAST_RUNS = 5                   # an estimate takes the median rate of at most this many earlier runs
+DISAGREE = 1.5                  # a saved measurement this far off a real run's rate is dropped
+DATA_SECONDS = 0.25             # the data path is timed this long (the kernel counts CPU time in 10 ms ticks)
+BUSY_REUSE_SECONDS = 60.0       # a busy reading serves while the machine stays busy, at most this long
 _lock = threading.Lock()        # one calibration at a time: they would slow each other down
 
 
@@ -74,39 +87,132 @@ def estimate_run(config: ModelConfig, batch_size: int, epochs: int, train_images
                  test_images: int = TEST_IMAGES, tta: bool = False, augment: bool = False) -> Estimate:
     """The expected wall time of a run; see the module's docstring for how. With `tta` each test image
     is seen twice (itself and its mirror); `augment` adds the fast recipe's flips and shifts to each batch."""
-    past = _past_rate(config, batch_size, device, augment, store) if store is not None else None
-    if past is not None:
-        rate, source = past, "measured by earlier runs of this config"
+    past = past_rates(config, batch_size, device, augment, store) if store is not None else []
+    if past:
+        rate = statistics.median(past)
+        source = f"measured by {'an earlier run' if len(past) == 1 else f'{len(past)} earlier runs'} of this config"
     else:
-        step = measure_step(config, batch_size, device, threads, store).images_per_sec
-        rate = 1 / (1 / step + data_seconds(config.resolution, batch_size, augment, device))
-        source = "measured on this machine"
+        step = measure_step(config, batch_size, device, threads, store)
+        data = data_seconds(config.resolution, batch_size, augment, device)
+        rate = 1 / (1 / step.images_per_sec + data.seconds)
+        source = "measured on this machine" + (", which was busy: likely too long" if step.busy or data.busy else "")
     return Estimate(run_seconds(rate, train_images, epochs, test_images * (2 if tta else 1)), rate, source)
 
 
-def _past_rate(config: ModelConfig, batch_size: int, device: str, augment: bool, store: RunStore) -> float | None:
-    for r in reversed(store.with_status("done", "stopped")[-50:]):
-        if not r.images_per_sec or r.settings.get("device") != device or r.settings.get("batch_size") != batch_size:
+def past_rates(config: ModelConfig, batch_size: int, device: str, augment: bool, store: RunStore) -> list[float]:
+    """The training rates of the newest earlier runs of this config, batch size, device and augmentation
+    (at most PAST_RUNS) that say something about it: not stopped within MIN_RUN_SECONDS, not run while
+    other work kept the machine busy."""
+    rates = []
+    for r in reversed(store.with_status("done", "stopped", "interrupted")[-200:]):
+        s = r.settings
+        if not r.images_per_sec or (r.seconds or 0) < MIN_RUN_SECONDS or s.get("device") != device \
+                or s.get("batch_size") != batch_size or bool(s.get("augment", False)) != augment:
             continue
-        if bool(r.settings.get("augment", False)) != augment:  # its rate paid for augmentation, or did not
+        if (r.calibration or {}).get("others_cpu", 0.0) > BUSY_SHARE:
             continue
         try:
             same = registry.config_from(r.model, r.config) == config
         except (ConfigError, TypeError):  # a run stored by an older catalog
             continue
         if same:
-            return float(r.images_per_sec)
-    return None
+            rates.append(float(r.images_per_sec))
+            if len(rates) == PAST_RUNS:
+                break
+    return rates
 
 
-@functools.lru_cache(maxsize=64)
-def data_seconds(resolution: int, batch_size: int, augment: bool, device: str) -> float:
+class MachineLoad:
+    """The share of this machine's CPUs that other processes took since this was made, from the kernel's
+    counters (Linux's /proc/stat; elsewhere 0, nothing known). What this process did is not counted."""
+
+    def __init__(self) -> None:
+        self._start = _cpu_sample()
+        self._made = time.monotonic()
+
+    def seconds(self) -> float:
+        return time.monotonic() - self._made
+
+    def others(self) -> float:
+        end = _cpu_sample()
+        if self._start is None or end is None or end[2] - self._start[2] <= 0:
+            return 0.0
+        (busy0, own0, wall0, cpus), (busy1, own1, wall1, _) = self._start, end
+        return max(0.0, ((busy1 - busy0) - (own1 - own0)) / ((wall1 - wall0) * cpus))
+
+
+def _busy(load: MachineLoad, device: str) -> bool:
+    """Whether other processes took too much of the CPUs for a CPU timing to be kept."""
+    return device == "cpu" and load.others() > BUSY_SHARE
+
+
+class Readings:
+    """Measurements this process keeps, by key. One taken while the machine was busy is not kept for later:
+    it serves again only while the machine stays busy (so a page's reruns do not measure again and again),
+    at most BUSY_REUSE_SECONDS; an idle machine measures anew."""
+
+    def __init__(self, kept: int = 256) -> None:
+        self._good: dict[object, object] = {}   # the oldest first
+        self._busy: dict[object, tuple[MachineLoad, object]] = {}
+        self._kept = kept
+
+    def get(self, key: object):
+        if key in self._good:
+            return self._good[key]
+        since, value = self._busy.get(key, (None, None))
+        if since is not None and since.seconds() < BUSY_REUSE_SECONDS \
+                and (since.seconds() < 1.0 or since.others() > BUSY_SHARE):  # a second is too short to tell
+            return value
+        return None
+
+    def put(self, key: object, value: object, busy: bool) -> None:
+        if busy:
+            for stale in [k for k, (load, _) in list(self._busy.items()) if load.seconds() > BUSY_REUSE_SECONDS]:
+                self._busy.pop(stale, None)
+            self._busy[key] = (MachineLoad(), value)
+            return
+        self._busy.pop(key, None)
+        self._good[key] = value
+        while len(self._good) > self._kept:
+            self._good.pop(next(iter(self._good)), None)
+
+    def drop(self, key: object) -> None:
+        self._good.pop(key, None)
+        self._busy.pop(key, None)
+
+
+_step_readings, _data_readings = Readings(), Readings()
+
+
+def _cpu_sample() -> tuple[float, float, float, int] | None:
+    """(CPU seconds all processes spent busy, this process's CPU seconds, wall time, CPUs)."""
+    try:
+        lines = Path("/proc/stat").read_text().splitlines()
+    except OSError:
+        return None
+    ticks = [int(v) for v in lines[0].split()[1:9]]  # user nice system idle iowait irq softirq steal
+    cpus = sum(1 for line in lines if line.startswith("cpu") and line[3:4].isdigit())
+    busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+    return busy, time.process_time(), time.monotonic(), max(1, cpus)
+
+
+@dataclass(frozen=True)
+class DataTiming:
+    seconds: float   # per training image
+    busy: bool       # other processes kept the CPUs busy meanwhile (see MachineLoad)
+
+
+def data_seconds(resolution: int, batch_size: int, augment: bool, device: str) -> DataTiming:
     """Seconds per training image of what the step's timing leaves out: picking the batch's uint8 images,
-    the recipe's flips and shifts, scaling to [0, 1] and resizing. Measured on 4 batches after one; on
-    this 2-core CPU it is 1-10% of a run (most where the step is cheap: LeNet with augmentation)."""
+    the recipe's flips and shifts, scaling to [0, 1] and resizing. Measured on at least 4 batches after
+    one, over about DATA_SECONDS; on this 2-core CPU it is 1-10% of a run (most where the step is cheap:
+    LeNet with augmentation)."""
     from explorer.training.train import augment as flip_and_shift
     from explorer.training.train import prepare
 
+    key = (resolution, batch_size, augment, device)
+    if (kept := _data_readings.get(key)) is not None:
+        return kept
     dev = torch.device(device)
     generator = torch.Generator(device=dev).manual_seed(0)
     images = torch.randint(0, 256, (5 * batch_size, 1, 28, 28), dtype=torch.uint8, device=dev)
@@ -119,11 +225,14 @@ def data_seconds(resolution: int, batch_size: int, augment: bool, device: str) -
     with _lock:
         batch(0)
         _sync(dev)
-        start = time.perf_counter()
-        for i in range(1, 5):
-            batch(i)
+        load, start, batches = MachineLoad(), time.perf_counter(), 0
+        while batches < 4 or (time.perf_counter() - start < DATA_SECONDS and batches < 400):
+            batch(1 + batches % 4)  # long enough for the kernel's CPU counters to tell a busy machine
+            batches += 1
         _sync(dev)
-        return (time.perf_counter() - start) / (4 * batch_size)
+        timing = DataTiming((time.perf_counter() - start) / (batches * batch_size), _busy(load, device))
+    _data_readings.put(key, timing, timing.busy)
+    return timing
 
 
 @dataclass(frozen=True)
@@ -133,6 +242,8 @@ class StepTiming:
     contiguous: float
     channels_last: float
     cached: bool = False  # read from the run store, not measured now
+    busy: bool = False    # other processes kept the CPUs busy while it was measured: used once, never saved
+    key: str = field(default="", compare=False)  # where the run store keeps it
 
     def describe(self) -> dict[str, object]:
         """What a run records and its page shows: the rates, the choice and where it came from."""
@@ -151,20 +262,37 @@ class StepTiming:
 
 def measure_step(config: ModelConfig, batch_size: int, device: str = "cpu", threads: int | None = None,
                  store: RunStore | None = None) -> StepTiming:
-    """The step rates of `config` in both memory formats: from the store's cache when this machine measured
-    this config, batch size, device and thread count before, else measured now (and saved there)."""
+    """The step rates of `config` in both memory formats: from this process's or the store's earlier
+    measurement of this config, batch size, device and thread count on this machine, else measured now
+    (and kept, unless the machine was busy)."""
+    from explorer.training.train import default_threads
+
+    threads = threads or default_threads()  # what the measurement runs with (it sets torch's threads)
     key = json.dumps([socket.gethostname(), torch.__version__, type(config).__name__, config.kwargs(), batch_size,
-                      device, threads or torch.get_num_threads()], sort_keys=True, default=list)
+                      device, threads], sort_keys=True, default=list)
+    if (kept := _step_readings.get(key)) is not None and not kept.busy:
+        return kept
     saved = store.calibration(key) if store is not None else None
     if saved is not None:
-        return StepTiming(saved["contiguous"], saved["channels_last"], cached=True)
-    timing = _measure_step(config, batch_size, device, threads)
-    if store is not None:
+        return StepTiming(saved["contiguous"], saved["channels_last"], cached=True, key=key)
+    if kept is not None:
+        return kept
+    timing = replace(_measure_step(config, batch_size, device, threads), key=key)
+    _step_readings.put(key, timing, timing.busy)
+    if store is not None and not timing.busy:
         store.save_calibration(key, {"contiguous": timing.contiguous, "channels_last": timing.channels_last})
     return timing
 
 
-@functools.lru_cache(maxsize=256)
+def check_against_run(timing: StepTiming, run_images_per_sec: float, store: RunStore) -> None:
+    """Drop a saved measurement that a real run of its config disagrees with by more than DISAGREE: the
+    next estimate, and the next run's choice of memory format, measure again."""
+    ratio = run_images_per_sec / timing.images_per_sec
+    if timing.key and not 1 / DISAGREE <= ratio <= DISAGREE:
+        _step_readings.drop(timing.key)
+        store.drop_calibration(timing.key)
+
+
 def _measure_step(config: ModelConfig, batch_size: int, device: str, threads: int | None) -> StepTiming:
     """Time a few real SGD steps on random data in both memory formats, after a warm-up of each.
 
@@ -198,16 +326,18 @@ def _measure_step(config: ModelConfig, batch_size: int, device: str, threads: in
             _sync(dev)
             return time.perf_counter() - start
 
-        for fmt in formats:  # warm-up of both before either is timed: the first one timed would pay for it
+        for fmt in formats * 2:  # warm-up of both before either is timed: the first ones timed would pay for it
             step(fmt)
-        seconds = dict.fromkeys(formats, 0.0)
+        load = MachineLoad()
+        seconds: dict[torch.memory_format, list[float]] = {fmt: [] for fmt in formats}
         steps, start = 0, time.perf_counter()
-        while steps < 5 and (steps < 2 or time.perf_counter() - start < 0.8):
+        while steps < STEPS_TIMED and (steps < 2 or time.perf_counter() - start < STEP_SECONDS):
             for fmt in formats:  # alternated, so a busy moment of the machine hits both alike
-                seconds[fmt] += step(fmt)
+                seconds[fmt].append(step(fmt))
             steps += 1
-        rates = {fmt: steps * batch / seconds[fmt] for fmt in formats}
-    return StepTiming(rates[torch.contiguous_format], rates[torch.channels_last])
+        rates = {fmt: batch / statistics.median(seconds[fmt]) for fmt in formats}  # a hiccup does not count
+        busy = _busy(load, device)
+    return StepTiming(rates[torch.contiguous_format], rates[torch.channels_last], busy=busy)
 
 
 def _sync(device: torch.device) -> None:

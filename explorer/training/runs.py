@@ -15,7 +15,6 @@ import atexit
 import contextlib
 import dataclasses
 import errno
-import hashlib
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -25,6 +24,7 @@ import signal
 import socket
 import threading
 import time
+import unicodedata
 import uuid
 from collections import OrderedDict, deque
 from dataclasses import dataclass
@@ -38,14 +38,23 @@ import torch
 from explorer import registry
 from explorer.config import ModelConfig
 from explorer.errors import ConfigError
+from explorer.identity import OWNER, Visitor
 from explorer.summary import summarize
 from explorer.training.data import dataset_sizes, find_data_dir
-from explorer.training.estimate import Estimate, estimate_run, human_duration
+from explorer.training.estimate import (
+    BUSY_SHARE,
+    MIN_RUN_SECONDS,
+    Estimate,
+    check_against_run,
+    estimate_run,
+    human_duration,
+)
 from explorer.training.store import FINISHED, RunRecord, RunStore, StoreError
-from explorer.training.train import Progress, TrainResult, TrainSettings, check_trainable, default_threads, train
+from explorer.training.train import KINDS, Progress, TrainResult, TrainSettings, check_trainable, default_threads, train
 
 log = logging.getLogger(__name__)
 
+NAME_CHARACTERS = 60
 DATASET_BYTES = 70_000 * 28 * 28 + 70_000 * 8  # uint8 images and int64 labels on the device
 RUNTIME_BYTES = 200 * 2**20  # torch's kernels and buffers that a training process touches (bench memory)
 FLUSH_SECONDS = 2.0        # metrics reach the store at least this often, and at the end of every epoch
@@ -57,23 +66,6 @@ STOP_BY_USER, STOP_BY_SHUTDOWN, STOP_BY_SERVER_GONE = 1, 2, 3  # why a run was a
 WORKER_NICENESS = 10       # training yields the CPU to the server's pages: a knob change is not queued behind it
 WATCHERS_PER_SECOND = 5    # live pages refresh once a second up to this many watchers, then less often
 METRICS_CACHED = 64        # runs whose metric series the server keeps for live pages
-
-
-@dataclass(frozen=True)
-class Visitor:
-    """Who acts on runs. `id` is what runs store as their owner: a hash of a browser's token or a login,
-    never a secret and never a URL parameter. An admin (named in the server's config) may act on any run."""
-
-    id: str
-    admin: bool = False
-
-
-CLI = Visitor("cli", admin=True)  # the CLI acts as its own owner on its own data directory
-
-
-def visitor_id(token: str) -> str:
-    """The owner id stored for a browser's secret token: a hash, so the run store never holds the token."""
-    return hashlib.sha256(token.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -99,6 +91,13 @@ UNLIMITED = Quotas(runs_per_visitor=10**9, max_queue=10**9, max_seconds=None)
 def _env_int(name: str, default: int) -> int:
     text = os.environ.get(name, "")
     return int(text) if text.isdigit() and int(text) > 0 else default
+
+
+def run_name(text: str) -> str:
+    """A run's name as its owner typed it, made safe to show anywhere: control and formatting characters
+    (a right-to-left override, say) dropped, spaces collapsed, at most NAME_CHARACTERS characters."""
+    kept = "".join(c for c in str(text) if unicodedata.category(c)[0] != "C")
+    return " ".join(kept.split())[:NAME_CHARACTERS]
 
 
 def default_home() -> Path:
@@ -178,10 +177,15 @@ class RunManager:
                 running = list(self._running)
 
     # -- what callers use -------------------------------------------------------------------------
-    def start(self, model: str, config: ModelConfig, settings: TrainSettings, visitor: Visitor = CLI) -> str:
-        """Validate and queue a run; returns its id at once. Raises ConfigError for what cannot run or is
-        over a quota."""
+    def start(self, model: str, config: ModelConfig, settings: TrainSettings, visitor: Visitor = OWNER,
+              preset: str | None = None, name: str = "") -> str:
+        """Validate and queue a run; returns its id at once. `preset` records which one it came from (book,
+        quick, fast), `name` what its owner calls it. Raises ConfigError for what cannot run or is over a
+        quota."""
         registry.get(model)
+        if preset is not None and preset not in KINDS:
+            raise ConfigError("preset", f"must be one of {', '.join(KINDS)}, not {preset!r}")
+        name = run_name(name)
         if not visitor.admin:
             mine = [r for r in self.store.with_status("queued", "running") if r.owner == visitor.id]
             if len(mine) >= self.quotas.runs_per_visitor:
@@ -202,7 +206,8 @@ class RunManager:
             if len(self._queue) >= self.quotas.max_queue:
                 raise ConfigError("queue", f"{len(self._queue)} runs are already waiting, this server's limit "
                                            "(EXPLORER_MAX_QUEUE); try again in a few minutes")
-            self.store.create(run_id, model, config.kwargs(), dataclasses.asdict(settings), visitor.id, need)
+            self.store.create(run_id, model, config.kwargs(), dataclasses.asdict(settings), visitor.id, need,
+                              preset=preset, name=name or None)
             self._queue.append(run_id)
             self._cv.notify()
         return run_id
@@ -217,7 +222,7 @@ class RunManager:
             raise ConfigError("run", f"only the run's owner can {action} it; you can watch it, and train the "
                                      "same config yourself")
 
-    def stop(self, run_id: str, visitor: Visitor = CLI) -> bool:
+    def stop(self, run_id: str, visitor: Visitor = OWNER) -> bool:
         """Stop a queued or running run, whichever process runs it (a running one ends within about a
         second and one batch). False if it had already finished."""
         self._check_owner(run_id, visitor, "stop")
@@ -295,7 +300,7 @@ class RunManager:
                 raise TimeoutError(f"run {run_id} still {view.status} after {timeout} s")
             time.sleep(poll)
 
-    def delete(self, run_id: str, visitor: Visitor = CLI) -> None:
+    def delete(self, run_id: str, visitor: Visitor = OWNER) -> None:
         self._check_owner(run_id, visitor, "delete")
         self.stop(run_id, visitor)
         record = self.store.get(run_id)
@@ -303,12 +308,21 @@ class RunManager:
             Path(record.weights_path).unlink(missing_ok=True)
         self.store.delete(run_id)
 
-    def load_weights(self, run_id: str, visitor: Visitor = CLI) -> dict[str, torch.Tensor]:
+    def load_weights(self, run_id: str) -> dict[str, torch.Tensor]:
+        """A run's trained weights (weights_only=True), to look at: a run's link is a read-only view for
+        whoever has it. Downloading the file stays the owner's (weights_file)."""
+        return torch.load(self._weights_path(run_id), map_location="cpu", weights_only=True)
+
+    def weights_file(self, run_id: str, visitor: Visitor = OWNER) -> bytes:
+        """The run's weights file (a state_dict) for its owner or an admin to download."""
         self._check_owner(run_id, visitor, "download the weights of")
+        return self._weights_path(run_id).read_bytes()
+
+    def _weights_path(self, run_id: str) -> Path:
         record = self.store.get(run_id)
         if record is None or not record.weights_path or not Path(record.weights_path).is_file():
-            raise ConfigError("run", f"run {run_id} has no saved weights")
-        return torch.load(record.weights_path, map_location="cpu", weights_only=True)
+            raise ConfigError("run", f"run {run_id[:40]} has no saved weights")
+        return Path(record.weights_path)
 
     def estimate_time(self, config: ModelConfig, settings: TrainSettings) -> Estimate:
         """How long the run would take here: earlier runs of this config, or a measurement of a few steps."""
@@ -498,7 +512,10 @@ def record_result(store: RunStore, job: Job, result: TrainResult, stop_reason: i
     """Save a finished training's weights and record its end: done, stopped, or interrupted by a shutdown."""
     weights = save_weights(result.state_dict, Path(job.weights_dir) / f"{job.run_id}.pt")
     if result.timing is not None:
-        store.set_calibration(job.run_id, result.timing.describe())
+        store.set_calibration(job.run_id, {**result.timing.describe(), "others_cpu": round(result.others_cpu, 3)})
+        rate = result.history[-1].images_per_sec if result.history else None
+        if rate and result.seconds >= MIN_RUN_SECONDS and result.others_cpu <= BUSY_SHARE:
+            check_against_run(result.timing, rate, store)
     interrupted = stop_reason in (STOP_BY_SHUTDOWN, STOP_BY_SERVER_GONE)
     status = "done" if not result.stopped else "interrupted" if interrupted else "stopped"
     store.finish(job.run_id, status, confusion=result.confusion or None, predictions=result.predictions or None,
@@ -578,5 +595,4 @@ def _free_bytes(directory: Path) -> int:
         return 0
 
 
-__all__ = ["RunManager", "RunView", "Visitor", "Quotas", "CLI", "UNLIMITED", "default_home", "memory_budget",
-           "visitor_id"]
+__all__ = ["RunManager", "RunView", "Quotas", "UNLIMITED", "default_home", "memory_budget"]

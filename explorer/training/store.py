@@ -50,7 +50,9 @@ CREATE TABLE IF NOT EXISTS runs (
     stop_requested INTEGER NOT NULL DEFAULT 0,
     worker TEXT,
     warning TEXT,
-    calibration TEXT
+    calibration TEXT,
+    preset TEXT,
+    name TEXT
 );
 CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
@@ -75,7 +77,7 @@ CREATE TABLE IF NOT EXISTS progress (
 );
 """
 _ADDED_COLUMNS = {"heartbeat": "REAL", "stop_requested": "INTEGER NOT NULL DEFAULT 0",  # since the first schema
-                  "worker": "TEXT", "warning": "TEXT", "calibration": "TEXT"}
+                  "worker": "TEXT", "warning": "TEXT", "calibration": "TEXT", "preset": "TEXT", "name": "TEXT"}
 
 METRIC_COLUMNS = ["step", "epoch", "kind", "train_loss", "train_acc", "test_acc", "images_per_sec", "elapsed"]
 
@@ -107,6 +109,13 @@ class RunRecord:
     worker: str | None = None       # host:pid of the process that trains it
     warning: str | None = None      # what training noticed, e.g. a dead network
     calibration: dict[str, Any] | None = None  # the measured step rates and the settings they chose
+    preset: str | None = None       # book, quick or fast; None for runs stored before presets were recorded
+    name: str | None = None         # what its owner called it, shown instead of the id where given
+
+    @property
+    def label(self) -> str:
+        """How lists and legends name the run: its name, else its model and id."""
+        return self.name or f"{self.model} {self.id}"
 
 
 class StoreError(ConfigError):
@@ -165,11 +174,13 @@ class RunStore:
             raise StoreError(f"the run store {self.path} cannot be used ({err}); check the disk's free space "
                              "and the file, or set EXPLORER_HOME to another directory") from None
 
-    def create(self, run_id: str, model: str, config: dict, settings: dict, owner: str, estimate_bytes: int) -> None:
+    def create(self, run_id: str, model: str, config: dict, settings: dict, owner: str, estimate_bytes: int,
+               preset: str | None = None, name: str | None = None) -> None:
         with self._db() as db:
-            db.execute("INSERT INTO runs (id, model, config, settings, owner, status, created, estimate_bytes) "
-                       "VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)",
-                       (run_id, model, json.dumps(config), json.dumps(settings), owner, time.time(), estimate_bytes))
+            db.execute("INSERT INTO runs (id, model, config, settings, owner, status, created, estimate_bytes, preset, "
+                       "name) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
+                       (run_id, model, json.dumps(config), json.dumps(settings), owner, time.time(), estimate_bytes,
+                        preset, name))
 
     def claim(self, run_id: str) -> bool:
         """Take a queued run for this process: True for exactly one claimant, whatever else shares the file."""
@@ -219,6 +230,10 @@ class RunStore:
         with self._db() as db:
             db.execute("INSERT OR REPLACE INTO calibrations (key, data, measured) VALUES (?, ?, ?)",
                        (key, json.dumps(data), time.time()))
+
+    def drop_calibration(self, key: str) -> None:
+        with self._db() as db:
+            db.execute("DELETE FROM calibrations WHERE key = ?", (key,))
 
     def set_progress(self, run_id: str, data: dict[str, Any]) -> None:
         with self._db() as db:

@@ -25,7 +25,7 @@ from explorer.config import ModelConfig
 from explorer.errors import ConfigError
 from explorer.summary import check
 from explorer.training.data import CLASS_NAMES, FashionMNIST, load_fashion_mnist
-from explorer.training.estimate import StepTiming, measure_step
+from explorer.training.estimate import MachineLoad, StepTiming, measure_step
 from explorer.training.store import RunStore
 
 Device = Literal["cpu", "cuda"]
@@ -246,6 +246,7 @@ class TrainResult:
     predictions: bytes = b""    # predicted class of every test image, for the detail page
     state_dict: dict[str, torch.Tensor] = field(default_factory=dict)
     seconds: float = 0.0
+    others_cpu: float = 0.0     # the share of the CPUs other processes took meanwhile (estimate.MachineLoad)
 
 
 class DeviceData:
@@ -348,7 +349,7 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
         torch.backends.cudnn.benchmark = True
     amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else None
     stop = stop or threading.Event()
-    start = time.perf_counter()
+    start, load = time.perf_counter(), MachineLoad()
     history: list[Progress] = []
 
     def emit(p: Progress) -> None:
@@ -441,8 +442,8 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
         eta = epochs_left * (steps_per_epoch * settings.batch_size / last.images_per_sec + test_seconds)
         emit(replace(last, test_acc=test_acc, kind="epoch", elapsed=time.perf_counter() - start, eta=eta))
 
-    result = TrainResult(stopped=stopped, history=history, timing=timing,
-                         seconds=time.perf_counter() - start)
+    result = TrainResult(stopped=stopped, history=history, timing=timing, seconds=time.perf_counter() - start,
+                         others_cpu=load.others() if not cuda else 0.0)
     if not stopped:
         result.predictions = bytes(predictions.to(torch.uint8).cpu().numpy())
         result.confusion = confusion_matrix(data.test_y.cpu(), predictions.cpu())

@@ -33,6 +33,7 @@ from explorer.models.resnet import Residual
 from explorer.summary import summarize
 from explorer.training.data import CLASS_NAMES, load_fashion_mnist
 from explorer.training.train import new_model, prepare
+from explorer.views.runviews import accuracy, confused_images, preset_of
 
 MAP_PIXELS = 56     # a feature map is shrunk to at most this many pixels a side
 TOP_CHANNELS = 16   # channels shown per stage, strongest (highest mean activation) first
@@ -84,12 +85,12 @@ def trained_model(config: ModelConfig, state_dict: dict[str, torch.Tensor]) -> n
     return model.eval()
 
 
-def run_model(manager, run_id: str, visitor) -> tuple[str, ModelConfig, nn.Module]:
-    """A stored run's network with its trained weights (loaded with weights_only=True); only its owner's
-    or an admin's. A ConfigError says why not: not yours, or no saved weights."""
+def run_model(manager, run_id: str) -> tuple[str, ModelConfig, nn.Module]:
+    """A stored run's network with its trained weights (loaded with weights_only=True). A ConfigError says
+    why not: no saved weights."""
     record = manager.store.get(run_id)
     config = registry.config_from(record.model, record.config)
-    return record.model, config, trained_model(config, manager.load_weights(run_id, visitor))
+    return record.model, config, trained_model(config, manager.load_weights(run_id))
 
 
 def look_inside(model: nn.Module, config: ModelConfig, image: torch.Tensor) -> Inside:
@@ -276,6 +277,42 @@ def side_by_side(images: list[np.ndarray], gap: int = 6) -> np.ndarray:
     return out
 
 
+def stage_grid(stage: Stage) -> np.ndarray:
+    """A stage's maps enlarged to about 56 pixels; a flattened stage's units folded into rows of 16."""
+    maps = stage.maps
+    if maps.shape[1] == 1:
+        per_row = min(16, maps.shape[2])
+        units = np.zeros(-(-maps.shape[2] // per_row) * per_row, dtype=maps.dtype)
+        units[:maps.shape[2]] = maps[0, 0]
+        return grid(units.reshape(1, -1, per_row), scale=16)
+    return grid(maps, scale=max(1, 56 // max(maps.shape[1:])))
+
+
+def titled(pixels: np.ndarray, title: str, min_width: int = 200) -> np.ndarray:
+    """A grayscale image (uint8) enlarged to at least `min_width` pixels, under its title in black on
+    white, wrapped to the image's width: a PNG that says what it shows."""
+    import textwrap
+
+    from PIL import Image, ImageDraw, ImageFont
+
+    scale = max(1, -(-min_width // pixels.shape[1]))
+    body = pixels.repeat(scale, axis=0).repeat(scale, axis=1)
+    font = ImageFont.load_default(size=13)
+    lines = textwrap.wrap(title, width=max(12, body.shape[1] // 7))
+    head = 18 * len(lines) + 6
+    out = Image.new("L", (body.shape[1], body.shape[0] + head), 255)
+    out.paste(Image.fromarray(body), (0, head))
+    draw = ImageDraw.Draw(out)
+    for i, line in enumerate(lines):
+        draw.text((2, 3 + 18 * i), line, fill=0, font=font)
+    return np.asarray(out)
+
+
+def kernel_grid(kernels: np.ndarray) -> np.ndarray:
+    """The first layer's kernels, 16 to a row, each at least about 64 pixels wide."""
+    return grid(kernels, columns=16, scale=max(4, 64 // kernels.shape[-1]))
+
+
 def part_grid(part: Part) -> np.ndarray:
     """A block part's maps, four to a row, each enlarged to about 64 pixels."""
     return grid(part.maps, columns=4, scale=max(1, 64 // max(part.maps.shape[1:])))
@@ -297,14 +334,31 @@ class View:
     stats: pd.DataFrame      # per ReLU, over the first `stats_images` test images (layer_stats)
     batchnorm: pd.DataFrame  # per batch-norm channel: moving against batch statistics, the same images
     stats_images: int
+    upload: Upload | None = None  # how an uploaded picture was made into the input
 
 
 MAX_UPLOAD_BYTES = 5 * 2**20
+MAX_UPLOAD_PIXELS = 25_000_000  # what a photo needs; a small file can claim far more (a decompression bomb)
+PREVIEW_PIXELS = 256            # an upload is decoded at most about this large: the input is 28x28
 
 
-def read_upload(data: bytes) -> torch.Tensor:
-    """An uploaded PNG or JPEG as Fashion-MNIST's input: 28x28 grayscale uint8 (resized, not cropped).
-    Anything else, or over 5 MB, is refused with a ConfigError that says why."""
+INVERSIONS = {"automatic": None, "swap": True, "keep": False}  # the page's choices for read_upload's `invert`
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A picture made to look like Fashion-MNIST: a light object on a dark ground, cropped to the object,
+    padded square and shrunk to 28x28, as the data set's images were made."""
+
+    preview: np.ndarray  # the picture as decoded, grayscale, at most PREVIEW_PIXELS a side
+    image: np.ndarray    # the network's 28x28 input, uint8
+    inverted: bool       # light and dark were swapped (a dark object drawn on a light ground)
+
+
+def read_upload(data: bytes, invert: bool | None = None) -> Upload:
+    """An uploaded PNG or JPEG as Fashion-MNIST's input. `invert`: swap light and dark, keep them, or
+    (None) swap them when the picture's border is light. Anything else, over 5 MB, or claiming more than
+    MAX_UPLOAD_PIXELS is refused with a ConfigError that says why; the picture is decoded reduced."""
     from PIL import Image, UnidentifiedImageError
 
     if len(data) > MAX_UPLOAD_BYTES:
@@ -313,33 +367,64 @@ def read_upload(data: bytes) -> torch.Tensor:
         with Image.open(io.BytesIO(data)) as picture:
             if picture.format not in ("PNG", "JPEG"):
                 raise ConfigError("image", f"upload a PNG or JPEG image, not {picture.format or 'this file'}")
-            if picture.width * picture.height > 50_000_000:  # a small file can claim a huge image
-                raise ConfigError("image", "the image is too large; upload one under 50 megapixels")
-            small = picture.convert("L").resize((28, 28), Image.Resampling.BILINEAR)
-    except (UnidentifiedImageError, OSError, ValueError) as err:
+            if picture.width * picture.height > MAX_UPLOAD_PIXELS:  # checked before any pixel is decoded
+                raise ConfigError("image", f"the image claims {picture.width}x{picture.height} pixels; upload "
+                                           f"one of at most {MAX_UPLOAD_PIXELS // 1_000_000} megapixels")
+            picture.draft("L", (PREVIEW_PIXELS, PREVIEW_PIXELS))  # a JPEG decodes at 1/2, 1/4 or 1/8 scale
+            gray = picture.convert("L")
+            gray.thumbnail((PREVIEW_PIXELS, PREVIEW_PIXELS))
+    except ConfigError:
+        raise
+    except (Image.DecompressionBombError, UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
         raise ConfigError("image", "this file is not an image that can be read (upload a PNG or JPEG)") from err
-    return torch.from_numpy(np.asarray(small, dtype=np.uint8).copy())
+    preview = np.asarray(gray, dtype=np.uint8).copy()
+    return fashion_like(preview, invert)
 
 
-def view(manager, subject: str, image: int | bytes, visitor) -> View:
-    """The views of test image `image` (an index), or of an uploaded PNG or JPEG (its bytes), through a
-    stored run (`subject` a run id, the visitor's own or an admin's) or a catalog network with fresh
-    weights (`subject` a catalog name). Computed once per (run store, subject, image) and cached; the
-    owner check comes first, every time."""
-    if subject not in registry.list_models():
-        if manager.store.get(subject) is None:
-            raise ConfigError("run", f"{subject[:40]!r} is neither a run in this run store nor a catalog network")
-        if not manager.may_act(subject, visitor):
-            raise ConfigError("run", "you can look inside your own runs, or any catalog network with fresh "
-                                     "weights")
-    return _view(manager, subject, image, visitor)
+def fashion_like(gray: np.ndarray, invert: bool | None = None) -> Upload:
+    """A grayscale picture as Fashion-MNIST draws its items: light on dark (inverted when `invert`, or when
+    None and the border is light), the ground at zero, cropped to the object, padded square with a pixel
+    of margin, 28x28."""
+    from PIL import Image
+
+    a = gray.astype(np.float32)
+    border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+    inverted = bool(np.median(border) > 127) if invert is None else invert
+    if inverted:
+        a, border = 255 - a, 255 - border
+    ground = float(np.median(border))
+    a = np.clip(a - ground, 0, None)
+    rows, cols = np.nonzero(a > 0.2 * a.max()) if a.max() > 0 else ((), ())
+    if len(rows):
+        a = a[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    side = max(a.shape)
+    square = np.zeros((side, side), dtype=np.float32)
+    top, left = (side - a.shape[0]) // 2, (side - a.shape[1]) // 2
+    square[top:top + a.shape[0], left:left + a.shape[1]] = a
+    square *= 255 / max(float(square.max()), 1e-6)
+    small = Image.fromarray(square.round().astype(np.uint8)).resize((26, 26), Image.Resampling.LANCZOS)
+    image = np.zeros((28, 28), dtype=np.uint8)
+    image[1:27, 1:27] = np.asarray(small)
+    return Upload(gray, image, inverted)
+
+
+def view(manager, subject: str, image: int | bytes, invert: bool | None = None) -> View:
+    """The views of test image `image` (an index), or of an uploaded PNG or JPEG (its bytes, inverted as
+    `invert` says: see read_upload), through a stored run (`subject` a run id: its link is a read-only view
+    for whoever has it) or a catalog network with fresh weights (`subject` a catalog name). Computed once
+    per (run manager, subject, image) and cached."""
+    if subject not in registry.list_models() and manager.store.get(subject) is None:
+        raise ConfigError("run", f"{subject[:40]!r} is neither a run in this run store nor a catalog network")
+    return _view(manager, subject, image, invert)
 
 
 @functools.lru_cache(maxsize=16)
-def _view(manager, subject: str, image: int | bytes, visitor) -> View:
+def _view(manager, subject: str, image: int | bytes, invert: bool | None) -> View:
     data = load_fashion_mnist(manager.data_dir)
+    upload = None
     if isinstance(image, bytes):
-        picture, label = read_upload(image), -1  # an upload has no true class
+        upload = read_upload(image, invert)
+        picture, label = torch.from_numpy(upload.image), -1  # an upload has no true class
     elif 0 <= image < len(data.test_labels):
         picture, label = data.test_images[image], int(data.test_labels[image])
     else:
@@ -348,23 +433,32 @@ def _view(manager, subject: str, image: int | bytes, visitor) -> View:
         name, config = subject, registry.get(subject).config
         model = new_model(config)
     else:
-        name, config, model = run_model(manager, subject, visitor)
+        name, config, model = run_model(manager, subject)
     n = max(4, min(STATS_IMAGES, int(STATS_MULT_ADDS // max(1, summarize(config).totals.mult_adds))))
     return View(name, config, picture.numpy(), label, look_inside(model, config, picture),
-                *layer_stats(model, config, data.test_images[:n]), n)
+                *layer_stats(model, config, data.test_images[:n]), n, upload)
 
 
-def mistakes(manager, subject: str, visitor, per_pair: int = 3) -> pd.DataFrame:
+def mistakes(manager, subject: str, per_pair: int = 3) -> pd.DataFrame:
     """Test images a run got wrong (image, true, predicted), its most confused (true, predicted) pairs
-    first; empty for a catalog network, someone else's run, or a run without stored predictions."""
-    from explorer.views.runviews import confused_images
-
+    first; empty for a catalog network or a run without stored predictions."""
     record = None if subject in registry.list_models() else manager.store.get(subject)
     rows = []
-    if record is not None and manager.may_act(subject, visitor):
+    if record is not None:
         data = load_fashion_mnist(manager.data_dir)
         rows = [(i, CLASS_NAMES[t], CLASS_NAMES[p]) for i, t, p in confused_images(record, data, per_pair, pairs=8)]
     return pd.DataFrame(rows, columns=["image", "true", "predicted"])
+
+
+def describe_subject(manager, subject: str) -> str:
+    """What a view shows, in words, for the page's main area and the CLI: a run by its name, network,
+    preset, accuracy and id, or a catalog network with fresh, untrained weights."""
+    if subject in registry.list_models():
+        return f"{subject} with fresh Xavier weights, untrained: its predictions are guesses"
+    r = manager.store.get(subject)
+    named = f"{r.name}: " if r.name else ""
+    return (f"{named}{r.model} trained with the {preset_of(r)} preset ({r.status}, best test accuracy "
+            f"{accuracy(r.best_test_acc)}), run {r.id}")
 
 
 def images_of_class(manager, label: int) -> list[int]:

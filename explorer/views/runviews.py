@@ -12,6 +12,7 @@ from torch import nn
 
 from explorer import registry
 from explorer.config import ModelConfig
+from explorer.errors import ConfigError
 from explorer.models.lenet import BatchNorm
 from explorer.training.data import CLASS_NAMES, FashionMNIST, load_fashion_mnist
 from explorer.training.estimate import human_duration
@@ -79,31 +80,52 @@ def first_with_results(records: list[RunRecord]) -> int:
 
 
 def history_table(records: list[RunRecord]) -> pd.DataFrame:
+    """One row per run; "-" where a run has no value yet (a queued or stopped one)."""
     return pd.DataFrame([{
         "run": r.id,
+        "name": r.name or "-",
         "model": r.model,
+        "preset": preset_of(r),
         "config": describe_config(r.model, r.config),
         "settings": (f"lr {r.settings['lr']:g}, {r.settings['epochs']} epochs, batch {r.settings['batch_size']}"
                      + (f", {r.settings['train_subset']} images" if r.settings.get("train_subset") else "")),
         "status": r.status,
-        "best test acc": r.best_test_acc,
-        "time": "" if r.seconds is None else human_duration(r.seconds).removeprefix("about "),
+        "best test acc": accuracy(r.best_test_acc),
+        "final test acc": accuracy(r.test_acc),
+        "time": "-" if r.seconds is None else human_duration(r.seconds).removeprefix("about "),
         "started": datetime.fromtimestamp(r.created).strftime("%m-%d %H:%M:%S"),
-    } for r in records], columns=["run", "model", "config", "settings", "status", "best test acc", "time",
-                                  "started"])
+    } for r in records], columns=["run", "name", "model", "preset", "config", "settings", "status", "best test acc",
+                                  "final test acc", "time", "started"])
+
+
+def accuracy(value: float | None) -> str:
+    """A test accuracy as the pages and the CLI print it: three decimals, or "-" for none."""
+    return "-" if value is None else f"{value:.3f}"
+
+
+def preset_of(record: RunRecord) -> str:
+    """The preset a run was started from: as recorded, or for a run stored before presets were recorded,
+    the one its network and settings match (see reopen_settings)."""
+    if record.preset:
+        return record.preset
+    try:
+        return reopen_settings(record)[2]
+    except (ConfigError, TypeError):  # stored by an older catalog
+        return "-"
 
 
 def reopen_settings(record: RunRecord) -> tuple[str, ModelConfig, str, dict[str, float | int | str]]:
-    """What the Train page shows for a stored run: its network, the preset it matches and its settings.
+    """What the Train page shows for a stored run: its network, the preset it was started from (or, for a
+    run stored before presets were recorded, the one it matches) and its settings.
 
-    A run whose config is what the quick preset makes of it reopens under "fast" when it trained with the
-    modern recipe (momentum), else "quick"; any other under "book", which leaves the config as it is. The
+    A run whose config is what the quick preset makes of it matches "fast" when it trained with the modern
+    recipe (momentum), else "quick"; any other matches "book", which leaves the config as it is. The
     settings are the run's own either way.
     """
     config = registry.config_from(record.model, record.config)
     s = TrainSettings(**record.settings)
-    kind = "book"
-    if preset(record.model, "quick", config=config).config == config:
+    kind = record.preset or "book"
+    if record.preset is None and preset(record.model, "quick", config=config).config == config:
         kind = "fast" if s.momentum > 0 else "quick"
     return record.model, config, kind, {"lr": s.lr, "epochs": s.epochs, "batch": s.batch_size,
                                         "subset": s.train_subset or 0, "init": s.init}

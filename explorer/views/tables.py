@@ -24,10 +24,11 @@ def human(n: float, unit: str = "") -> str:
     return f"{n:.0f}{unit}"
 
 
-def format_layers(layers: pd.DataFrame, max_depth: int | None = None) -> pd.DataFrame:
-    """The layer table indented by depth, with readable counts; folded below `max_depth`."""
+def format_layers(layers: pd.DataFrame, totals: Totals, max_depth: int | None = None) -> pd.DataFrame:
+    """The layer table indented by depth, with readable counts; folded below `max_depth`; the network's
+    totals (every layer's, whatever is folded) in a last row."""
     df = layers if max_depth is None else layers[layers.depth <= max_depth]
-    return pd.DataFrame({
+    table = pd.DataFrame({
         "layer": [("  " * (d - 1)) + f"{p} {t}" for p, d, t in zip(df.path, df.depth, df.type, strict=True)],
         "output shape": ["x".join(map(str, s)) for s in df.output_shape],
         "params": [f"{n:,}" for n in df.params],
@@ -37,6 +38,10 @@ def format_layers(layers: pd.DataFrame, max_depth: int | None = None) -> pd.Data
         "receptive field": [("" if pd.isna(v) else str(v)) for v in df.receptive_field],
         "stride": [("" if pd.isna(v) else str(v)) for v in df.cumulative_stride],
     })
+    total = {"layer": "total", "output shape": "x".join(map(str, totals.output_shape)),
+             "params": f"{totals.params:,}", "mult-adds": human(totals.mult_adds),
+             "activations": human(totals.activation_bytes, "B"), "kernel": "", "receptive field": "", "stride": ""}
+    return pd.concat([table, pd.DataFrame([total])], ignore_index=True)
 
 
 def totals_dict(t: Totals, readable: bool = False) -> dict[str, Any]:

@@ -120,19 +120,21 @@ def config_from_params(params: Mapping[str, str], prefix: str = "",
     return entry.name, config, problems
 
 
-def headline(summary: Summary, default: Summary) -> list[tuple[str, str, str | None]]:
-    """(label, value, change against the book's default) for the headline metrics."""
+def headline(summary: Summary, default: Summary) -> list[tuple[str, str, str | None, str]]:
+    """(label, value, change against the book's default, the exact figure) for the headline metrics."""
     t, d = summary.totals, default.totals
 
     def delta(a: int, b: int, unit: str = "") -> str | None:
         return None if a == b else ("+" if a > b else "-") + human(abs(a - b), unit)
 
     return [
-        ("parameters", human(t.params), delta(t.params, d.params)),
-        ("mult-adds / image", human(t.mult_adds), delta(t.mult_adds, d.mult_adds)),
-        (f"training memory (batch {t.batch_size})", human(t.training_bytes, "B"),
-         delta(t.training_bytes, d.training_bytes, "B")),
-        ("output shape", "x".join(map(str, t.output_shape)), None),
+        ("parameters", human(t.params), delta(t.params, d.params), f"{t.params:,} parameters"),
+        ("mult-adds / image", human(t.mult_adds), delta(t.mult_adds, d.mult_adds),
+         f"{t.mult_adds:,} multiply-adds per image"),
+        (f"train memory, batch {t.batch_size}", human(t.training_bytes, "B"),
+         delta(t.training_bytes, d.training_bytes, "B"),
+         f"{t.training_bytes:,} bytes for one training step at batch size {t.batch_size}"),
+        ("output shape", "x".join(map(str, t.output_shape)), None, "x".join(map(str, t.output_shape))),
     ]
 
 
