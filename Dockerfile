@@ -13,6 +13,7 @@ COPY . .
 
 # runs, weights and the calibration cache live on a volume and survive a new container
 ENV EXPLORER_HOME=/data \
+    EXPLORER_SHARED=1 \
     EXPLORER_MAX_RUN_MINUTES=30 \
     EXPLORER_RUNS_PER_VISITOR=2 \
     EXPLORER_MAX_QUEUE=50
