@@ -213,14 +213,16 @@ def _knob_widget(prefix: str, name: str, info: dict, default, where):
     if info["name"] == "conv_arch":
         data = state.setdefault(key + ".data", _arch_frame(default))
         where.markdown(f"**conv_arch**: {help_text}")
-        # narrow columns so both fit a sidebar; a new row arrives filled in, never half-empty
+        # short headers (the book's names are in their help): both columns, their headers and four digits fit
+        # the sidebar beside the row marker; a new row arrives filled in, never half-empty
         return where.data_editor(data, key=key, num_rows="dynamic", hide_index=True, width="stretch",
                                  column_config={
                                      "num_convs": st.column_config.NumberColumn(
-                                         "num_convs", min_value=1, max_value=16, step=1, default=1, width=88),
+                                         "convs", help="num_convs: the block's 3x3 convolutions", min_value=1,
+                                         max_value=16, step=1, default=1, width=84),
                                      "out_channels": st.column_config.NumberColumn(
-                                         "out_channels", min_value=1, max_value=4096, step=1, default=64,
-                                         width=100)})
+                                         "channels", help="out_channels: each convolution's output channels",
+                                         min_value=1, max_value=4096, step=1, default=64, width=104)})
     if literal_choices(hint):
         state.setdefault(key, default)
         return where.selectbox(label, literal_choices(hint), key=key, help=help_text)

@@ -14,10 +14,10 @@ if "a.model" not in params and "b.model" not in params:  # a first visit: the bo
 with st.sidebar:
     batch = st.number_input("Batch size (memory estimate)", 1, 4096, key="c.batch",
                             value=int_param(params, "batch", 1, 4096) or 128)
-    with st.expander("Network A", expanded=True):
-        name_a, config_a, error_a = config_editor("a.", st, params, url_prefix="a.")
-    with st.expander("Network B", expanded=True):
-        name_b, config_b, error_b = config_editor("b.", st, params, url_prefix="b.")
+    st.subheader("Network A", anchor=False)  # headings, not expanders: an expander's margins cut the editor
+    name_a, config_a, error_a = config_editor("a.", st, params, url_prefix="a.")
+    st.subheader("Network B", anchor=False)
+    name_b, config_b, error_b = config_editor("b.", st, params, url_prefix="b.")
 page_setup()
 
 a, b = summarize(config_a, batch_size=batch), summarize(config_b, batch_size=batch)

@@ -20,7 +20,7 @@ with st.sidebar:
     name, config, error = config_editor("x.", st.sidebar, params)
     batch = st.number_input("Batch size (memory estimate)", 1, 4096, key="x.batch",
                             value=int_param(params, "batch", 1, 4096) or registry.get(name).book.batch_size)
-page_setup()
+present = page_setup()
 
 summary = summarize(config, batch_size=batch)
 default = summarize(registry.get(name).config, batch_size=batch)
@@ -63,7 +63,8 @@ elif view == "Charts":
 elif view == "Diagram":
     fold = right.toggle("Fold repeated blocks (×N)", value=True, key="x.fold")
     units = diagram_units(summary.layers, summary.totals.input_shape, fold)
-    st.plotly_chart(diagram_figure(units), key="x.diagram", config={"scrollZoom": True, "displaylogo": False})
+    st.plotly_chart(diagram_figure(units, scale=1.3 if present else 1.0), key="x.diagram",  # larger type on a projector
+                    config={"scrollZoom": True, "displaylogo": False})
     st.caption("Drag to pan, scroll to zoom, double-click to reset. Hover a box for its layers.")
 else:
     code = export_code(config)

@@ -194,6 +194,7 @@ def test_the_conv_arch_editor_shows_both_columns_and_adds_complete_rows(server):
         sidebar = page.get_by_test_id("stSidebar").bounding_box()
         box = editor.bounding_box()
         assert box["x"] + box["width"] <= sidebar["x"] + sidebar["width"]  # both columns inside the sidebar
+        assert editor.locator(".dvn-scroller").evaluate("e => e.scrollWidth <= e.clientWidth")  # none cut off
         expect(page.get_by_test_id("stMetricValue").first).to_have_text("128.81 M")
         editor.hover()
         page.get_by_role("button", name="Add row").first.click()
@@ -202,6 +203,13 @@ def test_the_conv_arch_editor_shows_both_columns_and_adds_complete_rows(server):
         expect(page.get_by_test_id("stMetricValue").first).to_have_text("28.70 M")  # a sixth block, (1, 64)
         assert page.get_by_test_id("stSidebar").get_by_test_id("stAlert").count() == 0  # no "fill in" flash
         expect(page).to_have_url(re.compile(r"conv_arch=.*1%2C\+64"))
+
+        page.goto(f"{url}/compare?a.model=vgg11&b.model=vgg11-small")  # two editors in one sidebar
+        wait_idle(page)
+        editors = page.get_by_test_id("stSidebar").get_by_test_id("stDataFrame")
+        expect(editors).to_have_count(2)
+        for editor in editors.all():  # 64, 128, 256, 512: every digit shown, no column scrolled away
+            assert editor.locator(".dvn-scroller").evaluate("e => e.scrollWidth <= e.clientWidth")
 
 
 def test_the_inside_page_paints_a_runs_feature_maps_with_the_prediction_on_the_first_screen(server):

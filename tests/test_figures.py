@@ -36,6 +36,18 @@ def test_every_diagram_fits_a_projector(name):
     assert fig.layout.xaxis.range[0] <= min(xs) and max(xs) <= fig.layout.xaxis.range[1]  # no box off screen
 
 
+@pytest.mark.parametrize("name", registry.list_models())
+def test_presentation_mode_enlarges_the_diagrams_type_and_it_still_fits(name):
+    u = units(name)
+    plain, large = diagram_figure(u), diagram_figure(u, scale=1.3)
+    sizes = [(a.font.size, b.font.size) for a, b in zip(plain.layout.annotations, large.layout.annotations,
+                                                        strict=True) if a.font.size]
+    assert sizes and all(b >= 1.25 * a for a, b in sizes)  # every label, 12 px -> 16 px
+    assert "font-size:14px" in large.layout.annotations[1].text or not u[1].lines
+    assert large.layout.height <= 600 and large.layout.height >= plain.layout.height  # taller rows, still whole
+    assert diagram_figure(units("resnet18", fold=False, blocks=(10, 10, 10, 3)), scale=1.3).layout.height <= 620
+
+
 def test_resnet_folds_identical_blocks_and_draws_every_skip():
     folded, flat = units("resnet18"), units("resnet18", fold=False)
     residual = [u for u in folded if u.kind == "residual"]

@@ -158,8 +158,18 @@ def grid(n: int) -> tuple[int, int]:
     return math.ceil(n / per_row), per_row
 
 
-def diagram_figure(units: list[Unit], title: str = "") -> go.Figure:
-    """Boxes in reading order, arrows between them, residual skips as dashed arcs; zoom and pan in the browser."""
+def _fold(line: str, width: int = 22) -> list[str]:
+    """A box's line, split in two at its middle " | " when it is too wide for the box (Inception's paths)."""
+    parts = line.split(" | ")
+    if len(line) <= width or len(parts) < 2:
+        return [line]
+    half = len(parts) // 2
+    return [" | ".join(parts[:half]) + " |", " | ".join(parts[half:])]
+
+
+def diagram_figure(units: list[Unit], title: str = "", scale: float = 1.0) -> go.Figure:
+    """Boxes in reading order, arrows between them, residual skips as dashed arcs; zoom and pan in the browser.
+    `scale` enlarges the type and the rows (presentation mode), as far as the whole still fits 600 pixels."""
     rows, per_row = grid(len(units))
     w, h = 0.82, 0.62
     fig = go.Figure()
@@ -170,11 +180,13 @@ def diagram_figure(units: list[Unit], title: str = "") -> go.Figure:
         fig.add_shape(type="rect", x0=x - w / 2, x1=x + w / 2, y0=y - h / 2, y1=y + h / 2,
                       line={"color": "#4c78a8" if unit.kind != "io" else "#888888", "width": 1.5},
                       fillcolor=COLORS[unit.kind], layer="below")
-        title_text = f"<b>{unit.title}</b>" + (f" <b>×{unit.repeat}</b>" if unit.repeat > 1 else "")
+        label = unit.title if len(unit.title) <= 16 else unit.title.replace(" · ", "<br>· ")  # fits its box
+        title_text = f"<b>{label}</b>" + (f" <b>×{unit.repeat}</b>" if unit.repeat > 1 else "")
         stage = f"<span style='color:#777777'>stage {unit.stage}</span><br>" if unit.stage else ""
-        body = "".join(f"<br><span style='font-size:11px'>{line}</span>" for line in unit.lines)
+        body = "".join(f"<br><span style='font-size:{round(11 * scale)}px'>{line}</span>"
+                       for line in unit.lines for line in _fold(line))
         fig.add_annotation(x=x, y=y, text=f"{stage}{title_text}{body}<br><i>{unit.shape}</i>", showarrow=False,
-                           font={"size": 12, "color": "#1f1f1f"}, align="center")
+                           font={"size": round(12 * scale), "color": "#1f1f1f"}, align="center")
         xs.append(x)
         ys.append(y)
         hover.append(f"{unit.title}{f' ×{unit.repeat}' if unit.repeat > 1 else ''}<br>output {unit.shape}<br>"
@@ -185,7 +197,7 @@ def diagram_figure(units: list[Unit], title: str = "") -> go.Figure:
             fig.add_shape(type="path", line={"color": "#e45756", "dash": "dash", "width": 2},
                           path=f"M {x - side},{y} L {x - side},{bypass} L {x + side},{bypass} L {x + side},{y}")
             fig.add_annotation(x=x, y=bypass + 0.07, text=f"skip: {unit.skip}", showarrow=False,
-                               font={"size": 11, "color": "#e45756"})
+                               font={"size": round(11 * scale), "color": "#e45756"})
         if i == 0:
             continue
         pr, pc = divmod(i - 1, per_row)
@@ -199,7 +211,7 @@ def diagram_figure(units: list[Unit], title: str = "") -> go.Figure:
                           line={"color": "#555555", "width": 1.5})
     fig.add_scatter(x=xs, y=ys, mode="markers", marker={"size": 40, "opacity": 0}, hovertext=hover,
                     hoverinfo="text", showlegend=False)
-    row_px = 150 if rows <= 3 else 118
+    row_px = min(round((165 if rows <= 3 else 118) * scale), max(118, 570 // rows))
     fig.update_layout(
         title={"text": title, "font": {"size": 18}} if title else None,
         height=rows * row_px + (70 if title else 30), margin={"l": 10, "r": 10, "t": 50 if title else 10, "b": 10},
