@@ -76,7 +76,8 @@ with st.sidebar:  # beside the network's knobs: the main area keeps the live cha
                              "stacks (NiN dies without it)")
 st.markdown(f"Trains **{plain(config_label(name, chosen.config), 200)}** "
             f"({summarize(chosen.config).totals.params:,} parameters), {kind} preset: learning rate {lr:g}, "
-            f"{epochs} epochs of {f'{subset:,}' if subset else 'all 60,000'} images at batch size {batch}, "
+            f"{epochs} epoch{'s' if epochs > 1 else ''} of {f'{subset:,}' if subset else 'all 60,000'} images at "
+            f"batch size {batch}, "
             f"{init.capitalize()} init.")
 
 info, button = st.columns([4, 1], vertical_alignment="center")

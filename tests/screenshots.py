@@ -51,8 +51,8 @@ def main() -> None:
         shoot(f"/runs?run={done}", "runs")
         shoot(f"/inside?run={done}&image=40", "inside")
         live = RunManager(home, data_dir=args.data_dir, adopt_queued=False)
-        running = train(live, "resnet18", "quick", "ResNet-18, quick")
-        time.sleep(20)  # a few reports into its first epoch
+        running = train(live, "resnet18", "fast", "ResNet-18, fast")
+        time.sleep(25)  # into its second epoch: a test accuracy point and a curve
         shoot(f"/train?run={running}", "train-live", settle=2500)
         live.stop(running)
         live.wait(running, timeout=60)
