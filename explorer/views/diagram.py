@@ -180,11 +180,12 @@ def diagram_figure(units: list[Unit], title: str = "", scale: float = 1.0) -> go
         fig.add_shape(type="rect", x0=x - w / 2, x1=x + w / 2, y0=y - h / 2, y1=y + h / 2,
                       line={"color": "#4c78a8" if unit.kind != "io" else "#888888", "width": 1.5},
                       fillcolor=COLORS[unit.kind], layer="below")
-        label = unit.title if len(unit.title) <= 16 else unit.title.replace(" · ", "<br>· ")  # fits its box
+        fits = len(unit.title) <= 20 / scale  # about 20 characters fit a box at 12 px
+        label = unit.title if fits else unit.title.replace(" · ", "<br>· ")
         title_text = f"<b>{label}</b>" + (f" <b>×{unit.repeat}</b>" if unit.repeat > 1 else "")
         stage = f"<span style='color:#777777'>stage {unit.stage}</span><br>" if unit.stage else ""
         body = "".join(f"<br><span style='font-size:{round(11 * scale)}px'>{line}</span>"
-                       for line in unit.lines for line in _fold(line))
+                       for line in unit.lines for line in _fold(line, round(22 / scale)))
         fig.add_annotation(x=x, y=y, text=f"{stage}{title_text}{body}<br><i>{unit.shape}</i>", showarrow=False,
                            font={"size": round(12 * scale), "color": "#1f1f1f"}, align="center")
         xs.append(x)
