@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from explorer import registry
-from explorer.summary import _traced, summarize
+from explorer.summary import summaries, summarize
 
 
 @dataclass(frozen=True)
@@ -23,11 +23,11 @@ def bench_summary(repeat: int = 5) -> list[SummaryTiming]:
     out = []
     for name in registry.list_models():
         config = registry.get(name).config
-        _traced.cache_clear()
+        summaries.clear()
         first = _timed(summarize, config)
         warm = []
         for _ in range(repeat):
-            _traced.cache_clear()
+            summaries.clear()
             warm.append(_timed(summarize, config))
         cached = [_timed(summarize, config) for _ in range(repeat)]
         out.append(SummaryTiming(name, first, statistics.median(warm), statistics.median(cached)))

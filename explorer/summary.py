@@ -7,8 +7,9 @@
 from __future__ import annotations
 
 import contextlib
-import functools
+import threading
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 
 import pandas as pd
@@ -108,17 +109,66 @@ def _trace(config: ModelConfig) -> tuple[pd.DataFrame, tuple]:
     return out
 
 
-@functools.lru_cache(maxsize=512)
+class SummaryCache:
+    """Summaries (and refusals) by config, the least recently used dropped first once their tables take
+    more than `limit` bytes: a class server's stream of configs levels off instead of growing."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._items: OrderedDict[ModelConfig, tuple[object, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, config: ModelConfig) -> object | None:
+        with self._lock:
+            item = self._items.get(config)
+            if item is None:
+                return None
+            self._items.move_to_end(config)
+            return item[0]
+
+    def put(self, config: ModelConfig, value: object) -> None:
+        size = int(value[0].memory_usage(deep=True).sum()) if isinstance(value, tuple) else 1024
+        with self._lock:
+            if config in self._items:
+                return
+            self._items[config] = (value, size)
+            self._bytes += size
+            while self._bytes > self.limit and len(self._items) > 1:
+                _, (_, dropped) = self._items.popitem(last=False)
+                self._bytes -= dropped
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+
+
+CACHE_BYTES = 16 * 2**20  # tables of about 1,500 ResNet-18 configs (about 50 MB of the process)
+summaries = SummaryCache(CACHE_BYTES)
+
+
 def _traced(config: ModelConfig) -> tuple[pd.DataFrame, tuple] | ConfigError:
-    try:
-        check_budget(config)
-        model = build_meta(config).eval()
+    out = summaries.get(config)
+    if out is None:
         try:
-            return describe(model, (config.in_channels, config.resolution, config.resolution))
-        except LayerError as err:
-            raise _shape_error(config, err.where, err.__cause__ or err) from None
-    except ConfigError as err:
-        return err
+            check_budget(config)
+            model = build_meta(config).eval()
+            try:
+                out = describe(model, (config.in_channels, config.resolution, config.resolution))
+            except LayerError as err:
+                raise _shape_error(config, err.where, err.__cause__ or err) from None
+        except ConfigError as err:
+            out = err
+        summaries.put(config, out)
+    return out
 
 
 class LayerError(RuntimeError):
@@ -143,6 +193,8 @@ def describe(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[pd.DataFra
         raise LayerError(fields.current) from err
     finally:
         fields.remove()
+        # torchinfo keeps the last pass of each model class in a module global, whether asked to cache or not
+        torchinfo.torchinfo._cached_forward_pass.pop(type(model).__name__, None)
     rows = _rows(info.summary_list, fields)
     leaves = rows[rows.is_leaf]
     params = sum(p.numel() for p in model.parameters())  # parameters() yields a shared tensor once
@@ -161,6 +213,10 @@ def _grad_off(module: nn.Module, args: tuple, output: object) -> None:
     torch.set_grad_enabled(False)
 
 
+def _unpack_nothing(packed: None) -> None:
+    raise RuntimeError("the summary's pass keeps no tensors for a backward pass")
+
+
 class _SavedTensors:
     """Records the bytes autograd keeps for the backward pass during torchinfo's forward pass.
 
@@ -174,28 +230,33 @@ class _SavedTensors:
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
-        self.params = {p.untyped_storage()._cdata for p in model.parameters()}
         self.saved: dict[int, int] = {}
 
     @property
     def bytes(self) -> int:
         return sum(self.saved.values())
 
-    def _pack(self, t: torch.Tensor) -> torch.Tensor:
-        storage = t.untyped_storage()
-        if storage._cdata not in self.params:
-            self.saved[storage._cdata] = storage.nbytes()
-        return t
-
     def __enter__(self) -> None:
+        # The pack hook outlives this pass (torch's C++ side keeps the hooks it ran with), so it holds only
+        # the two small collections it needs, never the model or this object: a summarized network is freed.
+        params, saved = {p.untyped_storage()._cdata for p in self.model.parameters()}, self.saved
+
+        def pack(t: torch.Tensor) -> None:
+            storage = t.untyped_storage()
+            if storage._cdata not in params:
+                saved[storage._cdata] = storage.nbytes()
+            # nothing is kept: the pass never runs backward
+
         self.hooks = [self.model.register_forward_pre_hook(_grad_on), self.model.register_forward_hook(_grad_off)]
-        self.recording = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
+        self.recording = torch.autograd.graph.saved_tensors_hooks(pack, _unpack_nothing)
         self.recording.__enter__()
 
     def __exit__(self, *exc: object) -> None:
         self.recording.__exit__(*exc)
+        self.recording = None
         for h in self.hooks:
             h.remove()
+        self.model = None
 
 
 def _rows(summary_list: list, fields: _ReceptiveFields) -> pd.DataFrame:

@@ -1,5 +1,6 @@
 """The layer table: figures cross-checked against torchinfo and by hand, errors that name the knob."""
 
+import dataclasses
 import math
 
 import pandas as pd
@@ -151,3 +152,35 @@ def test_the_memory_estimate_is_within_25_percent_of_a_real_peak_at_book_setting
     peak = measure_peak_bytes(p.config, p.settings.batch_size)
     assert peak > 2**30  # activations, not torch's runtime, dominate here
     assert 0.75 < estimate / peak < 1.25, (estimate / 2**30, peak / 2**30)
+
+
+def test_summaries_free_their_networks_and_the_cache_levels_off(monkeypatch):
+    """A class server summarizes config after config: each network is freed once summarized (the saved-tensor
+    hook keeps none of it) and the cache drops the least recently used tables past its size."""
+    import gc
+    import os
+    import weakref
+
+    from explorer.summary import build_meta, describe, summaries
+
+    model = build_meta(registry.get("resnet18").config).eval()
+    describe(model, (1, 96, 96))
+    alive = weakref.ref(model)
+    del model
+    gc.collect()
+    assert alive() is None, "a summarized network outlived its summary"
+
+    def rss() -> int:
+        return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    monkeypatch.setattr(summaries, "limit", 2 * 2**20)
+    base = registry.get("resnet18").config
+    for step in range(300):
+        summarize(dataclasses.replace(base, resolution=40 + step))
+        if step == 149:
+            gc.collect()
+            half = rss()
+    gc.collect()
+    assert rss() - half < 50 * 2**20, f"grew {(rss() - half) / 2**20:.0f} MB over the second 150 configs"
+    assert summaries.bytes <= 2 * 2**20 and len(summaries) < 300  # the oldest were dropped
+    summaries.clear()
