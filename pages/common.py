@@ -115,6 +115,13 @@ def _login() -> str | None:
     return email if isinstance(email, str) and email else None
 
 
+def admin_notices(me: Visitor) -> None:
+    """What only the machine's owner or an admin needs to hear: a damaged run store moved aside (its server
+    paths included). Visitors are not told, neither on every page nor forever."""
+    if me.admin and run_manager().store.recovered:
+        st.warning(plain(run_manager().store.recovered), icon="⚠️")
+
+
 def config_editor(prefix: str, where, params: dict[str, str] | None = None,
                   url_prefix: str = "") -> tuple[str, ModelConfig, ConfigError | None]:
     """Draw the architecture, preset and knob widgets in `where` (widget keys start with `prefix`).

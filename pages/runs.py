@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from explorer.errors import ConfigError
 from explorer.views.runviews import (
     accuracy,
     batchnorm_chart,
@@ -17,13 +18,12 @@ from explorer.views.runviews import (
     training_chart,
 )
 from explorer.views.ui import plain
-from pages.common import fit_height, page_setup, present_param, run_manager, visitor
+from pages.common import admin_notices, fit_height, page_setup, present_param, run_manager, visitor
 
 manager = run_manager()
 me = visitor()
 state = st.session_state
-if manager.store.recovered:  # a damaged run store was moved aside, not overwritten: say so
-    st.warning(plain(manager.store.recovered), icon="⚠️")
+admin_notices(me)
 page_setup()
 
 st.title("Runs")
@@ -101,12 +101,15 @@ if r.confusion:
         st.subheader("Test images it gets wrong, most confused pairs first")
         st.image([img for img, _ in examples], caption=[c for _, c in examples], width=112)
 
-if r.weights_path:
-    norms = batchnorm_parameters(r.model, r.config, manager.load_weights(r.id))
-    if norms:
-        st.subheader("What batch normalization learned")
-        for layer, (gamma, beta) in norms.items():
-            st.plotly_chart(batchnorm_chart(layer, gamma, beta), key=f"r.bn.{layer}")
+try:
+    norms = batchnorm_parameters(r.model, r.config, manager.load_weights(r.id)) if r.weights_path else {}
+except ConfigError as err:  # the file was moved or damaged: the rest of the run is still shown, and can go
+    st.warning(plain(f"{err.message}: what it learned cannot be shown."), icon="⚠️")
+    norms = {}
+if norms:
+    st.subheader("What batch normalization learned")
+    for layer, (gamma, beta) in norms.items():
+        st.plotly_chart(batchnorm_chart(layer, gamma, beta), key=f"r.bn.{layer}")
 
 st.page_link("pages/inside.py", label="Look inside this run", icon=":material/visibility:",
              query_params={"run": r.id})

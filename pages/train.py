@@ -16,14 +16,13 @@ from explorer.training.train import cuda_available, preset
 from explorer.views.runviews import preset_of, reopen_settings, training_chart
 from explorer.views.tables import human
 from explorer.views.ui import config_label, config_params, plain
-from pages.common import config_editor, page_setup, present_param, run_manager, show_fallback, visitor
+from pages.common import admin_notices, config_editor, page_setup, present_param, run_manager, show_fallback, visitor
 
 manager = run_manager()
 state = st.session_state
 params = st.query_params.to_dict()
 me = visitor()
-if manager.store.recovered:  # a damaged run store was moved aside, not overwritten: say so
-    st.warning(plain(manager.store.recovered), icon="⚠️")
+admin_notices(me)
 
 seed_params = params
 linked_id = params.get("run")

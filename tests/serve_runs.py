@@ -4,6 +4,7 @@ does, starts the runs named on its command line and then waits to be killed.
     python -m tests.serve_runs HOME DATA_DIR EPOCHS [EPOCHS ...]
 """
 
+import signal
 import sys
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ from explorer.training.runs import RunManager
 from explorer.training.train import TrainSettings
 
 if __name__ == "__main__":  # a forkserver's workers import __main__: keep the work here
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # as Streamlit does: stop, then the exit handlers run
     home, data_dir, *epochs = sys.argv[1:]
     manager = RunManager(Path(home), threads=1, data_dir=data_dir)
     for n in epochs:

@@ -3,6 +3,7 @@
 import base64
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -194,3 +195,26 @@ def test_the_fast_preset_says_what_it_changes_trains_with_its_recipe_and_reopens
     run_manager().wait(run_id, timeout=120)
     again = train_page(run=run_id)
     assert again.radio(key="t.preset").value == "fast"
+
+
+def test_a_run_whose_weights_went_missing_still_shows_and_can_be_deleted(app_env):
+    from explorer import registry
+    from explorer.identity import OWNER
+    from explorer.training.train import TrainSettings
+    from pages.common import run_manager
+
+    manager = run_manager()
+    run_id = manager.start("lenet-bn", registry.get("lenet-bn").config, TrainSettings(lr=0.5, epochs=1, batch_size=64))
+    record = manager.wait(run_id, timeout=120).record
+    Path(record.weights_path).rename(Path(record.weights_path).with_suffix(".moved"))  # the file went away
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["visitor"] = OWNER  # the person at the machine, as a loopback browser is
+    at.query_params["run"] = run_id
+    at.switch_page("pages/runs.py").run()
+    assert not at.exception
+    assert any("has no saved weights" in w.value for w in at.warning)
+    assert any("Confusion matrix" in json.loads(c.proto.spec)["layout"]["title"]["text"]
+               for c in at.get("plotly_chart"))  # the rest of the run is still shown
+    at.button(key="r.delete").click().run()
+    at.button(key="r.delete.yes").click().run()
+    assert manager.store.get(run_id) is None and not at.exception

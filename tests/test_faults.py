@@ -177,3 +177,26 @@ def test_a_server_killed_mid_run_leaves_no_orphan_and_a_restart_goes_on(tmp_path
     assert restarted.wait(queued, timeout=120).status == "done"  # the queue goes on
     assert len(store.metrics(running)) == kept and restarted.view(running).status == "interrupted"
     restarted.shutdown()
+
+
+def test_sigterm_to_the_servers_group_saves_the_run_and_starts_nothing_new(tmp_path, tiny_data):
+    """systemd's default stop: SIGTERM to the server, its forkserver and its worker at once."""
+    import os
+    import signal
+
+    home = tmp_path / "home"
+    server = subprocess.Popen([sys.executable, "-m", "tests.serve_runs", str(home), tiny_data, "200", "1"],
+                              stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent.parent,
+                              start_new_session=True)  # a process group of its own, as a service's
+    running, queued = server.stdout.readline().strip(), server.stdout.readline().strip()
+    store = RunStore(home / "runs.sqlite")
+    wait_until(lambda: len(store.metrics(running)) > 0)  # it trains
+    os.killpg(server.pid, signal.SIGTERM)
+    assert server.wait(timeout=60) == 0
+    record = store.get(running)
+    assert record.status == "interrupted" and "shut down" in record.error, (record.status, record.error)
+    assert record.weights_path and Path(record.weights_path).is_file()  # what it learned is kept
+    assert store.get(queued).status == "queued"  # nothing new started during the shutdown
+    restarted = RunManager(home, threads=1, data_dir=tiny_data)
+    assert restarted.wait(queued, timeout=120).status == "done"  # and the queue goes on after it
+    restarted.shutdown()

@@ -307,3 +307,37 @@ def test_a_dark_shoe_on_white_and_its_light_twin_on_black_become_the_same_input(
     assert a.upload.inverted and not b.upload.inverted
     assert np.allclose(a.inside.probabilities, b.inside.probabilities, atol=0.01)
     assert a.inside.probabilities.argmax() == b.inside.probabilities.argmax()  # the same prediction
+
+
+def claiming(fmt: str, width: int, height: int) -> bytes:
+    """A small real image whose header claims `width` x `height` pixels (a decompression bomb's trick)."""
+    import io
+    import struct
+    import zlib
+
+    buffer = io.BytesIO()
+    Image.new("L", (64, 64), 128).save(buffer, fmt)
+    data = bytearray(buffer.getvalue())
+    if fmt == "PNG":  # IHDR: width and height, then its CRC
+        data[16:24] = struct.pack(">II", width, height)
+        data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    else:  # the baseline JPEG's start-of-frame marker: precision, then height and width
+        at = bytes(data).index(b"\xff\xc0")
+        data[at + 5:at + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+@pytest.mark.parametrize(("fmt", "width", "height"), [("PNG", 100_000, 100_000), ("JPEG", 65_500, 65_500),
+                                                      ("PNG", 13_000, 13_000)])
+def test_an_upload_claiming_a_huge_image_is_refused_with_its_own_message_before_decoding(fmt, width, height):
+    import resource
+
+    from explorer.errors import ConfigError
+    from explorer.views.inside import read_upload
+
+    bomb = claiming(fmt, width, height)
+    assert len(bomb) < 20_000
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ConfigError, match="claims .* pixels.*; upload one of at most 25 megapixels"):
+        read_upload(bomb)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 300 * 1024  # KiB: nothing decoded

@@ -368,8 +368,11 @@ class RunManager:
                 with contextlib.suppress(StoreError):
                     self.store.set_status(run_id, "failed", error=f"its worker process could not run: {err}")
             finally:
+                ended = self.store.get(run_id)
                 with self._cv:
                     self._running.discard(run_id)
+                    if ended is not None and ended.stop_requested == STOP_BY_SHUTDOWN:
+                        self._closing = True  # SIGTERM reached this process group: start nothing new
 
     def _supervise(self, run_id: str) -> None:
         self.store.set_progress(run_id, dataclasses.asdict(Progress.phase_report("starting a worker process")))
@@ -444,6 +447,7 @@ class LocalWorkers:
 
 INTERRUPTED = "the process that ran it stopped (a server restart or a kill) while it was running"
 SERVER_GONE = "the server that started it stopped (killed or restarted) while it was running"
+SHUT_DOWN = "the server was shut down while it trained; the weights it had learned were saved"
 
 
 def _stale(record: RunRecord) -> bool:
@@ -520,8 +524,9 @@ def record_result(store: RunStore, job: Job, result: TrainResult, stop_reason: i
     status = "done" if not result.stopped else "interrupted" if interrupted else "stopped"
     store.finish(job.run_id, status, confusion=result.confusion or None, predictions=result.predictions or None,
                  weights_path=str(weights), seconds=result.seconds)
-    if result.stopped and stop_reason == STOP_BY_SERVER_GONE:
-        store.set_status(job.run_id, "interrupted", error=SERVER_GONE)
+    if result.stopped and stop_reason in (STOP_BY_SERVER_GONE, STOP_BY_SHUTDOWN):
+        store.set_status(job.run_id, "interrupted", error=SERVER_GONE if stop_reason == STOP_BY_SERVER_GONE
+                         else SHUT_DOWN)
     if store.get(job.run_id) is None:  # deleted while it ran
         weights.unlink(missing_ok=True)
 
@@ -542,6 +547,12 @@ def run_worker(job: Job, server_gone: multiprocessing.connection.Connection) -> 
     stop = threading.Event()
     flag = [0]
 
+    def shut_down(signum: int, frame: object) -> None:  # a service manager stops the server's whole group
+        flag[0] = STOP_BY_SHUTDOWN
+        stop.set()  # the run ends within a batch, saves its weights and is recorded as interrupted
+
+    signal.signal(signal.SIGTERM, shut_down)
+
     def heartbeat() -> None:
         while not stop.wait(HEARTBEAT_SECONDS):
             if server_gone.poll():  # end-of-file: the server that started this run is gone
@@ -561,6 +572,8 @@ def run_worker(job: Job, server_gone: multiprocessing.connection.Connection) -> 
         config, settings = config_of(record)
         result = train(config, settings, reporter, stop, job.threads, job.data_dir, cache=store)
         reporter.flush()
+        if flag[0] == STOP_BY_SHUTDOWN:  # its server sees why, and starts nothing more
+            store.request_stop(job.run_id, STOP_BY_SHUTDOWN)
         record_result(store, job, result, flag[0])
     except Exception as err:  # the run fails; the worker records why and ends
         log.exception("run %s failed", job.run_id)

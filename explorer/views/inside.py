@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -364,18 +365,23 @@ def read_upload(data: bytes, invert: bool | None = None) -> Upload:
     if len(data) > MAX_UPLOAD_BYTES:
         raise ConfigError("image", f"the file has {len(data) / 2**20:.1f} MB; upload at most 5 MB")
     try:
-        with Image.open(io.BytesIO(data)) as picture:
-            if picture.format not in ("PNG", "JPEG"):
-                raise ConfigError("image", f"upload a PNG or JPEG image, not {picture.format or 'this file'}")
-            if picture.width * picture.height > MAX_UPLOAD_PIXELS:  # checked before any pixel is decoded
-                raise ConfigError("image", f"the image claims {picture.width}x{picture.height} pixels; upload "
-                                           f"one of at most {MAX_UPLOAD_PIXELS // 1_000_000} megapixels")
-            picture.draft("L", (PREVIEW_PIXELS, PREVIEW_PIXELS))  # a JPEG decodes at 1/2, 1/4 or 1/8 scale
-            gray = picture.convert("L")
-            gray.thumbnail((PREVIEW_PIXELS, PREVIEW_PIXELS))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size is checked below
+            with Image.open(io.BytesIO(data)) as picture:
+                if picture.format not in ("PNG", "JPEG"):
+                    raise ConfigError("image", f"upload a PNG or JPEG image, not {picture.format or 'this file'}")
+                if picture.width * picture.height > MAX_UPLOAD_PIXELS:  # checked before any pixel is decoded
+                    raise ConfigError("image", f"the image claims {picture.width}x{picture.height} pixels; upload "
+                                               f"one of at most {MAX_UPLOAD_PIXELS // 1_000_000} megapixels")
+                picture.draft("L", (PREVIEW_PIXELS, PREVIEW_PIXELS))  # a JPEG decodes at 1/2, 1/4 or 1/8 scale
+                gray = picture.convert("L")
+                gray.thumbnail((PREVIEW_PIXELS, PREVIEW_PIXELS))
     except ConfigError:
         raise
-    except (Image.DecompressionBombError, UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+    except Image.DecompressionBombError:  # PIL's own refusal, at open, of a claim of hundreds of megapixels
+        raise ConfigError("image", f"the image claims more pixels than any photo needs; upload one of at most "
+                                   f"{MAX_UPLOAD_PIXELS // 1_000_000} megapixels") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
         raise ConfigError("image", "this file is not an image that can be read (upload a PNG or JPEG)") from err
     preview = np.asarray(gray, dtype=np.uint8).copy()
     return fashion_like(preview, invert)

@@ -53,7 +53,10 @@ def overlay_chart(named: dict[str, pd.DataFrame], column: str, title: str) -> go
 
 def describe_config(model: str, config: dict) -> str:
     """The knobs that differ from the catalog entry, e.g. 'ratio=8, resolution=32' (or 'book defaults')."""
-    changed = registry.config_from(model, config).changes(registry.get(model).config)
+    try:
+        changed = registry.config_from(model, config).changes(registry.get(model).config)
+    except (ConfigError, TypeError):
+        return "stored by an older catalog"
     return ", ".join(f"{k}={v}" for k, v in changed.items()) or "catalog defaults"
 
 
