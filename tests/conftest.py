@@ -3,11 +3,15 @@
 from pathlib import Path
 
 import pytest
+import streamlit.config
 import torch
 
 from explorer.training.data import FILES, write_idx
 
 DEBIAN_DATA = Path("/usr/share/datasets/fashion-mnist")
+
+# The app shows visitors no tracebacks (.streamlit/config.toml); AppTest failures here should show theirs.
+streamlit.config.set_option("client.showErrorDetails", "full")
 
 
 def make_images(labels: torch.Tensor, seed: int) -> torch.Tensor:

@@ -36,6 +36,7 @@ from explorer.training.store import RunStore
 TEST_IMAGES = 10_000
 STARTUP_SECONDS = 2.0           # reading the data and building the model, measured on a 2-core CPU
 STEP_BUDGET_MULT_ADDS = 4e9     # one timed step at most this much work: big configs are timed on fewer images
+PEAK_MULT_ADDS = {"cpu": 1e11, "cuda": 1e15}  # per second: a CPU thread (AVX-512 FMA), a whole GPU (H200 bf16)
 STEP_SECONDS, STEPS_TIMED = 0.8, 40  # steps are timed for about this long, at most this many per format
 BUSY_SHARE = 0.25               # other processes took more of the CPUs than this: the reading is not kept
 MIN_RUN_SECONDS = 20.0          # a run stopped sooner tells little of its rate (start-up, warm-up)
@@ -97,6 +98,16 @@ def estimate_run(config: ModelConfig, batch_size: int, epochs: int, train_images
         rate = 1 / (1 / step.images_per_sec + data.seconds)
         source = "measured on this machine" + (", which was busy: likely too long" if step.busy or data.busy else "")
     return Estimate(run_seconds(rate, train_images, epochs, test_images * (2 if tta else 1)), rate, source)
+
+
+def fastest_seconds(config: ModelConfig, device: str, images: int, threads: int | None = None) -> float:
+    """A floor under a run's training time from its summary alone: its multiply-adds (the backward pass
+    about twice the forward) at a peak no machine of that kind beats (PEAK_MULT_ADDS). What is over a
+    server's limit even so is refused before anything is built or timed."""
+    from explorer.training.train import default_threads
+
+    peak = PEAK_MULT_ADDS["cuda"] if device == "cuda" else PEAK_MULT_ADDS["cpu"] * (threads or default_threads())
+    return 3 * summarize(config).totals.mult_adds * images / peak
 
 
 def past_rates(config: ModelConfig, batch_size: int, device: str, augment: bool, store: RunStore) -> list[float]:

@@ -47,6 +47,7 @@ from explorer.training.estimate import (
     Estimate,
     check_against_run,
     estimate_run,
+    fastest_seconds,
     human_duration,
 )
 from explorer.training.store import FINISHED, RunRecord, RunStore, StoreError
@@ -194,12 +195,7 @@ class RunManager:
                                            "it to finish")
         check_trainable(config, settings)
         find_data_dir(self.data_dir)
-        need = self.estimate_bytes(config, settings)
-        budget = memory_budget(settings.device)
-        if need > budget:
-            raise ConfigError("batch_size", f"this run needs about {need / 2**30:.1f} GiB but the budget is "
-                                            f"{budget / 2**30:.1f} GiB (EXPLORER_MEMORY_BUDGET_GB); lower "
-                                            "batch_size or resolution")
+        need = self.check_memory(config, settings)
         self.check_time(self.estimate_time(config, settings))
         run_id = uuid.uuid4().hex[:12]
         with self._cv:
@@ -324,21 +320,40 @@ class RunManager:
             raise ConfigError("run", f"run {run_id[:40]} has no saved weights")
         return Path(record.weights_path)
 
+    def check_memory(self, config: ModelConfig, settings: TrainSettings) -> int:
+        """The run's memory from its summary (nothing allocated); a ConfigError when it is over the budget."""
+        need = self.estimate_bytes(config, settings)
+        budget = memory_budget(settings.device)
+        if need > budget:
+            raise ConfigError("batch_size", f"this run needs about {need / 2**30:.1f} GiB but the budget is "
+                                            f"{budget / 2**30:.1f} GiB (EXPLORER_MEMORY_BUDGET_GB); lower "
+                                            "batch_size or resolution")
+        return need
+
     def estimate_time(self, config: ModelConfig, settings: TrainSettings) -> Estimate:
-        """How long the run would take here: earlier runs of this config, or a measurement of a few steps."""
+        """How long the run would take here: earlier runs of this config, or a measurement of a few steps.
+        Nothing is measured for a run over the memory budget, or that even the fastest machine could not
+        train within this server's time limit (bounded from its summary): a page view costs no training."""
         train_images, test_images = dataset_sizes(self.data_dir)  # what this server really has
         images = min(settings.train_subset or train_images, train_images)
+        self.check_memory(config, settings)
+        floor = fastest_seconds(config, settings.device, images * settings.epochs, self.threads)
+        if self.quotas.max_seconds is not None and floor > self.quotas.max_seconds:
+            self._over_time_limit(f"at least {human_duration(floor).removeprefix('about ')} even at this "
+                                  "machine's peak speed")
         return estimate_run(config, settings.batch_size, settings.epochs, images, settings.device, self.store,
                             self.threads, test_images=test_images, tta=settings.tta, augment=settings.augment)
 
     def check_time(self, estimate: Estimate) -> None:
         """Refuse a run over this server's time limit, saying the estimate, the limit and what to do."""
-        limit = self.quotas.max_seconds
-        if limit is not None and estimate.seconds > limit:
-            raise ConfigError("estimate", f"this run would take {estimate.text}, over this server's limit of "
-                                          f"{human_duration(limit)} (EXPLORER_MAX_RUN_MINUTES). "
-                                          "Choose the quick preset, a smaller resolution or fewer epochs, or "
-                                          "train on a GPU.")
+        if self.quotas.max_seconds is not None and estimate.seconds > self.quotas.max_seconds:
+            self._over_time_limit(estimate.text)
+
+    def _over_time_limit(self, how_long: str) -> None:
+        raise ConfigError("estimate", f"this run would take {how_long}, over this server's limit of "
+                                      f"{human_duration(self.quotas.max_seconds)} (EXPLORER_MAX_RUN_MINUTES). "
+                                      "Choose the quick preset, a smaller resolution or fewer epochs, or train on a "
+                                      "GPU.")
 
     @staticmethod
     def estimate_bytes(config: ModelConfig, settings: TrainSettings) -> int:
