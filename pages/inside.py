@@ -10,6 +10,7 @@ from explorer.views.inside import (
     INVERSIONS,
     MAP_PIXELS,
     batchnorm_chart,
+    busy,
     describe_subject,
     draw_box,
     grid,
@@ -84,7 +85,8 @@ if linked is not None and not linked.weights_path:
     st.stop()
 st.markdown(f"**{plain(describe_subject(manager, subject), 400)}**")
 try:
-    v = view(manager, subject, upload.getvalue() if upload is not None else int(image), INVERSIONS[inversion])
+    with st.spinner("Waiting for another view of a network to finish…" if busy() else "Looking inside…"):
+        v = view(manager, subject, upload.getvalue() if upload is not None else int(image), INVERSIONS[inversion])
 except ConfigError as err:
     st.error(plain(err.message))
     st.stop()

@@ -341,3 +341,38 @@ def test_an_upload_claiming_a_huge_image_is_refused_with_its_own_message_before_
     with pytest.raises(ConfigError, match="claims .* pixels.*; upload one of at most 25 megapixels"):
         read_upload(bomb)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 300 * 1024  # KiB: nothing decoded
+
+
+def test_ten_concurrent_fresh_vgg11_views_build_one_network_and_stay_under_2_gb(tmp_path):
+    """Ten students open Inside on the book's VGG-11 (129 M weights) at once, each a new image."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from tests.browser import ROOT
+    from tests.conftest import write_dataset
+
+    data = write_dataset(tmp_path / "data")
+    script = textwrap.dedent(f"""
+        import resource, threading, time
+        from explorer.training.data import load_fashion_mnist
+        from explorer.training.runs import RunManager
+        from explorer.views import inside
+        manager = RunManager({str(tmp_path / "home")!r}, data_dir={str(data)!r})
+        load_fashion_mnist({str(data)!r})
+        before, start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter()
+        views = [threading.Thread(target=inside.view, args=(manager, "vgg11", i)) for i in range(10)]
+        for t in views:
+            t.start()
+        for t in views:
+            t.join()
+        grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024
+        print(grown, inside._fresh.cache_info().misses, inside._view.cache_info().currsize,
+              round(time.perf_counter() - start))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    grown_mb, builds, views, seconds = map(int, out.stdout.split()[-4:])
+    assert views == 10 and builds == 1  # one network, shared by every view of it
+    assert grown_mb < 2048, f"the server grew {grown_mb} MB for ten views ({seconds} s)"
+    print(f"ten views: +{grown_mb} MB in {seconds} s")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -424,8 +425,27 @@ def view(manager, subject: str, image: int | bytes, invert: bool | None = None) 
     return _view(manager, subject, image, invert)
 
 
+_computing = threading.Lock()  # one network looked inside at a time: a class's views queue, memory stays flat
+
+
+def busy() -> bool:
+    """Whether a view is being computed now (a new one waits for it): the page says so while it waits."""
+    return _computing.locked()
+
+
+@functools.lru_cache(maxsize=2)
+def _fresh(name: str) -> nn.Module:
+    """A catalog network with fresh, seeded Xavier weights, built once and shared by every view of it."""
+    return new_model(registry.get(name).config)
+
+
 @functools.lru_cache(maxsize=16)
 def _view(manager, subject: str, image: int | bytes, invert: bool | None) -> View:
+    with _computing:
+        return _compute(manager, subject, image, invert)
+
+
+def _compute(manager, subject: str, image: int | bytes, invert: bool | None) -> View:
     data = load_fashion_mnist(manager.data_dir)
     upload = None
     if isinstance(image, bytes):
@@ -436,8 +456,7 @@ def _view(manager, subject: str, image: int | bytes, invert: bool | None) -> Vie
     else:
         raise ConfigError("image", f"must be a test image index from 0 to {len(data.test_labels) - 1}")
     if subject in registry.list_models():
-        name, config = subject, registry.get(subject).config
-        model = new_model(config)
+        name, config, model = subject, registry.get(subject).config, _fresh(subject)
     else:
         name, config, model = run_model(manager, subject)
     n = max(4, min(STATS_IMAGES, int(STATS_MULT_ADDS // max(1, summarize(config).totals.mult_adds))))
