@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import os
 import typing
+import unicodedata
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any, ClassVar, Literal
 
@@ -20,6 +21,12 @@ MAX_LITERAL_CHARS = 2000
 def knob(default: Any, *, lo: float | None = None, hi: float | None = None, help: str = "") -> Any:
     """A config field with bounds (applied to every number inside tuples) and a help line."""
     return field(default=default, metadata={"lo": lo, "hi": hi, "help": help})
+
+
+def printable(text: str) -> str:
+    """Visitor text without control and formatting characters (a right-to-left override turns what follows
+    around; a bell or an escape has no business on a page), whatever else it holds."""
+    return "".join(c for c in str(text) if c in "\n\t" or unicodedata.category(c)[0] != "C")
 
 
 def max_params() -> int:

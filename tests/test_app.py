@@ -208,3 +208,6 @@ def test_visitor_text_is_shown_as_text_never_as_markdown():
     assert "\\[CLICK HERE\\]\\(http\\:\u200b//example\\.invalid\\)" in shown and r"\!\[x\]" in shown
     at = app(model="x" * 50_000)
     assert all(len(w.value) < 400 for w in at.warning)  # a 50 KB model name is not echoed back whole
+    at = app(model="vgg\u202e11\x1b[31m")  # a right-to-left override and a terminal escape
+    shown = " ".join(w.value for w in at.warning)
+    assert "vgg11" in shown and "\u202e" not in shown and "\x1b" not in shown

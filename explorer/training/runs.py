@@ -24,7 +24,6 @@ import signal
 import socket
 import threading
 import time
-import unicodedata
 import uuid
 from collections import OrderedDict, deque
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ import pandas as pd
 import torch
 
 from explorer import registry
-from explorer.config import ModelConfig
+from explorer.config import ModelConfig, printable
 from explorer.errors import ConfigError
 from explorer.identity import OWNER, Visitor
 from explorer.summary import summarize
@@ -97,8 +96,7 @@ def _env_int(name: str, default: int) -> int:
 def run_name(text: str) -> str:
     """A run's name as its owner typed it, made safe to show anywhere: control and formatting characters
     (a right-to-left override, say) dropped, spaces collapsed, at most NAME_CHARACTERS characters."""
-    kept = "".join(c for c in str(text) if unicodedata.category(c)[0] != "C")
-    return " ".join(kept.split())[:NAME_CHARACTERS]
+    return " ".join(printable(text).split())[:NAME_CHARACTERS]
 
 
 def default_home() -> Path:

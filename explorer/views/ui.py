@@ -9,7 +9,7 @@ from collections.abc import Mapping
 import pandas as pd
 
 from explorer import registry
-from explorer.config import ModelConfig, with_overrides
+from explorer.config import ModelConfig, printable, with_overrides
 from explorer.errors import ConfigError
 from explorer.summary import Summary, check, summarize
 from explorer.views.tables import human
@@ -58,7 +58,8 @@ _ZWSP = "\u200b"  # invisible: the text reads the same, but no autolink matches 
 def plain(text: str, limit: int = 300) -> str:
     """Visitor text made safe for Streamlit's Markdown elements: every Markdown character escaped (so
     `[x](http://...)` stays text, never a link or an image), bare URLs and addresses broken by an invisible
-    space (Markdown would autolink them), and a long value shortened."""
+    space (Markdown would autolink them), control characters dropped, and a long value shortened."""
+    text = printable(text)
     text = text if len(text) <= limit else text[:limit] + " …"
     text = _AUTOLINK.sub(lambda m: m.group(0)[0] + _ZWSP + m.group(0)[1:], text)
     return _MARKDOWN.sub(r"\\\1", text)
