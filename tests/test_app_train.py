@@ -3,7 +3,6 @@
 import base64
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -205,7 +204,8 @@ def test_a_run_whose_weights_went_missing_still_shows_and_can_be_deleted(app_env
     manager = run_manager()
     run_id = manager.start("lenet-bn", registry.get("lenet-bn").config, TrainSettings(lr=0.5, epochs=1, batch_size=64))
     record = manager.wait(run_id, timeout=120).record
-    Path(record.weights_path).rename(Path(record.weights_path).with_suffix(".moved"))  # the file went away
+    weights = manager.weights_file_of(record)
+    weights.rename(weights.with_suffix(".moved"))  # the file went away
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state["visitor"] = OWNER  # the person at the machine, as a loopback browser is
     at.query_params["run"] = run_id

@@ -195,8 +195,22 @@ def test_sigterm_to_the_servers_group_saves_the_run_and_starts_nothing_new(tmp_p
     assert server.wait(timeout=60) == 0
     record = store.get(running)
     assert record.status == "interrupted" and "shut down" in record.error, (record.status, record.error)
-    assert record.weights_path and Path(record.weights_path).is_file()  # what it learned is kept
+    assert (home / "weights" / record.weights_path).is_file()  # what it learned is kept
     assert store.get(queued).status == "queued"  # nothing new started during the shutdown
     restarted = RunManager(home, threads=1, data_dir=tiny_data)
     assert restarted.wait(queued, timeout=120).status == "done"  # and the queue goes on after it
     restarted.shutdown()
+
+
+def test_a_data_directory_moved_elsewhere_keeps_every_runs_weights(tmp_path, tiny_data):
+    first = RunManager(tmp_path / "home", threads=1, data_dir=tiny_data)
+    run_id = first.start("lenet-bn", LENET_BN, QUICK)
+    assert first.wait(run_id, timeout=120).status == "done"
+    first.shutdown()
+    (tmp_path / "home").rename(tmp_path / "moved")  # a new disk, a backup restored elsewhere
+    moved = RunManager(tmp_path / "moved", threads=1, data_dir=tiny_data)
+    assert moved.store.get(run_id).weights_path == f"{run_id}.pt"  # stored by name, not by absolute path
+    assert moved.load_weights(run_id).keys() == registry.build(LENET_BN).state_dict().keys()
+    moved.delete(run_id)
+    assert not (tmp_path / "moved" / "weights" / f"{run_id}.pt").exists()
+    moved.shutdown()

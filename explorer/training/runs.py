@@ -299,7 +299,7 @@ class RunManager:
         self.stop(run_id, visitor)
         record = self.store.get(run_id)
         if record and record.weights_path:
-            Path(record.weights_path).unlink(missing_ok=True)
+            self.weights_file_of(record).unlink(missing_ok=True)
         self.store.delete(run_id)
 
     def load_weights(self, run_id: str) -> dict[str, torch.Tensor]:
@@ -312,11 +312,16 @@ class RunManager:
         self._check_owner(run_id, visitor, "download the weights of")
         return self._weights_path(run_id).read_bytes()
 
+    def weights_file_of(self, record: RunRecord) -> Path:
+        """Where a run's weights are: stored by file name in this data directory's weights/, so the directory
+        can move (runs stored before this kept absolute paths, still honoured)."""
+        return self.weights_dir / record.weights_path
+
     def _weights_path(self, run_id: str) -> Path:
         record = self.store.get(run_id)
-        if record is None or not record.weights_path or not Path(record.weights_path).is_file():
+        if record is None or not record.weights_path or not self.weights_file_of(record).is_file():
             raise ConfigError("run", f"run {run_id[:40]} has no saved weights")
-        return Path(record.weights_path)
+        return self.weights_file_of(record)
 
     def check_memory(self, config: ModelConfig, settings: TrainSettings) -> int:
         """The run's memory from its summary (nothing allocated); a ConfigError when it is over the budget."""
@@ -536,7 +541,7 @@ def record_result(store: RunStore, job: Job, result: TrainResult, stop_reason: i
     interrupted = stop_reason in (STOP_BY_SHUTDOWN, STOP_BY_SERVER_GONE)
     status = "done" if not result.stopped else "interrupted" if interrupted else "stopped"
     store.finish(job.run_id, status, confusion=result.confusion or None, predictions=result.predictions or None,
-                 weights_path=str(weights), seconds=result.seconds)
+                 weights_path=weights.name, seconds=result.seconds)
     if result.stopped and stop_reason in (STOP_BY_SERVER_GONE, STOP_BY_SHUTDOWN):
         store.set_status(job.run_id, "interrupted", error=SERVER_GONE if stop_reason == STOP_BY_SERVER_GONE
                          else SHUT_DOWN)
