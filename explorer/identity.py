@@ -29,6 +29,7 @@ class Visitor:
 
     id: str
     admin: bool = False
+    address: str | None = None  # the network address it comes from, for per-address quotas (None: unknown)
 
 
 OWNER = Visitor("cli", admin=True)  # the person at the machine and the CLI: one owner ("cli" as runs stored it)
@@ -74,7 +75,19 @@ def identify(ip: str | None, headers: Mapping[str, str], token: str, login: str 
     if login is None and not valid_token(token):
         raise ValueError("a visitor's token is 32 hexadecimal digits")
     ident = login or visitor_id(token)
-    return Visitor(ident, admin=ident in admins())
+    return Visitor(ident, admin=ident in admins(), address=client_address(ip, headers))
+
+
+def client_address(ip: str | None, headers: Mapping[str, str]) -> str | None:
+    """The address a browser comes from: its connection's, or behind a proxy the host vouches for
+    (EXPLORER_TRUSTED_PROXY=1) the first address in X-Forwarded-For. A header is trusted only then: any
+    client can write one. Anonymous identities are free (clear the cookie), addresses are not."""
+    if os.environ.get("EXPLORER_TRUSTED_PROXY", "").strip() in ("1", "true", "yes"):
+        forwarded = {k.lower(): v for k, v in headers.items()}.get("x-forwarded-for", "")
+        first = forwarded.split(",")[0].strip()
+        if first:
+            return first[:64]
+    return ip or ("loopback" if headers else None)
 
 
 def valid_token(token: object) -> bool:

@@ -133,7 +133,8 @@ def live(run_id: str) -> None:
         st.caption(plain(f"{r.model}, run {r.id}")
                    + ("" if mine else ". A shared run: you can watch it, not stop it; Start trains your own copy."))
     if view.position:
-        st.info(f"Queued: position {view.position}. It starts when a worker is free.")
+        st.info(f"Queued: position {view.position}. It should start in "
+                f"{human_duration(manager.wait_seconds(run_id))}, when a worker is free.")
     elif r.status == "running" and (p is None or p.kind == "phase"):
         doing = p.phase if p is not None else "starting"
         st.progress(0.0, text=f"{doing}… ({(p.elapsed if p else 0):.0f} s)")

@@ -407,11 +407,13 @@ def test_quotas_per_visitor_and_for_the_queue(tmp_path, tiny_data):
         with pytest.raises(ConfigError) as err:  # one student clicking Start again and again
             server.start("lenet-bn", LENET_BN, slow, students[0])
         assert err.value.knob == "quota" and "EXPLORER_RUNS_PER_VISITOR" in err.value.message
+        assert re.search(r"wait: the first of them should end in about \d+ (s|min)", err.value.message)
         for s in students[1:]:
             try:
                 server.start("lenet-bn", LENET_BN, slow, s)
             except ConfigError as refused:
                 assert refused.knob == "queue" and "EXPLORER_MAX_QUEUE" in refused.message
+                assert re.search(r"a place frees up when the next one starts, in about \d+ (s|min)", refused.message)
                 break
         else:
             pytest.fail("the queue took more runs than its limit")
@@ -420,6 +422,53 @@ def test_quotas_per_visitor_and_for_the_queue(tmp_path, tiny_data):
         for r in server.store.with_status("queued", "running"):
             server.stop(r.id)
         server.shutdown()
+
+
+def test_cookie_less_identities_from_one_address_queue_at_most_ten_runs(tmp_path, tiny_data):
+    """Clearing the cookie makes a new visitor, not a new address: 15 identities from one address."""
+    quotas = Quotas(runs_per_visitor=2, max_queue=50, max_seconds=None, runs_per_address=10)
+    server = RunManager(tmp_path / "home", threads=1, data_dir=tiny_data, quotas=quotas)
+    slow = settings(epochs=200, batch_size=8)
+    queued, refused = 0, []
+    try:
+        for i in range(15):
+            for _ in range(2):  # Start twice, each identity
+                try:
+                    server.start("lenet-bn", LENET_BN, slow, Visitor(f"fresh-cookie-{i}", address="203.0.113.7"))
+                    queued += 1
+                except ConfigError as err:
+                    refused.append(err)
+        assert queued == 10 and len(refused) == 20
+        assert all(e.knob == "quota" and "EXPLORER_RUNS_PER_ADDRESS" in e.message for e in refused)
+        assert server.start("lenet-bn", LENET_BN, slow, Visitor("a classmate", address="198.51.100.4"))  # accepted
+    finally:
+        for r in server.store.with_status("queued", "running"):
+            server.stop(r.id)
+        server.shutdown()
+
+
+def test_the_queue_takes_turns_over_owners(tmp_path, tiny_data):
+    server = RunManager(tmp_path / "home", threads=1, data_dir=tiny_data)
+    slow = settings(epochs=200, batch_size=8)
+    try:
+        alice = [server.start("lenet-bn", LENET_BN, slow, Visitor("alice")) for _ in range(4)]
+        wait_until(lambda: server.view(alice[0]).status == "running")
+        bob = server.start("lenet-bn", LENET_BN, slow, Visitor("bob"))  # after alice's four
+        assert server.view(bob).position == 1  # alice has had her turn: bob's run is next
+        assert [server.view(r).position for r in alice[1:]] == [2, 3, 4]
+        assert [v.id for v in server.queue()] == [alice[0], bob, *alice[1:]]
+        assert server.wait_seconds(alice[1]) > server.wait_seconds(bob) > 0
+    finally:
+        for r in server.store.with_status("queued", "running"):
+            server.stop(r.id)
+        server.shutdown()
+
+
+def wait_until(predicate, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
 
 
 def test_the_test_pass_follows_the_training_batch(tiny_data, monkeypatch):

@@ -75,17 +75,21 @@ class Quotas:
     runs_per_visitor: int = 2       # queued and running at once
     max_queue: int = 50             # queued runs of everyone together
     max_seconds: float | None = None  # the estimated time of one run; None: no limit
+    runs_per_address: int = 10      # queued and running from one network address: clearing a cookie makes a
+                                    # new visitor, not a new address
 
     @classmethod
     def from_env(cls) -> Quotas:
-        """A server's quotas: EXPLORER_RUNS_PER_VISITOR, EXPLORER_MAX_QUEUE, EXPLORER_MAX_RUN_MINUTES."""
+        """A server's quotas: EXPLORER_RUNS_PER_VISITOR, EXPLORER_MAX_QUEUE, EXPLORER_MAX_RUN_MINUTES,
+        EXPLORER_RUNS_PER_ADDRESS."""
         from explorer.training.estimate import max_run_seconds
 
         return cls(runs_per_visitor=_env_int("EXPLORER_RUNS_PER_VISITOR", 2),
-                   max_queue=_env_int("EXPLORER_MAX_QUEUE", 50), max_seconds=max_run_seconds())
+                   max_queue=_env_int("EXPLORER_MAX_QUEUE", 50), max_seconds=max_run_seconds(),
+                   runs_per_address=_env_int("EXPLORER_RUNS_PER_ADDRESS", 10))
 
 
-UNLIMITED = Quotas(runs_per_visitor=10**9, max_queue=10**9, max_seconds=None)
+UNLIMITED = Quotas(runs_per_visitor=10**9, max_queue=10**9, max_seconds=None, runs_per_address=10**9)
 
 
 def _env_int(name: str, default: int) -> int:
@@ -148,13 +152,17 @@ class RunManager:
         self.backend = backend or backend_from_env()
         self._cv = threading.Condition()
         self._queue: deque[str] = deque()
+        self._owners: dict[str, str] = {}   # a queued run's owner, for the round-robin order
+        self._started: dict[str, int] = {}  # runs this manager has started, per owner
         self._running: set[str] = set()
         self._closing = False
         self._watchers: dict[str, float] = {}  # a live page's session -> when it last refreshed
         self._metrics: OrderedDict[str, tuple[int, pd.DataFrame]] = OrderedDict()  # run -> (version, series)
         self._mark_stale()
         if adopt_queued:
-            self._queue.extend(r.id for r in self.store.with_status("queued"))
+            for r in self.store.with_status("queued"):
+                self._queue.append(r.id)
+                self._owners[r.id] = r.owner
         self._workers = [threading.Thread(target=self._work, name=f"explorer-supervisor-{i}", daemon=True)
                          for i in range(self.max_running)]
         for w in self._workers:
@@ -186,25 +194,71 @@ class RunManager:
             raise ConfigError("preset", f"must be one of {', '.join(KINDS)}, not {preset!r}")
         name = run_name(name)
         if not visitor.admin:
-            mine = [r for r in self.store.with_status("queued", "running") if r.owner == visitor.id]
+            active = self.store.with_status("queued", "running")
+            mine = [r for r in active if r.owner == visitor.id]
             if len(mine) >= self.quotas.runs_per_visitor:
                 raise ConfigError("quota", f"you already have {len(mine)} runs queued or running, this server's "
-                                           f"limit per visitor (EXPLORER_RUNS_PER_VISITOR); stop one or wait for "
-                                           "it to finish")
+                                           f"limit per visitor (EXPLORER_RUNS_PER_VISITOR); stop one, or wait: "
+                                           f"{self._when_one_ends(mine)}")
+            near = [r for r in active if visitor.address is not None and r.address == visitor.address]
+            if len(near) >= self.quotas.runs_per_address:
+                raise ConfigError("quota", f"{len(near)} runs from your network address are queued or running, "
+                                           "this server's limit per address (EXPLORER_RUNS_PER_ADDRESS); wait: "
+                                           f"{self._when_one_ends(near)}")
         check_trainable(config, settings)
         find_data_dir(self.data_dir)
         need = self.check_memory(config, settings)
-        self.check_time(self.estimate_time(config, settings))
+        estimate = self.estimate_time(config, settings)
+        self.check_time(estimate)
         run_id = uuid.uuid4().hex[:12]
-        with self._cv:
+        with self._cv:  # a reentrant lock: wait_seconds takes it too
             if len(self._queue) >= self.quotas.max_queue:
+                wait = human_duration(self.wait_seconds(self._ordered()[0]))
                 raise ConfigError("queue", f"{len(self._queue)} runs are already waiting, this server's limit "
-                                           "(EXPLORER_MAX_QUEUE); try again in a few minutes")
+                                           f"(EXPLORER_MAX_QUEUE); a place frees up when the next one starts, in "
+                                           f"{wait}")
             self.store.create(run_id, model, config.kwargs(), dataclasses.asdict(settings), visitor.id, need,
-                              preset=preset, name=name or None)
+                              preset=preset, name=name or None, address=visitor.address,
+                              estimate_seconds=estimate.seconds)
             self._queue.append(run_id)
+            self._owners[run_id] = visitor.id
             self._cv.notify()
         return run_id
+
+    def _ordered(self) -> list[str]:
+        """The queue in the order runs start: round-robin over owners, so one person's runs never stand in
+        front of everyone's (the k-th waiting run of an owner who has had n started comes at turn n + k),
+        first come first served within a turn. Call with the lock held."""
+        seen: dict[str, int] = {}
+        turns = []
+        for index, run_id in enumerate(self._queue):
+            owner = self._owners.get(run_id, "")
+            seen[owner] = seen.get(owner, 0) + 1
+            turns.append((self._started.get(owner, 0) + seen[owner], index, run_id))
+        return [run_id for *_, run_id in sorted(turns)]
+
+    def wait_seconds(self, run_id: str) -> float:
+        """About how long until a queued run starts: the running runs' remaining estimates, then the
+        estimates of the runs ahead of it, over this server's max_running slots."""
+        now = time.time()
+        with self._cv:
+            running, order = list(self._running), self._ordered()
+        slots = [max(0.0, (r.estimate_seconds or 0) - (now - (r.started or now)))
+                 for r in map(self.store.get, running) if r is not None]
+        slots = sorted(slots + [0.0] * max(0, self.max_running - len(slots)))[:max(1, self.max_running)]
+        for ahead in order[:order.index(run_id)] if run_id in order else order:
+            record = self.store.get(ahead)
+            slots[0] += (record.estimate_seconds or 0) if record else 0
+            slots.sort()
+        return slots[0]
+
+    def _when_one_ends(self, runs: list[RunRecord]) -> str:
+        """When the first of these runs should end, in words, for a refusal that asks to wait for one."""
+        now, ends = time.time(), []
+        for r in runs:
+            start = (r.started or now) if r.status == "running" else now + self.wait_seconds(r.id)
+            ends.append(max(0.0, start + (r.estimate_seconds or 0) - now))
+        return f"the first of them should end in {human_duration(min(ends))}" if ends else "try again soon"
 
     def may_act(self, run_id: str, visitor: Visitor) -> bool:
         """Whether `visitor` may stop, delete or download this run: its owner, or an admin."""
@@ -223,6 +277,7 @@ class RunManager:
         with self._cv:
             if run_id in self._queue:
                 self._queue.remove(run_id)
+                self._owners.pop(run_id, None)
         record = self.store.get(run_id)
         if record is None or record.status in FINISHED:
             return False
@@ -245,7 +300,8 @@ class RunManager:
             data = self.store.progress(run_id)
             progress = Progress(**data) if data else None
         with self._cv:
-            position = self._queue.index(run_id) + 1 if run_id in self._queue else None
+            order = self._ordered()
+            position = order.index(run_id) + 1 if run_id in order else None
         return RunView(record, progress, position)
 
     def refresh_interval(self, session: str) -> float:
@@ -280,7 +336,7 @@ class RunManager:
     def queue(self) -> list[RunView]:
         """Running runs, then queued ones in order: what everyone on a shared server sees."""
         with self._cv:
-            ids = [*self._running, *self._queue]
+            ids = [*self._running, *self._ordered()]
         return [v for v in (self.view(i) for i in ids) if v is not None]
 
     def wait(self, run_id: str, timeout: float | None = None, poll: float = 0.1) -> RunView:
@@ -375,9 +431,12 @@ class RunManager:
             with self._cv:
                 while not self._queue or self._closing:
                     self._cv.wait()
-                run_id = self._queue.popleft()
+                run_id = self._ordered()[0]
+                self._queue.remove(run_id)
+                owner = self._owners.pop(run_id, "")
                 if not self.store.claim(run_id):  # stopped, deleted, or taken by another process
                     continue
+                self._started[owner] = self._started.get(owner, 0) + 1
                 self._running.add(run_id)
             try:
                 self._supervise(run_id)

@@ -52,7 +52,9 @@ CREATE TABLE IF NOT EXISTS runs (
     warning TEXT,
     calibration TEXT,
     preset TEXT,
-    name TEXT
+    name TEXT,
+    address TEXT,
+    estimate_seconds REAL
 );
 CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
@@ -77,7 +79,8 @@ CREATE TABLE IF NOT EXISTS progress (
 );
 """
 _ADDED_COLUMNS = {"heartbeat": "REAL", "stop_requested": "INTEGER NOT NULL DEFAULT 0",  # since the first schema
-                  "worker": "TEXT", "warning": "TEXT", "calibration": "TEXT", "preset": "TEXT", "name": "TEXT"}
+                  "worker": "TEXT", "warning": "TEXT", "calibration": "TEXT", "preset": "TEXT", "name": "TEXT",
+                  "address": "TEXT", "estimate_seconds": "REAL"}
 
 METRIC_COLUMNS = ["step", "epoch", "kind", "train_loss", "train_acc", "test_acc", "images_per_sec", "elapsed"]
 
@@ -111,6 +114,8 @@ class RunRecord:
     calibration: dict[str, Any] | None = None  # the measured step rates and the settings they chose
     preset: str | None = None       # book, quick or fast; None for runs stored before presets were recorded
     name: str | None = None         # what its owner called it, shown instead of the id where given
+    address: str | None = None      # the network address it was started from (per-address quotas)
+    estimate_seconds: float | None = None  # how long it was estimated to take when it was queued
 
     @property
     def label(self) -> str:
@@ -175,12 +180,13 @@ class RunStore:
                              "and the file, or set EXPLORER_HOME to another directory") from None
 
     def create(self, run_id: str, model: str, config: dict, settings: dict, owner: str, estimate_bytes: int,
-               preset: str | None = None, name: str | None = None) -> None:
+               preset: str | None = None, name: str | None = None, address: str | None = None,
+               estimate_seconds: float | None = None) -> None:
         with self._db() as db:
             db.execute("INSERT INTO runs (id, model, config, settings, owner, status, created, estimate_bytes, preset, "
-                       "name) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
+                       "name, address, estimate_seconds) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
                        (run_id, model, json.dumps(config), json.dumps(settings), owner, time.time(), estimate_bytes,
-                        preset, name))
+                        preset, name, address, estimate_seconds))
 
     def claim(self, run_id: str) -> bool:
         """Take a queued run for this process: True for exactly one claimant, whatever else shares the file."""
