@@ -75,9 +75,12 @@ with st.sidebar:
 page_setup()
 
 st.title("Inside the network")
-if linked_id and linked is None:  # the URL names a run this store does not have: say so, keep the URL
+if linked_id and linked is None and state.get("i.left") != linked_id:  # say so, keep the URL as it was
     st.error(f"There is no run {plain(linked_id, 40)} here: it was deleted, or its link belongs to another "
-             "server. Pick a run or a network in the sidebar.", icon=":material/link_off:")
+             "server.", icon=":material/link_off:")
+    if st.button("Look at the sidebar's choice instead", key="i.leave"):
+        state["i.left"] = linked_id
+        st.rerun()
     st.stop()
 if linked is not None and not linked.weights_path:
     st.warning(plain(f"{linked.label} ({linked.model}, run {linked.id}) is {linked.status} and has no saved "

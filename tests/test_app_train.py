@@ -153,6 +153,8 @@ def test_an_unknown_run_says_so_on_every_page_and_keeps_its_url(app_env):
         assert not at.exception, [e.value for e in at.exception]
         assert any("There is no run 0123456789ab here" in e.value for e in at.error), page
         assert at.query_params["run"] == "0123456789ab", page
+    at.button(key="i.leave").click().run()  # Inside: the visitor chooses to look at something else
+    assert not at.error and "run" not in at.query_params and at.query_params["model"] == "lenet"
 
 
 def test_a_run_over_the_servers_limit_says_why_start_is_off(app_env, monkeypatch):
