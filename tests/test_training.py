@@ -91,8 +91,11 @@ def test_a_run_records_the_measured_rates_and_the_format_they_chose(manager):
     assert c["memory_format"] == ("channels_last" if c["channels_last"] > c["contiguous"] else "contiguous")
 
 
-def test_the_estimate_adds_the_data_path_the_step_leaves_out():
+def test_the_estimate_adds_the_data_path_the_step_leaves_out(monkeypatch):
+    from explorer.training import estimate
     from explorer.training.estimate import data_seconds, estimate_run, measure_step
+
+    monkeypatch.setattr(estimate, "_busy", lambda load, device: False)  # kept, whatever else runs meanwhile
 
     plain, shifted = data_seconds(28, 128, False, "cpu").seconds, data_seconds(28, 128, True, "cpu").seconds
     assert 0 < plain < shifted  # flips and shifts cost more than indexing and scaling alone
@@ -575,3 +578,19 @@ def test_a_reading_under_a_cpu_hog_is_not_kept_and_the_next_estimate_fits_the_re
     assert 1 / 1.5 <= record.seconds / idle.seconds <= 1.5, (record.seconds, idle.seconds, busy.seconds)
     assert fastest_seconds(chosen.config, "cpu", 10 * 60_000) < record.seconds / 2  # the floor is a floor
     manager.shutdown()
+
+
+def test_the_data_path_is_timed_on_a_few_images_whatever_the_batch(monkeypatch):
+    """Batch 4096 at 512 pixels would be 4 GB a batch in the server just to time the data path."""
+    from explorer.training import estimate
+
+    shapes = []
+    real = estimate.torch.randint
+
+    def recording(*args, **kwargs):
+        shapes.append(args[2] if len(args) > 2 else kwargs.get("size"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(estimate.torch, "randint", recording)
+    timing = estimate.data_seconds(512, 4096, False, "cpu")
+    assert shapes == [(5 * estimate.DATA_IMAGES, 1, 28, 28)] and 0 < timing.seconds < 0.01

@@ -42,6 +42,7 @@ BUSY_SHARE = 0.25               # other processes took more of the CPUs than thi
 MIN_RUN_SECONDS = 20.0          # a run stopped sooner tells little of its rate (start-up, warm-up)
 PAST_RUNS = 5                   # an estimate takes the median rate of at most this many earlier runs
 DISAGREE = 1.5                  # a saved measurement this far off a real run's rate is dropped
+DATA_IMAGES = 64                # images per timed batch of the data path, at most
 DATA_SECONDS = 0.25             # the data path is timed this long (the kernel counts CPU time in 10 ms ticks)
 BUSY_REUSE_SECONDS = 60.0       # a busy reading serves while the machine stays busy, at most this long
 _lock = threading.Lock()        # one calibration at a time: they would slow each other down
@@ -226,11 +227,12 @@ def data_seconds(resolution: int, batch_size: int, augment: bool, device: str) -
         return kept
     dev = torch.device(device)
     generator = torch.Generator(device=dev).manual_seed(0)
-    images = torch.randint(0, 256, (5 * batch_size, 1, 28, 28), dtype=torch.uint8, device=dev)
+    per_batch = min(batch_size, DATA_IMAGES)  # the time per image needs no 4,096 images resized to 512
+    images = torch.randint(0, 256, (5 * per_batch, 1, 28, 28), dtype=torch.uint8, device=dev)
     order = torch.randperm(len(images), device=dev, generator=generator)
 
     def batch(i: int) -> None:
-        x = images[order[i * batch_size:(i + 1) * batch_size]]
+        x = images[order[i * per_batch:(i + 1) * per_batch]]
         prepare(flip_and_shift(x, generator) if augment else x, resolution, False)
 
     with _lock:
@@ -241,7 +243,7 @@ def data_seconds(resolution: int, batch_size: int, augment: bool, device: str) -
             batch(1 + batches % 4)  # long enough for the kernel's CPU counters to tell a busy machine
             batches += 1
         _sync(dev)
-        timing = DataTiming((time.perf_counter() - start) / (batches * batch_size), _busy(load, device))
+        timing = DataTiming((time.perf_counter() - start) / (batches * per_batch), _busy(load, device))
     _data_readings.put(key, timing, timing.busy)
     return timing
 
