@@ -101,9 +101,10 @@ def visitor() -> Visitor:
         headers = {k: v for k, v in dict(st.context.headers).items() if isinstance(k, str) and isinstance(v, str)}
         me = identify(ip, headers, token, login)
         if fresh and me.id == visitor_id(token):  # a new visitor: this browser keeps its token
-            # the value is ours, never visitor text; kept a year, sent only to this site
-            st.html(f"<script>document.cookie = '{COOKIE}={token}; path=/; max-age=31536000; SameSite=Strict';"
-                    "</script>", unsafe_allow_javascript=True)
+            # the value is ours, never visitor text; kept a year, sent only to this site, and only over HTTPS
+            # where the page came over HTTPS. Streamlit offers no way to set it from the server (HttpOnly).
+            st.html(f"<script>document.cookie = '{COOKIE}={token}; path=/; max-age=31536000; SameSite=Strict'"
+                    " + (location.protocol === 'https:' ? '; Secure' : '');</script>", unsafe_allow_javascript=True)
         state["visitor"] = me
     return state["visitor"]
 

@@ -124,6 +124,9 @@ def test_a_runs_link_opens_it_read_only_for_another_browser_on_a_class_server(cl
         assert f"run {run_id}" in text and "untrained" not in text
         expect(page).to_have_url(re.compile(f"run={run_id}&image=40&stage=4&unit=5(%2C|,)7$"))
         shot(page, "inside-shared-link-1280x720", full_page=False)
+        cookie = next(c for c in page.context.cookies() if c["name"] == "cnn_explorer_visitor")
+        assert re.fullmatch(r"[0-9a-f]{32}", cookie["value"]) and cookie["sameSite"] == "Strict"
+        assert not cookie["secure"]  # plain HTTP here; over HTTPS it is Secure
     with chromium_page(visitor_token=ALICE) as page:  # the lecturer's own browser acts on it
         page.goto(f"{url}/runs?run={run_id}")
         wait_idle(page)
