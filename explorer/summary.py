@@ -231,21 +231,24 @@ class _SavedTensors:
     def __init__(self, model: nn.Module) -> None:
         self.model = model
         self.saved: dict[int, int] = {}
+        self.held: list[torch.Tensor] = []  # what the pass saved, alive until it ends
 
     @property
     def bytes(self) -> int:
         return sum(self.saved.values())
 
     def __enter__(self) -> None:
-        # The pack hook outlives this pass (torch's C++ side keeps the hooks it ran with), so it holds only
-        # the two small collections it needs, never the model or this object: a summarized network is freed.
-        params, saved = {p.untyped_storage()._cdata for p in self.model.parameters()}, self.saved
+        # The pack hook outlives this pass (torch's C++ side keeps the hooks, and the graph, it ran with), so
+        # it leaves nothing in the graph and holds only small collections, never the model or this object: a
+        # summarized network is freed. The tensors are held in `held` until the pass ends, so that no later
+        # storage takes a counted one's address and overwrites its count; then `held` is emptied.
+        params, saved, held = {p.untyped_storage()._cdata for p in self.model.parameters()}, self.saved, self.held
 
         def pack(t: torch.Tensor) -> None:
             storage = t.untyped_storage()
             if storage._cdata not in params:
                 saved[storage._cdata] = storage.nbytes()
-            # nothing is kept: the pass never runs backward
+            held.append(t)
 
         self.hooks = [self.model.register_forward_pre_hook(_grad_on), self.model.register_forward_hook(_grad_off)]
         self.recording = torch.autograd.graph.saved_tensors_hooks(pack, _unpack_nothing)
@@ -257,6 +260,7 @@ class _SavedTensors:
         for h in self.hooks:
             h.remove()
         self.model = None
+        self.held.clear()
 
 
 def _rows(summary_list: list, fields: _ReceptiveFields) -> pd.DataFrame:

@@ -184,3 +184,20 @@ def test_summaries_free_their_networks_and_the_cache_levels_off(monkeypatch):
     assert rss() - half < 50 * 2**20, f"grew {(rss() - half) / 2**20:.0f} MB over the second 150 configs"
     assert summaries.bytes <= 2 * 2**20 and len(summaries) < 300  # the oldest were dropped
     summaries.clear()
+
+
+@pytest.mark.parametrize("name", ["vgg11", "resnet18", "googlenet", "densenet"])
+def test_the_saved_bytes_match_a_pass_that_keeps_every_saved_tensor(name):
+    """The memory pass lets go of what it counted; counted against a plain pass that keeps every tensor
+    autograd saves (so no storage is freed and its address reused mid-pass)."""
+    from explorer.summary import build_meta
+
+    config = registry.get(name).config
+    model = build_meta(config).train(False)
+    params = {p.untyped_storage()._cdata for p in model.parameters()}
+    kept: list[torch.Tensor] = []
+    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(lambda t: kept.append(t) or t, lambda t: t):
+        model(torch.empty(1, config.in_channels, config.resolution, config.resolution, device="meta"))
+    storages = {t.untyped_storage()._cdata: t.untyped_storage().nbytes() for t in kept}
+    expected = sum(n for key, n in storages.items() if key not in params)
+    assert summarize(config, batch_size=1).totals.saved_bytes == expected
