@@ -118,6 +118,12 @@ def _login() -> str | None:
     return email if isinstance(email, str) and email else None
 
 
+def say_run_missing(run_id: str, what_now: str = "") -> None:
+    """The main area's word when a URL names a run this store does not have; the page keeps the URL."""
+    st.error(f"There is no run {plain(run_id, 40)} here: it was deleted, or its link belongs to another server."
+             + (f" {what_now}" if what_now else ""), icon=":material/link_off:")
+
+
 def admin_notices(me: Visitor) -> None:
     """What only the machine's owner or an admin needs to hear: a damaged run store moved aside (its server
     paths included). Visitors are not told, neither on every page nor forever."""

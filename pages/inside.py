@@ -24,7 +24,7 @@ from explorer.views.inside import (
     view,
 )
 from explorer.views.ui import int_param, plain, unit_param
-from pages.common import fit_height, page_setup, present_param, run_manager, visitor
+from pages.common import fit_height, page_setup, present_param, run_manager, say_run_missing, visitor
 
 manager = run_manager()
 me = visitor()
@@ -76,8 +76,7 @@ page_setup()
 
 st.title("Inside the network")
 if linked_id and linked is None and state.get("i.left") != linked_id:  # say so, keep the URL as it was
-    st.error(f"There is no run {plain(linked_id, 40)} here: it was deleted, or its link belongs to another "
-             "server.", icon=":material/link_off:")
+    say_run_missing(linked_id)
     if st.button("Look at the sidebar's choice instead", key="i.leave"):
         state["i.left"] = linked_id
         st.rerun()

@@ -14,11 +14,11 @@ from explorer.views.runviews import (
     history_table,
     overlay_chart,
     per_class_accuracy,
-    preset_of,
+    run_title,
     training_chart,
 )
 from explorer.views.ui import plain
-from pages.common import admin_notices, fit_height, page_setup, present_param, run_manager, visitor
+from pages.common import admin_notices, fit_height, page_setup, present_param, run_manager, say_run_missing, visitor
 
 manager = run_manager()
 me = visitor()
@@ -38,8 +38,7 @@ if queue:
 linked_id = st.query_params.get("run")
 linked = manager.store.get(linked_id) if linked_id else None
 if linked_id and linked is None:  # the URL names a run this store does not have: say so, keep the URL
-    st.error(f"There is no run {plain(linked_id, 40)} here: it was deleted, or its link belongs to another "
-             "server. Your own runs are listed below.", icon=":material/link_off:")
+    say_run_missing(linked_id, "Your own runs are listed below.")
 
 records = manager.store.list(owner=None if me.admin else me.id)
 if records:
@@ -72,7 +71,7 @@ wanted = {"run": r.id, **present_param()}
 if st.query_params.to_dict() != wanted:
     st.query_params.from_dict(wanted)
 
-st.header(plain(f"{r.label} · {preset_of(r)} preset · {r.status}"), anchor=False)
+st.header(plain(run_title(r)), anchor=False)
 st.caption(plain(f"{r.model}, run {r.id}. Best test accuracy {accuracy(r.best_test_acc)}, final "
                  f"{accuracy(r.test_acc)}.")
            + ("" if mine else " A shared run: you can look at it; only its owner can stop, delete or download it."))

@@ -13,10 +13,19 @@ from explorer.training.estimate import human_duration
 from explorer.training.runs import NAME_CHARACTERS
 from explorer.training.store import FINISHED
 from explorer.training.train import cuda_available, preset
-from explorer.views.runviews import preset_of, reopen_settings, training_chart
+from explorer.views.runviews import reopen_settings, run_title, training_chart
 from explorer.views.tables import human
 from explorer.views.ui import config_label, config_params, plain
-from pages.common import admin_notices, config_editor, page_setup, present_param, run_manager, show_fallback, visitor
+from pages.common import (
+    admin_notices,
+    config_editor,
+    page_setup,
+    present_param,
+    run_manager,
+    say_run_missing,
+    show_fallback,
+    visitor,
+)
 
 manager = run_manager()
 state = st.session_state
@@ -43,8 +52,7 @@ page_setup()
 
 st.title("Train on Fashion-MNIST")
 if linked_id and linked is None:  # the URL names a run this store does not have: say so, keep the URL
-    st.error(f"There is no run {plain(linked_id, 40)} here: it was deleted, or its link belongs to another "
-             "server. The settings below train a new run.", icon=":material/link_off:")
+    say_run_missing(linked_id, "The settings below train a new run.")
 show_fallback(error)
 top = st.columns([1.7, 0.9, 2])
 kind = top[0].radio("Preset", ["quick", "fast", "book"], horizontal=True, key="t.preset",
@@ -125,7 +133,7 @@ def live(run_id: str) -> None:
     r = view.record
     p = view.progress
     head, stop = st.columns([5, 1], vertical_alignment="center")
-    head.subheader(plain(f"{r.label} · {preset_of(r)} preset · {r.status}"), anchor=False)
+    head.subheader(plain(run_title(r)), anchor=False)
     mine = manager.may_act(run_id, me)
     if r.status in ("queued", "running") and mine and stop.button("Stop", key="t.stop", width="stretch"):
         manager.stop(run_id, me)

@@ -117,6 +117,11 @@ def preset_of(record: RunRecord) -> str:
         return "-"
 
 
+def run_title(record: RunRecord) -> str:
+    """A run's heading on the Train and Runs pages: its name (or model and id), preset and status."""
+    return f"{record.label} · {preset_of(record)} preset · {record.status}"
+
+
 def reopen_settings(record: RunRecord) -> tuple[str, ModelConfig, str, dict[str, float | int | str]]:
     """What the Train page shows for a stored run: its network, the preset it was started from (or, for a
     run stored before presets were recorded, the one it matches) and its settings.
