@@ -161,27 +161,33 @@ def _busy(load: MachineLoad, device: str) -> bool:
 class Readings:
     """Measurements this process keeps, by key. One taken while the machine was busy is not kept for later:
     it serves again only while the machine stays busy (so a page's reruns do not measure again and again),
-    at most BUSY_REUSE_SECONDS; an idle machine measures anew."""
+    judged over the stretch since it was last looked at, and at most BUSY_REUSE_SECONDS; an idle machine
+    measures anew."""
 
     def __init__(self, kept: int = 256) -> None:
         self._good: dict[object, object] = {}   # the oldest first
-        self._busy: dict[object, tuple[MachineLoad, object]] = {}
+        self._busy: dict[object, tuple[float, MachineLoad, object]] = {}  # key -> (taken, since looked, value)
         self._kept = kept
 
     def get(self, key: object):
         if key in self._good:
             return self._good[key]
-        since, value = self._busy.get(key, (None, None))
-        if since is not None and since.seconds() < BUSY_REUSE_SECONDS \
-                and (since.seconds() < 1.0 or since.others() > BUSY_SHARE):  # a second is too short to tell
+        taken, window, value = self._busy.get(key, (0.0, None, None))
+        if window is None or time.monotonic() - taken > BUSY_REUSE_SECONDS:
+            return None
+        if window.seconds() < 1.0:  # too short a stretch to tell
+            return value
+        if window.others() > BUSY_SHARE:  # still busy: the next look judges the next stretch
+            self._busy[key] = (taken, MachineLoad(), value)
             return value
         return None
 
     def put(self, key: object, value: object, busy: bool) -> None:
+        now = time.monotonic()
         if busy:
-            for stale in [k for k, (load, _) in list(self._busy.items()) if load.seconds() > BUSY_REUSE_SECONDS]:
+            for stale in [k for k, (taken, *_) in list(self._busy.items()) if now - taken > BUSY_REUSE_SECONDS]:
                 self._busy.pop(stale, None)
-            self._busy[key] = (MachineLoad(), value)
+            self._busy[key] = (now, MachineLoad(), value)
             return
         self._busy.pop(key, None)
         self._good[key] = value
