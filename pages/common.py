@@ -13,6 +13,7 @@ from explorer.config import ModelConfig, knob_info, literal_choices, parse_value
 from explorer.errors import ConfigError
 from explorer.identity import Visitor, identify, valid_token, visitor_id
 from explorer.summary import check
+from explorer.training.runs import server_manager
 from explorer.views.ui import config_from_params, knob_text, plain
 
 
@@ -76,15 +77,6 @@ def present_param() -> dict[str, str]:
     return {"present": "1"} if st.session_state.get("present") else {}
 
 
-@st.cache_resource
-def run_manager():
-    """One run manager per server process, shared by every session (cheap to build, idempotent), with the
-    server's quotas from its environment (runs per visitor, queue length, longest run)."""
-    from explorer.training.runs import Quotas, RunManager
-
-    return RunManager(quotas=Quotas.from_env())
-
-
 COOKIE = "cnn_explorer_visitor"
 
 
@@ -127,8 +119,8 @@ def say_run_missing(run_id: str, what_now: str = "") -> None:
 def admin_notices(me: Visitor) -> None:
     """What only the machine's owner or an admin needs to hear: a damaged run store moved aside (its server
     paths included). Visitors are not told, neither on every page nor forever."""
-    if me.admin and run_manager().store.recovered:
-        st.warning(plain(run_manager().store.recovered), icon="⚠️")
+    if me.admin and server_manager().store.recovered:
+        st.warning(plain(server_manager().store.recovered), icon="⚠️")
 
 
 def config_editor(prefix: str, where, params: dict[str, str] | None = None,

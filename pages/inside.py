@@ -5,6 +5,7 @@ import streamlit as st
 from explorer import registry
 from explorer.errors import ConfigError
 from explorer.training.data import CLASS_NAMES
+from explorer.training.runs import server_manager
 from explorer.views.inside import (
     DEAD_ADVICE,
     INVERSIONS,
@@ -24,9 +25,9 @@ from explorer.views.inside import (
     view,
 )
 from explorer.views.ui import int_param, plain, unit_param
-from pages.common import fit_height, page_setup, present_param, run_manager, say_run_missing, visitor
+from pages.common import fit_height, page_setup, present_param, say_run_missing, visitor
 
-manager = run_manager()
+manager = server_manager()
 me = visitor()
 state = st.session_state
 params = st.query_params.to_dict()

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from explorer.errors import ConfigError
+from explorer.training.runs import server_manager
 from explorer.views.runviews import (
     accuracy,
     batchnorm_chart,
@@ -18,9 +19,9 @@ from explorer.views.runviews import (
     training_chart,
 )
 from explorer.views.ui import plain
-from pages.common import admin_notices, fit_height, page_setup, present_param, run_manager, say_run_missing, visitor
+from pages.common import admin_notices, fit_height, page_setup, present_param, say_run_missing, visitor
 
-manager = run_manager()
+manager = server_manager()
 me = visitor()
 state = st.session_state
 admin_notices(me)

@@ -10,7 +10,8 @@ from explorer import registry
 from explorer.errors import ConfigError
 from explorer.summary import summarize
 from explorer.training.estimate import human_duration
-from explorer.training.runs import NAME_CHARACTERS
+from explorer.training.measure import StillMeasuring
+from explorer.training.runs import NAME_CHARACTERS, server_manager
 from explorer.training.store import FINISHED
 from explorer.training.train import cuda_available, preset
 from explorer.views.runviews import reopen_settings, run_title, training_chart
@@ -21,13 +22,12 @@ from pages.common import (
     config_editor,
     page_setup,
     present_param,
-    run_manager,
     say_run_missing,
     show_fallback,
     visitor,
 )
 
-manager = run_manager()
+manager = server_manager()
 state = st.session_state
 params = st.query_params.to_dict()
 me = visitor()
@@ -88,20 +88,39 @@ st.markdown(f"Trains **{plain(config_label(name, chosen.config), 200)}** "
             f"{init.capitalize()} init.")
 
 info, button = st.columns([4, 1], vertical_alignment="center")
-refusal = None
+refusal = measuring = None
 try:
     settings = replace(s, lr=lr, epochs=epochs, batch_size=batch, train_subset=subset or None, device=device,
                        init=init)
     need = manager.estimate_bytes(chosen.config, settings)
-    with st.spinner("Timing a few training steps of this network…"):
-        estimate = manager.estimate_time(chosen.config, settings)
+    estimate = manager.estimate_time(chosen.config, settings, wait=1.0)  # measured out of this page's process
     limit = manager.quotas.max_seconds
     limit_text = "" if limit is None else f" This server's limit is {human_duration(limit)}."
     info.caption(f"Estimated: {estimate.text}, {human(need, 'B')} of memory.{limit_text}")
     manager.check_time(estimate)
 except ConfigError as err:
     refusal = err
-if button.button("Start training", type="primary", disabled=refusal is not None, key="t.start", width="stretch"):
+except StillMeasuring as pending:
+    measuring = pending
+    info.caption(pending.text)
+
+
+@st.fragment(run_every=1.0)
+def measured() -> None:
+    """Asks again every second (so the measurement is not abandoned) and redraws the page once it is there."""
+    try:
+        manager.estimate_time(chosen.config, settings, wait=0.0)
+    except StillMeasuring:
+        return
+    except ConfigError:
+        pass
+    st.rerun()
+
+
+if measuring is not None:
+    measured()
+if button.button("Start training", type="primary", disabled=refusal is not None or measuring is not None,
+                 key="t.start", width="stretch"):
     try:
         state["t.run"] = manager.start(name, chosen.config, settings, visitor=me, preset=kind, name=run_label)
     except ConfigError as err:

@@ -2,6 +2,7 @@
 
 import base64
 import json
+import multiprocessing
 import time
 
 import numpy as np
@@ -15,7 +16,7 @@ from tests.test_app import APP
 @pytest.fixture(scope="module")
 def app_env(tmp_path_factory):
     """A run store and data directory of this module's own; the app's run manager is rebuilt on them."""
-    from pages.common import run_manager
+    from explorer.training.runs import server_manager
 
     home = tmp_path_factory.mktemp("home")
     data = write_dataset(tmp_path_factory.mktemp("data"))
@@ -23,10 +24,8 @@ def app_env(tmp_path_factory):
     mp.setenv("EXPLORER_HOME", str(home))
     mp.setenv("EXPLORER_DATA_DIR", str(data))
     mp.setenv("EXPLORER_THREADS", "1")
-    run_manager.clear()
     yield home
-    run_manager().shutdown()
-    run_manager.clear()
+    server_manager().shutdown()
     mp.undo()
 
 
@@ -36,6 +35,21 @@ def train_page(**params) -> AppTest:
         at.query_params[k] = v
     at.switch_page("pages/train.py").run()  # opened directly, as a bookmarked URL is
     assert not at.exception, [e.value for e in at.exception]
+    return until_measured(at)
+
+
+def measuring(at: AppTest) -> bool:
+    return any(c.value.startswith(("Measuring", "Waiting for")) for c in at.caption)
+
+
+def until_measured(at: AppTest, timeout: float = 60) -> AppTest:
+    """Rerun as the page's timer does while its estimate is measured in another process."""
+    deadline = time.monotonic() + timeout
+    while measuring(at) and time.monotonic() < deadline:
+        assert at.button(key="t.start").disabled  # nothing starts on an estimate not yet there
+        time.sleep(0.5)
+        at.run()
+    assert not measuring(at) and not at.exception
     return at
 
 
@@ -44,6 +58,7 @@ def pick_lenet_bn(at: AppTest, epochs: int, batch: int) -> None:
     at.sidebar.selectbox(key="t.preset:LeNet").set_value("lenet-bn").run()
     at.number_input(key="t.lenet-bn.quick.epochs").set_value(epochs).run()
     at.number_input(key="t.lenet-bn.quick.batch").set_value(batch).run()
+    until_measured(at)
 
 
 def array_length(values) -> int:
@@ -72,7 +87,7 @@ def test_explore_config_carries_over_to_train(app_env):
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
     at.sidebar.number_input(key="x.vgg11-small.ratio").set_value(8).run()
-    at.switch_page("pages/train.py").run()
+    until_measured(at.switch_page("pages/train.py").run())
     assert at.sidebar.number_input(key="t.vgg11-small.ratio").value == 8
     assert any("Estimated:" in c.value and "MiB" in c.value for c in at.caption)
 
@@ -105,7 +120,7 @@ def test_start_watch_stop_and_inspect(app_env):
 
     pick_lenet_bn(at, epochs=2, batch=64)
     assert at.selectbox(key="t.lenet-bn.quick.init").value == "xavier"  # the quick preset's, as d2l's
-    at.selectbox(key="t.lenet-bn.quick.init").set_value("kaiming").run()
+    until_measured(at.selectbox(key="t.lenet-bn.quick.init").set_value("kaiming").run())
     at.text_input(key="t.name").set_value("kaiming \u202etry\x07 [x](http://e.invalid)").run()
     at.button(key="t.start").click().run()
     done_id = at.query_params["run"]
@@ -158,11 +173,9 @@ def test_an_unknown_run_says_so_on_every_page_and_keeps_its_url(app_env):
 
 
 def test_a_run_over_the_servers_limit_says_why_start_is_off(app_env, monkeypatch):
-    from pages.common import run_manager
+    from explorer.training.runs import server_manager
 
-    monkeypatch.setenv("EXPLORER_MAX_RUN_MINUTES", "1")
-    run_manager().shutdown()
-    run_manager.clear()
+    monkeypatch.setenv("EXPLORER_MAX_RUN_MINUTES", "1")  # another environment: a manager of its own
     try:
         at = train_page()
         at.sidebar.selectbox(key="t.family").set_value("VGG").run()
@@ -170,16 +183,15 @@ def test_a_run_over_the_servers_limit_says_why_start_is_off(app_env, monkeypatch
         assert at.button(key="t.start").disabled
         refusal = " ".join(e.value for e in at.error)
         assert "over this server's limit of about 1 min" in refusal and "quick preset" in refusal
-        at.radio(key="t.preset").set_value("quick").run()
+        until_measured(at.radio(key="t.preset").set_value("quick").run())
         assert not at.button(key="t.start").disabled
         assert any(c.value.startswith("Estimated: about") for c in at.caption)
     finally:
-        run_manager().shutdown()
-        run_manager.clear()
+        server_manager().shutdown()
 
 
 def test_the_fast_preset_says_what_it_changes_trains_with_its_recipe_and_reopens_as_fast(app_env):
-    from pages.common import run_manager
+    from explorer.training.runs import server_manager
 
     at = train_page()
     at.sidebar.selectbox(key="t.family").set_value("LeNet").run()
@@ -187,12 +199,12 @@ def test_the_fast_preset_says_what_it_changes_trains_with_its_recipe_and_reopens
     at.radio(key="t.preset").set_value("fast").run()
     changes = next(c.value for c in at.caption if c.value.startswith("Fast preset changes: "))
     assert "momentum 0.0 -> 0.9" in changes and "augment False -> True" in changes
-    at.number_input(key="t.lenet-bn.fast.epochs").set_value(1).run()
+    until_measured(at.number_input(key="t.lenet-bn.fast.epochs").set_value(1).run())
     at.button(key="t.start").click().run()
     run_id = at.query_params["run"]
-    settings = run_manager().store.get(run_id).settings
+    settings = server_manager().store.get(run_id).settings
     assert settings["momentum"] == 0.9 and settings["augment"] and settings["tta"] and settings["epochs"] == 1
-    run_manager().wait(run_id, timeout=120)
+    server_manager().wait(run_id, timeout=120)
     again = train_page(run=run_id)
     assert again.radio(key="t.preset").value == "fast"
 
@@ -200,10 +212,10 @@ def test_the_fast_preset_says_what_it_changes_trains_with_its_recipe_and_reopens
 def test_a_run_whose_weights_went_missing_still_shows_and_can_be_deleted(app_env):
     from explorer import registry
     from explorer.identity import OWNER
+    from explorer.training.runs import server_manager
     from explorer.training.train import TrainSettings
-    from pages.common import run_manager
 
-    manager = run_manager()
+    manager = server_manager()
     run_id = manager.start("lenet-bn", registry.get("lenet-bn").config, TrainSettings(lr=0.5, epochs=1, batch_size=64))
     record = manager.wait(run_id, timeout=120).record
     weights = manager.weights_file_of(record)
@@ -225,19 +237,16 @@ def test_a_train_url_too_big_to_train_is_refused_without_building_or_timing_anyt
     """The attack: a URL whose network would take hundreds of hours. Its page view must not train in the server."""
     import resource
 
-    from explorer.training import estimate
-    from pages.common import run_manager
+    from explorer.training.measure import Measurements
+    from explorer.training.runs import server_manager
 
     monkeypatch.setenv("EXPLORER_MAX_RUN_MINUTES", "1")  # this module's data set has 512 training images
-    run_manager().shutdown()
-    run_manager.clear()
 
     def never(*args, **kwargs):
         raise AssertionError("a step was timed for a run no machine could finish within the limit")
 
     slow = train_page(model="resnet34")  # its quick preset is measured as usual
-    monkeypatch.setattr(estimate, "_measure_step", never)
-    monkeypatch.setattr(estimate, "data_seconds", never)
+    monkeypatch.setattr(Measurements, "get", never)
     before, start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter()
     at = train_page(model="lenet", resolution="256", channels="[1024, 1024]")  # 44.7 GiB at the quick batch
     assert time.perf_counter() - start < 5 and at.button(key="t.start").disabled
@@ -248,5 +257,40 @@ def test_a_train_url_too_big_to_train_is_refused_without_building_or_timing_anyt
     assert "would take at least" in refusal and "over this server's limit of about 1 min" in refusal
     assert time.perf_counter() - start < 10
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 1024 * 1024  # KiB: under 1 GB
-    run_manager().shutdown()
-    run_manager.clear()
+    server_manager().shutdown()
+
+
+def test_a_measurement_runs_out_of_the_server_and_blocks_no_other_visitors_page(app_env):
+    """One Train URL costs the server under 1 GB and blocks no other page for more than 5 s: its steps are
+    timed in a process of its own, one at a time, and the page says it is measuring."""
+    import resource
+
+    from explorer.training import measure
+    from explorer.training.runs import server_manager
+
+    heavy = {"model": "lenet", "resolution": "160", "channels": "[64, 256]"}  # seconds of steps, 1.5 GiB to train
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    at = AppTest.from_file(APP, default_timeout=60)
+    for k, v in heavy.items():
+        at.query_params[k] = v
+    at.switch_page("pages/train.py").run()
+    assert time.perf_counter() - start < 5 and measuring(at) and at.button(key="t.start").disabled
+    assert any(c.value.startswith("Measuring a few training steps") for c in at.caption)
+    other = time.perf_counter()
+    second = AppTest.from_file(APP, default_timeout=60)  # another visitor, another network
+    second.query_params["model"] = "nin"
+    second.switch_page("pages/train.py").run()
+    assert time.perf_counter() - other < 5 and not second.exception
+    assert any(c.value.startswith("Waiting for 1 other measurement") for c in second.caption)
+    until_measured(at, timeout=120)
+    assert any(c.value.startswith("Estimated: about") for c in at.caption)
+    assert not at.button(key="t.start").disabled
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 1024 * 1024  # KiB: under 1 GB
+    # the second visitor closed the tab: nobody asks for its measurement any more, so it is abandoned
+    deadline = time.monotonic() + measure.ABANDON_SECONDS + measure.MEASURE_SECONDS
+    measurements = server_manager().measurements
+    while (measurements._asked or measurements._current) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not measurements._asked and measurements._current is None
+    assert not [p for p in multiprocessing.active_children() if p.name == "explorer-measure"]

@@ -104,7 +104,7 @@ def test_the_main_result_is_on_the_first_screen(server):
 
         page.goto(f"{url}/train")
         wait_idle(page)
-        expect(page.get_by_text("Estimated: about")).to_be_visible()
+        expect(page.get_by_text("Estimated: about")).to_be_visible(timeout=60_000)  # measured in a process
         assert in_first_screen(page.get_by_role("button", name="Start training"))
 
 

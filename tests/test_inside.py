@@ -196,12 +196,11 @@ def test_inspect_writes_painted_pngs_and_prints_the_prediction(trained, tmp_path
 
 
 def test_the_inside_page_draws_the_image_its_stages_and_the_prediction(trained, monkeypatch):
-    from pages.common import run_manager
+    from explorer.training.runs import server_manager
 
     manager, run_id, home, data = trained
     monkeypatch.setenv("EXPLORER_HOME", str(home))
     monkeypatch.setenv("EXPLORER_DATA_DIR", str(data))
-    run_manager.clear()
     try:
         at = AppTest.from_file(APP, default_timeout=60)
         at.query_params["model"] = "lenet-bn"
@@ -235,8 +234,7 @@ def test_the_inside_page_draws_the_image_its_stages_and_the_prediction(trained, 
         first = at.selectbox(key="i.wrong").value
         assert at.query_params["image"] == str(first)
     finally:
-        run_manager().shutdown()
-        run_manager.clear()
+        server_manager().shutdown()
 
 
 def test_an_upload_becomes_a_28x28_grayscale_input_and_anything_else_is_refused():

@@ -597,3 +597,27 @@ def test_the_data_path_is_timed_on_a_few_images_whatever_the_batch(monkeypatch):
     monkeypatch.setattr(estimate.torch, "randint", recording)
     timing = estimate.data_seconds(512, 4096, False, "cpu")
     assert shapes == [(5 * estimate.DATA_IMAGES, 1, 28, 28)] and 0 < timing.seconds < 0.01
+
+
+def test_a_measurement_over_the_memory_budget_or_too_slow_is_killed_and_says_why(monkeypatch):
+    """A measurement runs in a process of its own, watched: past the budget or MEASURE_SECONDS it is killed,
+    and the estimate's refusal says which (asked again soon, the same answer, without measuring again)."""
+    import multiprocessing
+
+    from explorer.training import measure
+    from explorer.training.measure import Measurements, Request
+
+    wide = registry.config_from("lenet", {"resolution": 160, "channels": (64, 256)})  # seconds of steps
+    small = Measurements(None, max_bytes=100 * 2**20)  # torch alone takes more
+    with pytest.raises(ConfigError, match="took over 0.1 GiB of memory, this server's budget"):
+        small.get(Request(wide, 64, "cpu", 1, False), wait=120)
+    monkeypatch.setattr(measure, "MEASURE_SECONDS", 0.5)
+    slow = Measurements(None, max_bytes=8 * 2**30)
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match="took over 0.5 s here: this network is too slow"):
+        slow.get(Request(wide, 64, "cpu", 1, False), wait=120)
+    assert time.monotonic() - started < 10
+    assert not [p for p in multiprocessing.active_children() if p.name == "explorer-measure"]  # killed
+    with pytest.raises(ConfigError, match="too slow"):
+        slow.get(Request(wide, 64, "cpu", 1, False), wait=0)  # the answer stands for a while
+    assert slow._current is None and not slow._asked

@@ -15,12 +15,14 @@ than DISAGREE is dropped, so the next estimate measures again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -31,7 +33,7 @@ from explorer import registry
 from explorer.config import ModelConfig
 from explorer.errors import ConfigError
 from explorer.summary import summarize
-from explorer.training.store import RunStore
+from explorer.training.store import RunStore, StoreError
 
 TEST_IMAGES = 10_000
 STARTUP_SECONDS = 2.0           # reading the data and building the model, measured on a 2-core CPU
@@ -86,18 +88,20 @@ def run_seconds(images_per_sec: float, train_images: int, epochs: int, test_imag
 
 def estimate_run(config: ModelConfig, batch_size: int, epochs: int, train_images: int, device: str,
                  store: RunStore | None = None, threads: int | None = None,
-                 test_images: int = TEST_IMAGES, tta: bool = False, augment: bool = False) -> Estimate:
+                 test_images: int = TEST_IMAGES, tta: bool = False, augment: bool = False,
+                 measured: Callable[[], Measured] | None = None) -> Estimate:
     """The expected wall time of a run; see the module's docstring for how. With `tta` each test image
-    is seen twice (itself and its mirror); `augment` adds the fast recipe's flips and shifts to each batch."""
+    is seen twice (itself and its mirror); `augment` adds the fast recipe's flips and shifts to each batch.
+    `measured` gives the measurement when no earlier run tells the rate (a server's comes from a process of
+    its own: explorer.training.measure); by default it is taken here."""
     past = past_rates(config, batch_size, device, augment, store) if store is not None else []
     if past:
         rate = statistics.median(past)
         source = f"measured by {'an earlier run' if len(past) == 1 else f'{len(past)} earlier runs'} of this config"
     else:
-        step = measure_step(config, batch_size, device, threads, store)
-        data = data_seconds(config.resolution, batch_size, augment, device)
-        rate = 1 / (1 / step.images_per_sec + data.seconds)
-        source = "measured on this machine" + (", which was busy: likely too long" if step.busy or data.busy else "")
+        m = measured() if measured is not None else measure(config, batch_size, device, threads, store, augment)
+        rate = m.images_per_sec
+        source = "measured on this machine" + (", which was busy: likely too long" if m.busy else "")
     return Estimate(run_seconds(rate, train_images, epochs, test_images * (2 if tta else 1)), rate, source)
 
 
@@ -299,7 +303,8 @@ def measure_step(config: ModelConfig, batch_size: int, device: str = "cpu", thre
     timing = replace(_measure_step(config, batch_size, device, threads), key=key)
     _step_readings.put(key, timing, timing.busy)
     if store is not None and not timing.busy:
-        store.save_calibration(key, {"contiguous": timing.contiguous, "channels_last": timing.channels_last})
+        with contextlib.suppress(StoreError):  # a full disk: the measurement serves, unkept
+            store.save_calibration(key, {"contiguous": timing.contiguous, "channels_last": timing.channels_last})
     return timing
 
 
@@ -310,6 +315,30 @@ def check_against_run(timing: StepTiming, run_images_per_sec: float, store: RunS
     if timing.key and not 1 / DISAGREE <= ratio <= DISAGREE:
         _step_readings.drop(timing.key)
         store.drop_calibration(timing.key)
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What an estimate measures of a config: its step rates and its data path."""
+
+    step: StepTiming
+    data: DataTiming
+
+    @property
+    def busy(self) -> bool:
+        return self.step.busy or self.data.busy
+
+    @property
+    def images_per_sec(self) -> float:
+        return 1 / (1 / self.step.images_per_sec + self.data.seconds)
+
+
+def measure(config: ModelConfig, batch_size: int, device: str = "cpu", threads: int | None = None,
+            store: RunStore | None = None, augment: bool = False) -> Measured:
+    """Measure the step (or read it from this process's or the store's earlier measurement) and the data
+    path of a run of `config`, in this process."""
+    return Measured(measure_step(config, batch_size, device, threads, store),
+                    data_seconds(config.resolution, batch_size, augment, device))
 
 
 def _measure_step(config: ModelConfig, batch_size: int, device: str, threads: int | None) -> StepTiming:

@@ -27,7 +27,6 @@ import time
 import uuid
 from collections import OrderedDict, deque
 from dataclasses import dataclass
-from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import Protocol
 
@@ -39,6 +38,7 @@ from explorer.config import ModelConfig, printable
 from explorer.errors import ConfigError
 from explorer.identity import OWNER, Visitor
 from explorer.summary import summarize
+from explorer.training import processes
 from explorer.training.data import dataset_sizes, find_data_dir
 from explorer.training.estimate import (
     BUSY_SHARE,
@@ -49,6 +49,7 @@ from explorer.training.estimate import (
     fastest_seconds,
     human_duration,
 )
+from explorer.training.measure import Measurements, Request
 from explorer.training.store import FINISHED, RunRecord, RunStore, StoreError
 from explorer.training.train import KINDS, Progress, TrainResult, TrainSettings, check_trainable, default_threads, train
 
@@ -63,7 +64,6 @@ HEARTBEAT_SECONDS = 1.0    # a worker's heartbeat; it also reads the stop flag t
 LEASE_SECONDS = 15.0       # a running run whose worker has not beaten for this long was interrupted
 STOP_GRACE_SECONDS = 30.0  # a worker that ignores its stop flag this long is killed
 STOP_BY_USER, STOP_BY_SHUTDOWN, STOP_BY_SERVER_GONE = 1, 2, 3  # why a run was asked to stop
-WORKER_NICENESS = 10       # training yields the CPU to the server's pages: a knob change is not queued behind it
 WATCHERS_PER_SECOND = 5    # live pages refresh once a second up to this many watchers, then less often
 METRICS_CACHED = 64        # runs whose metric series the server keeps for live pages
 
@@ -155,9 +155,10 @@ class RunManager:
         self._owners: dict[str, str] = {}   # a queued run's owner, for the round-robin order
         self._started: dict[str, int] = {}  # runs this manager has started, per owner
         self._running: set[str] = set()
-        self._closing = False
+        self._closing = self._shut_down = False
         self._watchers: dict[str, float] = {}  # a live page's session -> when it last refreshed
         self._metrics: OrderedDict[str, tuple[int, pd.DataFrame]] = OrderedDict()  # run -> (version, series)
+        self.measurements = Measurements(self.store.path, memory_budget("cpu"))
         self._mark_stale()
         if adopt_queued:
             for r in self.store.with_status("queued"):
@@ -172,7 +173,7 @@ class RunManager:
     def shutdown(self, timeout: float = 30.0) -> None:
         """Stop this process's running runs (recorded as interrupted) and wait for their workers to end."""
         with self._cv:
-            self._closing = True
+            self._closing = self._shut_down = True
             self._queue.clear()  # queued runs stay queued in the store and resume at the next start
             running = list(self._running)
         for run_id in running:
@@ -182,6 +183,11 @@ class RunManager:
             time.sleep(0.05)
             with self._cv:
                 running = list(self._running)
+
+    @property
+    def closed(self) -> bool:
+        """shutdown() was called (a SIGTERM seen by a worker also stops it claiming runs, but is not this)."""
+        return self._shut_down
 
     # -- what callers use -------------------------------------------------------------------------
     def start(self, model: str, config: ModelConfig, settings: TrainSettings, visitor: Visitor = OWNER,
@@ -389,10 +395,12 @@ class RunManager:
                                             "batch_size or resolution")
         return need
 
-    def estimate_time(self, config: ModelConfig, settings: TrainSettings) -> Estimate:
-        """How long the run would take here: earlier runs of this config, or a measurement of a few steps.
-        Nothing is measured for a run over the memory budget, or that even the fastest machine could not
-        train within this server's time limit (bounded from its summary): a page view costs no training."""
+    def estimate_time(self, config: ModelConfig, settings: TrainSettings, wait: float | None = None) -> Estimate:
+        """How long the run would take here: earlier runs of this config, or a measurement of a few steps in
+        a process of its own (explorer.training.measure), waited for at most `wait` seconds (None: until it
+        is taken; a page passes a second and shows StillMeasuring's text). Nothing is measured for a run over
+        the memory budget, or that even the fastest machine could not train within this server's time limit
+        (bounded from its summary): a page view costs the server no training."""
         train_images, test_images = dataset_sizes(self.data_dir)  # what this server really has
         images = min(settings.train_subset or train_images, train_images)
         self.check_memory(config, settings)
@@ -400,8 +408,11 @@ class RunManager:
         if self.quotas.max_seconds is not None and floor > self.quotas.max_seconds:
             self._over_time_limit(f"at least {human_duration(floor).removeprefix('about ')} even at this "
                                   "machine's peak speed")
+        request = Request(config, settings.batch_size, settings.device, self.threads or default_threads(),
+                          settings.augment)
         return estimate_run(config, settings.batch_size, settings.epochs, images, settings.device, self.store,
-                            self.threads, test_images=test_images, tta=settings.tta, augment=settings.augment)
+                            self.threads, test_images=test_images, tta=settings.tta, augment=settings.augment,
+                            measured=lambda: self.measurements.get(request, wait))
 
     def check_time(self, estimate: Estimate) -> None:
         """Refuse a run over this server's time limit, saying the estimate, the limit and what to do."""
@@ -460,6 +471,23 @@ class RunManager:
         self.backend.supervise(job)
 
 
+_SERVERS: dict[tuple[tuple[str, str], ...], RunManager] = {}
+_SERVERS_LOCK = threading.Lock()
+
+
+def server_manager() -> RunManager:
+    """This server process's run manager, with the quotas, data directory and limits of its environment (the
+    EXPLORER_ variables): shared by every session, and made by `python -m explorer serve` before the first
+    visitor, so that queued runs resume as soon as a restarted server is up. Another environment (a test's)
+    gets a manager of its own; one that was shut down is made anew."""
+    key = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("EXPLORER_")))
+    with _SERVERS_LOCK:
+        manager = _SERVERS.get(key)
+        if manager is None or manager.closed:
+            manager = _SERVERS[key] = RunManager(quotas=Quotas.from_env())
+    return manager
+
+
 @dataclass(frozen=True)
 class Job:
     """One run as a backend executes it: where its store and weights live, what data and threads it uses."""
@@ -495,18 +523,10 @@ class LocalWorkers:
         store = RunStore(Path(job.store_path))
         # The worker holds the reading end of this pipe; when this process dies, even by kill -9, the worker
         # reads end-of-file and stops its run as interrupted, rather than train on as an orphan.
-        server_gone, server_alive = _context().Pipe(duplex=False)
-        worker = _context().Process(target=run_worker, name=f"explorer-run-{job.run_id}", daemon=True,
-                                    args=(job, server_gone))
-        # Ctrl-C in a terminal reaches the whole process group; a forkserver that is still importing torch
-        # would die of it. Started with SIGINT blocked (the mask is inherited), it never sees it. The resource
-        # tracker goes first: starting, it unblocks SIGINT in the calling thread.
-        resource_tracker.ensure_running()
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        server_gone, server_alive = processes.context().Pipe(duplex=False)
         try:
-            worker.start()
+            worker = processes.start(run_worker, (job, server_gone), f"explorer-run-{job.run_id}")
         finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             server_gone.close()
         asked = None
         while worker.is_alive():
@@ -542,20 +562,6 @@ def _exit_reason(code: int | None) -> str:
 def config_of(record: RunRecord) -> tuple[ModelConfig, TrainSettings]:
     """Rebuild (and so re-validate) the config and settings a run was stored with."""
     return registry.config_from(record.model, record.config), TrainSettings(**record.settings)
-
-
-_CONTEXT: multiprocessing.context.BaseContext | None = None
-
-
-def _context() -> multiprocessing.context.BaseContext:
-    """Workers fork from a forkserver that imported torch and the engine once: each run starts at once,
-    in a clean process (no threads or locks of the server's copied in)."""
-    global _CONTEXT
-    if _CONTEXT is None:
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["explorer.training.train"])
-        _CONTEXT = ctx
-    return _CONTEXT
 
 
 class Reporter:
@@ -615,7 +621,7 @@ def failure_message(err: BaseException) -> str:
 def run_worker(job: Job, server_gone: multiprocessing.connection.Connection) -> None:
     """A run's worker process: train, reporting to the store; save the weights; record the end."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the process group: the parent asks to stop
-    os.nice(WORKER_NICENESS)
+    os.nice(processes.NICENESS)
     store = RunStore(Path(job.store_path))
     record = store.get(job.run_id)
     if record is None:
@@ -685,4 +691,4 @@ def _free_bytes(directory: Path) -> int:
         return 0
 
 
-__all__ = ["RunManager", "RunView", "Quotas", "UNLIMITED", "default_home", "memory_budget"]
+__all__ = ["RunManager", "RunView", "Quotas", "UNLIMITED", "default_home", "memory_budget", "server_manager"]

@@ -1,0 +1,50 @@
+"""Processes that do training work for the server: a run's worker and an estimate's measurement. Both fork
+from one forkserver that imported torch and the engine once, so each starts at once, in a clean process
+(no threads or locks of the server's copied in), and both yield the CPU to the server's pages."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable
+from multiprocessing import resource_tracker
+from pathlib import Path
+
+NICENESS = 10  # training work yields the CPU to the server's pages: a knob change is not queued behind it
+
+_CONTEXT: multiprocessing.context.BaseContext | None = None
+
+
+def context() -> multiprocessing.context.BaseContext:
+    """The forkserver context every worker and measurement starts from (made once per process)."""
+    global _CONTEXT
+    if _CONTEXT is None:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["explorer.training.train"])
+        _CONTEXT = ctx
+    return _CONTEXT
+
+
+def start(target: Callable[..., None], args: tuple, name: str) -> multiprocessing.process.BaseProcess:
+    """Start `target(*args)` in a process of its own, as a daemon of this one.
+
+    Ctrl-C in a terminal reaches the whole process group; a forkserver that is still importing torch would
+    die of it. Started with SIGINT blocked (the mask is inherited), it never sees it. The resource tracker
+    goes first: starting, it unblocks SIGINT in the calling thread."""
+    process = context().Process(target=target, name=name, daemon=True, args=args)
+    resource_tracker.ensure_running()
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        process.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    return process
+
+
+def resident_bytes(pid: int) -> int:
+    """A process's resident memory (Linux's /proc; 0 where unknown or already gone)."""
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, IndexError, ValueError):
+        return 0
