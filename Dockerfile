@@ -21,4 +21,5 @@ VOLUME /data
 EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
   CMD curl -fsS http://127.0.0.1:8501/_stcore/health | grep -q ok || exit 1
-CMD ["streamlit", "run", "app.py", "--server.port=8501", "--server.address=0.0.0.0"]
+# `explorer serve` is `streamlit run app.py` with the run manager up first: a restart resumes the queue at once
+CMD ["python", "-m", "explorer", "serve", "--server.port=8501", "--server.address=0.0.0.0"]

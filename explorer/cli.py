@@ -11,7 +11,12 @@ from explorer.errors import ConfigError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, unknown = parser.parse_known_args(argv)
+    if args.func is cmd_serve:
+        args.streamlit_options = unknown  # streamlit's own options, passed on
+    elif unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.func(args)
     except ConfigError as err:
@@ -63,6 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--seeds", type=int, default=1, help="train seeds 0 to N-1 (default: 1)")
     s.add_argument("--data-dir")
     s.set_defaults(func=cmd_bench_presets)
+
+    s = sub.add_parser("serve", help="start the app (streamlit run app.py) with its run manager up before the "
+                                     "first visitor, so that a restarted server's queued runs go on at once")
+    s.epilog = "Any other option is streamlit run's, passed on: --server.port 8501, --server.address 0.0.0.0."
+    s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("train", help="train on Fashion-MNIST; the run is stored")
     _model_args(s)
@@ -206,6 +216,19 @@ def cmd_bench_memory(args: argparse.Namespace) -> int:
         print(f"{r.name:18s} {r.kind:6s} {r.batch_size:5d} {r.resolution:4d} {r.estimate_bytes / 2**30:8.2f}G "
               f"{r.peak_bytes / 2**30:8.2f}G {r.ratio:5.2f}", flush=True)
     return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from streamlit.web import cli as streamlit_cli
+
+    from explorer.training.runs import server_manager
+
+    server_manager()  # the same one every page gets in this process: queued runs resume now, not at a visit
+    app = Path(__file__).resolve().parent.parent / "app.py"
+    sys.argv = ["streamlit", "run", str(app), *args.streamlit_options]
+    return streamlit_cli.main()
 
 
 def cmd_train(args: argparse.Namespace) -> int:

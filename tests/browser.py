@@ -40,12 +40,14 @@ class ServerURL(str):
 
 
 @contextmanager
-def streamlit_server(env: dict[str, str]) -> Iterator[ServerURL]:
+def streamlit_server(env: dict[str, str], serve: bool = False) -> Iterator[ServerURL]:
+    """`streamlit run app.py`, or with `serve` the hosting command, `python -m explorer serve`."""
     port = free_port()
     ARTIFACTS.mkdir(exist_ok=True)
     log = open(ARTIFACTS / f"streamlit-{port}.log", "w")  # noqa: SIM115 (closed below)
+    start = ["explorer", "serve"] if serve else ["streamlit", "run", "app.py"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+        [sys.executable, "-m", *start, "--server.headless", "true", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
          "--browser.gatherUsageStats", "false"],
         cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)

@@ -19,6 +19,7 @@ from explorer.training.data import DataError, find_data_dir, load_fashion_mnist,
 from explorer.training.runs import RunManager, save_weights
 from explorer.training.store import RunStore
 from explorer.training.train import TrainSettings
+from tests.browser import streamlit_server
 from tests.conftest import write_dataset
 
 LENET_BN = registry.get("lenet-bn").config
@@ -100,6 +101,31 @@ def test_a_full_disk_leaves_no_partial_weights(tmp_path):
         with pytest.raises(ConfigError, match="the disk is full"):
             save_weights({"w": torch.zeros(1_000_000)}, disk / "run.pt")
         assert list(disk.iterdir()) == []
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_full_disk_under_the_run_store_is_said_as_such(tmp_path, tiny_data):
+    disk = tmp_path / "tiny"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        manager = RunManager(disk / "home", threads=1, data_dir=tiny_data)
+        first = manager.wait(manager.start("lenet-bn", LENET_BN, QUICK), timeout=120)
+        assert first.status == "done"
+        with open(disk / "filler", "wb") as filler, pytest.raises(OSError):
+            while True:  # everything that is left, as a log or a download fills a real disk
+                filler.write(b"\0" * 65536)
+                filler.flush()
+        with pytest.raises(ConfigError, match="the disk is full: the run store .* cannot be written"):
+            for _ in range(200):  # the write-ahead log has room for a few small writes; a run's need more
+                manager.start("lenet-bn", LENET_BN, QUICK)
+        (disk / "filler").unlink()  # space again: what was stored is all there, and runs start
+        assert manager.store.get(first.id).status == "done"
+        assert manager.wait(manager.start("lenet-bn", LENET_BN, QUICK), timeout=120).status == "done"
+        manager.shutdown()
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
 
@@ -197,9 +223,9 @@ def test_sigterm_to_the_servers_group_saves_the_run_and_starts_nothing_new(tmp_p
     assert record.status == "interrupted" and "shut down" in record.error, (record.status, record.error)
     assert (home / "weights" / record.weights_path).is_file()  # what it learned is kept
     assert store.get(queued).status == "queued"  # nothing new started during the shutdown
-    restarted = RunManager(home, threads=1, data_dir=tiny_data)
-    assert restarted.wait(queued, timeout=120).status == "done"  # and the queue goes on after it
-    restarted.shutdown()
+    env = {"EXPLORER_HOME": str(home), "EXPLORER_DATA_DIR": tiny_data, "EXPLORER_THREADS": "1"}
+    with streamlit_server(env, serve=True):  # the hosting command; nobody opens a page
+        wait_until(lambda: store.get(queued).status == "done", timeout=120)  # the queue goes on at once
 
 
 def test_a_data_directory_moved_elsewhere_keeps_every_runs_weights(tmp_path, tiny_data):

@@ -9,6 +9,7 @@ A file that is not a readable database is moved aside, never overwritten, and th
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -131,6 +132,16 @@ class StoreError(ConfigError):
         super().__init__("EXPLORER_HOME", message)
 
 
+FULL_BYTES = 1 << 20  # a disk with less free space than this is full (SQLite may call it an I/O error)
+
+
+def _disk_full(directory: Path) -> bool:
+    try:
+        return shutil.disk_usage(directory).free < FULL_BYTES
+    except OSError:
+        return False
+
+
 class RunStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -176,6 +187,9 @@ class RunStore:
             with self._connect() as db:
                 yield db
         except sqlite3.DatabaseError as err:
+            if getattr(err, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or _disk_full(self.path.parent):
+                raise StoreError(f"the disk is full: the run store {self.path} cannot be written; free some space "
+                                 "or set EXPLORER_HOME to another directory") from None
             raise StoreError(f"the run store {self.path} cannot be used ({err}); check the disk's free space "
                              "and the file, or set EXPLORER_HOME to another directory") from None
 
