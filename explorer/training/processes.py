@@ -7,8 +7,9 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 from collections.abc import Callable
-from multiprocessing import resource_tracker
+from multiprocessing import resource_tracker, spawn
 from pathlib import Path
 
 NICENESS = 10  # training work yields the CPU to the server's pages: a knob change is not queued behind it
@@ -31,15 +32,33 @@ def start(target: Callable[..., None], args: tuple, name: str) -> multiprocessin
 
     Ctrl-C in a terminal reaches the whole process group; a forkserver that is still importing torch would
     die of it. Started with SIGINT blocked (the mask is inherited), it never sees it. The resource tracker
-    goes first: starting, it unblocks SIGINT in the calling thread."""
+    goes first: starting, it unblocks SIGINT in the calling thread.
+
+    The child is not told this process's __main__: Streamlit installs the app's script as __main__, and a
+    child told of it runs the script again before its target (a page's work in every worker)."""
     process = context().Process(target=target, name=name, daemon=True, args=args)
     resource_tracker.ensure_running()
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        process.start()
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    with _starting:
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        spawn.get_preparation_data = _without_main
+        try:
+            process.start()
+        finally:
+            spawn.get_preparation_data = _preparation
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     return process
+
+
+_starting = threading.Lock()
+_preparation = spawn.get_preparation_data
+
+
+def _without_main(name: str) -> dict:
+    """What a child needs to start (sys.path, the working directory), less the main module to import."""
+    data = _preparation(name)
+    data.pop("init_main_from_path", None)
+    data.pop("init_main_from_name", None)
+    return data
 
 
 def resident_bytes(pid: int) -> int:
