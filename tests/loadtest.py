@@ -6,7 +6,7 @@ While one visitor's run trains, half the sessions change a knob on Explore every
 runs on Train (their own queued runs, or the training run through its shared URL); a health check polls all
 along, and a new visitor loads the whole first page (HTML, scripts, the page's script run) now and then.
 
-    python -m tests.loadtest [--sessions 30] [--seconds 60]
+    python -m tests.loadtest [--sessions 30] [--seconds 60] [--attacks]
 """
 
 from __future__ import annotations
@@ -42,9 +42,10 @@ TEXT_FIELDS = {"markdown": "body", "alert": "body", "text": "body", "heading": "
 class Session:
     """One browser tab: a websocket, its widgets by label, and the text of what its last run drew."""
 
-    def __init__(self, url: str, visitor: str) -> None:
+    def __init__(self, url: str, visitor: str, address: str = "10.0.0.1") -> None:
         self.ws_url = url.replace("http://", "ws://") + "/_stcore/stream"
         self.cookie = f"{COOKIE}={visitor}"
+        self.address = address  # the class server sits behind the host's proxy, which names the client
         self.widgets: dict[str, str] = {}     # label -> widget id
         self.texts: list[str] = []
         self.metrics: dict[str, str] = {}
@@ -54,7 +55,8 @@ class Session:
 
     async def __aenter__(self) -> Session:
         self.ws = await websockets.connect(self.ws_url, subprotocols=["streamlit"], max_size=None,
-                                           additional_headers={"Cookie": self.cookie}, open_timeout=60)
+                                           additional_headers={"Cookie": self.cookie, "X-Forwarded-For": self.address},
+                                           open_timeout=60)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -106,6 +108,19 @@ class Session:
             elif kind == "script_finished" and f.script_finished != ForwardMsg.FINISHED_EARLY_FOR_RERUN:
                 return time.perf_counter() - start
 
+    async def start_training(self, epochs: int) -> None:
+        """Wait, as a student does, while the page measures the network (it reruns itself meanwhile), then
+        set the epochs and click Start."""
+        await self.until_measured()
+        await self.rerun({"Epochs": epochs})
+        await self.until_measured()
+        await self.rerun({"Start training": True})
+
+    async def until_measured(self) -> None:
+        while any(t.startswith(("Measuring", "Waiting for")) for t in self.texts):
+            await asyncio.sleep(1)
+            await self.rerun()
+
     def _element(self, element) -> None:
         kind = element.WhichOneof("type")
         part = getattr(element, kind)
@@ -125,15 +140,23 @@ class Figures:
     fragment: list[float] = field(default_factory=list)
     first_page: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    rss_mb: list[float] = field(default_factory=list)
+    # the attacks, beside the class
+    train_urls: list[float] = field(default_factory=list)
+    measuring_said: int = 0
+    flood_configs: list[float] = field(default_factory=list)
+    inside_views: list[float] = field(default_factory=list)
+    flood_accepted: int = 0
+    other_address_accepted: bool = False
 
 
 def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20)[-1] if len(values) >= 2 else (values or [float("nan")])[0]
 
 
-async def change_knobs(url: str, visitor: str, until: float, figures: Figures) -> None:
+async def change_knobs(url: str, visitor: str, address: str, until: float, figures: Figures) -> None:
     """A student on Explore: a new resolution every 1 to 3 s, timed until the page shows its new cost."""
-    async with Session(url, visitor) as s:
+    async with Session(url, visitor, address) as s:
         await s.open("explore", "model=vgg11-small")
         while time.monotonic() < until:
             await asyncio.sleep(random.uniform(1, 3))
@@ -157,12 +180,57 @@ async def watch(s: Session, until: float, figures: Figures) -> None:
         figures.fragment.append(await s.rerun(fragment=s.timer[1]))
 
 
-async def poll_health(url: str, until: float, figures: Figures) -> None:
+async def poll_health(url: str, server_pid: int, until: float, figures: Figures) -> None:
     while time.monotonic() < until:
         start = time.perf_counter()
         await asyncio.to_thread(_get, f"{url}/_stcore/health")
         figures.health.append(time.perf_counter() - start)
+        figures.rss_mb.append(_rss_mb(server_pid))
         await asyncio.sleep(0.25)
+
+
+# The attacks of the shared-server issue, each by a student who wants to bring the server down.
+
+async def hostile_train_urls(url: str, until: float, figures: Figures) -> None:
+    """Train URLs that cost the most a page may ask: once a network of hundreds of hours, then a new network
+    that takes seconds of steps to time every 2 s, each left before its measurement ends (abandoned)."""
+    async with Session(url, "d" * 32, "10.6.6.6") as s:
+        figures.train_urls.append(await s.open("train", "model=lenet&resolution=256&channels=%5B1024%2C+1024%5D"))
+        while time.monotonic() < until:
+            resolution = random.randrange(96, 200)
+            figures.train_urls.append(await s.open("train", f"model=lenet&resolution={resolution}"
+                                                            "&channels=%5B64%2C+256%5D"))
+            figures.measuring_said += any(t.startswith(("Measuring", "Waiting for")) for t in s.texts)
+            await asyncio.sleep(2)
+
+
+async def flood_configs(url: str, n: int, until: float, figures: Figures) -> None:
+    """Distinct ResNet-18 configs on Explore, back to back: every one a new network to summarize."""
+    async with Session(url, f"{'e' * 24}{n:08x}", "10.6.6.7") as s:
+        while time.monotonic() < until:
+            channels = "%2C+".join(map(str, sorted(random.sample(range(8, 257), 4))))
+            figures.flood_configs.append(await s.open("explore", f"model=resnet18&channels=%5B{channels}%5D"))
+
+
+async def inside_vgg(url: str, n: int, until: float, figures: Figures) -> None:
+    """The book's VGG-11 (224 px, 129 M weights) with fresh weights on Inside, a new image each time."""
+    async with Session(url, f"{'9' * 24}{n:08x}", f"10.6.7.{n}") as s:
+        while time.monotonic() < until:
+            figures.inside_views.append(await s.open("inside", f"model=vgg11&image={random.randrange(200)}"))
+
+
+async def cookie_flood(url: str, figures: Figures) -> None:
+    """15 identities from one address (a cleared cookie each time), each clicking Start; then a student at
+    another address."""
+    for i in range(15):
+        async with Session(url, f"{'7' * 24}{i:08x}", "10.6.6.8") as s:
+            await s.open("train", "model=lenet-bn")
+            await s.start_training(1)
+            figures.flood_accepted += "run=" in s.query
+    async with Session(url, "8" * 32, "10.0.5.1") as s:
+        await s.open("train", "model=lenet-bn")
+        await s.start_training(1)
+        figures.other_address_accepted = "run=" in s.query
 
 
 async def new_visitors(url: str, until: float, figures: Figures, every: float = 8.0) -> None:
@@ -174,7 +242,7 @@ async def new_visitors(url: str, until: float, figures: Figures, every: float = 
         html = (await asyncio.to_thread(_get, url + "/")).decode()
         assets = re.findall(r'(?:src|href)="\.?/?(static/[^"]+)"', html)
         await asyncio.gather(*(asyncio.to_thread(_get, f"{url}/{a}") for a in assets))
-        async with Session(url, f"{'f' * 24}{n:08x}") as s:
+        async with Session(url, f"{'f' * 24}{n:08x}", f"10.0.4.{n % 250}") as s:
             await s.open("explore")
         figures.first_page.append(time.perf_counter() - start)
         n += 1
@@ -192,25 +260,29 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def run(url: str, server_pid: int, home: Path, sessions: int = 30, seconds: float = 60.0) -> dict:
+async def run(url: str, server_pid: int, home: Path, sessions: int = 30, seconds: float = 60.0,
+              attacks: bool = False) -> dict:
+    """The class (and with `attacks`, the attackers beside it) on a class server behind a proxy: each
+    student at an address of their own."""
     figures = Figures()
     watchers, changers = sessions // 2, sessions - sessions // 2
     queued = min(10, watchers)
     # one visitor's long run trains all along
-    async with Session(url, "a" * 32) as trainer:
+    async with Session(url, "a" * 32, "10.0.0.1") as trainer:
         await trainer.open("train", "model=lenet-bn")
-        await trainer.rerun({"Epochs": 200, "Start training": True})
-        training = dict(p.split("=", 1) for p in trainer.query.split("&"))["run"]
+        await trainer.start_training(200)
+        training = _run_id(trainer)
         # ten visitors queue a short run each, one after the other, and watch it
-        owners = [Session(url, f"{i:032x}") for i in range(1, queued + 1)]
-        positions = []
+        owners = [Session(url, f"{i:032x}", f"10.0.1.{i}") for i in range(1, queued + 1)]
+        positions, queued_ids = [], []
         for s in owners:
             await s.__aenter__()
             await s.open("train", "model=lenet-bn")
-            await s.rerun({"Epochs": 1, "Start training": True})
+            await s.start_training(1)
+            queued_ids.append(_run_id(s))
             positions.append(next((int(m.group(1)) for t in s.texts
                                    if (m := re.search(r"Queued: position (\d+)", t))), None))
-        others = [Session(url, f"{'b' * 24}{i:08x}") for i in range(watchers - queued)]
+        others = [Session(url, f"{'b' * 24}{i:08x}", f"10.0.3.{i}") for i in range(watchers - queued)]
         for s in others:
             await s.__aenter__()
             await s.open("train", f"run={training}")
@@ -219,44 +291,65 @@ async def run(url: str, server_pid: int, home: Path, sessions: int = 30, seconds
         steps_before = (store.progress(training) or {}).get("step", 0)
         memory_before = _rss_mb(server_pid)
         until = time.monotonic() + seconds
+        hostile = [hostile_train_urls(url, until, figures), cookie_flood(url, figures),
+                   *(flood_configs(url, i, until, figures) for i in range(2)),
+                   *(inside_vgg(url, i, until, figures) for i in range(3))] if attacks else []
         await asyncio.gather(
-            *(change_knobs(url, f"{'c' * 24}{i:08x}", until, figures) for i in range(changers)),
+            *(change_knobs(url, f"{'c' * 24}{i:08x}", f"10.0.2.{i}", until, figures) for i in range(changers)),
             *(watch(s, until, figures) for s in owners + others),
-            poll_health(url, until, figures), new_visitors(url, until, figures))
+            poll_health(url, server_pid, until, figures), new_visitors(url, until, figures), *hostile)
         memory_after = _rss_mb(server_pid)
         trained = (store.progress(training) or {}).get("step", 0) - steps_before
         for s in owners + others:
             await s.__aexit__()
         await trainer.rerun({"Stop": True})  # the queue moves on: the ten short runs, in order
-    queued_ids = [r.id for r in sorted(store.list(), key=lambda r: r.created) if r.id != training]
     deadline = time.monotonic() + 300
     while any(store.get(i).status in ("queued", "running") for i in queued_ids) and time.monotonic() < deadline:
         await asyncio.sleep(1)
     records = [store.get(i) for i in queued_ids]
-    return {
+    figures_out = {
         "sessions": sessions, "seconds": seconds,
         "health_p95_s": p95(figures.health), "health_max_s": max(figures.health),
         "knob_changes": len(figures.knob), "knob_p50_s": statistics.median(figures.knob),
         "knob_p95_s": p95(figures.knob), "knob_wrong": figures.knob_wrong,
         "watcher_refreshes": len(figures.fragment), "refresh_p95_s": p95(figures.fragment),
         "first_page_s": figures.first_page, "training_steps_meanwhile": trained, "server_rss_mb_before": memory_before,
-        "server_rss_mb_after": memory_after, "queue_positions": positions,
+        "server_rss_mb_after": memory_after, "server_rss_mb_max": max(figures.rss_mb),
+        "server_rss_mb_half": max(figures.rss_mb[:len(figures.rss_mb) // 2]), "queue_positions": positions,
         "queued_statuses": [r.status for r in records],
         "started_in_order": [r.started for r in records] == sorted(r.started or 0 for r in records),
     }
+    if attacks:
+        figures_out |= {
+            "train_url_pages": len(figures.train_urls), "train_url_max_s": max(figures.train_urls),
+            "train_url_measuring_said": figures.measuring_said,
+            "flood_configs": len(figures.flood_configs), "flood_config_p95_s": p95(figures.flood_configs),
+            "inside_vgg_views": len(figures.inside_views), "inside_vgg_p95_s": p95(figures.inside_views),
+            "flood_runs_accepted": figures.flood_accepted, "other_address_accepted": figures.other_address_accepted,
+        }
+    return figures_out
+
+
+def _run_id(s: Session) -> str:
+    return dict(p.split("=", 1) for p in s.query.split("&"))["run"]
+
+
+CLASS_SERVER = {"EXPLORER_SHARED": "1", "EXPLORER_TRUSTED_PROXY": "1"}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=30)
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--attacks", action="store_true", help="the shared-server issue's attacks beside the class")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
         data = write_dataset(Path(tmp) / "data", n_train=512, n_test=200)
-        env = {"EXPLORER_HOME": str(home), "EXPLORER_DATA_DIR": str(data)}
-        with streamlit_server(env) as url:
-            print(json.dumps(asyncio.run(run(url, url.pid, home, args.sessions, args.seconds)), indent=1))
+        env = {"EXPLORER_HOME": str(home), "EXPLORER_DATA_DIR": str(data), **CLASS_SERVER}
+        with streamlit_server(env, serve=True) as url:
+            print(json.dumps(asyncio.run(run(url, url.pid, home, args.sessions, args.seconds, args.attacks)),
+                             indent=1))
 
 
 if __name__ == "__main__":
