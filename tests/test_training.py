@@ -621,3 +621,21 @@ def test_a_measurement_over_the_memory_budget_or_too_slow_is_killed_and_says_why
     with pytest.raises(ConfigError, match="too slow"):
         slow.get(Request(wide, 64, "cpu", 1, False), wait=0)  # the answer stands for a while
     assert slow._current is None and not slow._asked
+
+
+def test_a_worker_process_does_not_run_the_apps_script_again(tmp_path, monkeypatch):
+    """Streamlit installs the app's script as __main__; a child told of it would run it before its target."""
+    import sys
+    import types
+
+    from explorer.training import processes
+
+    marker = tmp_path / "ran"
+    script = tmp_path / "app_script.py"
+    script.write_text(f"open({str(marker)!r}, 'w').close()\n")
+    fake = types.ModuleType("__main__")
+    fake.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", fake)
+    process = processes.start(time.sleep, (0,), "explorer-test")
+    process.join(timeout=60)
+    assert process.exitcode == 0 and not marker.exists()
