@@ -107,7 +107,8 @@ except StillMeasuring as pending:
 
 @st.fragment(run_every=1.0)
 def measured() -> None:
-    """Asks again every second (so the measurement is not abandoned) and redraws the page once it is there."""
+    """Asks again every second (so the measurement is not abandoned) and redraws the page once it is there.
+    Called last, so that the redrawn page's elements keep their places (no stale copy left beside them)."""
     try:
         manager.estimate_time(chosen.config, settings, wait=0.0)
     except StillMeasuring:
@@ -117,8 +118,6 @@ def measured() -> None:
     st.rerun()
 
 
-if measuring is not None:
-    measured()
 if button.button("Start training", type="primary", disabled=refusal is not None or measuring is not None,
                  key="t.start", width="stretch"):
     try:
@@ -200,3 +199,5 @@ if run_id:
                  query_params={"run": run_id})
 else:
     st.caption(f"Pick a network in the sidebar ({registry.get(name).description}), then Start.")
+if measuring is not None:  # last on the page: drawn or not, it moves no other element
+    measured()
