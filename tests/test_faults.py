@@ -119,9 +119,13 @@ def test_a_full_disk_under_the_run_store_is_said_as_such(tmp_path, tiny_data):
             while True:  # everything that is left, as a log or a download fills a real disk
                 filler.write(b"\0" * 65536)
                 filler.flush()
+        rows = [{"step": i, "epoch": 0.0, "kind": "step", "train_loss": 1.0, "train_acc": 0.5, "test_acc": None,
+                 "images_per_sec": 1.0, "elapsed": 1.0} for i in range(200)]
         with pytest.raises(ConfigError, match="the disk is full: the run store .* cannot be written"):
-            for _ in range(200):  # the write-ahead log has room for a few small writes; a run's need more
-                manager.start("lenet-bn", LENET_BN, QUICK)
+            for _ in range(1000):  # rows of metrics until the disk is full (the log has room for a few writes)
+                manager.store.add_metrics("f" * 12, rows)
+        with pytest.raises(ConfigError, match="the disk is full: the run store .* cannot be written"):
+            manager.start("lenet-bn", LENET_BN, QUICK)  # what the page and the CLI show
         (disk / "filler").unlink()  # space again: what was stored is all there, and runs start
         assert manager.store.get(first.id).status == "done"
         assert manager.wait(manager.start("lenet-bn", LENET_BN, QUICK), timeout=120).status == "done"
