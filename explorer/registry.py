@@ -1,17 +1,23 @@
-"""The catalog: a name maps to a default config, its builder and the book's training settings.
+"""The catalog: a name maps to everything the app knows of that network, kept with the network's own module
+(as timm keeps a model's defaults with it): its default config and builder, the book's training settings,
+the quick and fast presets, and how the views show the family's own modules (its blocks, its norm layers).
 
-As in timm, each family module registers its entries on import; `list_models()` drives the CLI,
-the pages and the parametrized tests.
+Each module of `explorer.models` registers its entries on import; `list_models()` drives the CLI, the pages
+and the parametrized tests, in the book's order (by section).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
+import torch
 from torch import nn
+from torch.nn import functional as F
 
 from explorer.config import ModelConfig
 from explorer.errors import ConfigError
@@ -27,14 +33,80 @@ class BookSettings:
 
 
 @dataclass(frozen=True)
+class Presets:
+    """What the quick and fast presets change (measured on the real data: README). `network`: the config
+    both train, as changes to the book's; `quick`: changes to the book's settings; `fast`: the modern
+    recipe's settings for this network (explorer.training.train.RECIPE), on top of `quick`'s."""
+
+    network: Mapping[str, Any]
+    quick: Mapping[str, Any]
+    fast: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Tap:
+    """A tensor a block is shown by on Inside: the input or output of one of its modules, after a ReLU if
+    the block applies one functionally (F.relu leaves no module to hook)."""
+
+    label: str
+    module: nn.Module
+    where: Literal["input", "output"] = "output"
+    relu: bool = False        # apply the ReLU the block's forward applies to this output
+    after_relu: bool = False  # the tensor is a ReLU's output: it counts in the activation statistics
+
+    def hook(self, record: Callable[[torch.Tensor], None]) -> torch.utils.hooks.RemovableHandle:
+        def fire(module, args, out):
+            t = args[0] if self.where == "input" else out
+            record(F.relu(t) if self.relu else t)
+        return self.module.register_forward_hook(fire)
+
+
+class Leaf(Protocol):
+    """A layer of the summary under a block, as the diagram hands it over: its path, type and kernel."""
+
+    path: str
+    type: str
+    kernel: str
+    shape: str
+
+
+@dataclass(frozen=True)
+class BlockView:
+    """How the app shows one of a family's own blocks: one box of the diagram, opened up on Inside.
+    `lines`: the box's lines, from the summary's leaves under the block and the diagram's way of naming a
+    chain of layers ("2× Conv 3x3 · BN"); `taps`: what Inside shows of it; `skip`: for a block that adds its
+    input to its output, what the skip is ("identity", "1x1 conv"), drawn as an arc."""
+
+    type: type[nn.Module]
+    lines: Callable[[Sequence[Leaf], Callable[[Sequence[Leaf]], list[str]]], tuple[str, ...]]
+    taps: Callable[[nn.Module], list[Tap]]
+    skip: Callable[[Sequence[Leaf]], str] | None = None
+
+
+@dataclass(frozen=True)
+class NormView:
+    """A family's own normalization layer (d2l's BatchNorm from scratch), shown like torch's: joined to the
+    layer before it in the diagram as `short`, its moving statistics and learned scale and shift on Inside
+    and Runs."""
+
+    type: type[nn.Module]
+    short: str
+    moving: Callable[[nn.Module], tuple[torch.Tensor, torch.Tensor]]
+    scale_shift: tuple[str, str]  # the names of its scale and shift parameters
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     name: str
     family: str
     description: str
-    section: str
+    section: str                    # the Chinese edition's (7.1-7.7), else the English edition's
     config: ModelConfig
     build: Callable[..., nn.Module]
     book: BookSettings
+    presets: Presets
+    blocks: tuple[BlockView, ...] = ()
+    norms: tuple[NormView, ...] = ()
 
 
 _ENTRIES: dict[str, ModelEntry] = {}
@@ -49,12 +121,12 @@ def register(entry: ModelEntry) -> ModelEntry:
     if known is not entry.build:
         raise ValueError(f"{type(entry.config).__name__} already has the builder {known.__name__}")
     _ENTRIES[entry.name] = entry
+    _views.cache_clear()
     return entry
 
 
 def list_models() -> list[str]:
-    _load_catalog()
-    return list(_ENTRIES)
+    return [e.name for e in _in_book_order()]
 
 
 def get(name: str) -> ModelEntry:
@@ -68,10 +140,9 @@ def get(name: str) -> ModelEntry:
 
 
 def families() -> dict[str, list[ModelEntry]]:
-    """Entries grouped by family, in catalog order (the app's architecture, then preset)."""
-    _load_catalog()
+    """Entries grouped by family, in the book's order (the app's architecture, then preset)."""
     out: dict[str, list[ModelEntry]] = {}
-    for entry in _ENTRIES.values():
+    for entry in _in_book_order():
         out.setdefault(entry.family, []).append(entry)
     return out
 
@@ -94,6 +165,41 @@ def build(config: ModelConfig) -> nn.Module:
     """A real `nn.Module` for `config` on torch's current default device."""
     _load_catalog()
     return _BUILDERS[type(config)](**config.kwargs())
+
+
+def block_view(block: nn.Module | str) -> BlockView | None:
+    """How a family's block is shown (by the module, or its class name as the summary has it), or None for
+    any other module."""
+    name = block if isinstance(block, str) else type(block).__name__
+    return _views()[0].get(name)
+
+
+def norm_view(module: nn.Module | str) -> NormView | None:
+    """How a family's own normalization layer is shown (by the module or its class name), or None."""
+    name = module if isinstance(module, str) else type(module).__name__
+    return _views()[1].get(name)
+
+
+@functools.cache
+def _views() -> tuple[dict[str, BlockView], dict[str, NormView]]:
+    _load_catalog()
+    blocks = {v.type.__name__: v for e in _ENTRIES.values() for v in e.blocks}
+    norms = {v.type.__name__: v for e in _ENTRIES.values() for v in e.norms}
+    return blocks, norms
+
+
+def _in_book_order() -> list[ModelEntry]:
+    """Families by the first section they appear in (LeNet 6.6, AlexNet 7.1, ...), entries of a family in
+    the order their module registers them."""
+    _load_catalog()
+
+    def number(section: str) -> tuple[int, ...]:
+        return tuple(int(part) for part in section.split("."))
+
+    first: dict[str, tuple[int, ...]] = {}
+    for e in _ENTRIES.values():
+        first[e.family] = min(first.get(e.family, number(e.section)), number(e.section))
+    return sorted(_ENTRIES.values(), key=lambda e: first[e.family])
 
 
 def _load_catalog() -> None:

@@ -301,7 +301,7 @@ class _ReceptiveFields:
 
     A module's input is looked up by tensor identity; a tensor made by a functional op (F.relu,
     torch.cat, +) is matched to the newest tensor of its spatial size, and a container's output to
-    the widest field made inside it, which is right for Inception's and DenseNet's concatenations
+    the widest field made inside it, which is right for a block that concatenates its paths
     and ResNet's additions.
     """
 

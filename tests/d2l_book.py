@@ -247,3 +247,20 @@ BOOK = {
     "resnet34": lambda: resnet((3, 4, 6, 3)),
     "densenet": densenet,
 }
+
+
+# How the book trains each: d2l.train_ch6(net, train_iter, test_iter, num_epochs, lr) after
+# load_data_fashion_mnist(batch_size, resize): (lr, batch_size, num_epochs, resize or 28)
+TRAINING = {
+    "lenet": (0.9, 256, 10, 28),
+    "lenet-bn-scratch": (1.0, 256, 10, 28),
+    "lenet-bn": (1.0, 256, 10, 28),
+    "alexnet": (0.01, 128, 10, 224),
+    "vgg11": (0.05, 128, 10, 224),
+    "vgg11-small": (0.05, 128, 10, 224),
+    "nin": (0.1, 128, 10, 224),
+    "googlenet": (0.1, 128, 10, 96),
+    "resnet18": (0.05, 256, 10, 96),
+    "resnet34": (0.05, 256, 10, 96),
+    "densenet": (0.1, 256, 10, 96),
+}

@@ -50,15 +50,15 @@ def test_presentation_mode_enlarges_the_diagrams_type_and_it_still_fits(name):
 
 def test_resnet_folds_identical_blocks_and_draws_every_skip():
     folded, flat = units("resnet18"), units("resnet18", fold=False)
-    residual = [u for u in folded if u.kind == "residual"]
-    assert sum(u.repeat for u in residual) == 8 == sum(u.kind == "residual" for u in flat)
+    residual = [u for u in folded if u.kind == "skip"]
+    assert sum(u.repeat for u in residual) == 8 == sum(u.kind == "skip" for u in flat)
     assert [u.skip for u in residual].count("1x1 conv") == 3  # the first block of stages 2-4 downsamples
     assert residual[0].repeat == 2 and residual[0].shape == "64×24×24"
     fig = diagram_figure(folded)
     skips = [s for s in fig.layout.shapes if s.type == "path" and s.line.dash == "dash"]
     assert len(skips) == len(residual)
     deep = units("resnet34")
-    assert [u.repeat for u in deep if u.kind == "residual"] == [3, 1, 3, 1, 5, 1, 2]
+    assert [u.repeat for u in deep if u.kind == "skip"] == [3, 1, 3, 1, 5, 1, 2]
 
 
 def test_inception_and_dense_blocks_show_their_paths_and_growth():

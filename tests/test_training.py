@@ -224,13 +224,12 @@ def test_settings_and_presets_are_validated():
 
 @pytest.mark.parametrize("name", registry.list_models())
 def test_book_presets_follow_the_book(name):
+    from tests.d2l_book import TRAINING
+
     p = preset(name, "book")
-    assert p.changes == ()
-    expected = {"alexnet": (0.01, 128, 224), "vgg11-small": (0.05, 128, 224), "lenet-bn": (1.0, 256, 28),
-                "lenet-bn-scratch": (1.0, 256, 28), "resnet18": (0.05, 256, 96), "nin": (0.1, 128, 224),
-                "googlenet": (0.1, 128, 96), "densenet": (0.1, 256, 96)}
-    if name in expected:
-        assert (p.settings.lr, p.settings.batch_size, p.config.resolution) == expected[name]
+    assert (p.settings.lr, p.settings.batch_size, p.settings.epochs, p.config.resolution) == TRAINING[name]
+    assert p.changes == () and p.config == registry.get(name).config
+    assert set(TRAINING) == set(registry.list_models())
 
 
 @pytest.fixture

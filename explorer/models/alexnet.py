@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from explorer.config import ModelConfig, knob
-from explorer.registry import BookSettings, ModelEntry, register
+from explorer.registry import BookSettings, ModelEntry, Presets, register
 
 
 def alexnet(channels, fc_width, dropout, resolution, in_channels, num_classes):
@@ -40,4 +40,7 @@ class AlexNetConfig(ModelConfig):
 
 
 register(ModelEntry("alexnet", "AlexNet", "AlexNet: deep convolutions, ReLU and dropout", "7.1",
-                    AlexNetConfig(), alexnet, BookSettings(lr=0.01, batch_size=128)))
+                    AlexNetConfig(), alexnet, BookSettings(lr=0.01, batch_size=128),
+                    presets=Presets(network={"resolution": 67, "channels": (24, 64, 96, 96, 64), "fc_width": 512},
+                                    quick={"epochs": 1, "batch_size": 32, "lr": 0.1},
+                                    fast={"epochs": 10, "batch_size": 64, "lr": 0.01, "init": "kaiming"})))

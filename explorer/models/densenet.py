@@ -11,7 +11,7 @@ from torch import nn
 from explorer.config import ModelConfig, knob
 from explorer.errors import ConfigError
 from explorer.models.resnet import stem
-from explorer.registry import BookSettings, ModelEntry, register
+from explorer.registry import BlockView, BookSettings, ModelEntry, Presets, Tap, register
 
 
 def conv_block(input_channels, num_channels):
@@ -77,5 +77,19 @@ class DenseNetConfig(ModelConfig):
                                                            "height and width")
 
 
+def _lines(leaves, chain) -> tuple[str, ...]:
+    convs = [leaf for leaf in leaves if leaf.type == "Conv2d"]
+    growth = convs[0].shape.split("×")[0] if convs else "?"
+    return f"{len(convs)}× BN · ReLU · Conv 3x3", f"concat, +{growth} ch each"
+
+
+def _taps(block: DenseBlock) -> list[Tap]:
+    return [Tap(f"layer {i + 1} adds {layer[-1].out_channels} channels", layer) for i, layer in enumerate(block.net)]
+
+
 register(ModelEntry("densenet", "DenseNet", "DenseNet: dense blocks of concatenated features", "7.7",
-                    DenseNetConfig(), densenet, BookSettings(lr=0.1, batch_size=256)))
+                    DenseNetConfig(), densenet, BookSettings(lr=0.1, batch_size=256),
+                    presets=Presets(network={"resolution": 32, "growth_rate": 12, "stem_channels": 32},
+                                    quick={"epochs": 1, "batch_size": 64, "train_subset": 30_000},
+                                    fast={"epochs": 3, "batch_size": 64, "lr": 0.1, "train_subset": None}),
+                    blocks=(BlockView(DenseBlock, _lines, _taps),)))

@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from explorer.config import ModelConfig, knob
-from explorer.registry import BookSettings, ModelEntry, register
+from explorer.registry import BlockView, BookSettings, ModelEntry, Presets, Tap, register
 
 
 class Inception(nn.Module):
@@ -71,5 +71,28 @@ class GoogLeNetConfig(ModelConfig):
     resolution: int = knob(96, lo=8, hi=1024, help="input height and width in pixels")
 
 
+def _lines(leaves, chain) -> tuple[str, ...]:
+    """One line of the four paths' kernels ("1x1 | 1x1→3x3 | 1x1→5x5 | pool→1x1"), then the concatenation."""
+    paths = []
+    for p in ("p1", "p2", "p3", "p4"):
+        path = [leaf for leaf in leaves if leaf.path.rsplit(".", 1)[-1].startswith(p + "_")]
+        paths.append("→".join((leaf.kernel or "") if leaf.type == "Conv2d" else "pool" for leaf in path))
+    return " | ".join(paths), "4 paths → concat"
+
+
+def _taps(block: Inception) -> list[Tap]:
+    return [Tap("path 1: 1x1 convolution", block.p1_1, relu=True, after_relu=True),
+            Tap("path 2: 1x1 then 3x3 convolution", block.p2_2, relu=True, after_relu=True),
+            Tap("path 3: 1x1 then 5x5 convolution", block.p3_2, relu=True, after_relu=True),
+            Tap("path 4: 3x3 max pool then 1x1 convolution", block.p4_2, relu=True, after_relu=True)]
+
+
 register(ModelEntry("googlenet", "GoogLeNet", "GoogLeNet: nine Inception blocks of parallel paths", "7.4",
-                    GoogLeNetConfig(), googlenet, BookSettings(lr=0.1, batch_size=128)))
+                    GoogLeNetConfig(), googlenet, BookSettings(lr=0.1, batch_size=128),
+                    # with Xavier init its deep ReLU stacks pass little signal and it learns slowly; Kaiming
+                    # init and a warm-up then cosine decay of the rate fix it
+                    presets=Presets(network={"resolution": 32, "width": 0.25},
+                                    quick={"epochs": 1, "batch_size": 32, "lr": 0.1, "init": "kaiming",
+                                           "warmup": 0.1, "cosine": True},
+                                    fast={"epochs": 8, "batch_size": 64, "lr": 0.02, "init": "kaiming"}),
+                    blocks=(BlockView(Inception, _lines, _taps),)))

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from explorer.config import ModelConfig, knob
-from explorer.registry import BookSettings, ModelEntry, register
+from explorer.registry import BookSettings, ModelEntry, NormView, Presets, register
 
 
 def batch_norm(X, gamma, beta, moving_mean, moving_var, eps, momentum, training):
@@ -86,10 +86,17 @@ class LeNetConfig(ModelConfig):
 
 
 register(ModelEntry("lenet", "LeNet", "LeNet-5 with sigmoid activations and average pooling",
-                    "6.6", LeNetConfig(), lenet, BookSettings(lr=0.9, batch_size=256)))
+                    "6.6", LeNetConfig(), lenet, BookSettings(lr=0.9, batch_size=256),
+                    presets=Presets(network={}, quick={"epochs": 7, "batch_size": 64},
+                                    # sigmoids want a high rate, and no weight decay, smoothing or augmentation
+                                    fast={"epochs": 40, "batch_size": 64, "lr": 0.6, "weight_decay": 0.0,
+                                          "label_smoothing": 0.0, "augment": False})))
+WITH_BATCH_NORM = Presets(network={}, quick={"epochs": 5, "batch_size": 128, "lr": 0.5},
+                          fast={"epochs": 8, "batch_size": 128, "lr": 0.3})
 register(ModelEntry("lenet-bn-scratch", "LeNet", "LeNet with the book's from-scratch BatchNorm layers",
                     "7.5.3", LeNetConfig(norm="scratch", first_padding=0), lenet,
-                    BookSettings(lr=1.0, batch_size=256)))
+                    BookSettings(lr=1.0, batch_size=256), presets=WITH_BATCH_NORM,
+                    norms=(NormView(BatchNorm, "BN", lambda m: (m.moving_mean, m.moving_var), ("gamma", "beta")),)))
 register(ModelEntry("lenet-bn", "LeNet", "LeNet with nn.BatchNorm2d / nn.BatchNorm1d (concise)",
                     "7.5.4", LeNetConfig(norm="builtin", first_padding=0), lenet,
-                    BookSettings(lr=1.0, batch_size=256)))
+                    BookSettings(lr=1.0, batch_size=256), presets=WITH_BATCH_NORM))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from explorer.config import ModelConfig, knob
-from explorer.registry import BookSettings, ModelEntry, register
+from explorer.registry import BookSettings, ModelEntry, Presets, register
 
 
 def nin_block(in_channels, out_channels, kernel_size, strides, padding):
@@ -42,4 +42,10 @@ class NiNConfig(ModelConfig):
 
 
 register(ModelEntry("nin", "NiN", "Network in Network: 1x1 convolutions and global average pooling", "7.3",
-                    NiNConfig(), nin, BookSettings(lr=0.1, batch_size=128)))
+                    NiNConfig(), nin, BookSettings(lr=0.1, batch_size=128),
+                    # with Xavier init NiN's deep ReLU stacks pass almost no signal and it dies; Kaiming init and
+                    # a warm-up then cosine decay of the rate fix it
+                    presets=Presets(network={"resolution": 67, "channels": (24, 64, 96)},
+                                    quick={"epochs": 3, "batch_size": 32, "init": "kaiming", "warmup": 0.1,
+                                           "cosine": True},
+                                    fast={"epochs": 12, "batch_size": 64, "lr": 0.01, "init": "kaiming"})))

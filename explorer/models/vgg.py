@@ -9,7 +9,7 @@ from torch import nn
 
 from explorer.config import ModelConfig, knob
 from explorer.errors import ConfigError
-from explorer.registry import BookSettings, ModelEntry, register
+from explorer.registry import BookSettings, ModelEntry, Presets, register
 
 VGG11 = ((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))
 
@@ -65,7 +65,9 @@ class VGGConfig(ModelConfig):
                                   related=("conv_arch",))
 
 
+QUICK_AND_FAST = Presets(network={"resolution": 32, "ratio": 8, "fc_width": 512}, quick={"epochs": 1, "batch_size": 16},
+                         fast={"epochs": 12, "batch_size": 32, "lr": 0.01, "init": "kaiming"})
 register(ModelEntry("vgg11", "VGG", "VGG-11: five VGG blocks of 3x3 convolutions", "7.2",
-                    VGGConfig(), vgg, BookSettings(lr=0.05, batch_size=128)))
+                    VGGConfig(), vgg, BookSettings(lr=0.05, batch_size=128), presets=QUICK_AND_FAST))
 register(ModelEntry("vgg11-small", "VGG", "the book's VGG-11 with every channel count divided by 4", "7.2",
-                    VGGConfig(ratio=4), vgg, BookSettings(lr=0.05, batch_size=128)))
+                    VGGConfig(ratio=4), vgg, BookSettings(lr=0.05, batch_size=128), presets=QUICK_AND_FAST))

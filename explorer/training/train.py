@@ -95,49 +95,13 @@ class Preset:
     changes: tuple[str, ...]  # what differs from the book, in words
 
 
-# quick: about a minute on a 2-core CPU. Config changes (a lower resolution, narrower layers where plain
-# SGD needs many steps) and settings changes; measured accuracies are in the README.
-_QUICK: dict[str, tuple[dict, dict]] = {
-    "lenet": ({}, {"epochs": 7, "batch_size": 64}),
-    "lenet-bn-scratch": ({}, {"epochs": 5, "batch_size": 128, "lr": 0.5}),
-    "lenet-bn": ({}, {"epochs": 5, "batch_size": 128, "lr": 0.5}),
-    "alexnet": ({"resolution": 67, "channels": (24, 64, 96, 96, 64), "fc_width": 512},
-                {"epochs": 1, "batch_size": 32, "lr": 0.1}),
-    "vgg11": ({"resolution": 32, "ratio": 8, "fc_width": 512}, {"epochs": 1, "batch_size": 16}),
-    "vgg11-small": ({"resolution": 32, "ratio": 8, "fc_width": 512}, {"epochs": 1, "batch_size": 16}),
-    # NiN and GoogLeNet: with Xavier init their deep ReLU stacks pass almost no signal (NiN dies, GoogLeNet
-    # learns slowly); Kaiming init and a warm-up then cosine decay of the rate fix both
-    "nin": ({"resolution": 67, "channels": (24, 64, 96)},
-            {"epochs": 3, "batch_size": 32, "init": "kaiming", "warmup": 0.1, "cosine": True}),
-    "googlenet": ({"resolution": 32, "width": 0.25},
-                  {"epochs": 1, "batch_size": 32, "lr": 0.1, "init": "kaiming", "warmup": 0.1, "cosine": True}),
-    "resnet18": ({"resolution": 28, "channels": (16, 32, 64, 128)}, {"epochs": 1, "batch_size": 64}),
-    "resnet34": ({"resolution": 28, "channels": (16, 32, 64, 128)},
-                 {"epochs": 1, "batch_size": 32, "train_subset": 36_000}),
-    "densenet": ({"resolution": 32, "growth_rate": 12, "stem_channels": 32},
-                 {"epochs": 1, "batch_size": 64, "train_subset": 30_000}),
-}
-
-
-# fast: the quick preset's network with a modern recipe. The same pieces for every model; the rate (higher
+# quick: about a minute on a 2-core CPU (a lower resolution, narrower layers where plain SGD needs many steps).
+# fast: the quick preset's network with a modern recipe, the same pieces for every model; the rate (higher
 # with batch norm), epochs and batch size per model, sized for at most 5 minutes on a 2-core CPU, and
-# Kaiming init for the deep ReLU networks without batch norm (LeNet's sigmoids keep Xavier).
+# Kaiming init for the deep ReLU networks without batch norm. Each network's changes are in its catalog
+# entry (registry.Presets); measured accuracies are in the README.
 RECIPE = {"momentum": 0.9, "nesterov": True, "weight_decay": 5e-4, "warmup": 0.1, "cosine": True,
           "label_smoothing": 0.1, "augment": True, "tta": True}
-_FAST: dict[str, dict] = {
-    "lenet": {"epochs": 40, "batch_size": 64, "lr": 0.6,  # sigmoids want a high rate, and no weight decay,
-              "weight_decay": 0.0, "label_smoothing": 0.0, "augment": False},  # smoothing or augmentation
-    "lenet-bn-scratch": {"epochs": 8, "batch_size": 128, "lr": 0.3},
-    "lenet-bn": {"epochs": 8, "batch_size": 128, "lr": 0.3},
-    "alexnet": {"epochs": 10, "batch_size": 64, "lr": 0.01, "init": "kaiming"},
-    "vgg11": {"epochs": 12, "batch_size": 32, "lr": 0.01, "init": "kaiming"},
-    "vgg11-small": {"epochs": 12, "batch_size": 32, "lr": 0.01, "init": "kaiming"},
-    "nin": {"epochs": 12, "batch_size": 64, "lr": 0.01, "init": "kaiming"},
-    "googlenet": {"epochs": 8, "batch_size": 64, "lr": 0.02, "init": "kaiming"},
-    "resnet18": {"epochs": 4, "batch_size": 64, "lr": 0.1},
-    "resnet34": {"epochs": 3, "batch_size": 64, "lr": 0.1, "train_subset": None},
-    "densenet": {"epochs": 3, "batch_size": 64, "lr": 0.1, "train_subset": None},
-}
 KINDS = ("book", "quick", "fast")
 
 
@@ -155,9 +119,9 @@ def preset(name: str, kind: Literal["book", "quick", "fast"] = "book", device: D
         return Preset(config, book, ())
     if kind not in KINDS:
         raise ConfigError("preset", f"must be one of {', '.join(KINDS)}, not {kind!r}")
-    config_changes, settings_changes = _QUICK[name]
+    config_changes, settings_changes = entry.presets.network, entry.presets.quick
     if kind == "fast":
-        settings_changes = {**settings_changes, **RECIPE, **_FAST[name]}
+        settings_changes = {**settings_changes, **RECIPE, **entry.presets.fast}
     changes = [f"{key} {_text(getattr(config, key))} -> {_text(value)}" for key, value in config_changes.items()
                if getattr(config, key) != value]
     changes += [f"{key} {_text(getattr(book, key))} -> {_text(value)}" for key, value in settings_changes.items()

@@ -2,9 +2,9 @@
 
 The layer table becomes a chain of units. An activation, batch norm, dropout or flatten joins the layer
 before it ("Conv 3x3 · ReLU"); a container of plain layers (a `vgg_block`, a NiN block, a stem) is one
-unit; `Residual`, `Inception` and `DenseBlock` are units of their own, a residual one with its skip drawn
-as an arc; identical units in a row fold into one marked "×N". The chain wraps into rows, so even a long
-network is a few rows of boxes.
+unit; a family's own blocks (registry.BlockView) are units of their own, one that adds its input to its
+output with its skip drawn as an arc; identical units in a row fold into one marked "×N". The chain wraps
+into rows, so even a long network is a few rows of boxes.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 import pandas as pd
 import plotly.graph_objects as go
 
-BLOCKS = ("Residual", "Inception", "DenseBlock")
-ATTACHED = ("ReLU", "Sigmoid", "Tanh", "Dropout", "BatchNorm1d", "BatchNorm2d", "BatchNorm", "Flatten")
+from explorer import registry
+
+ATTACHED = ("ReLU", "Sigmoid", "Tanh", "Dropout", "BatchNorm1d", "BatchNorm2d", "Flatten")  # and a family's norms
 SHORT = {"Conv2d": "Conv", "MaxPool2d": "MaxPool", "AvgPool2d": "AvgPool", "AdaptiveAvgPool2d": "GlobalAvgPool",
-         "BatchNorm2d": "BN", "BatchNorm1d": "BN", "BatchNorm": "BN", "Dropout": "Dropout"}
-COLORS = {"layer": "#e8eef9", "block": "#dcead5", "residual": "#fbe5c8", "io": "#ffffff"}
+         "BatchNorm2d": "BN", "BatchNorm1d": "BN", "Dropout": "Dropout"}
+COLORS = {"layer": "#e8eef9", "block": "#dcead5", "skip": "#fbe5c8", "io": "#ffffff"}
 PER_ROW = 7
 
 
@@ -40,15 +41,15 @@ class _Node:
 class Unit:
     """One box of the diagram."""
 
-    title: str                  # "Conv 5x5 · Sigmoid", "Residual", "Inception"
+    title: str                  # "Conv 5x5 · Sigmoid", or a block's class name
     lines: tuple[str, ...]      # what is inside, in words
     shape: str                  # output shape of the (last) unit
-    kind: str                   # layer, block, residual or io
+    kind: str                   # layer, block, skip (a block that adds its input) or io
     stage: str = ""             # the top-level stage it belongs to, when it is inside one
     params: int = 0
     paths: list[str] = field(default_factory=list)
     repeat: int = 1
-    skip: str = ""              # residual units: "identity" or "1x1 conv"
+    skip: str = ""              # skip units: "identity" or "1x1 conv"
 
     def same_as(self, other: Unit) -> bool:
         return (self.title, self.lines, self.kind, self.stage, self.skip) == \
@@ -70,15 +71,21 @@ def _tree(layers: pd.DataFrame) -> list[_Node]:
 
 
 def _name(leaf: _Node) -> str:
-    name = SHORT.get(leaf.type, leaf.type)
+    norm = registry.norm_view(leaf.type)
+    name = norm.short if norm is not None else SHORT.get(leaf.type, leaf.type)
     return f"{name} {leaf.kernel}" if leaf.kernel and leaf.type != "AdaptiveAvgPool2d" else name
+
+
+def _attached(type_: str) -> bool:
+    """An activation, norm, dropout or flatten: joined to the layer before it."""
+    return type_ in ATTACHED or registry.norm_view(type_) is not None
 
 
 def _chain(leaves: list[_Node]) -> list[str]:
     """Leaf names with attached layers joined to the one before and repeats counted: '2× Conv 3x3 · ReLU'."""
     parts: list[str] = []
     for leaf in leaves:
-        if leaf.type in ATTACHED and parts:
+        if _attached(leaf.type) and parts:
             parts[-1] += f" · {_name(leaf)}"
         else:
             parts.append(_name(leaf))
@@ -92,39 +99,30 @@ def _chain(leaves: list[_Node]) -> list[str]:
 
 
 def _block(node: _Node, stage: str) -> Unit:
+    """A family's own block as one box: its lines and skip as its catalog entry says (registry.BlockView)."""
+    view = registry.block_view(node.type)
     leaves = node.leaves()
     params = sum(leaf.params for leaf in leaves)
     paths = [leaf.path for leaf in leaves]
-    if node.type == "Residual":
-        main = [leaf for leaf in leaves if not leaf.path.endswith("conv3")]
-        skip = "1x1 conv" if len(main) < len(leaves) else "identity"
-        lines = tuple(_chain(main)) + (f"+ {skip} · ReLU",)
-        return Unit("Residual", lines, node.shape, "residual", stage, params, paths, skip=skip)
-    if node.type == "Inception":
-        branches = []
-        for p in ("p1", "p2", "p3", "p4"):
-            branch = [leaf for leaf in leaves if leaf.path.rsplit(".", 1)[-1].startswith(p + "_")]
-            branches.append("→".join((leaf.kernel or "") if leaf.type == "Conv2d" else "pool" for leaf in branch))
-        return Unit("Inception", (" | ".join(branches), "4 paths → concat"), node.shape, "block", stage, params, paths)
-    convs = node.children[0].children if node.children else []
-    growth = convs[0].shape.split("×")[0] if convs else "?"
-    return Unit("DenseBlock", (f"{len(convs)}× BN · ReLU · Conv 3x3", f"concat, +{growth} ch each"),
-                node.shape, "block", stage, params, paths)
+    if view.skip is None:
+        return Unit(node.type, view.lines(leaves, _chain), node.shape, "block", stage, params, paths)
+    return Unit(node.type, view.lines(leaves, _chain), node.shape, "skip", stage, params, paths,
+                skip=view.skip(leaves))
 
 
 def _units_of(nodes: list[_Node], stage: str) -> list[Unit]:
     units: list[Unit] = []
     for node in nodes:
-        if node.type in BLOCKS:
+        if registry.block_view(node.type) is not None:
             units.append(_block(node, stage))
         elif not node.children:
-            if node.type in ATTACHED and units and units[-1].kind == "layer":
+            if _attached(node.type) and units and units[-1].kind == "layer":
                 last = units[-1]
                 last.title += f" · {_name(node)}"
                 last.shape, last.params, last.paths = node.shape, last.params + node.params, [*last.paths, node.path]
             else:
                 units.append(Unit(_name(node), (), node.shape, "layer", stage, node.params, [node.path]))
-        elif any(c.type in BLOCKS or c.children for c in node.children):
+        elif any(registry.block_view(c.type) is not None or c.children for c in node.children):
             units += _units_of(node.children, node.path)  # a stage of blocks: its blocks are the units
         else:
             leaves = node.leaves()
@@ -159,7 +157,7 @@ def grid(n: int) -> tuple[int, int]:
 
 
 def _fold(line: str, width: int = 22) -> list[str]:
-    """A box's line, split in two at its middle " | " when it is too wide for the box (Inception's paths)."""
+    """A box's line, split in two at its middle " | " when it is too wide for the box (a block's parallel paths)."""
     parts = line.split(" | ")
     if len(line) <= width or len(parts) < 2:
         return [line]
@@ -168,7 +166,7 @@ def _fold(line: str, width: int = 22) -> list[str]:
 
 
 def diagram_figure(units: list[Unit], title: str = "", scale: float = 1.0) -> go.Figure:
-    """Boxes in reading order, arrows between them, residual skips as dashed arcs; zoom and pan in the browser.
+    """Boxes in reading order, arrows between them, skips as dashed arcs; zoom and pan in the browser.
     `scale` enlarges the type and the rows (presentation mode), as far as the whole still fits 600 pixels."""
     rows, per_row = grid(len(units))
     w, h = 0.82, 0.62
@@ -193,7 +191,7 @@ def diagram_figure(units: list[Unit], title: str = "", scale: float = 1.0) -> go
         hover.append(f"{unit.title}{f' ×{unit.repeat}' if unit.repeat > 1 else ''}<br>output {unit.shape}<br>"
                      f"{unit.params:,} parameters<br>layers: {', '.join(unit.paths[:8])}"
                      f"{' …' if len(unit.paths) > 8 else ''}")
-        if unit.kind == "residual":  # the skip: from this box's input, over the box, into its addition
+        if unit.kind == "skip":  # the skip: from this box's input, over the box, into its addition
             bypass, side = y + h / 2 + 0.07, w / 2 + 0.045
             fig.add_shape(type="path", line={"color": "#e45756", "dash": "dash", "width": 2},
                           path=f"M {x - side},{y} L {x - side},{bypass} L {x + side},{bypass} L {x + side},{y}")

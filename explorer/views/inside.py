@@ -14,9 +14,7 @@ import functools
 import io
 import threading
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -28,10 +26,7 @@ from torch.nn import functional as F
 from explorer import registry
 from explorer.config import ModelConfig
 from explorer.errors import ConfigError
-from explorer.models.densenet import DenseBlock
-from explorer.models.googlenet import Inception
-from explorer.models.lenet import BatchNorm
-from explorer.models.resnet import Residual
+from explorer.registry import Tap
 from explorer.summary import summarize
 from explorer.training.data import CLASS_NAMES, load_fashion_mnist
 from explorer.training.train import new_model, prepare
@@ -39,7 +34,7 @@ from explorer.views.runviews import accuracy, confused_images, preset_of
 
 MAP_PIXELS = 56     # a feature map is shrunk to at most this many pixels a side
 TOP_CHANNELS = 16   # channels shown per stage, strongest (highest mean activation) first
-PART_CHANNELS = 8   # and per part of a block (an Inception path, a residual block's identity path)
+PART_CHANNELS = 8   # and per part of a block (one of its paths, its skip, what one of its layers adds)
 DEAD_FRACTION = 0.99  # a ReLU layer whose outputs are this often zero is dead
 
 
@@ -56,8 +51,8 @@ class Stage:
 
 @dataclass(frozen=True)
 class Part:
-    """One tensor inside a block: an Inception path's output, a residual block's identity path, residual
-    branch or output, or the channels one layer of a dense block adds."""
+    """One tensor inside a block, as its catalog entry names it (registry.BlockView.taps): one of its paths,
+    its skip, the branch added to it, its output, or the channels one of its layers adds."""
 
     label: str
     shape: tuple[int, ...]
@@ -75,7 +70,7 @@ class Block:
 @dataclass(frozen=True)
 class Inside:
     stages: list[Stage]
-    blocks: list[Block]        # every Residual, Inception and DenseBlock, in order
+    blocks: list[Block]        # every block of the family's own (registry.BlockView), in order
     kernels: np.ndarray        # (out, kh, kw): the first convolution's kernels, scaled to [0, 1]
     probabilities: np.ndarray  # (classes,)
     saliency: np.ndarray       # (resolution, resolution): |d top score / d input|, scaled to [0, 1]
@@ -139,40 +134,10 @@ def _weights_frozen(model: nn.Module):
             p.requires_grad_(True)
 
 
-@dataclass(frozen=True)
-class Tap:
-    """A tensor a block is shown by: the input or output of one of its modules, after a ReLU if the block
-    applies one functionally (F.relu leaves no module to hook)."""
-
-    label: str
-    module: nn.Module
-    where: Literal["input", "output"] = "output"
-    relu: bool = False       # apply the ReLU the block's forward applies to this output
-    after_relu: bool = False  # the tensor is a ReLU's output: it counts in the activation statistics
-
-    def hook(self, record: Callable[[torch.Tensor], None]) -> torch.utils.hooks.RemovableHandle:
-        def fire(module, args, out):
-            t = args[0] if self.where == "input" else out
-            record(F.relu(t) if self.relu else t)
-        return self.module.register_forward_hook(fire)
-
-
 def taps(block: nn.Module) -> list[Tap]:
-    """What a residual, Inception or dense block is shown by; nothing for other modules."""
-    if isinstance(block, Residual):
-        shortcut = (Tap("identity path: the block's input, added unchanged", block, "input") if block.conv3 is None
-                    else Tap("shortcut: a 1x1 convolution matches the input's shape", block.conv3))
-        return [shortcut, Tap("residual branch F(x), before the sum", block.bn2),
-                Tap("output: ReLU(F(x) + x)", block, after_relu=True)]
-    if isinstance(block, Inception):
-        return [Tap("path 1: 1x1 convolution", block.p1_1, relu=True, after_relu=True),
-                Tap("path 2: 1x1 then 3x3 convolution", block.p2_2, relu=True, after_relu=True),
-                Tap("path 3: 1x1 then 5x5 convolution", block.p3_2, relu=True, after_relu=True),
-                Tap("path 4: 3x3 max pool then 1x1 convolution", block.p4_2, relu=True, after_relu=True)]
-    if isinstance(block, DenseBlock):
-        return [Tap(f"layer {i + 1} adds {layer[-1].out_channels} channels", layer)
-                for i, layer in enumerate(block.net)]
-    return []
+    """What one of a family's own blocks is shown by, as its catalog entry says; nothing for other modules."""
+    view = registry.block_view(block)
+    return view.taps(block) if view is not None else []
 
 
 def _stage(path: str, kind: str, out: torch.Tensor) -> Stage:
@@ -242,11 +207,13 @@ def layer_stats(model: nn.Module, config: ModelConfig, images: torch.Tensor) -> 
 
 
 def _moving_stats(module: nn.Module) -> tuple[np.ndarray, np.ndarray] | None:
-    """A batch-norm layer's moving mean and variance: torch's running_* buffers or d2l's moving_*."""
+    """A batch-norm layer's moving mean and variance: torch's running_* buffers, or what a family's own norm
+    layer keeps (registry.NormView)."""
     if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_mean is not None:
         return module.running_mean.numpy(), module.running_var.numpy()
-    if isinstance(module, BatchNorm):
-        return module.moving_mean.flatten().numpy(), module.moving_var.flatten().numpy()
+    if (norm := registry.norm_view(module)) is not None:
+        mean, var = norm.moving(module)
+        return mean.flatten().numpy(), var.flatten().numpy()
     return None
 
 

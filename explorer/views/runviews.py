@@ -13,7 +13,6 @@ from torch import nn
 from explorer import registry
 from explorer.config import ModelConfig
 from explorer.errors import ConfigError
-from explorer.models.lenet import BatchNorm
 from explorer.training.data import CLASS_NAMES, FashionMNIST, load_fashion_mnist
 from explorer.training.estimate import human_duration
 from explorer.training.store import RunRecord
@@ -189,8 +188,8 @@ def batchnorm_parameters(model: str, config: dict, state_dict: dict[str, torch.T
         net = registry.build(registry.config_from(model, config))
     out = {}
     for name, module in net.named_modules():
-        if isinstance(module, BatchNorm):
-            keys = (f"{name}.gamma", f"{name}.beta")
+        if (norm := registry.norm_view(module)) is not None:  # a family's own, as d2l's from scratch
+            keys = tuple(f"{name}.{key}" for key in norm.scale_shift)
         elif isinstance(module, nn.modules.batchnorm._BatchNorm):
             keys = (f"{name}.weight", f"{name}.bias")
         else:
