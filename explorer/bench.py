@@ -68,7 +68,8 @@ def bench_train(name: str, resolution: int | None = None, batch_size: int | None
     """Images per second of d2l's pipeline and ours, same model and batch size, in this process."""
     from dataclasses import replace
 
-    from explorer.training.train import TrainSettings, default_threads
+    from explorer.training.loop import default_threads
+    from explorer.training.recipes import TrainSettings
 
     entry = registry.get(name)
     config = replace(entry.config, resolution=resolution or entry.config.resolution)
@@ -101,7 +102,7 @@ def _ceiling_images_per_sec(config, settings, batches: int) -> float:
     from torch import nn
 
     from explorer.training.estimate import _sync, measure_step
-    from explorer.training.train import new_model
+    from explorer.training.loop import new_model
 
     device = torch.device(settings.device)
     fmt = torch.channels_last if measure_step(config, settings.batch_size, settings.device).use_channels_last \
@@ -158,7 +159,7 @@ def _d2l_images_per_sec(config, settings, batches: int, data_dir: str | None) ->
     from torchvision import transforms
 
     from explorer.training.data import FILES, find_data_dir
-    from explorer.training.train import init_weights
+    from explorer.training.loop import init_weights
 
     source = find_data_dir(data_dir)
     with tempfile.TemporaryDirectory() as root:
@@ -218,7 +219,8 @@ def bench_presets(kind: str = "quick", names: list[str] | None = None, seeds: in
     accuracy and wall time of each, beside the estimate made before the first."""
     from explorer.training.data import load_fashion_mnist
     from explorer.training.estimate import estimate_run
-    from explorer.training.train import preset, train
+    from explorer.training.recipes import preset
+    from explorer.training.train import train
 
     data = load_fashion_mnist(data_dir)
     for name in names or registry.list_models():
@@ -255,8 +257,8 @@ class MemoryResult:
 def bench_memory(kinds: tuple[str, ...] = ("quick", "book"), names: list[str] | None = None,
                  threads: int = 2) -> Iterator[MemoryResult]:
     """Each preset's memory estimate beside the peak of real training steps, each in a fresh process."""
+    from explorer.training.recipes import preset
     from explorer.training.runs import RunManager
-    from explorer.training.train import preset
 
     for kind in kinds:
         for name in names or registry.list_models():
@@ -282,7 +284,8 @@ def _peak_in_this_process(config, batch_size: int, threads: int) -> int:
     import torch
     from torch import nn
 
-    from explorer.training.train import new_model, predict, prepare
+    from explorer.training.loop import new_model, predict
+    from explorer.training.pipeline import prepare
 
     torch.set_num_threads(threads)
     with open("/proc/self/statm") as f:

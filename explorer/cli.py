@@ -234,8 +234,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from explorer.training.recipes import TrainSettings, preset
     from explorer.training.runs import RunManager
-    from explorer.training.train import TrainSettings, preset
     from explorer.views.runviews import accuracy, calibration_text
 
     chosen = preset(args.name, args.preset, args.device)

@@ -10,10 +10,11 @@ from explorer import registry
 from explorer.errors import ConfigError
 from explorer.summary import summarize
 from explorer.training.estimate import human_duration
+from explorer.training.loop import cuda_available
 from explorer.training.measure import StillMeasuring
+from explorer.training.recipes import preset
 from explorer.training.runs import NAME_CHARACTERS, server_manager
 from explorer.training.store import FINISHED
-from explorer.training.train import cuda_available, preset
 from explorer.views.runviews import reopen_settings, run_title, training_chart
 from explorer.views.tables import human
 from explorer.views.ui import config_label, config_params, plain

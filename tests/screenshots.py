@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from explorer.identity import OWNER
+from explorer.training.recipes import preset
 from explorer.training.runs import RunManager
-from explorer.training.train import preset
 from tests.browser import ROOT, chromium_page, streamlit_server, wait_idle
 from tests.conftest import DEBIAN_DATA
 

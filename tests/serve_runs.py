@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 from explorer import registry
+from explorer.training.recipes import TrainSettings
 from explorer.training.runs import RunManager
-from explorer.training.train import TrainSettings
 
 if __name__ == "__main__":  # a forkserver's workers import __main__: keep the work here
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # as Streamlit does: stop, then the exit handlers run

@@ -212,8 +212,8 @@ def test_the_fast_preset_says_what_it_changes_trains_with_its_recipe_and_reopens
 def test_a_run_whose_weights_went_missing_still_shows_and_can_be_deleted(app_env):
     from explorer import registry
     from explorer.identity import OWNER
+    from explorer.training.recipes import TrainSettings
     from explorer.training.runs import server_manager
-    from explorer.training.train import TrainSettings
 
     manager = server_manager()
     run_id = manager.start("lenet-bn", registry.get("lenet-bn").config, TrainSettings(lr=0.5, epochs=1, batch_size=64))

@@ -13,9 +13,9 @@ import pytest
 
 from explorer import registry
 from explorer.identity import Visitor, visitor_id
+from explorer.training.recipes import TrainSettings
 from explorer.training.runs import RunManager
 from explorer.training.store import RunStore
-from explorer.training.train import TrainSettings
 from tests.browser import ROOT, chromium_page, need_chromium, shot, streamlit_server, wait_idle
 from tests.conftest import write_dataset
 

@@ -12,8 +12,8 @@ import pytest
 
 from explorer import registry
 from explorer.identity import Visitor, visitor_id
+from explorer.training.recipes import TrainSettings
 from explorer.training.runs import RunManager
-from explorer.training.train import TrainSettings
 from tests.browser import ARTIFACTS, chromium_page, in_first_screen, need_chromium, shot, streamlit_server, wait_idle
 from tests.conftest import write_dataset
 

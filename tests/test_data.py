@@ -7,7 +7,7 @@ import torch
 import torchvision.transforms.functional as TF
 
 from explorer.training.data import CLASS_NAMES, FILES, DataError, find_data_dir, load_fashion_mnist, read_idx, write_idx
-from explorer.training.train import prepare
+from explorer.training.pipeline import prepare
 from tests.conftest import DEBIAN_DATA, write_dataset
 
 

@@ -16,9 +16,10 @@ import pytest
 from explorer import registry
 from explorer.errors import ConfigError
 from explorer.training.data import DataError, find_data_dir, load_fashion_mnist, read_idx
-from explorer.training.runs import RunManager, save_weights
+from explorer.training.recipes import TrainSettings
+from explorer.training.runs import RunManager
 from explorer.training.store import RunStore
-from explorer.training.train import TrainSettings
+from explorer.training.worker import save_weights
 from tests.browser import streamlit_server
 from tests.conftest import write_dataset
 

@@ -10,8 +10,9 @@ from streamlit.testing.v1 import AppTest
 from explorer import registry
 from explorer.identity import Visitor
 from explorer.summary import summarize
+from explorer.training.loop import new_model
+from explorer.training.recipes import TrainSettings, preset
 from explorer.training.runs import RunManager
-from explorer.training.train import TrainSettings, new_model, preset
 from explorer.views.inside import (
     describe_subject,
     draw_box,
@@ -80,7 +81,7 @@ def test_batch_norm_moving_statistics_are_shown_beside_the_batch_statistics():
     for m in norms:  # a cumulative average over one pass: the moving statistics become these images' own
         m.momentum = None
         m.reset_running_stats()
-    from explorer.training.train import prepare
+    from explorer.training.pipeline import prepare
     with torch.no_grad():
         model.train()(prepare(images.reshape(-1, 1, 28, 28), config.resolution, False))
     _, seen = layer_stats(model, config, images)

@@ -5,8 +5,8 @@ import dataclasses
 import pytest
 
 from explorer import registry
+from explorer.training.recipes import TrainSettings, preset
 from explorer.training.runs import RunManager
-from explorer.training.train import TrainSettings, preset
 from explorer.views.runviews import (
     batchnorm_parameters,
     confused_examples,

@@ -144,8 +144,8 @@ def test_sixty_stages_are_refused_with_a_reason_not_an_overflow():
 def test_the_memory_estimate_is_within_25_percent_of_a_real_peak_at_book_settings(name):
     """What the run manager admits a run by, against the peak of real steps (bench memory has every preset)."""
     from explorer.bench import measure_peak_bytes
+    from explorer.training.recipes import preset
     from explorer.training.runs import RunManager
-    from explorer.training.train import preset
 
     p = preset(name, "book")
     estimate = RunManager.estimate_bytes(p.config, p.settings)

@@ -11,9 +11,11 @@ import torch
 from explorer import registry
 from explorer.errors import ConfigError
 from explorer.identity import Visitor
+from explorer.training.pipeline import prepare
+from explorer.training.recipes import TrainSettings, preset
 from explorer.training.runs import UNLIMITED, Quotas, RunManager
 from explorer.training.store import RunStore
-from explorer.training.train import TrainSettings, prepare, preset, train
+from explorer.training.train import train
 from tests.conftest import DEBIAN_DATA
 
 LENET_BN = registry.get("lenet-bn").config
@@ -125,7 +127,7 @@ def test_the_fast_preset_lists_every_change_from_the_book():
 
 
 def test_kaiming_init_keeps_nins_signal_and_every_class_alive_where_xavier_loses_both():
-    from explorer.training.train import new_model
+    from explorer.training.loop import new_model
 
     config = preset("nin", "quick").config
     changes = set(preset("nin", "quick").changes)
@@ -150,7 +152,7 @@ def test_kaiming_init_keeps_nins_signal_and_every_class_alive_where_xavier_loses
 
 @pytest.mark.parametrize("name", ["lenet-bn", "lenet-bn-scratch"])
 def test_weight_decay_reaches_weights_only_and_the_rate_warms_up_then_falls(name):
-    from explorer.training.train import lr_factor, make_optimizer
+    from explorer.training.loop import lr_factor, make_optimizer
 
     s = preset(name, "fast").settings
     model = registry.build(registry.get(name).config)
@@ -171,7 +173,7 @@ def test_weight_decay_reaches_weights_only_and_the_rate_warms_up_then_falls(name
 
 
 def test_augmentation_flips_and_shifts_each_image_on_its_own():
-    from explorer.training.train import augment
+    from explorer.training.pipeline import augment
 
     x = torch.arange(64 * 28 * 28, dtype=torch.float32).reshape(64, 1, 28, 28) % 251
     out = augment(x, torch.Generator().manual_seed(0))

@@ -33,6 +33,8 @@ from explorer import registry
 from explorer.config import ModelConfig
 from explorer.errors import ConfigError
 from explorer.summary import summarize
+from explorer.training import pipeline
+from explorer.training.loop import default_threads, new_model
 from explorer.training.store import RunStore, StoreError
 
 TEST_IMAGES = 10_000
@@ -109,8 +111,6 @@ def fastest_seconds(config: ModelConfig, device: str, images: int, threads: int 
     """A floor under a run's training time from its summary alone: its multiply-adds (the backward pass
     about twice the forward) at a peak no machine of that kind beats (PEAK_MULT_ADDS). What is over a
     server's limit even so is refused before anything is built or timed."""
-    from explorer.training.train import default_threads
-
     peak = PEAK_MULT_ADDS["cuda"] if device == "cuda" else PEAK_MULT_ADDS["cpu"] * (threads or default_threads())
     return 3 * summarize(config).totals.mult_adds * images / peak
 
@@ -229,9 +229,6 @@ def data_seconds(resolution: int, batch_size: int, augment: bool, device: str) -
     the recipe's flips and shifts, scaling to [0, 1] and resizing. Measured on at least 4 batches after
     one, over about DATA_SECONDS; on this 2-core CPU it is 1-10% of a run (most where the step is cheap:
     LeNet with augmentation)."""
-    from explorer.training.train import augment as flip_and_shift
-    from explorer.training.train import prepare
-
     key = (resolution, batch_size, augment, device)
     if (kept := _data_readings.get(key)) is not None:
         return kept
@@ -243,7 +240,7 @@ def data_seconds(resolution: int, batch_size: int, augment: bool, device: str) -
 
     def batch(i: int) -> None:
         x = images[order[i * per_batch:(i + 1) * per_batch]]
-        prepare(flip_and_shift(x, generator) if augment else x, resolution, False)
+        pipeline.prepare(pipeline.augment(x, generator) if augment else x, resolution, False)
 
     with _lock:
         batch(0)
@@ -288,8 +285,6 @@ def measure_step(config: ModelConfig, batch_size: int, device: str = "cpu", thre
     """The step rates of `config` in both memory formats: from this process's or the store's earlier
     measurement of this config, batch size, device and thread count on this machine, else measured now
     (and kept, unless the machine was busy)."""
-    from explorer.training.train import default_threads
-
     threads = threads or default_threads()  # what the measurement runs with (it sets torch's threads)
     key = json.dumps([socket.gethostname(), torch.__version__, type(config).__name__, config.kwargs(), batch_size,
                       device, threads], sort_keys=True, default=list)
@@ -348,8 +343,6 @@ def _measure_step(config: ModelConfig, batch_size: int, device: str, threads: in
     config, never assumed. A config too big to time cheaply is timed on fewer images per step and scaled
     up per image, which errs towards a longer estimate: a bigger batch only runs faster per image.
     """
-    from explorer.training.train import default_threads, new_model
-
     work = 3 * summarize(config).totals.mult_adds  # backward costs about twice the forward
     batch = max(2, min(batch_size, int(STEP_BUDGET_MULT_ADDS // max(work, 1))))
     dev = torch.device(device)

@@ -22,9 +22,10 @@ from ray.exceptions import GetTimeoutError, RayActorError
 import explorer
 from explorer import registry
 from explorer.errors import ConfigError
-from explorer.training.runs import STOP_GRACE_SECONDS, Job, Reporter, failure_message, record_result
+from explorer.training.recipes import TrainSettings
 from explorer.training.store import RunStore
-from explorer.training.train import Progress, TrainResult, TrainSettings, train
+from explorer.training.train import Progress, TrainResult, train
+from explorer.training.worker import STOP_GRACE_SECONDS, Job, Reporter, failure_message, record_result
 
 POLL_SECONDS = 0.5
 POLL_TIMEOUT = 60.0  # an actor that does not answer a poll for this long is taken for dead

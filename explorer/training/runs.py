@@ -14,14 +14,9 @@ from __future__ import annotations
 import atexit
 import contextlib
 import dataclasses
-import errno
 import logging
-import multiprocessing
-import multiprocessing.connection
 import os
-import shutil
 import signal
-import socket
 import threading
 import time
 import uuid
@@ -41,29 +36,29 @@ from explorer.summary import summarize
 from explorer.training import processes
 from explorer.training.data import dataset_sizes, find_data_dir
 from explorer.training.estimate import (
-    BUSY_SHARE,
-    MIN_RUN_SECONDS,
     Estimate,
-    check_against_run,
     estimate_run,
     fastest_seconds,
     human_duration,
 )
+from explorer.training.loop import default_threads
 from explorer.training.measure import Measurements, Request
+from explorer.training.recipes import KINDS, TrainSettings, check_trainable
 from explorer.training.store import FINISHED, RunRecord, RunStore, StoreError
-from explorer.training.train import KINDS, Progress, TrainResult, TrainSettings, check_trainable, default_threads, train
+from explorer.training.train import Progress
+from explorer.training.worker import (
+    STOP_BY_SHUTDOWN,
+    STOP_BY_USER,
+    STOP_GRACE_SECONDS,
+    Job,
+    run_worker,
+)
 
 log = logging.getLogger(__name__)
-
 NAME_CHARACTERS = 60
 DATASET_BYTES = 70_000 * 28 * 28 + 70_000 * 8  # uint8 images and int64 labels on the device
 RUNTIME_BYTES = 200 * 2**20  # torch's kernels and buffers that a training process touches (bench memory)
-FLUSH_SECONDS = 2.0        # metrics reach the store at least this often, and at the end of every epoch
-PROGRESS_SECONDS = 0.5     # the live progress record, at most this often
-HEARTBEAT_SECONDS = 1.0    # a worker's heartbeat; it also reads the stop flag then
 LEASE_SECONDS = 15.0       # a running run whose worker has not beaten for this long was interrupted
-STOP_GRACE_SECONDS = 30.0  # a worker that ignores its stop flag this long is killed
-STOP_BY_USER, STOP_BY_SHUTDOWN, STOP_BY_SERVER_GONE = 1, 2, 3  # why a run was asked to stop
 WATCHERS_PER_SECOND = 5    # live pages refresh once a second up to this many watchers, then less often
 METRICS_CACHED = 64        # runs whose metric series the server keeps for live pages
 
@@ -488,17 +483,6 @@ def server_manager() -> RunManager:
     return manager
 
 
-@dataclass(frozen=True)
-class Job:
-    """One run as a backend executes it: where its store and weights live, what data and threads it uses."""
-
-    store_path: str
-    weights_dir: str
-    run_id: str
-    data_dir: str
-    threads: int
-
-
 class Backend(Protocol):
     def supervise(self, job: Job) -> None:
         """Execute the run to its end, however it ends; the run's state is in the store."""
@@ -543,8 +527,6 @@ class LocalWorkers:
 
 
 INTERRUPTED = "the process that ran it stopped (a server restart or a kill) while it was running"
-SERVER_GONE = "the server that started it stopped (killed or restarted) while it was running"
-SHUT_DOWN = "the server was shut down while it trained; the weights it had learned were saved"
 
 
 def _stale(record: RunRecord) -> bool:
@@ -557,138 +539,6 @@ def _exit_reason(code: int | None) -> str:
         hint = " (killed from outside, or by the system for lack of memory)" if -code == signal.SIGKILL else ""
         return f"the worker process was ended by signal {name}{hint}"
     return f"the worker process exited with code {code} before recording a result"
-
-
-def config_of(record: RunRecord) -> tuple[ModelConfig, TrainSettings]:
-    """Rebuild (and so re-validate) the config and settings a run was stored with."""
-    return registry.config_from(record.model, record.config), TrainSettings(**record.settings)
-
-
-class Reporter:
-    """Writes a run's reports to the store as cheaply as a live page needs: the progress record at most every
-    PROGRESS_SECONDS, metrics in batches (every FLUSH_SECONDS and each epoch), a warning when it changes
-    (a network that looked dead may come back)."""
-
-    def __init__(self, store: RunStore, run_id: str) -> None:
-        self.store, self.run_id = store, run_id
-        self.buffer: list[dict] = []
-        self.flushed = self.shown = 0.0
-        self.warning = ""
-
-    def __call__(self, p: Progress) -> None:
-        now = time.monotonic()
-        if p.kind != "phase" and p.warning != self.warning:
-            self.store.set_warning(self.run_id, p.warning or None)
-            self.warning = p.warning
-        if p.kind != "step" or now - self.shown > PROGRESS_SECONDS:
-            self.store.set_progress(self.run_id, dataclasses.asdict(p))
-            self.shown = now
-        if p.kind == "phase":  # shown live, not stored as a metric
-            return
-        self.buffer.append(dataclasses.asdict(p))
-        if p.kind == "epoch" or now - self.flushed > FLUSH_SECONDS:
-            self.flush()
-            self.flushed = now
-
-    def flush(self) -> None:
-        self.store.add_metrics(self.run_id, self.buffer)
-        self.buffer.clear()
-
-
-def record_result(store: RunStore, job: Job, result: TrainResult, stop_reason: int) -> None:
-    """Save a finished training's weights and record its end: done, stopped, or interrupted by a shutdown."""
-    weights = save_weights(result.state_dict, Path(job.weights_dir) / f"{job.run_id}.pt")
-    if result.timing is not None:
-        store.set_calibration(job.run_id, {**result.timing.describe(), "others_cpu": round(result.others_cpu, 3)})
-        rate = result.history[-1].images_per_sec if result.history else None
-        if rate and result.seconds >= MIN_RUN_SECONDS and result.others_cpu <= BUSY_SHARE:
-            check_against_run(result.timing, rate, store)
-    interrupted = stop_reason in (STOP_BY_SHUTDOWN, STOP_BY_SERVER_GONE)
-    status = "done" if not result.stopped else "interrupted" if interrupted else "stopped"
-    store.finish(job.run_id, status, confusion=result.confusion or None, predictions=result.predictions or None,
-                 weights_path=weights.name, seconds=result.seconds)
-    if result.stopped and stop_reason in (STOP_BY_SERVER_GONE, STOP_BY_SHUTDOWN):
-        store.set_status(job.run_id, "interrupted", error=SERVER_GONE if stop_reason == STOP_BY_SERVER_GONE
-                         else SHUT_DOWN)
-    if store.get(job.run_id) is None:  # deleted while it ran
-        weights.unlink(missing_ok=True)
-
-
-def failure_message(err: BaseException) -> str:
-    return err.message if isinstance(err, ConfigError) else f"{type(err).__name__}: {err}"
-
-
-def run_worker(job: Job, server_gone: multiprocessing.connection.Connection) -> None:
-    """A run's worker process: train, reporting to the store; save the weights; record the end."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the process group: the parent asks to stop
-    os.nice(processes.NICENESS)
-    store = RunStore(Path(job.store_path))
-    record = store.get(job.run_id)
-    if record is None:
-        return
-    store.set_worker(job.run_id, f"{socket.gethostname()}:{os.getpid()}")
-    stop = threading.Event()
-    flag = [0]
-
-    def shut_down(signum: int, frame: object) -> None:  # a service manager stops the server's whole group
-        flag[0] = STOP_BY_SHUTDOWN
-        stop.set()  # the run ends within a batch, saves its weights and is recorded as interrupted
-
-    signal.signal(signal.SIGTERM, shut_down)
-
-    def heartbeat() -> None:
-        while not stop.wait(HEARTBEAT_SECONDS):
-            if server_gone.poll():  # end-of-file: the server that started this run is gone
-                flag[0] = STOP_BY_SERVER_GONE
-                stop.set()
-                return
-            try:
-                flag[0] = store.beat(job.run_id)
-            except StoreError:
-                continue
-            if flag[0]:
-                stop.set()
-
-    threading.Thread(target=heartbeat, name="explorer-heartbeat", daemon=True).start()
-    reporter = Reporter(store, job.run_id)
-    try:
-        config, settings = config_of(record)
-        result = train(config, settings, reporter, stop, job.threads, job.data_dir, cache=store)
-        reporter.flush()
-        if flag[0] == STOP_BY_SHUTDOWN:  # its server sees why, and starts nothing more
-            store.request_stop(job.run_id, STOP_BY_SHUTDOWN)
-        record_result(store, job, result, flag[0])
-    except Exception as err:  # the run fails; the worker records why and ends
-        log.exception("run %s failed", job.run_id)
-        with contextlib.suppress(StoreError):
-            reporter.flush()
-        store.set_status(job.run_id, "failed", error=failure_message(err))
-    finally:
-        stop.set()
-
-
-def save_weights(state_dict: dict[str, torch.Tensor], path: Path) -> Path:
-    """Write the weights to a temporary file and rename it: a full disk leaves no partial file behind."""
-    partial = path.with_suffix(".partial")
-    try:
-        torch.save(state_dict, partial)
-        partial.replace(path)
-    except (OSError, RuntimeError) as err:  # torch reports a full disk as "unexpected pos ..."
-        with contextlib.suppress(OSError):
-            partial.unlink(missing_ok=True)
-        need = sum(t.numel() * t.element_size() for t in state_dict.values())
-        reason = "the disk is full" if _free_bytes(path.parent) < need or getattr(err, "errno", 0) == errno.ENOSPC \
-            else str(err)
-        raise ConfigError("weights", f"could not save the weights in {path.parent}: {reason}. The run's metrics "
-                                     "are kept; free some space or set EXPLORER_HOME to another directory") from None
-    return path
-
-
-def _free_bytes(directory: Path) -> int:
-    try:
-        return shutil.disk_usage(directory).free
-    except OSError:
-        return 0
 
 
 __all__ = ["RunManager", "RunView", "Quotas", "UNLIMITED", "default_home", "memory_budget", "server_manager"]

@@ -9,7 +9,6 @@ helps ResNet-18 and halves LeNet-BN on a CPU. On CUDA also mixed precision and c
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -18,121 +17,14 @@ from typing import Literal
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from explorer import registry
 from explorer.config import ModelConfig
-from explorer.errors import ConfigError
-from explorer.summary import check
-from explorer.training.data import CLASS_NAMES, FashionMNIST, load_fashion_mnist
+from explorer.training.data import CLASS_NAMES, load_fashion_mnist
 from explorer.training.estimate import MachineLoad, StepTiming, measure_step
+from explorer.training.loop import default_threads, lr_factor, make_optimizer, new_model, predict
+from explorer.training.pipeline import DeviceData, augment, prepare
+from explorer.training.recipes import TrainSettings, check_trainable
 from explorer.training.store import RunStore
-
-Device = Literal["cpu", "cuda"]
-Init = Literal["xavier", "kaiming"]
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    lr: float
-    epochs: int
-    batch_size: int
-    train_subset: int | None = None  # None: all 60,000 training images
-    device: Device = "cpu"
-    seed: int = 0
-    init: Init = "xavier"         # d2l's; "kaiming" keeps deep ReLU networks' signal (see init_weights)
-    # The modern recipe (the `fast` preset); the defaults are the book's plain SGD at a constant rate.
-    momentum: float = 0.0
-    nesterov: bool = False
-    weight_decay: float = 0.0     # on weights only: not on biases or batch norm's scale and shift
-    warmup: float = 0.0           # the fraction of all steps over which the rate rises linearly from zero
-    cosine: bool = False          # after the warm-up, the rate falls to zero along a half cosine
-    label_smoothing: float = 0.0
-    augment: bool = False         # random horizontal flips and shifts of up to 2 pixels, on the device
-    tta: bool = False             # test-time augmentation: average the predictions of each image and its mirror
-
-    def __post_init__(self) -> None:
-        checks = [
-            ("lr", isinstance(self.lr, (int, float)) and 0 < self.lr <= 100, "a number in (0, 100]"),
-            ("epochs", _is_int(self.epochs) and 1 <= self.epochs <= 200, "a whole number from 1 to 200"),
-            ("batch_size", _is_int(self.batch_size) and 2 <= self.batch_size <= 4096,
-             "a whole number from 2 to 4096"),
-            ("train_subset", self.train_subset is None
-             or (_is_int(self.train_subset) and 2 <= self.train_subset <= 60_000),
-             "empty (all images) or a whole number from 2 to 60000"),
-            ("device", self.device in ("cpu", "cuda"), "cpu or cuda"),
-            ("seed", _is_int(self.seed) and 0 <= self.seed < 2**31, "a whole number >= 0"),
-            ("init", self.init in ("xavier", "kaiming"), "xavier or kaiming"),
-            ("momentum", _is_number(self.momentum) and 0 <= self.momentum < 1, "a number in [0, 1)"),
-            ("nesterov", isinstance(self.nesterov, bool) and (not self.nesterov or self.momentum > 0),
-             "true only with a momentum above 0"),
-            ("weight_decay", _is_number(self.weight_decay) and 0 <= self.weight_decay <= 0.1, "a number in [0, 0.1]"),
-            ("warmup", _is_number(self.warmup) and 0 <= self.warmup <= 0.5, "a fraction of the steps in [0, 0.5]"),
-            ("cosine", isinstance(self.cosine, bool), "true or false"),
-            ("label_smoothing", _is_number(self.label_smoothing) and 0 <= self.label_smoothing <= 0.5,
-             "a number in [0, 0.5]"),
-            ("augment", isinstance(self.augment, bool), "true or false"),
-            ("tta", isinstance(self.tta, bool), "true or false"),
-        ]
-        for knob, ok, expected in checks:
-            if not ok:
-                raise ConfigError(knob, f"must be {expected}, not {getattr(self, knob)!r}")
-        object.__setattr__(self, "lr", float(self.lr))
-
-
-def _is_int(v: object) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: object) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-@dataclass(frozen=True)
-class Preset:
-    config: ModelConfig
-    settings: TrainSettings
-    changes: tuple[str, ...]  # what differs from the book, in words
-
-
-# quick: about a minute on a 2-core CPU (a lower resolution, narrower layers where plain SGD needs many steps).
-# fast: the quick preset's network with a modern recipe, the same pieces for every model; the rate (higher
-# with batch norm), epochs and batch size per model, sized for at most 5 minutes on a 2-core CPU, and
-# Kaiming init for the deep ReLU networks without batch norm. Each network's changes are in its catalog
-# entry (registry.Presets); measured accuracies are in the README.
-RECIPE = {"momentum": 0.9, "nesterov": True, "weight_decay": 5e-4, "warmup": 0.1, "cosine": True,
-          "label_smoothing": 0.1, "augment": True, "tta": True}
-KINDS = ("book", "quick", "fast")
-
-
-def preset(name: str, kind: Literal["book", "quick", "fast"] = "book", device: Device = "cpu",
-           config: ModelConfig | None = None) -> Preset:
-    """The book's settings for a catalog model, or the quick or fast variant and what it changed.
-
-    `config` (default: the catalog's) is the network to train; the quick and fast presets change it too.
-    """
-    entry = registry.get(name)
-    config = config or entry.config
-    book = TrainSettings(lr=entry.book.lr, epochs=entry.book.epochs, batch_size=entry.book.batch_size,
-                         device=device)
-    if kind == "book":
-        return Preset(config, book, ())
-    if kind not in KINDS:
-        raise ConfigError("preset", f"must be one of {', '.join(KINDS)}, not {kind!r}")
-    config_changes, settings_changes = entry.presets.network, entry.presets.quick
-    if kind == "fast":
-        settings_changes = {**settings_changes, **RECIPE, **entry.presets.fast}
-    changes = [f"{key} {_text(getattr(config, key))} -> {_text(value)}" for key, value in config_changes.items()
-               if getattr(config, key) != value]
-    changes += [f"{key} {_text(getattr(book, key))} -> {_text(value)}" for key, value in settings_changes.items()
-                if getattr(book, key) != value]
-    return Preset(replace(config, **config_changes), replace(book, **settings_changes), tuple(changes))
-
-
-def _text(value: object) -> str:
-    if value is None:
-        return "all"
-    return ", ".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
 @dataclass
@@ -211,93 +103,6 @@ class TrainResult:
     state_dict: dict[str, torch.Tensor] = field(default_factory=dict)
     seconds: float = 0.0
     others_cpu: float = 0.0     # the share of the CPUs other processes took meanwhile (estimate.MachineLoad)
-
-
-class DeviceData:
-    """Fashion-MNIST as uint8 tensors on the device; a batch is resized there, never per sample."""
-
-    def __init__(self, data: FashionMNIST, device: torch.device, subset: int | None, seed: int) -> None:
-        n = len(data.train_labels)
-        if subset is not None and subset < n:
-            keep = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:subset]
-        else:
-            keep = torch.arange(n)
-        pin = device.type == "cuda"
-        self.train_x = _to(data.train_images[keep].unsqueeze(1), device, pin)
-        self.train_y = _to(data.train_labels[keep], device, pin)
-        self.test_x = _to(data.test_images.unsqueeze(1), device, pin)
-        self.test_y = _to(data.test_labels, device, pin)
-
-    @property
-    def bytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (self.train_x, self.train_y, self.test_x, self.test_y))
-
-
-def _to(t: torch.Tensor, device: torch.device, pin: bool) -> torch.Tensor:
-    return (t.pin_memory() if pin else t).to(device, non_blocking=pin)
-
-
-def prepare(x: torch.Tensor, resolution: int, channels_last: bool) -> torch.Tensor:
-    """uint8 (N, 1, 28, 28) -> float in [0, 1] at `resolution`: ToTensor then a bilinear Resize."""
-    x = x.float().div_(255)
-    if x.shape[-1] != resolution:
-        x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False,
-                          antialias=resolution < x.shape[-1])
-    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
-
-
-def init_weights(m: nn.Module) -> None:
-    """d2l's init: Xavier-uniform weights for every Linear and Conv2d."""
-    if type(m) in (nn.Linear, nn.Conv2d):
-        nn.init.xavier_uniform_(m.weight)
-
-
-def kaiming_init(model: nn.Module) -> None:
-    """He et al.'s init for ReLU networks: normal weights scaled by fan-in so each ReLU keeps the signal's
-    variance (Xavier's halves it at every ReLU: after NiN's 12 layers an image's output differs from the
-    next one's by 0.01%), and zero biases. Where a ReLU follows the last layer (NiN's class scores), its
-    weights start non-negative: its inputs are ReLU outputs too, so no class starts at zero for every
-    image, where its gradient would be zero for good."""
-    modules = list(model.modules())
-    layers = [i for i, m in enumerate(modules) if type(m) in (nn.Linear, nn.Conv2d)]
-    for i in layers:
-        nn.init.kaiming_normal_(modules[i].weight, nonlinearity="relu")
-        if modules[i].bias is not None:
-            nn.init.zeros_(modules[i].bias)
-    if any(isinstance(m, nn.ReLU) for m in modules[layers[-1] + 1:]):
-        with torch.no_grad():
-            modules[layers[-1]].weight.abs_()
-
-
-def new_model(config: ModelConfig, seed: int = 0, init: Init = "xavier") -> nn.Module:
-    """The network as a run starts it: built, then initialised (d2l's Xavier, or Kaiming) with torch seeded
-    by `seed`."""
-    torch.manual_seed(seed)
-    model = registry.build(config)
-    if init == "kaiming":
-        kaiming_init(model)
-    else:
-        model.apply(init_weights)
-    return model
-
-
-def cuda_available() -> bool:
-    return torch.cuda.is_available()
-
-
-def default_threads() -> int:
-    """Torch's CPU threads per run: the cores this process may use (set inside each worker thread)."""
-    return int(os.environ.get("EXPLORER_THREADS", 0)) or len(os.sched_getaffinity(0))
-
-
-def check_trainable(config: ModelConfig, settings: TrainSettings) -> None:
-    """What a run needs before it starts: Fashion-MNIST's shape, the device, and a config that runs."""
-    if config.in_channels != 1 or config.num_classes != len(CLASS_NAMES):
-        raise ConfigError("in_channels" if config.in_channels != 1 else "num_classes",
-                          "Fashion-MNIST needs in_channels=1 and num_classes=10")
-    if settings.device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device", "CUDA is not available on this machine; use cpu")
-    check(config)  # an impossible config is a ConfigError naming the knob, not a torch error mid-run
 
 
 def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[Progress], None] | None = None,
@@ -415,63 +220,9 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
     return result
 
 
-@torch.inference_mode()
-def predict(model: nn.Module, images: torch.Tensor, resolution: int, channels_last: bool,
-            amp_dtype: torch.dtype | None, batch_size: int = 500, tta: bool = False) -> torch.Tensor:
-    """Predicted class of every image, in evaluation mode (BatchNorm uses its moving averages); with `tta`,
-    from the summed probabilities of each image and its mirror image."""
-    model.eval()
-    out = []
-    for i in range(0, len(images), batch_size):
-        X = prepare(images[i:i + batch_size], resolution, channels_last)
-        with torch.autocast(images.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            scores = model(X).softmax(dim=1)
-            if tta:
-                scores = scores + model(X.flip(-1)).softmax(dim=1)
-        out.append(scores.argmax(dim=1))
-    return torch.cat(out)
-
-
-def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.SGD:
-    """SGD as the settings ask; weight decay only on the weights of convolutions and linear layers, since
-    decaying biases and batch norm's scale and shift only hurts. (Not "every tensor of two or more
-    dimensions": d2l's own BatchNorm keeps its scale and shift as (1, C, 1, 1) tensors.)"""
-    decayed = {id(m.weight) for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear))}
-    weights = [p for p in model.parameters() if id(p) in decayed]
-    others = [p for p in model.parameters() if id(p) not in decayed]
-    return torch.optim.SGD([{"params": weights, "weight_decay": settings.weight_decay},
-                            {"params": others, "weight_decay": 0.0}],
-                           lr=settings.lr, momentum=settings.momentum, nesterov=settings.nesterov)
-
-
-def lr_factor(step: int, total: int, settings: TrainSettings) -> float:
-    """The learning rate at `step` of `total`, as a fraction of settings.lr: a linear warm-up, then constant
-    or a half cosine down to zero."""
-    warm = int(settings.warmup * total)
-    if step < warm:
-        return (step + 1) / warm
-    if not settings.cosine:
-        return 1.0
-    return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
-
-
-def augment(x: torch.Tensor, generator: torch.Generator, shift: int = 2) -> torch.Tensor:
-    """Random horizontal flips and shifts of up to `shift` pixels of a batch (N, C, H, W), each image its own,
-    on the device (Fashion-MNIST's clothes are left-right symmetric; a vertical flip would not be)."""
-    n, _, h, w = x.shape
-    flip = torch.rand(n, device=x.device, generator=generator) < 0.5
-    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-    dy, dx = torch.randint(-shift, shift + 1, (2, n, 1), device=x.device, generator=generator)
-    rows = torch.arange(h, device=x.device) + shift - dy  # (n, h): the padded row each output row reads
-    cols = torch.arange(w, device=x.device) + shift - dx
-    padded = F.pad(x, (shift, shift, shift, shift))
-    batch = torch.arange(n, device=x.device)[:, None, None]
-    return padded[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
-
-
 def confusion_matrix(y: torch.Tensor, predictions: torch.Tensor, classes: int = len(CLASS_NAMES)) -> list[list[int]]:
     counts = torch.bincount(y * classes + predictions, minlength=classes * classes)
     return counts.reshape(classes, classes).tolist()
 
 
-__all__ = ["TrainSettings", "Preset", "preset", "Progress", "TrainResult", "check_trainable", "train", "prepare"]
+__all__ = ["Progress", "DeadNetwork", "TrainResult", "train", "confusion_matrix"]

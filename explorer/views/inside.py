@@ -29,7 +29,8 @@ from explorer.errors import ConfigError
 from explorer.registry import Tap
 from explorer.summary import summarize
 from explorer.training.data import CLASS_NAMES, load_fashion_mnist
-from explorer.training.train import new_model, prepare
+from explorer.training.loop import new_model
+from explorer.training.pipeline import prepare
 from explorer.views.runviews import accuracy, confused_images, preset_of
 
 MAP_PIXELS = 56     # a feature map is shrunk to at most this many pixels a side

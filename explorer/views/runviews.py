@@ -15,8 +15,8 @@ from explorer.config import ModelConfig
 from explorer.errors import ConfigError
 from explorer.training.data import CLASS_NAMES, FashionMNIST, load_fashion_mnist
 from explorer.training.estimate import human_duration
+from explorer.training.recipes import TrainSettings, preset
 from explorer.training.store import RunRecord
-from explorer.training.train import TrainSettings, preset
 from explorer.views.charts import style
 
 MAX_POINTS = 400  # thin long series before drawing: each redraw ships the whole figure

@@ -1,0 +1,136 @@
+"""How a run trains: its settings, checked where they are made, and the book's, quick and fast presets of
+a catalog network (what each changes lives in the network's catalog entry: registry.Presets)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import torch
+
+from explorer import registry
+from explorer.config import ModelConfig
+from explorer.errors import ConfigError
+from explorer.summary import check
+from explorer.training.data import CLASS_NAMES
+
+Device = Literal["cpu", "cuda"]
+
+
+Init = Literal["xavier", "kaiming"]
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    lr: float
+    epochs: int
+    batch_size: int
+    train_subset: int | None = None  # None: all 60,000 training images
+    device: Device = "cpu"
+    seed: int = 0
+    init: Init = "xavier"         # d2l's; "kaiming" keeps deep ReLU networks' signal (see init_weights)
+    # The modern recipe (the `fast` preset); the defaults are the book's plain SGD at a constant rate.
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0     # on weights only: not on biases or batch norm's scale and shift
+    warmup: float = 0.0           # the fraction of all steps over which the rate rises linearly from zero
+    cosine: bool = False          # after the warm-up, the rate falls to zero along a half cosine
+    label_smoothing: float = 0.0
+    augment: bool = False         # random horizontal flips and shifts of up to 2 pixels, on the device
+    tta: bool = False             # test-time augmentation: average the predictions of each image and its mirror
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("lr", isinstance(self.lr, (int, float)) and 0 < self.lr <= 100, "a number in (0, 100]"),
+            ("epochs", _is_int(self.epochs) and 1 <= self.epochs <= 200, "a whole number from 1 to 200"),
+            ("batch_size", _is_int(self.batch_size) and 2 <= self.batch_size <= 4096,
+             "a whole number from 2 to 4096"),
+            ("train_subset", self.train_subset is None
+             or (_is_int(self.train_subset) and 2 <= self.train_subset <= 60_000),
+             "empty (all images) or a whole number from 2 to 60000"),
+            ("device", self.device in ("cpu", "cuda"), "cpu or cuda"),
+            ("seed", _is_int(self.seed) and 0 <= self.seed < 2**31, "a whole number >= 0"),
+            ("init", self.init in ("xavier", "kaiming"), "xavier or kaiming"),
+            ("momentum", _is_number(self.momentum) and 0 <= self.momentum < 1, "a number in [0, 1)"),
+            ("nesterov", isinstance(self.nesterov, bool) and (not self.nesterov or self.momentum > 0),
+             "true only with a momentum above 0"),
+            ("weight_decay", _is_number(self.weight_decay) and 0 <= self.weight_decay <= 0.1, "a number in [0, 0.1]"),
+            ("warmup", _is_number(self.warmup) and 0 <= self.warmup <= 0.5, "a fraction of the steps in [0, 0.5]"),
+            ("cosine", isinstance(self.cosine, bool), "true or false"),
+            ("label_smoothing", _is_number(self.label_smoothing) and 0 <= self.label_smoothing <= 0.5,
+             "a number in [0, 0.5]"),
+            ("augment", isinstance(self.augment, bool), "true or false"),
+            ("tta", isinstance(self.tta, bool), "true or false"),
+        ]
+        for knob, ok, expected in checks:
+            if not ok:
+                raise ConfigError(knob, f"must be {expected}, not {getattr(self, knob)!r}")
+        object.__setattr__(self, "lr", float(self.lr))
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+@dataclass(frozen=True)
+class Preset:
+    config: ModelConfig
+    settings: TrainSettings
+    changes: tuple[str, ...]  # what differs from the book, in words
+
+
+# quick: about a minute on a 2-core CPU (a lower resolution, narrower layers where plain SGD needs many steps).
+# fast: the quick preset's network with a modern recipe, the same pieces for every model; the rate (higher
+# with batch norm), epochs and batch size per model, sized for at most 5 minutes on a 2-core CPU, and
+# Kaiming init for the deep ReLU networks without batch norm. Each network's changes are in its catalog
+# entry (registry.Presets); measured accuracies are in the README.
+RECIPE = {"momentum": 0.9, "nesterov": True, "weight_decay": 5e-4, "warmup": 0.1, "cosine": True,
+          "label_smoothing": 0.1, "augment": True, "tta": True}
+
+
+KINDS = ("book", "quick", "fast")
+
+
+def preset(name: str, kind: Literal["book", "quick", "fast"] = "book", device: Device = "cpu",
+           config: ModelConfig | None = None) -> Preset:
+    """The book's settings for a catalog model, or the quick or fast variant and what it changed.
+
+    `config` (default: the catalog's) is the network to train; the quick and fast presets change it too.
+    """
+    entry = registry.get(name)
+    config = config or entry.config
+    book = TrainSettings(lr=entry.book.lr, epochs=entry.book.epochs, batch_size=entry.book.batch_size,
+                         device=device)
+    if kind == "book":
+        return Preset(config, book, ())
+    if kind not in KINDS:
+        raise ConfigError("preset", f"must be one of {', '.join(KINDS)}, not {kind!r}")
+    config_changes, settings_changes = entry.presets.network, entry.presets.quick
+    if kind == "fast":
+        settings_changes = {**settings_changes, **RECIPE, **entry.presets.fast}
+    changes = [f"{key} {_text(getattr(config, key))} -> {_text(value)}" for key, value in config_changes.items()
+               if getattr(config, key) != value]
+    changes += [f"{key} {_text(getattr(book, key))} -> {_text(value)}" for key, value in settings_changes.items()
+                if getattr(book, key) != value]
+    return Preset(replace(config, **config_changes), replace(book, **settings_changes), tuple(changes))
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return "all"
+    return ", ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def check_trainable(config: ModelConfig, settings: TrainSettings) -> None:
+    """What a run needs before it starts: Fashion-MNIST's shape, the device, and a config that runs."""
+    if config.in_channels != 1 or config.num_classes != len(CLASS_NAMES):
+        raise ConfigError("in_channels" if config.in_channels != 1 else "num_classes",
+                          "Fashion-MNIST needs in_channels=1 and num_classes=10")
+    if settings.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device", "CUDA is not available on this machine; use cpu")
+    check(config)  # an impossible config is a ConfigError naming the knob, not a torch error mid-run
