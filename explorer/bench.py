@@ -102,7 +102,7 @@ def _ceiling_images_per_sec(config, settings, batches: int) -> float:
     from torch import nn
 
     from explorer.training.estimate import _sync, measure_step
-    from explorer.training.loop import new_model
+    from explorer.training.loop import new_model, sgd_step
 
     device = torch.device(settings.device)
     fmt = torch.channels_last if measure_step(config, settings.batch_size, settings.device).use_channels_last \
@@ -117,10 +117,7 @@ def _ceiling_images_per_sec(config, settings, batches: int) -> float:
         if i == WARMUP_BATCHES:
             _sync(device)
             start = time.perf_counter()
-        loss = loss_fn(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        sgd_step(model, optimizer, loss_fn, x, y)
     _sync(device)
     return (batches - WARMUP_BATCHES) * settings.batch_size / (time.perf_counter() - start)
 
@@ -284,7 +281,7 @@ def _peak_in_this_process(config, batch_size: int, threads: int) -> int:
     import torch
     from torch import nn
 
-    from explorer.training.loop import new_model, predict
+    from explorer.training.loop import new_model, predict, sgd_step
     from explorer.training.pipeline import prepare
 
     torch.set_num_threads(threads)
@@ -296,9 +293,7 @@ def _peak_in_this_process(config, batch_size: int, threads: int) -> int:
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     for _ in range(2):  # the second step's forward pass runs while the first step's gradients are held
         idx = torch.randint(0, len(labels), (batch_size,))
-        loss = nn.functional.cross_entropy(model(prepare(images[idx], config.resolution, False)), labels[idx])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        sgd_step(model, optimizer, nn.functional.cross_entropy, prepare(images[idx], config.resolution, False),
+                 labels[idx])
     predict(model.eval(), images[:2 * batch_size], config.resolution, False, None, batch_size=2 * batch_size)
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before

@@ -40,7 +40,8 @@ class Totals:
     batch_size: int
     weight_bytes: int
     gradient_bytes: int
-    optimizer_bytes: int            # plain SGD, as d2l's train_ch6, keeps no state
+    optimizer_bytes: int            # plain SGD, as d2l's train_ch6, keeps no state (a run with momentum adds a
+                                    # buffer per weight: runs.RunManager.estimate_bytes)
     saved_bytes: int                # at batch_size: what autograd keeps for the backward pass
     in_flight_bytes: int            # at batch_size: the largest layer output, computed while those are held
 

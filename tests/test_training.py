@@ -640,3 +640,13 @@ def test_a_worker_process_does_not_run_the_apps_script_again(tmp_path, monkeypat
     process = processes.start(time.sleep, (0,), "explorer-test")
     process.join(timeout=60)
     assert process.exitcode == 0 and not marker.exists()
+
+
+def test_momentum_is_counted_in_a_runs_memory_a_buffer_per_weight():
+    """The fast recipe's momentum keeps one buffer the size of the gradients; plain SGD keeps none."""
+    from explorer.summary import summarize
+
+    config = registry.get("resnet18").config
+    plain, fast = settings(batch_size=32), settings(batch_size=32, momentum=0.9)
+    extra = RunManager.estimate_bytes(config, fast) - RunManager.estimate_bytes(config, plain)
+    assert extra == summarize(config).totals.params * 4 == 44_713_512  # float32, every weight trainable

@@ -34,7 +34,7 @@ from explorer.config import ModelConfig
 from explorer.errors import ConfigError
 from explorer.summary import summarize
 from explorer.training import pipeline
-from explorer.training.loop import default_threads, new_model
+from explorer.training.loop import default_threads, new_model, sgd_step
 from explorer.training.store import RunStore, StoreError
 
 TEST_IMAGES = 10_000
@@ -361,9 +361,7 @@ def _measure_step(config: ModelConfig, batch_size: int, device: str, threads: in
             model.to(memory_format=fmt)  # converting the weights is not part of the timed step
             _sync(dev)
             start = time.perf_counter()
-            optimizer.zero_grad(set_to_none=True)
-            loss_fn(model(inputs[fmt]), y).backward()
-            optimizer.step()
+            sgd_step(model, optimizer, loss_fn, inputs[fmt], y)
             _sync(dev)
             return time.perf_counter() - start
 

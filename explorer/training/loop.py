@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -55,7 +56,8 @@ def cuda_available() -> bool:
 
 
 def default_threads() -> int:
-    """Torch's CPU threads per run: the cores this process may use (set inside each worker thread)."""
+    """Torch's CPU threads per run: the cores this process may use (EXPLORER_THREADS, else the affinity mask);
+    a run's worker and a measurement set it before they start."""
     return int(os.environ.get("EXPLORER_THREADS", 0)) or len(os.sched_getaffinity(0))
 
 
@@ -97,3 +99,23 @@ def lr_factor(step: int, total: int, settings: TrainSettings) -> float:
     if not settings.cosine:
         return 1.0
     return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+
+
+def sgd_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable, X: torch.Tensor,
+             y: torch.Tensor, scaler: torch.amp.GradScaler | None = None,
+             amp_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One training step, as runs, estimates and benchmarks all take it: the forward pass (in mixed precision
+    where `amp_dtype` says), the loss, the backward pass (scaled where `scaler` is given) and the optimizer's
+    step. Returns the loss and the scores."""
+    with torch.autocast(X.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        y_hat = model(X)
+        loss = loss_fn(y_hat, y)
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+        optimizer.step()
+    else:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    return loss, y_hat

@@ -24,10 +24,6 @@ class DeviceData:
         self.test_x = _to(data.test_images.unsqueeze(1), device, pin)
         self.test_y = _to(data.test_labels, device, pin)
 
-    @property
-    def bytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (self.train_x, self.train_y, self.test_x, self.test_y))
-
 
 def _to(t: torch.Tensor, device: torch.device, pin: bool) -> torch.Tensor:
     return (t.pin_memory() if pin else t).to(device, non_blocking=pin)

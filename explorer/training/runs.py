@@ -424,7 +424,9 @@ class RunManager:
     def estimate_bytes(config: ModelConfig, settings: TrainSettings) -> int:
         """The run's peak: the network's training memory at its batch size, the data set and torch's runtime
         (within 25% of the measured peaks of the catalog's book and quick presets: bench memory)."""
-        return summarize(config, batch_size=settings.batch_size).totals.training_bytes + DATASET_BYTES + RUNTIME_BYTES
+        totals = summarize(config, batch_size=settings.batch_size).totals
+        momentum = totals.gradient_bytes if settings.momentum else 0  # SGD's momentum: a buffer per weight
+        return totals.training_bytes + momentum + DATASET_BYTES + RUNTIME_BYTES
 
     # -- supervisors ------------------------------------------------------------------------------------
     def _mark_stale(self) -> None:

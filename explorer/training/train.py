@@ -3,7 +3,8 @@
 The dataset lives on the training device as one uint8 tensor; a batch is a slice of a shuffled index,
 scaled to [0, 1] and resized on the device. The memory format (contiguous or channels_last) is the faster
 of the two in a measurement of this config before the first step (explorer.training.estimate.measure_step): it
-helps ResNet-18 and halves LeNet-BN on a CPU. On CUDA also mixed precision and cudnn autotuning.
+helps ResNet-18 and slows LeNet-BN down on a CPU (README: Performance). On CUDA also mixed precision and
+cudnn autotuning.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from torch import nn
 from explorer.config import ModelConfig
 from explorer.training.data import CLASS_NAMES, load_fashion_mnist
 from explorer.training.estimate import MachineLoad, StepTiming, measure_step
-from explorer.training.loop import default_threads, lr_factor, make_optimizer, new_model, predict
+from explorer.training.loop import default_threads, lr_factor, make_optimizer, new_model, predict, sgd_step
 from explorer.training.pipeline import DeviceData, augment, prepare
 from explorer.training.recipes import TrainSettings, check_trainable
 from explorer.training.store import RunStore
@@ -170,13 +171,7 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
             y = data.train_y[idx]
             for group in optimizer.param_groups:
                 group["lr"] = settings.lr * lr_factor(step, total, settings)
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                y_hat = model(X)
-                loss = loss_fn(y_hat, y)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+            loss, y_hat = sgd_step(model, optimizer, loss_fn, X, y, scaler, amp_dtype)
             with torch.no_grad():
                 loss_sum += loss.detach().float() * len(y)
                 correct += (y_hat.argmax(dim=1) == y).sum()
