@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from explorer.errors import ConfigError
+from explorer.errors import ConfigError, ExplorerError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -19,7 +19,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.func(args)
-    except ConfigError as err:
+    except ExplorerError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `python -m explorer summary ... | head`

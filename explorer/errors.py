@@ -1,8 +1,17 @@
-"""The one exception the engine raises for bad input, so callers can show it next to the knob at fault."""
+"""The engine's errors: anything a person can cause or fix, said in words a page shows beside what to change,
+and the CLI prints. Library code raises them; only pages and the CLI show them."""
 
 
-class ConfigError(ValueError):
-    """An impossible or malformed config.
+class ExplorerError(ValueError):
+    """What went wrong and what to do, in `message`."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(ExplorerError):
+    """An impossible or malformed config or setting.
 
     `knob` names the config field (or CLI/training setting) at fault so a UI can put the message
     beside that widget; the message says what broke and what would work. A rule between two knobs
@@ -11,7 +20,24 @@ class ConfigError(ValueError):
     """
 
     def __init__(self, knob: str, message: str, related: tuple[str, ...] = ()) -> None:
-        super().__init__(f"{knob}: {message}")
+        super().__init__(message)
+        self.args = (f"{knob}: {message}",)
         self.knob = knob
-        self.message = message
         self.related = related
+
+
+class QuotaError(ExplorerError):
+    """Over one of a server's limits: runs per visitor or address, the queue, a run's time, a measurement's
+    time or memory. `limit` names the setting (EXPLORER_...); the message says what to wait for or change."""
+
+    def __init__(self, limit: str, message: str) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+class OwnerError(ExplorerError):
+    """Only a run's owner, or an admin, may stop, delete or download it."""
+
+
+class MissingWeightsError(ExplorerError):
+    """A run has no saved weights: never saved, or the file went away."""

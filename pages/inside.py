@@ -3,7 +3,7 @@
 import streamlit as st
 
 from explorer import registry
-from explorer.errors import ConfigError
+from explorer.errors import ExplorerError
 from explorer.training.data import CLASS_NAMES
 from explorer.training.runs import server_manager
 from explorer.views.inside import (
@@ -90,7 +90,7 @@ st.markdown(f"**{plain(describe_subject(manager, subject), 400)}**")
 try:
     with st.spinner("Waiting for another view of a network to finish…" if busy() else "Looking inside…"):
         v = view(manager, subject, upload.getvalue() if upload is not None else int(image), INVERSIONS[inversion])
-except ConfigError as err:
+except ExplorerError as err:
     st.error(plain(err.message))
     st.stop()
 

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from explorer.errors import ConfigError
+from explorer.errors import ExplorerError
 from explorer.training.runs import server_manager
 from explorer.views.runviews import (
     accuracy,
@@ -103,7 +103,7 @@ if r.confusion:
 
 try:
     norms = batchnorm_parameters(r.model, r.config, manager.load_weights(r.id)) if r.weights_path else {}
-except ConfigError as err:  # the file was moved or damaged: the rest of the run is still shown, and can go
+except ExplorerError as err:  # the file was moved or damaged: the rest of the run is still shown, and can go
     st.warning(plain(f"{err.message}: what it learned cannot be shown."), icon="⚠️")
     norms = {}
 if norms:

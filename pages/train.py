@@ -7,7 +7,7 @@ from dataclasses import replace
 import streamlit as st
 
 from explorer import registry
-from explorer.errors import ConfigError
+from explorer.errors import ExplorerError
 from explorer.summary import summarize
 from explorer.training.estimate import human_duration
 from explorer.training.loop import cuda_available
@@ -99,7 +99,7 @@ try:
     limit_text = "" if limit is None else f" This server's limit is {human_duration(limit)}."
     info.caption(f"Estimated: {estimate.text}, {human(need, 'B')} of memory.{limit_text}")
     manager.check_time(estimate)
-except ConfigError as err:
+except ExplorerError as err:
     refusal = err
 except StillMeasuring as pending:
     measuring = pending
@@ -114,7 +114,7 @@ def measured() -> None:
         manager.estimate_time(chosen.config, settings, wait=0.0)
     except StillMeasuring:
         return
-    except ConfigError:
+    except ExplorerError:
         pass
     st.rerun()
 
@@ -123,7 +123,7 @@ if button.button("Start training", type="primary", disabled=refusal is not None 
                  key="t.start", width="stretch"):
     try:
         state["t.run"] = manager.start(name, chosen.config, settings, visitor=me, preset=kind, name=run_label)
-    except ConfigError as err:
+    except ExplorerError as err:
         refusal = err
 if refusal is not None:
     st.error(plain(refusal.message), icon=":material/block:")  # why Start is off: never a greyed-out mystery

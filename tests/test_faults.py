@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 
 from explorer import registry
-from explorer.errors import ConfigError
 from explorer.training.data import DataError, find_data_dir, load_fashion_mnist, read_idx
 from explorer.training.recipes import TrainSettings
 from explorer.training.runs import RunManager
-from explorer.training.store import RunStore
+from explorer.training.store import RunStore, StoreError
 from explorer.training.worker import save_weights
 from tests.browser import streamlit_server
 from tests.conftest import write_dataset
@@ -99,7 +98,7 @@ def test_a_full_disk_leaves_no_partial_weights(tmp_path):
                       capture_output=True).returncode != 0:
         pytest.skip("cannot mount a tmpfs here (needs root)")
     try:
-        with pytest.raises(ConfigError, match="the disk is full"):
+        with pytest.raises(StoreError, match="the disk is full"):
             save_weights({"w": torch.zeros(1_000_000)}, disk / "run.pt")
         assert list(disk.iterdir()) == []
     finally:
@@ -122,10 +121,10 @@ def test_a_full_disk_under_the_run_store_is_said_as_such(tmp_path, tiny_data):
                 filler.flush()
         rows = [{"step": i, "epoch": 0.0, "kind": "step", "train_loss": 1.0, "train_acc": 0.5, "test_acc": None,
                  "images_per_sec": 1.0, "elapsed": 1.0} for i in range(200)]
-        with pytest.raises(ConfigError, match="the disk is full: the run store .* cannot be written"):
+        with pytest.raises(StoreError, match="the disk is full: the run store .* cannot be written"):
             for _ in range(1000):  # rows of metrics until the disk is full (the log has room for a few writes)
                 manager.store.add_metrics("f" * 12, rows)
-        with pytest.raises(ConfigError, match="the disk is full: the run store .* cannot be written"):
+        with pytest.raises(StoreError, match="the disk is full: the run store .* cannot be written"):
             manager.start("lenet-bn", LENET_BN, QUICK)  # what the page and the CLI show
         (disk / "filler").unlink()  # space again: what was stored is all there, and runs start
         assert manager.store.get(first.id).status == "done"

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from explorer import registry
-from explorer.errors import ConfigError
+from explorer.errors import ConfigError, OwnerError, QuotaError
 from explorer.identity import Visitor
 from explorer.training.pipeline import prepare
 from explorer.training.recipes import TrainSettings, preset
@@ -297,10 +297,10 @@ def test_a_run_over_the_time_limit_is_refused_with_advice(tmp_path, tiny_data):
              r"would take at least [\d.]+ (min|h) even at this machine's peak speed"),
             ("lenet-bn", TrainSettings(lr=0.5, epochs=200, batch_size=8),  # quick enough a network: measured
              r"would take about [\d.]+ (s|min) \(measured on this machine(, which was busy: likely too long)?\)")):
-        with pytest.raises(ConfigError) as err:
+        with pytest.raises(QuotaError) as err:
             strict.start(name, registry.get(name).config, settings)
         message = err.value.message
-        assert err.value.knob == "estimate" and "over this server's limit of about 10 s" in message
+        assert err.value.limit == "EXPLORER_MAX_RUN_MINUTES" and "over this server's limit of about 10 s" in message
         assert "quick preset" in message and "GPU" in message
         assert re.search(took, message), message  # in words
     assert strict.store.list() == []
@@ -391,7 +391,7 @@ def test_a_visitor_acts_only_on_their_own_runs(manager):
     alice, bob, admin = Visitor("alice"), Visitor("bob"), Visitor("teacher", admin=True)
     run_id = manager.start("lenet-bn", LENET_BN, settings(epochs=200, batch_size=8), alice)
     for act in (manager.stop, manager.delete, manager.weights_file):
-        with pytest.raises(ConfigError, match="only the run's owner"):
+        with pytest.raises(OwnerError, match="only the run's owner"):
             act(run_id, bob)
     assert manager.view(run_id).status in ("queued", "running")  # bob's stop did nothing
     assert not manager.may_act(run_id, bob) and manager.may_act(run_id, alice) and manager.may_act(run_id, admin)
@@ -408,15 +408,15 @@ def test_quotas_per_visitor_and_for_the_queue(tmp_path, tiny_data):
     try:
         server.start("lenet-bn", LENET_BN, slow, students[0])
         server.start("lenet-bn", LENET_BN, slow, students[0])
-        with pytest.raises(ConfigError) as err:  # one student clicking Start again and again
+        with pytest.raises(QuotaError) as err:  # one student clicking Start again and again
             server.start("lenet-bn", LENET_BN, slow, students[0])
-        assert err.value.knob == "quota" and "EXPLORER_RUNS_PER_VISITOR" in err.value.message
+        assert err.value.limit == "EXPLORER_RUNS_PER_VISITOR" and "EXPLORER_RUNS_PER_VISITOR" in err.value.message
         assert re.search(r"wait: the first of them should end in about \d+ (s|min)", err.value.message)
         for s in students[1:]:
             try:
                 server.start("lenet-bn", LENET_BN, slow, s)
-            except ConfigError as refused:
-                assert refused.knob == "queue" and "EXPLORER_MAX_QUEUE" in refused.message
+            except QuotaError as refused:
+                assert refused.limit == "EXPLORER_MAX_QUEUE" and "EXPLORER_MAX_QUEUE" in refused.message
                 assert re.search(r"a place frees up when the next one starts, in about \d+ (s|min)", refused.message)
                 break
         else:
@@ -440,10 +440,10 @@ def test_cookie_less_identities_from_one_address_queue_at_most_ten_runs(tmp_path
                 try:
                     server.start("lenet-bn", LENET_BN, slow, Visitor(f"fresh-cookie-{i}", address="203.0.113.7"))
                     queued += 1
-                except ConfigError as err:
+                except QuotaError as err:
                     refused.append(err)
         assert queued == 10 and len(refused) == 20
-        assert all(e.knob == "quota" and "EXPLORER_RUNS_PER_ADDRESS" in e.message for e in refused)
+        assert all(e.limit == "EXPLORER_RUNS_PER_ADDRESS" and "EXPLORER_RUNS_PER_ADDRESS" in e.message for e in refused)
         assert server.start("lenet-bn", LENET_BN, slow, Visitor("a classmate", address="198.51.100.4"))  # accepted
     finally:
         for r in server.store.with_status("queued", "running"):
@@ -610,16 +610,16 @@ def test_a_measurement_over_the_memory_budget_or_too_slow_is_killed_and_says_why
 
     wide = registry.config_from("lenet", {"resolution": 160, "channels": (64, 256)})  # seconds of steps
     small = Measurements(None, max_bytes=100 * 2**20)  # torch alone takes more
-    with pytest.raises(ConfigError, match="took over 0.1 GiB of memory, this server's budget"):
+    with pytest.raises(QuotaError, match="took over 0.1 GiB of memory, this server's budget"):
         small.get(Request(wide, 64, "cpu", 1, False), wait=120)
     monkeypatch.setattr(measure, "MEASURE_SECONDS", 0.5)
     slow = Measurements(None, max_bytes=8 * 2**30)
     started = time.monotonic()
-    with pytest.raises(ConfigError, match="took over 0.5 s here: this network is too slow"):
+    with pytest.raises(QuotaError, match="took over 0.5 s here: this network is too slow"):
         slow.get(Request(wide, 64, "cpu", 1, False), wait=120)
     assert time.monotonic() - started < 10
     assert not [p for p in multiprocessing.active_children() if p.name == "explorer-measure"]  # killed
-    with pytest.raises(ConfigError, match="too slow"):
+    with pytest.raises(QuotaError, match="too slow"):
         slow.get(Request(wide, 64, "cpu", 1, False), wait=0)  # the answer stands for a while
     assert slow._current is None and not slow._asked
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from explorer.config import ModelConfig
-from explorer.errors import ConfigError
+from explorer.errors import QuotaError
 from explorer.training import processes
 from explorer.training.estimate import Measured, Readings, measure
 from explorer.training.store import RunStore
@@ -66,12 +66,12 @@ class Measurements:
         self._asked: dict[Request, float] = {}      # waiting or being measured -> when last asked, first come first
         self._current: tuple[Request, float] | None = None  # being measured, since
         self._done = Readings()
-        self._failed: dict[Request, tuple[float, str]] = {}
+        self._failed: dict[Request, tuple[float, QuotaError]] = {}
         self._thread: threading.Thread | None = None
 
     def get(self, request: Request, wait: float | None = None) -> Measured:
         """The measurement of `request`, waiting at most `wait` seconds for it (None: until it is taken).
-        Raises StillMeasuring when it is not there yet, ConfigError when it failed."""
+        Raises StillMeasuring when it is not there yet, QuotaError when it failed."""
         deadline = None if wait is None else time.monotonic() + wait
         with self._cv:
             while True:
@@ -79,7 +79,7 @@ class Measurements:
                     return kept
                 failed = self._failed.get(request)
                 if failed is not None and time.monotonic() - failed[0] < FAILED_SECONDS:
-                    raise ConfigError("estimate", failed[1])
+                    raise QuotaError(failed[1].limit, failed[1].message)  # a new one: no traceback piles up
                 self._asked[request] = time.monotonic()
                 self._start_thread()
                 self._cv.notify_all()
@@ -109,7 +109,7 @@ class Measurements:
             try:
                 outcome = self._measure(request)
             except Exception as err:  # this thread serves every later estimate: it must outlive any one
-                outcome = f"the measurement could not start: {type(err).__name__}: {err}"
+                outcome = QuotaError("measurement", f"the measurement could not start: {type(err).__name__}: {err}")
             with self._cv:
                 self._current = None
                 self._asked.pop(request, None)
@@ -121,7 +121,7 @@ class Measurements:
                     self._failed[request] = (now, outcome)
                 self._cv.notify_all()
 
-    def _measure(self, request: Request) -> Measured | str | None:
+    def _measure(self, request: Request) -> Measured | QuotaError | None:
         """Take one measurement in a process of its own: the measurement, why it failed, or None if it was
         abandoned."""
         receive, send = processes.context().Pipe(duplex=False)
@@ -133,20 +133,26 @@ class Measurements:
         try:
             while True:
                 if receive.poll(POLL_SECONDS):
-                    return receive.recv()
+                    answer = receive.recv()
+                    return answer if isinstance(answer, Measured) else QuotaError("measurement", answer)
                 if not process.is_alive() and not receive.poll():
-                    return f"the measurement's process ended unexpectedly (exit code {process.exitcode})"
+                    return QuotaError("measurement", "the measurement's process ended unexpectedly (exit code "
+                                                     f"{process.exitcode})")
                 if time.monotonic() - started > MEASURE_SECONDS:
-                    return (f"timing a few training steps took over {MEASURE_SECONDS:g} s here: this network is "
-                            "too slow to train on this server; choose a smaller resolution or fewer channels")
+                    return QuotaError("measurement", f"timing a few training steps took over {MEASURE_SECONDS:g} s "
+                                                     "here: this network is too slow to train on this server; choose "
+                                                     "a smaller resolution or fewer channels")
                 if processes.resident_bytes(process.pid) > self.max_bytes:
-                    return (f"timing a few training steps took over {self.max_bytes / 2**30:.1f} GiB of memory, "
-                            "this server's budget (EXPLORER_MEMORY_BUDGET_GB); lower batch_size or resolution")
+                    return QuotaError("EXPLORER_MEMORY_BUDGET_GB",
+                                      f"timing a few training steps took over {self.max_bytes / 2**30:.1f} GiB of "
+                                      "memory, this server's budget (EXPLORER_MEMORY_BUDGET_GB); lower batch_size or "
+                                      "resolution")
                 with self._cv:
                     if time.monotonic() - self._asked.get(request, 0.0) > ABANDON_SECONDS:
                         return None  # abandoned: nobody asks for it any more
         except EOFError:
-            return f"the measurement's process ended unexpectedly (exit code {process.exitcode})"
+            return QuotaError("measurement", f"the measurement's process ended unexpectedly (exit code "
+                                             f"{process.exitcode})")
         finally:
             with contextlib.suppress(OSError):
                 process.kill()

@@ -21,9 +21,8 @@ from ray.exceptions import GetTimeoutError, RayActorError
 
 import explorer
 from explorer import registry
-from explorer.errors import ConfigError
 from explorer.training.recipes import TrainSettings
-from explorer.training.store import RunStore
+from explorer.training.store import RunStore, StoreError
 from explorer.training.train import Progress, TrainResult, train
 from explorer.training.worker import STOP_GRACE_SECONDS, Job, Reporter, failure_message, record_result
 
@@ -118,7 +117,7 @@ class RayCluster:
         except (RayActorError, GetTimeoutError, TimeoutError) as err:
             reporter.flush()
             store.set_status(job.run_id, "failed", error=f"its Ray worker ended: {_short(err)}")
-        except ConfigError as err:  # the weights could not be saved
+        except StoreError as err:  # the weights could not be saved
             store.set_status(job.run_id, "failed", error=err.message)
         finally:
             ray.kill(actor)

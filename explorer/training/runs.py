@@ -30,7 +30,7 @@ import torch
 
 from explorer import registry
 from explorer.config import ModelConfig, printable
-from explorer.errors import ConfigError
+from explorer.errors import ConfigError, MissingWeightsError, OwnerError, QuotaError
 from explorer.identity import OWNER, Visitor
 from explorer.summary import summarize
 from explorer.training import processes
@@ -198,14 +198,14 @@ class RunManager:
             active = self.store.with_status("queued", "running")
             mine = [r for r in active if r.owner == visitor.id]
             if len(mine) >= self.quotas.runs_per_visitor:
-                raise ConfigError("quota", f"you already have {len(mine)} runs queued or running, this server's "
-                                           f"limit per visitor (EXPLORER_RUNS_PER_VISITOR); stop one, or wait: "
-                                           f"{self._when_one_ends(mine)}")
+                raise QuotaError("EXPLORER_RUNS_PER_VISITOR",
+                                 f"you already have {len(mine)} runs queued or running, this server's limit per "
+                                 f"visitor (EXPLORER_RUNS_PER_VISITOR); stop one, or wait: {self._when_one_ends(mine)}")
             near = [r for r in active if visitor.address is not None and r.address == visitor.address]
             if len(near) >= self.quotas.runs_per_address:
-                raise ConfigError("quota", f"{len(near)} runs from your network address are queued or running, "
-                                           "this server's limit per address (EXPLORER_RUNS_PER_ADDRESS); wait: "
-                                           f"{self._when_one_ends(near)}")
+                raise QuotaError("EXPLORER_RUNS_PER_ADDRESS",
+                                 f"{len(near)} runs from your network address are queued or running, this server's "
+                                 f"limit per address (EXPLORER_RUNS_PER_ADDRESS); wait: {self._when_one_ends(near)}")
         check_trainable(config, settings)
         find_data_dir(self.data_dir)
         need = self.check_memory(config, settings)
@@ -215,9 +215,9 @@ class RunManager:
         with self._cv:  # a reentrant lock: wait_seconds takes it too
             if len(self._queue) >= self.quotas.max_queue:
                 wait = human_duration(self.wait_seconds(self._ordered()[0]))
-                raise ConfigError("queue", f"{len(self._queue)} runs are already waiting, this server's limit "
-                                           f"(EXPLORER_MAX_QUEUE); a place frees up when the next one starts, in "
-                                           f"{wait}")
+                raise QuotaError("EXPLORER_MAX_QUEUE",
+                                 f"{len(self._queue)} runs are already waiting, this server's limit "
+                                 f"(EXPLORER_MAX_QUEUE); a place frees up when the next one starts, in {wait}")
             self.store.create(run_id, model, config.kwargs(), dataclasses.asdict(settings), visitor.id, need,
                               preset=preset, name=name or None, address=visitor.address,
                               estimate_seconds=estimate.seconds)
@@ -268,7 +268,7 @@ class RunManager:
 
     def _check_owner(self, run_id: str, visitor: Visitor, action: str) -> None:
         if not self.may_act(run_id, visitor):
-            raise ConfigError("run", f"only the run's owner can {action} it; you can watch it, and train the "
+            raise OwnerError(f"only the run's owner can {action} it; you can watch it, and train the "
                                      "same config yourself")
 
     def stop(self, run_id: str, visitor: Visitor = OWNER) -> bool:
@@ -377,7 +377,7 @@ class RunManager:
     def _weights_path(self, run_id: str) -> Path:
         record = self.store.get(run_id)
         if record is None or not record.weights_path or not self.weights_file_of(record).is_file():
-            raise ConfigError("run", f"run {run_id[:40]} has no saved weights")
+            raise MissingWeightsError(f"run {run_id[:40]} has no saved weights")
         return self.weights_file_of(record)
 
     def check_memory(self, config: ModelConfig, settings: TrainSettings) -> int:
@@ -415,7 +415,7 @@ class RunManager:
             self._over_time_limit(estimate.text)
 
     def _over_time_limit(self, how_long: str) -> None:
-        raise ConfigError("estimate", f"this run would take {how_long}, over this server's limit of "
+        raise QuotaError("EXPLORER_MAX_RUN_MINUTES", f"this run would take {how_long}, over this server's limit of "
                                       f"{human_duration(self.quotas.max_seconds)} (EXPLORER_MAX_RUN_MINUTES). "
                                       "Choose the quick preset, a smaller resolution or fewer epochs, or train on a "
                                       "GPU.")

@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from explorer.errors import ConfigError
+from explorer.errors import ExplorerError
 
 STATUSES = ("queued", "running", "done", "stopped", "failed", "interrupted")
 FINISHED = ("done", "stopped", "failed", "interrupted")
@@ -124,12 +124,9 @@ class RunRecord:
         return self.name or f"{self.model} {self.id}"
 
 
-class StoreError(ConfigError):
-    """The run store cannot be read or written (a full disk, a damaged file); the message says what to do.
-    The setting at fault is the data directory, so pages and the CLI report it like any bad setting."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__("EXPLORER_HOME", message)
+class StoreError(ExplorerError):
+    """The data directory (EXPLORER_HOME) cannot be read or written: a full disk, a damaged run store, weights
+    that cannot be saved. The message says what to do."""
 
 
 FULL_BYTES = 1 << 20  # a disk with less free space than this is full (SQLite may call it an I/O error)

@@ -22,7 +22,7 @@ import torch
 
 from explorer import registry
 from explorer.config import ModelConfig
-from explorer.errors import ConfigError
+from explorer.errors import ExplorerError
 from explorer.training import processes
 from explorer.training.estimate import (
     BUSY_SHARE,
@@ -113,7 +113,7 @@ def record_result(store: RunStore, job: Job, result: TrainResult, stop_reason: i
 
 
 def failure_message(err: BaseException) -> str:
-    return err.message if isinstance(err, ConfigError) else f"{type(err).__name__}: {err}"
+    return err.message if isinstance(err, ExplorerError) else f"{type(err).__name__}: {err}"
 
 
 def run_worker(job: Job, server_gone: multiprocessing.connection.Connection) -> None:
@@ -177,7 +177,7 @@ def save_weights(state_dict: dict[str, torch.Tensor], path: Path) -> Path:
         need = sum(t.numel() * t.element_size() for t in state_dict.values())
         reason = "the disk is full" if _free_bytes(path.parent) < need or getattr(err, "errno", 0) == errno.ENOSPC \
             else str(err)
-        raise ConfigError("weights", f"could not save the weights in {path.parent}: {reason}. The run's metrics "
+        raise StoreError(f"could not save the weights in {path.parent}: {reason}. The run's metrics "
                                      "are kept; free some space or set EXPLORER_HOME to another directory") from None
     return path
 
