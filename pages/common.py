@@ -116,6 +116,19 @@ def say_run_missing(run_id: str, what_now: str = "") -> None:
              + (f" {what_now}" if what_now else ""), icon=":material/link_off:")
 
 
+def forget_browser(me: Visitor) -> None:
+    """On a shared computer (a lab PC), a visitor known by this browser's cookie can drop it: whoever sits
+    here next is a new visitor, with none of these runs. The runs stay; their links open them read-only."""
+    if me.admin or _login() is not None:  # the machine's owner, an admin, or a login: no cookie to forget
+        return
+    if st.sidebar.button("Forget this browser", key="forget", help="On a shared computer: the next person "
+                         "here will not be you. Your runs stay on the server; keep their links to see them"):
+        st.html(f"<script>document.cookie = '{COOKIE}=; path=/; max-age=0; SameSite=Strict';</script>",
+                unsafe_allow_javascript=True)
+        del st.session_state["visitor"]  # this session, too, is a new visitor from its next rerun
+        st.sidebar.success("This browser no longer holds your identity: the next visit here is a new visitor.")
+
+
 def admin_notices(me: Visitor) -> None:
     """What only the machine's owner or an admin needs to hear: a damaged run store moved aside (its server
     paths included). Visitors are not told, neither on every page nor forever."""

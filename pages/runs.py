@@ -19,12 +19,21 @@ from explorer.views.runviews import (
     training_chart,
 )
 from explorer.views.ui import plain
-from pages.common import admin_notices, fit_height, page_setup, present_param, say_run_missing, visitor
+from pages.common import (
+    admin_notices,
+    fit_height,
+    forget_browser,
+    page_setup,
+    present_param,
+    say_run_missing,
+    visitor,
+)
 
 manager = server_manager()
 me = visitor()
 state = st.session_state
 admin_notices(me)
+forget_browser(me)
 page_setup()
 
 st.title("Runs")

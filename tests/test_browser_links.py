@@ -174,3 +174,32 @@ def test_presentation_mode_at_1280_with_the_sidebar_open_cuts_nothing(class_serv
                 assert steps.count() == 2, field.inner_text()  # its - and + are drawn
             if name == "explore":  # the last view's button, whole
                 assert page.get_by_test_id("stMain").get_by_text("Code", exact=True).is_visible()
+
+
+def test_a_second_visit_is_the_same_visitor_until_the_browser_is_forgotten(class_server):
+    """No cookie injected: the one the app sets on the first visit makes the next visit the same owner, and
+    "Forget this browser" (a lab PC) makes the next one a stranger to that run."""
+    from playwright.sync_api import expect
+
+    url, _ = class_server
+    with chromium_page() as page:
+        page.goto(f"{url}/train?model=lenet-bn")
+        wait_idle(page)
+        start = page.get_by_role("button", name="Start training")
+        expect(start).to_be_enabled(timeout=60_000)  # once its estimate is measured
+        start.click()
+        expect(page).to_have_url(re.compile(r"run=[0-9a-f]{12}$"))
+        run_id = page.url.rsplit("=", 1)[1]
+        second = page.context.new_page()  # a later visit: a new session, the same browser
+        second.goto(f"{url}/runs?run={run_id}")
+        wait_idle(second)
+        assert "A shared run" not in main_text(second)
+        expect(second.get_by_role("button", name="Delete this run")).to_be_enabled()
+        second.get_by_role("button", name="Forget this browser").click()
+        wait_idle(second)
+        expect(second.get_by_text("This browser no longer holds your identity")).to_be_visible()
+        third = page.context.new_page()
+        third.goto(f"{url}/runs?run={run_id}")
+        wait_idle(third)
+        assert "A shared run" in main_text(third)
+        assert third.get_by_role("button", name="Delete this run").count() == 0
