@@ -1,4 +1,5 @@
-"""The book's own networks, transcribed from d2l (PyTorch edition, chapters 6.6 and 7), as references.
+"""The book's own networks, transcribed from d2l (PyTorch edition, chapters 6.6 and 7, and RegNetX-32 from the
+English edition's 8.8), as references.
 
 Deliberately not shared with explorer/: the tests compare our configurable builders against this code.
 """
@@ -234,6 +235,73 @@ def densenet():
         nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.Linear(num_channels, 10))
 
 
+class ResNeXtBlock(nn.Module):
+    """The ResNeXt block (d2l-en 8.6.5), as the English edition writes it: lazy layers."""
+    def __init__(self, num_channels, groups, bot_mul, use_1x1conv=False,
+                 strides=1):
+        super().__init__()
+        bot_channels = int(round(num_channels * bot_mul))
+        self.conv1 = nn.LazyConv2d(bot_channels, kernel_size=1, stride=1)
+        self.conv2 = nn.LazyConv2d(bot_channels, kernel_size=3,
+                                   stride=strides, padding=1,
+                                   groups=bot_channels//groups)
+        self.conv3 = nn.LazyConv2d(num_channels, kernel_size=1, stride=1)
+        self.bn1 = nn.LazyBatchNorm2d()
+        self.bn2 = nn.LazyBatchNorm2d()
+        self.bn3 = nn.LazyBatchNorm2d()
+        if use_1x1conv:
+            self.conv4 = nn.LazyConv2d(num_channels, kernel_size=1,
+                                       stride=strides)
+            self.bn4 = nn.LazyBatchNorm2d()
+        else:
+            self.conv4 = None
+
+    def forward(self, X):
+        Y = F.relu(self.bn1(self.conv1(X)))
+        Y = F.relu(self.bn2(self.conv2(Y)))
+        Y = self.bn3(self.conv3(Y))
+        if self.conv4:
+            X = self.bn4(self.conv4(X))
+        return F.relu(Y + X)
+
+
+class AnyNet(nn.Module):
+    """AnyNet (d2l-en 8.8.1); the book's is a d2l.Classifier, whose network is this `net`."""
+    def __init__(self, arch, stem_channels, num_classes=10):
+        super().__init__()
+        self.net = nn.Sequential(self.stem(stem_channels))
+        for i, s in enumerate(arch):
+            self.net.add_module(f'stage{i+1}', self.stage(*s))
+        self.net.add_module('head', nn.Sequential(
+            nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(),
+            nn.LazyLinear(num_classes)))
+
+    def stem(self, num_channels):
+        return nn.Sequential(
+            nn.LazyConv2d(num_channels, kernel_size=3, stride=2, padding=1),
+            nn.LazyBatchNorm2d(), nn.ReLU())
+
+    def stage(self, depth, num_channels, groups, bot_mul):
+        blk = []
+        for i in range(depth):
+            if i == 0:
+                blk.append(ResNeXtBlock(num_channels, groups, bot_mul,
+                    use_1x1conv=True, strides=2))
+            else:
+                blk.append(ResNeXtBlock(num_channels, groups, bot_mul))
+        return nn.Sequential(*blk)
+
+
+def regnetx32():
+    """RegNetX32 (d2l-en 8.8.4), its layers given their shapes as the book's layer_summary((1, 1, 96, 96))."""
+    stem_channels, groups, bot_mul = 32, 16, 1
+    depths, channels = (4, 6), (32, 80)
+    net = AnyNet(((depths[0], channels[0], groups, bot_mul),
+                  (depths[1], channels[1], groups, bot_mul)), stem_channels).net
+    net(torch.zeros(1, 1, 96, 96))
+    return net
+
+
 BOOK = {
     "lenet": lenet,
     "lenet-bn-scratch": lenet_bn,  # same parameters as the scratch version: gamma/beta per channel
@@ -246,6 +314,7 @@ BOOK = {
     "resnet18": resnet,
     "resnet34": lambda: resnet((3, 4, 6, 3)),
     "densenet": densenet,
+    "regnetx32": regnetx32,
 }
 
 
@@ -263,4 +332,5 @@ TRAINING = {
     "resnet18": (0.05, 256, 10, 96),
     "resnet34": (0.05, 256, 10, 96),
     "densenet": (0.1, 256, 10, 96),
+    "regnetx32": (0.05, 128, 10, 96),  # the English edition's Trainer(max_epochs=10), FashionMNIST(128, (96, 96))
 }

@@ -1,0 +1,130 @@
+"""RegNetX (d2l-en 8.8, Designing Convolution Network Architectures): AnyNet's stem, stages of ResNeXt blocks
+and head, with the design space's rules (one group width and bottleneck ratio for every stage, widths and
+depths that grow) picking a 32-layer network."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from torch import nn
+from torch.nn import functional as F
+
+from explorer.config import ModelConfig, knob
+from explorer.errors import ConfigError
+from explorer.registry import BlockView, BookSettings, ModelEntry, Presets, Tap, register
+
+
+class ResNeXtBlock(nn.Module):
+    """A bottleneck residual block whose 3x3 convolution is grouped: `groups` channels a group (the group
+    width), `bot_mul` times `num_channels` inside; a 1x1 convolution matches shapes when they change."""
+
+    def __init__(self, input_channels, num_channels, groups, bot_mul, use_1x1conv=False, strides=1):
+        super().__init__()
+        bot_channels = int(round(num_channels * bot_mul))
+        self.conv1 = nn.Conv2d(input_channels, bot_channels, kernel_size=1, stride=1)
+        self.conv2 = nn.Conv2d(bot_channels, bot_channels, kernel_size=3, stride=strides, padding=1,
+                               groups=bot_channels // groups)
+        self.conv3 = nn.Conv2d(bot_channels, num_channels, kernel_size=1, stride=1)
+        self.bn1 = nn.BatchNorm2d(bot_channels)
+        self.bn2 = nn.BatchNorm2d(bot_channels)
+        self.bn3 = nn.BatchNorm2d(num_channels)
+        if use_1x1conv:
+            self.conv4 = nn.Conv2d(input_channels, num_channels, kernel_size=1, stride=strides)
+            self.bn4 = nn.BatchNorm2d(num_channels)
+        else:
+            self.conv4 = None
+
+    def forward(self, X):
+        Y = F.relu(self.bn1(self.conv1(X)))
+        Y = F.relu(self.bn2(self.conv2(Y)))
+        Y = self.bn3(self.conv3(Y))
+        if self.conv4:
+            X = self.bn4(self.conv4(X))
+        return F.relu(Y + X)
+
+
+def anynet_stem(in_channels, num_channels):
+    """AnyNet's stem: a 3x3 stride-2 convolution, batch norm and ReLU."""
+    return nn.Sequential(nn.Conv2d(in_channels, num_channels, kernel_size=3, stride=2, padding=1),
+                         nn.BatchNorm2d(num_channels), nn.ReLU())
+
+
+def stage(input_channels, depth, num_channels, groups, bot_mul):
+    """`depth` ResNeXt blocks; the first halves height and width."""
+    blk = []
+    for i in range(depth):
+        if i == 0:
+            blk.append(ResNeXtBlock(input_channels, num_channels, groups, bot_mul, use_1x1conv=True, strides=2))
+        else:
+            blk.append(ResNeXtBlock(num_channels, num_channels, groups, bot_mul))
+    return nn.Sequential(*blk)
+
+
+def anynet(depths, channels, groups, bot_mul, stem_channels, resolution, in_channels, num_classes):
+    """Stem, one stage per entry of `depths` with the matching `channels`, global pooling and a dense layer."""
+    net = nn.Sequential(anynet_stem(in_channels, stem_channels))
+    input_channels = stem_channels
+    for i, (depth, num_channels) in enumerate(zip(depths, channels, strict=True)):
+        net.add_module(f"stage{i + 1}", stage(input_channels, depth, num_channels, groups, bot_mul))
+        input_channels = num_channels
+    net.add_module("head", nn.Sequential(nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(),
+                                         nn.Linear(input_channels, num_classes)))
+    return net
+
+
+@dataclass(frozen=True)
+class RegNetConfig(ModelConfig):
+    depths: tuple[int, ...] = knob((4, 6), lo=1, hi=64, help="ResNeXt blocks in each stage (d_i)")
+    channels: tuple[int, ...] = knob((32, 80), lo=1, hi=4096, help="output channels of each stage (c_i)")
+    groups: int = knob(16, lo=1, hi=4096, help="group width: channels in each group of the 3x3 convolutions (g)")
+    bot_mul: float = knob(1.0, lo=0.05, hi=4.0, help="bottleneck ratio: channels inside a block over its output "
+                                                     "(1/k; the book's RegNetX: 1, no bottleneck)")
+    stem_channels: int = knob(32, lo=1, hi=1024, help="output channels of the stem (c_0)")
+    resolution: int = knob(96, lo=8, hi=1024, help="input height and width in pixels")
+
+    depth_knob: ClassVar[str | None] = "depths"
+
+    def layer_count(self) -> int:
+        return 3 + 6 * sum(self.depths) + 2 * len(self.depths) + 3  # stem, blocks, 1x1 shortcuts, head
+
+    def check(self) -> None:
+        if len(self.depths) != len(self.channels):
+            raise ConfigError("depths", f"depths has {len(self.depths)} stages but channels has "
+                                        f"{len(self.channels)}: give one channel count per stage",
+                              related=("channels",))
+        if len(self.depths) > 12:
+            raise ConfigError("depths", "at most 12 stages: each halves height and width")
+        for c in self.channels:
+            inside = int(round(c * self.bot_mul))
+            if inside < self.groups or inside % (inside // self.groups):
+                raise ConfigError("groups", f"a stage of {c} channels has {inside} inside its blocks, which "
+                                            f"groups of {self.groups} channels do not divide evenly; choose a "
+                                            "group width that divides every stage's channels",
+                                  related=("channels", "bot_mul"))
+
+
+def _lines(leaves, chain) -> tuple[str, ...]:
+    main = [leaf for leaf in leaves if not leaf.path.endswith(("conv4", "bn4"))]
+    return (*chain(main), f"+ {_skip(leaves)} · ReLU")
+
+
+def _skip(leaves) -> str:
+    return "1x1 conv" if any(leaf.path.endswith("conv4") for leaf in leaves) else "identity"
+
+
+def _taps(block: ResNeXtBlock) -> list[Tap]:
+    shortcut = (Tap("identity path: the block's input, added unchanged", block, "input") if block.conv4 is None
+                else Tap("shortcut: a 1x1 convolution and batch norm match the input's shape", block.bn4))
+    return [shortcut, Tap("residual branch F(x): 1x1, grouped 3x3, 1x1, before the sum", block.bn3),
+            Tap("output: ReLU(F(x) + x)", block, after_relu=True)]
+
+
+RESNEXT = BlockView(ResNeXtBlock, _lines, _taps, skip=_skip)
+
+register(ModelEntry(
+    "regnetx32", "RegNet", "RegNetX-32 (English edition): two stages of ResNeXt blocks with grouped convolutions",
+    "8.8", RegNetConfig(), anynet, BookSettings(lr=0.05, batch_size=128),
+    presets=Presets(network={"resolution": 32}, quick={"epochs": 1, "batch_size": 64, "lr": 0.1},
+                    fast={"epochs": 6, "batch_size": 64, "lr": 0.1}),
+    blocks=(RESNEXT,)))
