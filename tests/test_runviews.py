@@ -98,7 +98,8 @@ def test_time_estimate_takes_the_median_of_real_runs_that_say_something(tmp_path
 
     stored_run(store, config, rate=50.0, seconds=6, status="stopped")  # stopped within seconds: its start-up
     stored_run(store, config, rate=60.0, seconds=300, others_cpu=0.6)  # shared the machine with a busy one
-    assert estimate().source == "measured on this machine"  # neither says anything of the rate
+    assert estimate().source.startswith("measured on this machine")  # neither says anything of the rate
+    # (", which was busy" follows where other work shared the machine: the suite's own runs, say)
     stored_run(store, config, rate=5000.0, seconds=60)
     first = estimate()
     assert first.source == "measured by an earlier run of this config" and first.images_per_sec == 5000.0
@@ -106,8 +107,8 @@ def test_time_estimate_takes_the_median_of_real_runs_that_say_something(tmp_path
     stored_run(store, config, rate=5400.0, seconds=90)
     median = estimate()
     assert median.source == "measured by 3 earlier runs of this config" and median.images_per_sec == 5000.0
-    assert estimate(batch_size=64).source == "measured on this machine"  # another batch size is measured
-    assert estimate(augment=True).source == "measured on this machine"  # those runs did not pay for augmentation
+    assert estimate(batch_size=64).source.startswith("measured on this machine")  # another batch size: measured
+    assert estimate(augment=True).source.startswith("measured on this machine")  # they did not pay for augmenting
 
 
 def test_a_reopened_run_brings_its_own_network_and_settings(finished):
