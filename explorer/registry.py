@@ -82,6 +82,29 @@ class BlockView:
     taps: Callable[[nn.Module], list[Tap]]
     skip: Callable[[Sequence[Leaf]], str] | None = None
 
+    @classmethod
+    def residual(cls, block: type[nn.Module], projection: tuple[str, ...], branch: str, branch_label: str,
+                 projection_label: str) -> BlockView:
+        """A block that adds its input to its branch: unchanged, or through `projection` (its attribute names,
+        None where the shapes agree; the last is tapped) where the shape changes. `branch` names the module
+        whose output is the branch before the sum."""
+
+        def skip(leaves: Sequence[Leaf]) -> str:
+            return "1x1 conv" if any(leaf.path.endswith(projection[0]) for leaf in leaves) else "identity"
+
+        def lines(leaves: Sequence[Leaf], chain: Callable[[Sequence[Leaf]], list[str]]) -> tuple[str, ...]:
+            main = [leaf for leaf in leaves if not leaf.path.endswith(projection)]
+            return (*chain(main), f"+ {skip(leaves)} · ReLU")
+
+        def taps(module: nn.Module) -> list[Tap]:
+            shortcut = (Tap("identity path: the block's input, added unchanged", module, "input")
+                        if getattr(module, projection[0]) is None
+                        else Tap(f"shortcut: {projection_label}", getattr(module, projection[-1])))
+            return [shortcut, Tap(branch_label, getattr(module, branch)),
+                    Tap("output: ReLU(F(x) + x)", module, after_relu=True)]
+
+        return cls(block, lines, taps, skip)
+
 
 @dataclass(frozen=True)
 class NormView:

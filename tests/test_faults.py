@@ -9,6 +9,8 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,19 @@ from tests.conftest import write_dataset
 LENET_BN = registry.get("lenet-bn").config
 QUICK = TrainSettings(lr=0.5, epochs=1, batch_size=64)
 SLOW = TrainSettings(lr=0.5, epochs=200, batch_size=8)
+
+
+@contextmanager
+def small_disk(path: Path, size: str) -> Iterator[Path]:
+    """A real filesystem of `size` at `path` (a tmpfs), to fill up; skips where mounting needs root."""
+    path.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 def wait_until(predicate, timeout: float = 60):
@@ -92,26 +107,14 @@ def test_weights_that_cannot_be_written_fail_the_run_with_the_reason(tmp_path, t
 def test_a_full_disk_leaves_no_partial_weights(tmp_path):
     import torch
 
-    disk = tmp_path / "tiny"
-    disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    try:
+    with small_disk(tmp_path / "tiny", "256k") as disk:
         with pytest.raises(StoreError, match="the disk is full"):
             save_weights({"w": torch.zeros(1_000_000)}, disk / "run.pt")
         assert list(disk.iterdir()) == []
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
 def test_a_full_disk_under_the_run_store_is_said_as_such(tmp_path, tiny_data):
-    disk = tmp_path / "tiny"
-    disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    try:
+    with small_disk(tmp_path / "tiny", "4m") as disk:
         manager = RunManager(disk / "home", threads=1, data_dir=tiny_data)
         first = manager.wait(manager.start("lenet-bn", LENET_BN, QUICK), timeout=120)
         assert first.status == "done"
@@ -130,8 +133,6 @@ def test_a_full_disk_under_the_run_store_is_said_as_such(tmp_path, tiny_data):
         assert manager.store.get(first.id).status == "done"
         assert manager.wait(manager.start("lenet-bn", LENET_BN, QUICK), timeout=120).status == "done"
         manager.shutdown()
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
 def test_a_second_process_on_the_same_directory_trains_nothing_twice_and_can_stop(tmp_path, tiny_data):

@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 from explorer.config import ModelConfig, knob
 from explorer.errors import ConfigError
-from explorer.registry import BlockView, BookSettings, ModelEntry, Presets, Tap, register
+from explorer.registry import BlockView, BookSettings, ModelEntry, Presets, register
 
 
 class ResNeXtBlock(nn.Module):
@@ -104,23 +104,9 @@ class RegNetConfig(ModelConfig):
                                   related=("channels", "bot_mul"))
 
 
-def _lines(leaves, chain) -> tuple[str, ...]:
-    main = [leaf for leaf in leaves if not leaf.path.endswith(("conv4", "bn4"))]
-    return (*chain(main), f"+ {_skip(leaves)} · ReLU")
-
-
-def _skip(leaves) -> str:
-    return "1x1 conv" if any(leaf.path.endswith("conv4") for leaf in leaves) else "identity"
-
-
-def _taps(block: ResNeXtBlock) -> list[Tap]:
-    shortcut = (Tap("identity path: the block's input, added unchanged", block, "input") if block.conv4 is None
-                else Tap("shortcut: a 1x1 convolution and batch norm match the input's shape", block.bn4))
-    return [shortcut, Tap("residual branch F(x): 1x1, grouped 3x3, 1x1, before the sum", block.bn3),
-            Tap("output: ReLU(F(x) + x)", block, after_relu=True)]
-
-
-RESNEXT = BlockView(ResNeXtBlock, _lines, _taps, skip=_skip)
+RESNEXT = BlockView.residual(ResNeXtBlock, ("conv4", "bn4"), "bn3",
+                             "residual branch F(x): 1x1, grouped 3x3, 1x1, before the sum",
+                             "a 1x1 convolution and batch norm match the input's shape")
 
 register(ModelEntry(
     "regnetx32", "RegNet", "RegNetX-32 (English edition): two stages of ResNeXt blocks with grouped convolutions",

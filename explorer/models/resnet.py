@@ -10,7 +10,7 @@ from torch.nn import functional as F
 
 from explorer.config import ModelConfig, knob
 from explorer.errors import ConfigError
-from explorer.registry import BlockView, BookSettings, ModelEntry, Presets, Tap, register
+from explorer.registry import BlockView, BookSettings, ModelEntry, Presets, register
 
 MAX_STAGES = 12
 
@@ -85,23 +85,8 @@ class ResNetConfig(ModelConfig):
                                         "same number of entries in both", related=("channels",))
 
 
-def _lines(leaves, chain) -> tuple[str, ...]:
-    main = [leaf for leaf in leaves if not leaf.path.endswith("conv3")]
-    return (*chain(main), f"+ {_skip(leaves)} · ReLU")
-
-
-def _skip(leaves) -> str:
-    return "1x1 conv" if any(leaf.path.endswith("conv3") for leaf in leaves) else "identity"
-
-
-def _taps(block: Residual) -> list[Tap]:
-    shortcut = (Tap("identity path: the block's input, added unchanged", block, "input") if block.conv3 is None
-                else Tap("shortcut: a 1x1 convolution matches the input's shape", block.conv3))
-    return [shortcut, Tap("residual branch F(x), before the sum", block.bn2),
-            Tap("output: ReLU(F(x) + x)", block, after_relu=True)]
-
-
-RESIDUAL = BlockView(Residual, _lines, _taps, skip=_skip)
+RESIDUAL = BlockView.residual(Residual, ("conv3",), "bn2", "residual branch F(x), before the sum",
+                              "a 1x1 convolution matches the input's shape")
 SMALL = {"resolution": 28, "channels": (16, 32, 64, 128)}
 register(ModelEntry("resnet18", "ResNet", "ResNet-18: four stages of two residual blocks", "7.6",
                     ResNetConfig(), resnet, BookSettings(lr=0.05, batch_size=256),
