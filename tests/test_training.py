@@ -242,7 +242,7 @@ def manager(tmp_path, tiny_data):
 def test_run_manager_runs_in_the_background_and_stores_everything(manager):
     t = time.perf_counter()
     run_id = manager.start("lenet-bn", LENET_BN, settings(epochs=2), Visitor("alice"))
-    assert time.perf_counter() - t < 2  # returns at once
+    assert time.perf_counter() - t < 5  # returns once queued (a few steps measured), long before the run ends
     view = manager.wait(run_id, timeout=120)
     assert view.status == "done"
     r = view.record

@@ -9,7 +9,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable
-from multiprocessing import resource_tracker, spawn
+from multiprocessing import forkserver, resource_tracker, spawn
 from pathlib import Path
 
 NICENESS = 10  # training work yields the CPU to the server's pages: a knob change is not queued behind it
@@ -47,6 +47,19 @@ def start(target: Callable[..., None], args: tuple, name: str) -> multiprocessin
             spawn.get_preparation_data = _preparation
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     return process
+
+
+def warm() -> None:
+    """Start the forkserver now (it imports torch: seconds on a small machine), as start() would, so that the
+    first run or measurement does not wait for it."""
+    resource_tracker.ensure_running()
+    with _starting:
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            context()
+            forkserver.ensure_running()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 _starting = threading.Lock()

@@ -482,6 +482,8 @@ def server_manager() -> RunManager:
         manager = _SERVERS.get(key)
         if manager is None or manager.closed:
             manager = _SERVERS[key] = RunManager(quotas=Quotas.from_env())
+            # the first visitor's estimate should not wait seconds for the forkserver to import torch
+            threading.Thread(target=processes.warm, name="explorer-warm-forkserver", daemon=True).start()
     return manager
 
 
