@@ -8,7 +8,7 @@ from explorer import registry
 from explorer.errors import ConfigError
 from explorer.summary import summarize
 from explorer.training.loop import new_model
-from explorer.views.diagram import diagram_units
+from explorer.views.diagram import diagram_figure, diagram_units
 from explorer.views.inside import look_inside
 
 
@@ -28,9 +28,12 @@ def test_a_group_width_that_does_not_divide_a_stage_is_refused_under_its_knob():
 def test_the_diagram_and_inside_show_resnext_blocks_with_their_skips():
     config = registry.get("regnetx32").config
     s = summarize(config)
-    blocks = [u for u in diagram_units(s.layers, s.totals.input_shape) if u.title == "ResNeXtBlock"]
+    units = diagram_units(s.layers, s.totals.input_shape)
+    blocks = [u for u in units if u.title == "ResNeXtBlock"]
     assert [(u.kind, u.skip, u.repeat) for u in blocks] == [("skip", "1x1 conv", 1), ("skip", "identity", 3),
                                                              ("skip", "1x1 conv", 1), ("skip", "identity", 5)]
+    labels = [a.text for a in diagram_figure(units).layout.annotations if a.text and "stage" in a.text]
+    assert sum(">stage1<" in t for t in labels) == 2 and not any("stage stage" in t for t in labels)  # book's names
     inside = look_inside(new_model(config), config, torch.zeros(28, 28, dtype=torch.uint8))
     assert len(inside.blocks) == 10
     first = inside.blocks[0]

@@ -181,7 +181,8 @@ def diagram_figure(units: list[Unit], title: str = "", scale: float = 1.0) -> go
         fits = len(unit.title) <= 20 / scale  # about 20 characters fit a box at 12 px
         label = unit.title if fits else unit.title.replace(" · ", "<br>· ")
         title_text = f"<b>{label}</b>" + (f" <b>×{unit.repeat}</b>" if unit.repeat > 1 else "")
-        stage = f"<span style='color:#777777'>stage {unit.stage}</span><br>" if unit.stage else ""
+        named = unit.stage if unit.stage.startswith("stage") else f"stage {unit.stage}"  # RegNet names its own
+        stage = f"<span style='color:#777777'>{named}</span><br>" if unit.stage else ""
         body = "".join(f"<br><span style='font-size:{round(11 * scale)}px'>{line}</span>"
                        for line in unit.lines for line in _fold(line, round(22 / scale)))
         fig.add_annotation(x=x, y=y, text=f"{stage}{title_text}{body}<br><i>{unit.shape}</i>", showarrow=False,
