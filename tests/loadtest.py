@@ -261,7 +261,7 @@ def _rss_mb(pid: int) -> float:
 
 
 async def run(url: str, server_pid: int, home: Path, sessions: int = 30, seconds: float = 60.0,
-              attacks: bool = False) -> dict:
+              attacks: bool = False, inside_attackers: int = 3) -> dict:
     """The class (and with `attacks`, the attackers beside it) on a class server behind a proxy: each
     student at an address of their own."""
     figures = Figures()
@@ -293,7 +293,7 @@ async def run(url: str, server_pid: int, home: Path, sessions: int = 30, seconds
         until = time.monotonic() + seconds
         hostile = [hostile_train_urls(url, until, figures), cookie_flood(url, figures),
                    *(flood_configs(url, i, until, figures) for i in range(2)),
-                   *(inside_vgg(url, i, until, figures) for i in range(3))] if attacks else []
+                   *(inside_vgg(url, i, until, figures) for i in range(inside_attackers))] if attacks else []
         await asyncio.gather(
             *(change_knobs(url, f"{'c' * 24}{i:08x}", f"10.0.2.{i}", until, figures) for i in range(changers)),
             *(watch(s, until, figures) for s in owners + others),
@@ -324,7 +324,8 @@ async def run(url: str, server_pid: int, home: Path, sessions: int = 30, seconds
             "train_url_pages": len(figures.train_urls), "train_url_max_s": max(figures.train_urls),
             "train_url_measuring_said": figures.measuring_said,
             "flood_configs": len(figures.flood_configs), "flood_config_p95_s": p95(figures.flood_configs),
-            "inside_vgg_views": len(figures.inside_views), "inside_vgg_p95_s": p95(figures.inside_views),
+            "inside_vgg_views": len(figures.inside_views),
+            "inside_vgg_p95_s": p95(figures.inside_views) if figures.inside_views else None,
             "flood_runs_accepted": figures.flood_accepted, "other_address_accepted": figures.other_address_accepted,
         }
     return figures_out
