@@ -132,11 +132,17 @@ class StoreError(ExplorerError):
 FULL_BYTES = 1 << 20  # a disk with less free space than this is full (SQLite may call it an I/O error)
 
 
-def _disk_full(directory: Path) -> bool:
+def free_bytes(directory: Path) -> int | None:
+    """Free space on the disk that holds `directory`, or None where it cannot be read."""
     try:
-        return shutil.disk_usage(directory).free < FULL_BYTES
+        return shutil.disk_usage(directory).free
     except OSError:
-        return False
+        return None
+
+
+def _nearly_full(directory: Path) -> bool:
+    free = free_bytes(directory)
+    return free is not None and free < FULL_BYTES  # unknown is not full: the error's own words are kept
 
 
 class RunStore:
@@ -184,7 +190,7 @@ class RunStore:
             with self._connect() as db:
                 yield db
         except sqlite3.DatabaseError as err:
-            if getattr(err, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or _disk_full(self.path.parent):
+            if getattr(err, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or _nearly_full(self.path.parent):
                 raise StoreError(f"the disk is full: the run store {self.path} cannot be written; free some space "
                                  "or set EXPLORER_HOME to another directory") from None
             raise StoreError(f"the run store {self.path} cannot be used ({err}); check the disk's free space "

@@ -10,7 +10,6 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
-import shutil
 import signal
 import socket
 import threading
@@ -30,7 +29,7 @@ from explorer.training.estimate import (
     check_against_run,
 )
 from explorer.training.recipes import TrainSettings
-from explorer.training.store import RunRecord, RunStore, StoreError
+from explorer.training.store import RunRecord, RunStore, StoreError, free_bytes
 from explorer.training.train import Progress, TrainResult, train
 
 log = logging.getLogger(__name__)
@@ -175,15 +174,10 @@ def save_weights(state_dict: dict[str, torch.Tensor], path: Path) -> Path:
         with contextlib.suppress(OSError):
             partial.unlink(missing_ok=True)
         need = sum(t.numel() * t.element_size() for t in state_dict.values())
-        reason = "the disk is full" if _free_bytes(path.parent) < need or getattr(err, "errno", 0) == errno.ENOSPC \
-            else str(err)
+        free = free_bytes(path.parent)
+        full = free is None or free < need or getattr(err, "errno", 0) == errno.ENOSPC
+        reason = "the disk is full" if full else str(err)
         raise StoreError(f"could not save the weights in {path.parent}: {reason}. The run's metrics "
                                      "are kept; free some space or set EXPLORER_HOME to another directory") from None
     return path
 
-
-def _free_bytes(directory: Path) -> int:
-    try:
-        return shutil.disk_usage(directory).free
-    except OSError:
-        return 0
