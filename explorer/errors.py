@@ -9,6 +9,16 @@ class ExplorerError(ValueError):
         super().__init__(message)
         self.message = message
 
+    def __reduce__(self):  # sent whole from a worker process: Exception's own pickling re-calls __init__(*args)
+        return _restore, (type(self), self.args, self.__dict__)
+
+
+def _restore(cls: type[ExplorerError], args: tuple, state: dict) -> ExplorerError:
+    err = cls.__new__(cls)
+    err.args = args
+    err.__dict__.update(state)
+    return err
+
 
 class ConfigError(ExplorerError):
     """An impossible or malformed config or setting.

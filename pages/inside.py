@@ -88,7 +88,8 @@ if linked is not None and not linked.weights_path:
     st.stop()
 st.markdown(f"**{plain(describe_subject(manager, subject), 400)}**")
 try:
-    with st.spinner("Waiting for another view of a network to finish…" if busy() else "Looking inside…"):
+    with st.spinner("Waiting for other views of a network to finish…" if busy() else "Looking inside…",
+                    show_time=True):
         v = view(manager, subject, upload.getvalue() if upload is not None else int(image), INVERSIONS[inversion])
 except ExplorerError as err:
     st.error(plain(err.message))

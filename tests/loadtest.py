@@ -42,7 +42,8 @@ TEXT_FIELDS = {"markdown": "body", "alert": "body", "text": "body", "heading": "
 class Session:
     """One browser tab: a websocket, its widgets by label, and the text of what its last run drew."""
 
-    def __init__(self, url: str, visitor: str, address: str = "10.0.0.1") -> None:
+    def __init__(self, url: str, visitor: str, address: str = "10.0.0.1", patience: float = 30.0) -> None:
+        self.patience = patience  # seconds the page may send nothing before it is called hung
         self.ws_url = url.replace("http://", "ws://") + "/_stcore/stream"
         self.cookie = f"{COOKIE}={visitor}"
         self.address = address  # the class server sits behind the host's proxy, which names the client
@@ -90,7 +91,7 @@ class Session:
         while True:
             f = ForwardMsg()
             try:
-                f.ParseFromString(await asyncio.wait_for(self.ws.recv(), timeout=30))
+                f.ParseFromString(await asyncio.wait_for(self.ws.recv(), timeout=self.patience))
             except TimeoutError:
                 raise TimeoutError(f"{self.page}?{self.query} fragment={fragment}: {seen}") from None
             kind = f.WhichOneof("type")
@@ -141,6 +142,7 @@ class Figures:
     first_page: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     rss_mb: list[float] = field(default_factory=list)
+    children_rss_mb: list[float] = field(default_factory=list)
     # the attacks, beside the class
     train_urls: list[float] = field(default_factory=list)
     measuring_said: int = 0
@@ -186,6 +188,7 @@ async def poll_health(url: str, server_pid: int, until: float, figures: Figures)
         await asyncio.to_thread(_get, f"{url}/_stcore/health")
         figures.health.append(time.perf_counter() - start)
         figures.rss_mb.append(_rss_mb(server_pid))
+        figures.children_rss_mb.append(_children_rss_mb(server_pid))
         await asyncio.sleep(0.25)
 
 
@@ -213,8 +216,9 @@ async def flood_configs(url: str, n: int, until: float, figures: Figures) -> Non
 
 
 async def inside_vgg(url: str, n: int, until: float, figures: Figures) -> None:
-    """The book's VGG-11 (224 px, 129 M weights) with fresh weights on Inside, a new image each time."""
-    async with Session(url, f"{'9' * 24}{n:08x}", f"10.6.7.{n}") as s:
+    """The book's VGG-11 (224 px, 129 M weights) with fresh weights on Inside, a new image each time. Views
+    are computed one at a time, niced, beside a run: a tab may wait minutes behind the others' views."""
+    async with Session(url, f"{'9' * 24}{n:08x}", f"10.6.7.{n}", patience=300) as s:
         while time.monotonic() < until:
             figures.inside_views.append(await s.open("inside", f"model=vgg11&image={random.randrange(200)}"))
 
@@ -258,6 +262,30 @@ def _rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def _children_rss_mb(pid: int) -> float:
+    """The memory of every process the server started (the forkserver, a run's worker, a measurement, the
+    Inside process), all together: what the machine holds beside the server."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    def descends(p: int) -> bool:
+        while p > 1:
+            p = parents.get(p, 0)
+            if p == pid:
+                return True
+        return False
+    total = 0.0
+    for child in (p for p in parents if descends(p)):
+        try:
+            total += _rss_mb(child)
+        except OSError:
+            continue
+    return total
 
 
 async def run(url: str, server_pid: int, home: Path, sessions: int = 30, seconds: float = 60.0,
@@ -315,7 +343,8 @@ async def run(url: str, server_pid: int, home: Path, sessions: int = 30, seconds
         "watcher_refreshes": len(figures.fragment), "refresh_p95_s": p95(figures.fragment),
         "first_page_s": figures.first_page, "training_steps_meanwhile": trained, "server_rss_mb_before": memory_before,
         "server_rss_mb_after": memory_after, "server_rss_mb_max": max(figures.rss_mb),
-        "server_rss_mb_half": max(figures.rss_mb[:len(figures.rss_mb) // 2]), "queue_positions": positions,
+        "server_rss_mb_half": max(figures.rss_mb[:len(figures.rss_mb) // 2]),
+        "children_rss_mb_max": max(figures.children_rss_mb), "queue_positions": positions,
         "queued_statuses": [r.status for r in records],
         "started_in_order": [r.started for r in records] == sorted(r.started or 0 for r in records),
     }

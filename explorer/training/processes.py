@@ -1,18 +1,26 @@
-"""Processes that do training work for the server: a run's worker and an estimate's measurement. Both fork
-from one forkserver that imported torch and the engine once, so each starts at once, in a clean process
-(no threads or locks of the server's copied in), and both yield the CPU to the server's pages."""
+"""Processes that do a network's work for the server: a run's worker, an estimate's measurement, Inside's
+views (a Service). All fork from one forkserver that imported torch and the engine once, so each starts at
+once, in a clean process (no threads or locks of the server's copied in), and all yield the CPU to the
+server's pages."""
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from multiprocessing import forkserver, resource_tracker, spawn
 from pathlib import Path
+from typing import Any
+
+from explorer.errors import ExplorerError, QuotaError
 
 NICENESS = 10  # training work yields the CPU to the server's pages: a knob change is not queued behind it
+POLL_SECONDS = 0.05
 
 _CONTEXT: multiprocessing.context.BaseContext | None = None
 
@@ -80,3 +88,89 @@ def resident_bytes(pid: int) -> int:
         return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, IndexError, ValueError):
         return 0
+
+
+class Service:
+    """A process of its own that answers one request at a time with `handler(request)`, for work a page asks
+    for that must not run in the server (a network built and run for Inside). Started on the first request
+    and kept, so what the handler caches survives between requests; killed, and started afresh for the next
+    request, when one takes over `seconds` or the process holds over `max_bytes`. Callers queue on a lock.
+
+    The handler's ExplorerError reaches the caller as itself; any other exception as a QuotaError that
+    names it (a visitor reads a message, never a traceback)."""
+
+    def __init__(self, handler: Callable[[Any], Any], name: str, doing: str, seconds: float, max_bytes: int) -> None:
+        """`doing`: what a request does, as the start of a sentence ("Looking inside this network")."""
+        self.handler, self.name, self.doing, self.seconds, self.max_bytes = handler, name, doing, seconds, max_bytes
+        self._lock = threading.Lock()
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._connection: multiprocessing.connection.Connection | None = None
+
+    def busy(self) -> bool:
+        """Whether a request is being answered now (the next one waits for it)."""
+        return self._lock.locked()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None and self._process.is_alive() else None
+
+    def ask(self, request: Any) -> Any:
+        with self._lock:
+            if self._process is None or not self._process.is_alive():
+                self._start()
+            self._connection.send(request)
+            started = time.monotonic()
+            try:
+                while not self._connection.poll(POLL_SECONDS):
+                    if not self._process.is_alive():
+                        raise QuotaError(self.name, f"the {self.name} process ended unexpectedly (exit code "
+                                                    f"{self._process.exitcode})")
+                    if time.monotonic() - started > self.seconds:
+                        raise QuotaError(self.name, f"{self.doing} took over {self.seconds:g} s here, this server's "
+                                                    "limit")
+                    if resident_bytes(self._process.pid) > self.max_bytes:
+                        raise QuotaError("EXPLORER_MEMORY_BUDGET_GB",
+                                         f"{self.doing} took over {self.max_bytes / 2**30:.1f} GiB of memory, this "
+                                         "server's budget (EXPLORER_MEMORY_BUDGET_GB)")
+                ok, answer = self._connection.recv()
+            except (QuotaError, EOFError, OSError) as err:
+                self.stop()
+                if isinstance(err, QuotaError):
+                    raise
+                raise QuotaError(self.name, f"the {self.name} process ended unexpectedly") from None
+            if ok:
+                return answer
+            raise answer
+
+    def stop(self) -> None:
+        """End the process (the next request starts a fresh one)."""
+        if self._process is not None:
+            with contextlib.suppress(OSError):
+                self._process.kill()
+            self._process.join()
+            self._connection.close()
+        self._process = self._connection = None
+
+    def _start(self) -> None:
+        self._connection, theirs = context().Pipe()
+        try:
+            self._process = start(_serve, (self.handler, theirs), f"explorer-{self.name}")
+        finally:
+            theirs.close()
+
+
+def _serve(handler: Callable[[Any], Any], connection: multiprocessing.connection.Connection) -> None:
+    """A Service's process: answer each request, (True, answer) or (False, the error), until the server
+    closes the pipe."""
+    os.nice(NICENESS)
+    while True:
+        try:
+            request = connection.recv()
+        except EOFError:
+            return
+        try:
+            connection.send((True, handler(request)))
+        except ExplorerError as err:
+            connection.send((False, err))
+        except Exception as err:  # noqa: BLE001 - the process serves every later request: it must outlive one
+            connection.send((False, QuotaError("failed", f"{type(err).__name__}: {err}")))

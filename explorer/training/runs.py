@@ -362,19 +362,19 @@ class RunManager:
     def load_weights(self, run_id: str) -> dict[str, torch.Tensor]:
         """A run's trained weights (weights_only=True), to look at: a run's link is a read-only view for
         whoever has it. Downloading the file stays the owner's (weights_file)."""
-        return torch.load(self._weights_path(run_id), map_location="cpu", weights_only=True)
+        return torch.load(self.weights_path(run_id), map_location="cpu", weights_only=True)
 
     def weights_file(self, run_id: str, visitor: Visitor = OWNER) -> bytes:
         """The run's weights file (a state_dict) for its owner or an admin to download."""
         self._check_owner(run_id, visitor, "download the weights of")
-        return self._weights_path(run_id).read_bytes()
+        return self.weights_path(run_id).read_bytes()
 
     def weights_file_of(self, record: RunRecord) -> Path:
         """Where a run's weights are: stored by file name in this data directory's weights/, so the directory
         can move (runs stored before this kept absolute paths, still honoured)."""
         return self.weights_dir / record.weights_path
 
-    def _weights_path(self, run_id: str) -> Path:
+    def weights_path(self, run_id: str) -> Path:
         record = self.store.get(run_id)
         if record is None or not record.weights_path or not self.weights_file_of(record).is_file():
             raise MissingWeightsError(f"run {run_id[:40]} has no saved weights")

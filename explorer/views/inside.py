@@ -12,9 +12,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
-import threading
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -28,9 +28,11 @@ from explorer.config import ModelConfig
 from explorer.errors import ConfigError
 from explorer.registry import Tap
 from explorer.summary import summarize
+from explorer.training import processes
 from explorer.training.data import CLASS_NAMES, load_fashion_mnist
 from explorer.training.loop import new_model
 from explorer.training.pipeline import prepare
+from explorer.training.runs import memory_budget
 from explorer.views.runviews import accuracy, confused_images, preset_of
 
 MAP_PIXELS = 56     # a feature map is shrunk to at most this many pixels a side
@@ -77,18 +79,11 @@ class Inside:
     saliency: np.ndarray       # (resolution, resolution): |d top score / d input|, scaled to [0, 1]
 
 
-def trained_model(config: ModelConfig, state_dict: dict[str, torch.Tensor]) -> nn.Module:
+def trained_model(config: ModelConfig, weights: Path) -> nn.Module:
+    """A stored run's network with its trained weights, loaded with weights_only=True."""
     model = registry.build(config)
-    model.load_state_dict(state_dict)
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     return model.eval()
-
-
-def run_model(manager, run_id: str) -> tuple[str, ModelConfig, nn.Module]:
-    """A stored run's network with its trained weights (loaded with weights_only=True). A ConfigError says
-    why not: no saved weights."""
-    record = manager.store.get(run_id)
-    config = registry.config_from(record.model, record.config)
-    return record.model, config, trained_model(config, manager.load_weights(run_id))
 
 
 def look_inside(model: nn.Module, config: ModelConfig, image: torch.Tensor) -> Inside:
@@ -386,50 +381,74 @@ def fashion_like(gray: np.ndarray, invert: bool | None = None) -> Upload:
 def view(manager, subject: str, image: int | bytes, invert: bool | None = None) -> View:
     """The views of test image `image` (an index), or of an uploaded PNG or JPEG (its bytes, inverted as
     `invert` says: see read_upload), through a stored run (`subject` a run id: its link is a read-only view
-    for whoever has it) or a catalog network with fresh weights (`subject` a catalog name). Computed once
-    per (run manager, subject, image) and cached."""
-    if subject not in registry.list_models() and manager.store.get(subject) is None:
+    for whoever has it) or a catalog network with fresh weights (`subject` a catalog name).
+
+    Computed in a process of its own (the server's pages never wait on a network's forward pass), one view
+    at a time, within the server's memory budget and INSIDE_SECONDS; cached per (run manager, subject,
+    image). A QuotaError says which limit a view broke."""
+    if subject in registry.list_models():
+        look = Look(subject, registry.get(subject).config, None, manager.data_dir, image, invert)
+    elif (record := manager.store.get(subject)) is not None:
+        look = Look(record.model, registry.config_from(record.model, record.config), manager.weights_path(subject),
+                    manager.data_dir, image, invert)
+    else:
         raise ConfigError("run", f"{subject[:40]!r} is neither a run in this run store nor a catalog network")
-    return _view(manager, subject, image, invert)
+    return _view(look)
 
 
-_computing = threading.Lock()  # one network looked inside at a time: a class's views queue, memory stays flat
+INSIDE_SECONDS = 120.0  # a view still computing after this long is refused: VGG-11 at 224 px takes about 5 s
+
+
+@dataclass(frozen=True)
+class Look:
+    """One view, as the Inside process is asked for it: the network, its weights file (None: fresh, seeded
+    Xavier weights), where the data is, the image and how to read an upload."""
+
+    name: str
+    config: ModelConfig
+    weights: Path | None
+    data_dir: str | None
+    image: int | bytes
+    invert: bool | None
+
+
+@functools.cache
+def _service(max_bytes: int) -> processes.Service:
+    return processes.Service(_compute, "inside", "Looking inside this network", INSIDE_SECONDS, max_bytes)
 
 
 def busy() -> bool:
     """Whether a view is being computed now (a new one waits for it): the page says so while it waits."""
-    return _computing.locked()
+    return _service(memory_budget("cpu")).busy()
+
+
+@functools.lru_cache(maxsize=16)
+def _view(look: Look) -> View:
+    return _service(memory_budget("cpu")).ask(look)
 
 
 @functools.lru_cache(maxsize=2)
 def _fresh(name: str) -> nn.Module:
-    """A catalog network with fresh, seeded Xavier weights, built once and shared by every view of it."""
+    """A catalog network with fresh, seeded Xavier weights, built once in the Inside process and shared by
+    every view of it."""
     return new_model(registry.get(name).config)
 
 
-@functools.lru_cache(maxsize=16)
-def _view(manager, subject: str, image: int | bytes, invert: bool | None) -> View:
-    with _computing:
-        return _compute(manager, subject, image, invert)
-
-
-def _compute(manager, subject: str, image: int | bytes, invert: bool | None) -> View:
-    data = load_fashion_mnist(manager.data_dir)
+def _compute(look: Look) -> View:
+    """One view, in the Inside process."""
+    data = load_fashion_mnist(look.data_dir)
     upload = None
-    if isinstance(image, bytes):
-        upload = read_upload(image, invert)
+    if isinstance(look.image, bytes):
+        upload = read_upload(look.image, look.invert)
         picture, label = torch.from_numpy(upload.image), -1  # an upload has no true class
-    elif 0 <= image < len(data.test_labels):
-        picture, label = data.test_images[image], int(data.test_labels[image])
+    elif 0 <= look.image < len(data.test_labels):
+        picture, label = data.test_images[look.image], int(data.test_labels[look.image])
     else:
         raise ConfigError("image", f"must be a test image index from 0 to {len(data.test_labels) - 1}")
-    if subject in registry.list_models():
-        name, config, model = subject, registry.get(subject).config, _fresh(subject)
-    else:
-        name, config, model = run_model(manager, subject)
-    n = max(4, min(STATS_IMAGES, int(STATS_MULT_ADDS // max(1, summarize(config).totals.mult_adds))))
-    return View(name, config, picture.numpy(), label, look_inside(model, config, picture),
-                *layer_stats(model, config, data.test_images[:n]), n, upload)
+    model = _fresh(look.name) if look.weights is None else trained_model(look.config, look.weights)
+    n = max(4, min(STATS_IMAGES, int(STATS_MULT_ADDS // max(1, summarize(look.config).totals.mult_adds))))
+    return View(look.name, look.config, picture.numpy(), label, look_inside(model, look.config, picture),
+                *layer_stats(model, look.config, data.test_images[:n]), n, upload)
 
 
 def mistakes(manager, subject: str, per_pair: int = 3) -> pd.DataFrame:
