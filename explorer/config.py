@@ -18,9 +18,24 @@ from explorer.errors import ConfigError
 MAX_LITERAL_CHARS = 2000
 
 
-def knob(default: Any, *, lo: float | None = None, hi: float | None = None, help: str = "") -> Any:
-    """A config field with bounds (applied to every number inside tuples) and a help line."""
-    return field(default=default, metadata={"lo": lo, "hi": hi, "help": help})
+@dataclass(frozen=True)
+class Column:
+    """One column of a table knob (a list of rows, as VGG's conv_arch): the book's name for it, the table's
+    short header, its bounds, and the value a new row starts with."""
+
+    name: str
+    header: str
+    lo: int
+    hi: int
+    default: int
+    help: str
+
+
+def knob(default: Any, *, lo: float | None = None, hi: float | None = None, help: str = "",
+         columns: tuple[Column, ...] = ()) -> Any:
+    """A config field with bounds (applied to every number inside tuples) and a help line. A list of rows
+    names its `columns`: each is checked against its own bounds, and the app edits it as a table."""
+    return field(default=default, metadata={"lo": lo, "hi": hi, "help": help, "columns": columns})
 
 
 def printable(text: str) -> str:
@@ -82,10 +97,20 @@ def _coerce(name: str, hint: Any, value: Any, meta: typing.Mapping[str, Any]) ->
         if len(args) == 2 and args[1] is Ellipsis:
             if not isinstance(value, (tuple, list)) or not 1 <= len(value) <= 64:
                 raise ConfigError(name, f"must be a list of 1 to 64 entries, not {value!r}")
-            return tuple(_coerce(name, args[0], v, meta) for v in value)
+            rows = tuple(_coerce(name, args[0], v, meta) for v in value)
+            for i, row in enumerate(rows if meta.get("columns") else ()):
+                for column, v in zip(meta["columns"], row, strict=True):
+                    if not column.lo <= v <= column.hi:
+                        raise ConfigError(name, f"row {i + 1}: {column.name} must be from {column.lo} to "
+                                                f"{column.hi}, not {v}")
+            return rows
         if not isinstance(value, (tuple, list)) or len(value) != len(args):
             raise ConfigError(name, f"needs {len(args)} numbers in each place, e.g. {_example(args)}, not {value!r}")
         return tuple(_coerce(name, a, v, meta) for a, v in zip(args, value, strict=True))
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(name, f"must be true or false, not {value!r}")
+        return value
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(name, f"must be a whole number, not {value!r}")
@@ -166,6 +191,7 @@ def knob_info(config: ModelConfig) -> list[dict[str, Any]]:
             "hi": f.metadata.get("hi"),
             "help": f.metadata.get("help", ""),
             "default": f.default if f.default is not MISSING else None,
+            "columns": f.metadata.get("columns", ()),
         }
         for f in fields(config)
     ]
@@ -177,6 +203,7 @@ def literal_choices(hint: Any) -> tuple[Any, ...]:
 
 
 __all__ = [
+    "Column",
     "ModelConfig",
     "knob",
     "max_params",

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from explorer import registry
-from explorer.config import ModelConfig, knob_info, literal_choices, parse_value
+from explorer.config import Column, ModelConfig, knob_info, literal_choices, parse_value
 from explorer.errors import ConfigError
 from explorer.identity import Visitor, identify, valid_token, visitor_id
 from explorer.summary import check
@@ -209,21 +209,22 @@ def _seed_widgets(prefix: str, name: str, config: ModelConfig) -> None:
     entry = registry.get(name)
     state[f"{prefix}family"] = entry.family
     state[f"{prefix}preset:{entry.family}"] = name
-    hints = typing.get_type_hints(type(config))
-    for knob, value in config.kwargs().items():
+    for info in knob_info(config):
+        knob, value = info["name"], getattr(config, info["name"])
         if knob in HIDDEN_KNOBS:
             continue
         key = _wkey(prefix, name, knob)
-        if knob == "conv_arch":
-            state[key + ".data"] = _arch_frame(value)
-        elif typing.get_origin(hints[knob]) is tuple:
+        if info["columns"]:
+            state[key + ".data"] = _rows_frame(info["columns"], value)
+        elif typing.get_origin(info["type"]) is tuple:
             state[key] = knob_text(value)
         else:
             state[key] = value
 
 
-def _arch_frame(conv_arch) -> pd.DataFrame:
-    return pd.DataFrame(list(conv_arch), columns=["num_convs", "out_channels"])
+def _rows_frame(columns: tuple[Column, ...], rows) -> pd.DataFrame:
+    """A table knob's rows as the table editor shows them, one column per Column."""
+    return pd.DataFrame(list(rows), columns=[c.name for c in columns])
 
 
 def _knob_widget(prefix: str, name: str, info: dict, default, where):
@@ -231,19 +232,19 @@ def _knob_widget(prefix: str, name: str, info: dict, default, where):
     key = _wkey(prefix, name, info["name"])
     hint, label, help_text = info["type"], info["name"], info["help"]
     state = st.session_state
-    if info["name"] == "conv_arch":
-        data = state.setdefault(key + ".data", _arch_frame(default))
-        where.markdown(f"**conv_arch**: {help_text}")
-        # short headers (the book's names are in their help): both columns, their headers and four digits fit
+    if info["columns"]:
+        data = state.setdefault(key + ".data", _rows_frame(info["columns"], default))
+        where.markdown(f"**{label}**: {help_text}")
+        # short headers (the book's names are in their help): the columns, their headers and four digits fit
         # the sidebar beside the row marker; a new row arrives filled in, never half-empty
         return where.data_editor(data, key=key, num_rows="dynamic", hide_index=True, width="stretch",
-                                 column_config={
-                                     "num_convs": st.column_config.NumberColumn(
-                                         "convs", help="num_convs: the block's 3x3 convolutions", min_value=1,
-                                         max_value=16, step=1, default=1, width=84),
-                                     "out_channels": st.column_config.NumberColumn(
-                                         "channels", help="out_channels: each convolution's output channels",
-                                         min_value=1, max_value=4096, step=1, default=64, width=104)})
+                                 column_config={c.name: st.column_config.NumberColumn(
+                                     c.header, help=c.help, min_value=c.lo, max_value=c.hi, step=1,
+                                     default=c.default, width=max(84, 8 * len(c.header) + 40))
+                                     for c in info["columns"]})
+    if hint is bool:
+        state.setdefault(key, default)
+        return where.checkbox(label, key=key, help=help_text)
     if literal_choices(hint):
         state.setdefault(key, default)
         return where.selectbox(label, literal_choices(hint), key=key, help=help_text)
@@ -265,11 +266,11 @@ def _assemble(base: ModelConfig, values: dict) -> tuple[ModelConfig, dict, Confi
     parsed: dict = {}
     try:
         for knob, raw in values.items():
-            if knob == "conv_arch":
+            if isinstance(raw, pd.DataFrame):  # a table knob's rows
                 frame = raw.dropna(how="all")
                 if frame.isna().any().any():
-                    raise ConfigError("conv_arch", "fill in both numbers of every row (or delete the row)")
-                parsed[knob] = tuple((int(a), int(b)) for a, b in frame.itertuples(index=False))
+                    raise ConfigError(knob, "fill in every number of every row (or delete the row)")
+                parsed[knob] = tuple(tuple(int(v) for v in row) for row in frame.itertuples(index=False))
             elif isinstance(raw, str):
                 parsed[knob] = parse_value(knob, hints[knob], raw)
             else:

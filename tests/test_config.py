@@ -49,3 +49,16 @@ def test_a_rule_between_two_knobs_names_both():
         VGGConfig(conv_arch=((1, 64), (1, 2)), ratio=4)
     assert err.value.knob == "ratio" and err.value.related == ("conv_arch",)
     assert "conv_arch row 2" in err.value.message
+
+
+def test_a_table_knob_checks_each_column_against_its_own_bounds():
+    """conv_arch's columns (registry metadata the table editor is drawn from): num_convs 1-16, out_channels
+    1-4096, each row named in the refusal."""
+    from explorer.config import knob_info
+
+    columns = next(i["columns"] for i in knob_info(VGGConfig()) if i["name"] == "conv_arch")
+    assert [(c.name, c.lo, c.hi) for c in columns] == [("num_convs", 1, 16), ("out_channels", 1, 4096)]
+    assert VGGConfig(conv_arch=((16, 4096),)).conv_arch == ((16, 4096),)
+    with pytest.raises(ConfigError, match="row 2: num_convs must be from 1 to 16, not 17"):
+        VGGConfig(conv_arch=((1, 64), (17, 64)))
+    assert all(not i["columns"] for i in knob_info(VGGConfig()) if i["name"] != "conv_arch")

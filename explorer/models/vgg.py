@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from torch import nn
 
-from explorer.config import ModelConfig, knob
+from explorer.config import Column, ModelConfig, knob
 from explorer.errors import ConfigError
 from explorer.registry import BookSettings, ModelEntry, Presets, register
 
@@ -44,7 +44,9 @@ def vgg(conv_arch, ratio, fc_width, dropout, resolution, in_channels, num_classe
 @dataclass(frozen=True)
 class VGGConfig(ModelConfig):
     conv_arch: tuple[tuple[int, int], ...] = knob(
-        VGG11, lo=1, hi=4096, help="one (num_convs, out_channels) row per VGG block")
+        VGG11, lo=1, hi=4096, help="one (num_convs, out_channels) row per VGG block",
+        columns=(Column("num_convs", "convs", 1, 16, 1, "num_convs: the block's 3x3 convolutions"),
+                 Column("out_channels", "channels", 1, 4096, 64, "out_channels: each convolution's output channels")))
     ratio: int = knob(1, lo=1, hi=512, help="divides every convolution's channel count (the book trains 4)")
     fc_width: int = knob(4096, lo=1, hi=16384, help="width of the two hidden dense layers")
     dropout: float = knob(0.5, lo=0.0, hi=0.95, help="dropout probability after each hidden dense layer")
@@ -55,9 +57,7 @@ class VGGConfig(ModelConfig):
         return sum(2 * num_convs + 1 for num_convs, _ in self.conv_arch) + 8
 
     def check(self) -> None:
-        for i, (num_convs, out_channels) in enumerate(self.conv_arch):
-            if num_convs > 16:
-                raise ConfigError("conv_arch", f"row {i + 1} has {num_convs} convolutions; at most 16 per block")
+        for i, (_, out_channels) in enumerate(self.conv_arch):
             if out_channels // self.ratio < 1:
                 raise ConfigError("ratio", f"ratio {self.ratio} leaves no channels in conv_arch row {i + 1} "
                                            f"({out_channels} // {self.ratio} = 0); use a ratio of at most "

@@ -84,6 +84,8 @@ def knob_text(value: object) -> str:
     """A knob's value as the text a URL or a text box holds; `parse_value` reads it back."""
     if isinstance(value, tuple):
         return ", ".join(knob_text(v) if not isinstance(v, tuple) else f"({knob_text(v)})" for v in value)
+    if isinstance(value, bool):
+        return str(value).lower()  # as the CLI's --set residual=false
     return str(value)
 
 
