@@ -83,11 +83,12 @@ class BlockView:
     skip: Callable[[Sequence[Leaf]], str] | None = None
 
     @classmethod
-    def residual(cls, block: type[nn.Module], projection: tuple[str, ...], branch: str, branch_label: str,
-                 projection_label: str) -> BlockView:
+    def residual(cls, block: type[nn.Module], projection: tuple[str, ...], branch: tuple[str, ...],
+                 branch_label: str, projection_label: str) -> BlockView:
         """A block that adds its input to its branch: unchanged, or through `projection` (its attribute names,
-        None where the shapes agree; the last is tapped) where the shape changes. `branch` names the module
-        whose output is the branch before the sum."""
+        None where the shapes agree; the last is tapped) where the shape changes. `branch` names the modules
+        whose output may be the branch before the sum: the first the block has (its last norm, else the
+        convolution before it, where the norm was left out)."""
 
         def skip(leaves: Sequence[Leaf]) -> str:
             return "1x1 conv" if any(leaf.path.endswith(projection[0]) for leaf in leaves) else "identity"
@@ -100,7 +101,8 @@ class BlockView:
             shortcut = (Tap("identity path: the block's input, added unchanged", module, "input")
                         if getattr(module, projection[0]) is None
                         else Tap(f"shortcut: {projection_label}", getattr(module, projection[-1])))
-            return [shortcut, Tap(branch_label, getattr(module, branch)),
+            end = next(m for name in branch if (m := getattr(module, name, None)) is not None)
+            return [shortcut, Tap(branch_label, end),
                     Tap("output: ReLU(F(x) + x)", module, after_relu=True)]
 
         return cls(block, lines, taps, skip)

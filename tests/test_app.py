@@ -211,3 +211,17 @@ def test_visitor_text_is_shown_as_text_never_as_markdown():
     at = app(model="vgg\u202e11\x1b[31m")  # a right-to-left override and a terminal escape
     shown = " ".join(w.value for w in at.warning)
     assert "vgg11" in shown and "\u202e" not in shown and "\x1b" not in shown
+
+
+def test_a_switch_knob_is_a_checkbox_that_takes_the_shortcut_away_and_says_so_in_the_url():
+    at = app(model="resnet18")
+    box = at.sidebar.checkbox(key="x.resnet18.residual")
+    assert box.label == "residual" and box.value is True
+    box.uncheck().run()
+    assert metric(at, "parameters") == params_of("resnet18", residual=False)
+    assert at.query_params["residual"] == "false"
+    restored = app(model="resnet18", residual="false", norm="none")  # the link opens the same network
+    assert restored.sidebar.checkbox(key="x.resnet18.residual").value is False
+    assert restored.sidebar.selectbox(key="x.resnet18.norm").value == "none"
+    assert metric(restored, "parameters") == params_of("resnet18", residual=False, norm="none")
+    assert not any("BatchNorm2d" in str(layer) for layer in table(restored, "kernel").layer)

@@ -96,3 +96,57 @@ def test_configs_are_hashable_and_frozen():
     assert hash(config) == hash(with_overrides(config, {}))
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.blocks = (1, 1)
+
+
+def test_resnet_without_its_shortcuts_is_the_plain_network_of_the_same_depth_and_widths():
+    """7.6's exercise: take the shortcut away. At the book's ResNet-18 that removes exactly the three 1x1
+    shortcut convolutions with their biases; every 3x3 convolution and batch norm stays."""
+    from torch import nn
+
+    book = registry.get("resnet18").config
+    plain = dataclasses.replace(book, residual=False)
+    assert summarize(book).totals.params - summarize(plain).totals.params == 172_928
+    assert 64 * 128 + 128 + 128 * 256 + 256 + 256 * 512 + 512 == 172_928
+    net, plain_net = registry.build(book), registry.build(plain)
+
+    def count(model, kind, **where):
+        return sum(isinstance(m, kind) and all(getattr(m, k) == v for k, v in where.items()) for m in model.modules())
+
+    assert count(net, nn.Conv2d, kernel_size=(1, 1)) == 3 and count(plain_net, nn.Conv2d, kernel_size=(1, 1)) == 0
+    assert count(net, nn.Conv2d, kernel_size=(3, 3)) == count(plain_net, nn.Conv2d, kernel_size=(3, 3)) == 16
+    assert count(net, nn.BatchNorm2d) == count(plain_net, nn.BatchNorm2d) == 17
+    # what the shortcut does: with the branch's weights at zero a residual block passes its input on,
+    # a plain block passes nothing
+    from explorer.models.resnet import PlainBlock, Residual
+
+    x = torch.rand(2, 8, 6, 6)
+    for block, expected in ((Residual(8, 8), x), (PlainBlock(8, 8), torch.zeros_like(x))):
+        for p in block.parameters():
+            torch.nn.init.zeros_(p)
+        assert torch.allclose(block.eval()(x), expected)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet34", "densenet"])
+def test_norm_none_leaves_every_batch_norm_out_and_nothing_else(name):
+    from torch import nn
+
+    config = registry.get(name).config
+    with_bn, without = registry.build(config), registry.build(dataclasses.replace(config, norm="none"))
+    norms = [m for m in with_bn.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert norms and not any(isinstance(m, nn.BatchNorm2d) for m in without.modules())
+    assert (sum(p.numel() for p in with_bn.parameters()) - sum(p.numel() for p in without.parameters())
+            == sum(2 * m.num_features for m in norms))
+    assert without(torch.rand(2, 1, config.resolution, config.resolution)).shape == (2, 10)
+
+
+def test_switch_knobs_read_true_and_false_and_refuse_anything_else():
+    from explorer.errors import ConfigError
+
+    config = registry.get("resnet18").config
+    assert with_overrides(config, {"residual": "false"}).residual is False
+    assert with_overrides(config, {"residual": "True"}).residual is True
+    for text in ("0", "'no'", "[]"):
+        with pytest.raises(ConfigError, match="residual: must be true or false"):
+            with_overrides(config, {"residual": text})
+    with pytest.raises(ConfigError, match="norm: must be one of builtin, none"):
+        with_overrides(config, {"norm": "scratch"})

@@ -126,9 +126,17 @@ def test_a_config_past_the_budget_is_refused_before_any_work_and_the_refusal_is_
 
 @pytest.mark.parametrize("name", registry.list_models())
 def test_the_layer_count_is_exact_for_every_catalog_model(name):
-    config = registry.get(name).config
-    if config.layer_count():  # the families whose depth is a knob
-        assert config.layer_count() == int(summarize(config).layers.is_leaf.sum())
+    """With every value of its switches too (ResNet's residual and norm, DenseNet's norm)."""
+    import dataclasses
+
+    from explorer.config import knob_info, literal_choices
+
+    default = registry.get(name).config
+    switches = [(info["name"], value) for info in knob_info(default)
+                for value in (literal_choices(info["type"]) or ((True, False) if info["type"] is bool else ()))]
+    for config in [default] + [dataclasses.replace(default, **{knob: value}) for knob, value in switches]:
+        if config.layer_count():  # the families whose depth is a knob
+            assert config.layer_count() == int(summarize(config).layers.is_leaf.sum()), config
 
 
 def test_sixty_stages_are_refused_with_a_reason_not_an_overflow():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
@@ -14,18 +14,23 @@ from explorer.models.resnet import stem
 from explorer.registry import BlockView, BookSettings, ModelEntry, Presets, Tap, register
 
 
-def conv_block(input_channels, num_channels):
+def _bn(channels, norm):
+    """The batch norm before a ReLU, or nothing where `norm` is "none"."""
+    return [nn.BatchNorm2d(channels)] if norm == "builtin" else []
+
+
+def conv_block(input_channels, num_channels, norm="builtin"):
     """BN, ReLU, 3x3 convolution: the unit a dense block repeats."""
-    return nn.Sequential(nn.BatchNorm2d(input_channels), nn.ReLU(),
+    return nn.Sequential(*_bn(input_channels, norm), nn.ReLU(),
                          nn.Conv2d(input_channels, num_channels, kernel_size=3, padding=1))
 
 
 class DenseBlock(nn.Module):
     """`num_convs` conv blocks; each adds `num_channels` (the growth rate) channels to its input."""
 
-    def __init__(self, num_convs, input_channels, num_channels):
+    def __init__(self, num_convs, input_channels, num_channels, norm="builtin"):
         super().__init__()
-        self.net = nn.Sequential(*[conv_block(num_channels * i + input_channels, num_channels)
+        self.net = nn.Sequential(*[conv_block(num_channels * i + input_channels, num_channels, norm)
                                    for i in range(num_convs)])
 
     def forward(self, X):
@@ -35,25 +40,25 @@ class DenseBlock(nn.Module):
         return X
 
 
-def transition_block(input_channels, num_channels):
+def transition_block(input_channels, num_channels, norm="builtin"):
     """A 1x1 convolution to `num_channels` and a 2x2 average pool that halves height and width."""
-    return nn.Sequential(nn.BatchNorm2d(input_channels), nn.ReLU(),
+    return nn.Sequential(*_bn(input_channels, norm), nn.ReLU(),
                          nn.Conv2d(input_channels, num_channels, kernel_size=1),
                          nn.AvgPool2d(kernel_size=2, stride=2))
 
 
-def densenet(growth_rate, num_convs_in_dense_blocks, stem_channels, resolution, in_channels, num_classes):
+def densenet(growth_rate, num_convs_in_dense_blocks, stem_channels, norm, resolution, in_channels, num_classes):
     """Dense blocks with transition blocks between them that halve the channel count."""
     num_channels = stem_channels
     blks = []
     for i, num_convs in enumerate(num_convs_in_dense_blocks):
-        blks.append(DenseBlock(num_convs, num_channels, growth_rate))
+        blks.append(DenseBlock(num_convs, num_channels, growth_rate, norm))
         num_channels += num_convs * growth_rate
         if i != len(num_convs_in_dense_blocks) - 1:
-            blks.append(transition_block(num_channels, num_channels // 2))
+            blks.append(transition_block(num_channels, num_channels // 2, norm))
             num_channels = num_channels // 2
-    return nn.Sequential(stem(in_channels, stem_channels), *blks,
-                         nn.BatchNorm2d(num_channels), nn.ReLU(),
+    return nn.Sequential(stem(in_channels, stem_channels, norm), *blks,
+                         *_bn(num_channels, norm), nn.ReLU(),
                          nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.Linear(num_channels, num_classes))
 
 
@@ -63,13 +68,15 @@ class DenseNetConfig(ModelConfig):
     num_convs_in_dense_blocks: tuple[int, ...] = knob((4, 4, 4, 4), lo=1, hi=128,
                                                       help="convolutions in each dense block")
     stem_channels: int = knob(64, lo=2, hi=1024, help="output channels of the first convolution")
+    norm: Literal["builtin", "none"] = knob("builtin", help="batch normalization (nn.BatchNorm2d) before each "
+                                                             "ReLU, or none")
     resolution: int = knob(96, lo=8, hi=1024, help="input height and width in pixels")
 
     depth_knob: ClassVar[str | None] = "num_convs_in_dense_blocks"
 
     def layer_count(self) -> int:
-        blocks = self.num_convs_in_dense_blocks
-        return 3 * sum(blocks) + 4 * (len(blocks) - 1) + 9
+        blocks, norms = self.num_convs_in_dense_blocks, self.norm == "builtin"
+        return (3 if norms else 2) * sum(blocks) + (4 if norms else 3) * (len(blocks) - 1) + (9 if norms else 7)
 
     def check(self) -> None:
         if len(self.num_convs_in_dense_blocks) > 12:

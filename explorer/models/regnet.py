@@ -104,7 +104,7 @@ class RegNetConfig(ModelConfig):
                                   related=("channels", "bot_mul"))
 
 
-RESNEXT = BlockView.residual(ResNeXtBlock, ("conv4", "bn4"), "bn3",
+RESNEXT = BlockView.residual(ResNeXtBlock, ("conv4", "bn4"), ("bn3",),
                              "residual branch F(x): 1x1, grouped 3x3, 1x1, before the sum",
                              "a 1x1 convolution and batch norm match the input's shape")
 

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from torch import nn
 from torch.nn import functional as F
 
 from explorer.config import ModelConfig, knob
 from explorer.errors import ConfigError
-from explorer.registry import BlockView, BookSettings, ModelEntry, Presets, register
+from explorer.registry import BlockView, BookSettings, ModelEntry, Presets, Tap, register
 
 MAX_STAGES = 12
 
 
 class Residual(nn.Module):
-    """Two 3x3 conv-BN layers plus the input; a 1x1 convolution matches shapes when they change."""
+    """Two 3x3 conv-BN layers plus the input; a 1x1 convolution matches shapes when they change. With
+    `norm="none"` the batch norms are left out (7.5's lesson, on a deep network)."""
 
-    def __init__(self, input_channels, num_channels, use_1x1conv=False, strides=1):
+    def __init__(self, input_channels, num_channels, use_1x1conv=False, strides=1, norm="builtin"):
         super().__init__()
         self.conv1 = nn.Conv2d(input_channels, num_channels, kernel_size=3, padding=1, stride=strides)
         self.conv2 = nn.Conv2d(num_channels, num_channels, kernel_size=3, padding=1)
@@ -26,41 +27,64 @@ class Residual(nn.Module):
             self.conv3 = nn.Conv2d(input_channels, num_channels, kernel_size=1, stride=strides)
         else:
             self.conv3 = None
-        self.bn1 = nn.BatchNorm2d(num_channels)
-        self.bn2 = nn.BatchNorm2d(num_channels)
+        self.bn1 = nn.BatchNorm2d(num_channels) if norm == "builtin" else None
+        self.bn2 = nn.BatchNorm2d(num_channels) if norm == "builtin" else None
+
+    def branch(self, X):
+        """F(x): what the block adds to its input."""
+        Y = self.conv1(X)
+        Y = F.relu(self.bn1(Y) if self.bn1 is not None else Y)
+        Y = self.conv2(Y)
+        return self.bn2(Y) if self.bn2 is not None else Y
 
     def forward(self, X):
-        Y = F.relu(self.bn1(self.conv1(X)))
-        Y = self.bn2(self.conv2(Y))
+        Y = self.branch(X)
         if self.conv3 is not None:
             X = self.conv3(X)
         return F.relu(Y + X)
 
 
-def stem(in_channels, out_channels):
+class PlainBlock(Residual):
+    """A residual block with its shortcut taken away: the same two convolutions (and batch norms), nothing
+    added. A plain network is as deep and as wide as its ResNet, but a block can no longer fall back to
+    passing its input on (He et al.'s "plain" baseline, the exercise of 7.6)."""
+
+    def __init__(self, input_channels, num_channels, strides=1, norm="builtin"):
+        super().__init__(input_channels, num_channels, strides=strides, norm=norm)
+
+    def forward(self, X):
+        return F.relu(self.branch(X))
+
+
+def stem(in_channels, out_channels, norm="builtin"):
     """The book's b1: a 7x7 stride-2 convolution, batch norm, ReLU and a stride-2 max pool."""
     return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size=7, stride=2, padding=3),
-                         nn.BatchNorm2d(out_channels), nn.ReLU(),
+                         *([nn.BatchNorm2d(out_channels)] if norm == "builtin" else []), nn.ReLU(),
                          nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
 
 
-def resnet_block(input_channels, num_channels, num_residuals, first_block=False):
-    """A stage; all but the first stage halve height and width in their first residual block."""
+def resnet_block(input_channels, num_channels, num_residuals, first_block=False, residual=True, norm="builtin"):
+    """A stage; all but the first stage halve height and width in their first residual block. Without
+    `residual`, plain blocks: no shortcut, so no 1x1 convolution where the shape changes."""
     blk = []
     for i in range(num_residuals):
-        if i == 0 and not first_block:
-            blk.append(Residual(input_channels, num_channels, use_1x1conv=True, strides=2))
+        strides = 2 if i == 0 and not first_block else 1
+        inputs = input_channels if i == 0 else num_channels
+        if not residual:
+            blk.append(PlainBlock(inputs, num_channels, strides=strides, norm=norm))
+        elif strides == 2:
+            blk.append(Residual(inputs, num_channels, use_1x1conv=True, strides=2, norm=norm))
         else:
-            blk.append(Residual(num_channels, num_channels))
+            blk.append(Residual(num_channels, num_channels, norm=norm))
     return blk
 
 
-def resnet(blocks, channels, resolution, in_channels, num_classes):
+def resnet(blocks, channels, residual, norm, resolution, in_channels, num_classes):
     """Stem, one stage per entry of `blocks` with the matching `channels`, global pooling, one dense layer."""
-    stages = [nn.Sequential(*resnet_block(channels[0], channels[0], blocks[0], first_block=True))]
+    stages = [nn.Sequential(*resnet_block(channels[0], channels[0], blocks[0], True, residual, norm))]
     for i in range(1, len(blocks)):
-        stages.append(nn.Sequential(*resnet_block(channels[i - 1], channels[i], blocks[i])))
-    return nn.Sequential(stem(in_channels, channels[0]), *stages,
+        stages.append(nn.Sequential(*resnet_block(channels[i - 1], channels[i], blocks[i], False, residual, norm)))
+    return nn.Sequential(stem(in_channels, channels[0], norm), *stages,
                          nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.Linear(channels[-1], num_classes))
 
 
@@ -68,12 +92,18 @@ def resnet(blocks, channels, resolution, in_channels, num_classes):
 class ResNetConfig(ModelConfig):
     blocks: tuple[int, ...] = knob((2, 2, 2, 2), lo=1, hi=64, help="residual blocks in each stage")
     channels: tuple[int, ...] = knob((64, 128, 256, 512), lo=1, hi=4096, help="output channels of each stage")
+    residual: bool = knob(True, help="each block adds its input to its output; off: the plain network of the same "
+                                     "depth and widths, no shortcuts")
+    norm: Literal["builtin", "none"] = knob("builtin", help="batch normalization (nn.BatchNorm2d) after each "
+                                                             "convolution, or none")
     resolution: int = knob(96, lo=8, hi=1024, help="input height and width in pixels")
 
     depth_knob: ClassVar[str | None] = "blocks"
 
     def layer_count(self) -> int:
-        return 4 * sum(self.blocks) + (len(self.blocks) - 1) + 7  # 1x1 skips where a stage downsamples
+        shortcuts = len(self.blocks) - 1 if self.residual else 0  # 1x1 convolutions where a stage downsamples
+        norms = self.norm == "builtin"  # one after each convolution but the shortcuts'
+        return (4 if norms else 2) * sum(self.blocks) + shortcuts + (7 if norms else 6)
 
     def check(self) -> None:
         if len(self.blocks) > MAX_STAGES:
@@ -85,16 +115,19 @@ class ResNetConfig(ModelConfig):
                                         "same number of entries in both", related=("channels",))
 
 
-RESIDUAL = BlockView.residual(Residual, ("conv3",), "bn2", "residual branch F(x), before the sum",
+RESIDUAL = BlockView.residual(Residual, ("conv3",), ("bn2", "conv2"), "residual branch F(x), before the sum",
                               "a 1x1 convolution matches the input's shape")
+PLAIN = BlockView(PlainBlock, lambda leaves, chain: (*chain(leaves), "ReLU, no shortcut"),
+                  lambda block: [Tap("F(x): the two convolutions", block.bn2 or block.conv2),
+                                 Tap("output: ReLU(F(x)), nothing added", block, after_relu=True)])
 SMALL = {"resolution": 28, "channels": (16, 32, 64, 128)}
 register(ModelEntry("resnet18", "ResNet", "ResNet-18: four stages of two residual blocks", "7.6",
                     ResNetConfig(), resnet, BookSettings(lr=0.05, batch_size=256),
                     presets=Presets(network=SMALL, quick={"epochs": 1, "batch_size": 64},
                                     fast={"epochs": 4, "batch_size": 64, "lr": 0.1}),
-                    blocks=(RESIDUAL,)))
+                    blocks=(RESIDUAL, PLAIN)))
 register(ModelEntry("resnet34", "ResNet", "a ResNet-34-style network: (3, 4, 6, 3) residual blocks", "7.6",
                     ResNetConfig(blocks=(3, 4, 6, 3)), resnet, BookSettings(lr=0.05, batch_size=256),
                     presets=Presets(network=SMALL, quick={"epochs": 1, "batch_size": 32, "train_subset": 36_000},
                                     fast={"epochs": 3, "batch_size": 64, "lr": 0.1, "train_subset": None}),
-                    blocks=(RESIDUAL,)))
+                    blocks=(RESIDUAL, PLAIN)))
