@@ -85,7 +85,7 @@ def knob_text(value: object) -> str:
     if isinstance(value, tuple):
         return ", ".join(knob_text(v) if not isinstance(v, tuple) else f"({knob_text(v)})" for v in value)
     if isinstance(value, bool):
-        return str(value).lower()  # as the CLI's --set residual=false
+        return str(value).lower()  # true or false, as the CLI's --set takes it
     return str(value)
 
 
