@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
 from collections.abc import Iterator
@@ -281,6 +282,7 @@ def _peak_in_this_process(config, batch_size: int, threads: int) -> int:
     import torch
     from torch import nn
 
+    from explorer.training.dynamics import Watch
     from explorer.training.loop import new_model, predict, sgd_step
     from explorer.training.pipeline import prepare
 
@@ -291,9 +293,61 @@ def _peak_in_this_process(config, batch_size: int, threads: int) -> int:
     labels = torch.randint(0, config.num_classes, (70_000,))
     model = new_model(config)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    for _ in range(2):  # the second step's forward pass runs while the first step's gradients are held
-        idx = torch.randint(0, len(labels), (batch_size,))
-        sgd_step(model, optimizer, nn.functional.cross_entropy, prepare(images[idx], config.resolution, False),
-                 labels[idx])
+    for _ in range(2):  # the second step's forward pass runs while the first step's gradients are held,
+        idx = torch.randint(0, len(labels), (batch_size,))  # and is watched, as a reported step is
+        with Watch(model).step() if _ else contextlib.nullcontext():
+            sgd_step(model, optimizer, nn.functional.cross_entropy,
+                     prepare(images[idx], config.resolution, False), labels[idx])
     predict(model.eval(), images[:2 * batch_size], config.resolution, False, None, batch_size=2 * batch_size)
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+
+
+@dataclass(frozen=True)
+class DynamicsBench:
+    name: str
+    batch_size: int
+    report_every: int   # a run of this preset reads the dynamics on one step in this many
+    step_ms: float      # the median training step (a fixed batch on the device), not watched
+    watched_ms: float   # the median step with its dynamics read (training.dynamics.Watch)
+
+    @property
+    def watched_cost(self) -> float:
+        """What reading a step's dynamics adds to that step."""
+        return self.watched_ms / self.step_ms - 1
+
+    @property
+    def run_cost(self) -> float:
+        """What it adds to a run, whose dynamics are read on one step in report_every."""
+        return self.watched_cost / self.report_every
+
+
+def bench_dynamics(names: list[str] | None = None, kind: str = "quick", steps: int = 12) -> Iterator[DynamicsBench]:
+    """Each preset's training step with and without its dynamics read, alternating in one process (a noisy
+    machine slows both alike)."""
+    import torch
+    from torch import nn
+
+    from explorer.training.dynamics import Watch
+    from explorer.training.loop import default_threads, new_model, sgd_step
+    from explorer.training.recipes import preset
+
+    torch.set_num_threads(default_threads())
+    for name in names or registry.list_models():
+        p = preset(name, kind)
+        config, batch = p.config, p.settings.batch_size
+        model = new_model(config)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=p.settings.momentum)
+        watch = Watch(model)
+        x = torch.rand(batch, config.in_channels, config.resolution, config.resolution)
+        y = torch.randint(0, config.num_classes, (batch,))
+        plain, watched = [], []
+        for i in range(steps + WARMUP_BATCHES):
+            for times, around in ((plain, contextlib.nullcontext), (watched, watch.step)):
+                start = time.perf_counter()
+                with around():
+                    sgd_step(model, optimizer, nn.functional.cross_entropy, x, y)
+                if i >= WARMUP_BATCHES:
+                    times.append((time.perf_counter() - start) * 1000)
+        images = p.settings.train_subset or 60_000
+        report_every = max(1, images // batch // 25)  # as training.train reports: about 25 times an epoch
+        yield DynamicsBench(name, batch, report_every, statistics.median(plain), statistics.median(watched))

@@ -62,6 +62,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("names", nargs="*", help="catalog names (default: all)")
     s.add_argument("--preset", choices=("quick", "book"), action="append", help="default: both")
     s.set_defaults(func=cmd_bench_memory)
+    s = bench.add_parser("dynamics", help="what reading each layer's gradients and outputs adds to a training step")
+    s.add_argument("names", nargs="*", help="catalog names (default: all)")
+    s.add_argument("--steps", type=int, default=12)
+    s.set_defaults(func=cmd_bench_dynamics)
     s = bench.add_parser("presets", help="train each preset on the real data: test accuracy over seeds, time")
     s.add_argument("names", nargs="*", help="catalog names (default: all)")
     s.add_argument("--preset", choices=("quick", "fast", "book"), default="quick")
@@ -92,6 +96,13 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("runs", help="stored runs, one line each")
     s.add_argument("--home")
     s.set_defaults(func=cmd_runs)
+
+    s = sub.add_parser("dynamics", help="a run's gradients, updates and outputs per layer, one row per (report, "
+                                        "layer)")
+    s.add_argument("run_id", metavar="RUN_ID")
+    s.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    s.add_argument("--home")
+    s.set_defaults(func=cmd_dynamics)
 
     s = sub.add_parser("inspect", help="what a network makes of a test image: PNG files and the prediction")
     s.add_argument("subject", metavar="RUN_ID|MODEL", help="a stored run (trained weights) or a catalog name "
@@ -215,6 +226,17 @@ def cmd_bench_memory(args: argparse.Namespace) -> int:
     for r in bench_memory(tuple(args.preset or ("quick", "book")), args.names or None):
         print(f"{r.name:18s} {r.kind:6s} {r.batch_size:5d} {r.resolution:4d} {r.estimate_bytes / 2**30:8.2f}G "
               f"{r.peak_bytes / 2**30:8.2f}G {r.ratio:5.2f}", flush=True)
+    return 0
+
+
+def cmd_bench_dynamics(args: argparse.Namespace) -> int:
+    from explorer.bench import bench_dynamics
+
+    print("| model | batch | step (ms) | watched step (ms) | a watched step's cost | reported every | cost to a run |")
+    print("|---|---|---|---|---|---|---|")
+    for r in bench_dynamics(args.names or None, steps=args.steps):
+        print(f"| {r.name} | {r.batch_size} | {r.step_ms:.1f} | {r.watched_ms:.1f} | {r.watched_cost:+.1%} | "
+              f"{r.report_every} steps | {r.run_cost:+.2%} |", flush=True)
     return 0
 
 
@@ -355,6 +377,30 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print(f"{r.id:12s}  {when:16s}  {r.model:16s} {preset_of(r):6s} {r.status:11s} {settings:32s} "
               f"{accuracy(r.best_test_acc):8s} {accuracy(r.test_acc):5s}  "
               f"{'-' if r.seconds is None else f'{r.seconds:.0f} s':>6s}  {r.name or '-'}")
+    return 0
+
+
+def cmd_dynamics(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from explorer.training.runs import default_home
+    from explorer.training.store import RunStore
+
+    store = RunStore(Path(args.home or default_home()) / "runs.sqlite")
+    record = store.get(args.run_id)
+    if record is None:
+        raise ConfigError("run", f"{args.run_id[:40]!r} is not a run in {store.path}")
+    frame = store.dynamics(record.id)
+    if frame.empty:
+        print(f"run {record.id} ({record.model}, {record.status}) has no dynamics: it was trained before they were "
+              "recorded, or has not reported a step yet", file=sys.stderr)
+        return 0
+    if args.format == "json":
+        print(frame.to_json(orient="records"))
+    elif args.format == "csv":
+        print(frame.to_csv(index=False), end="")
+    else:
+        print(frame.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     return 0
 
 

@@ -13,7 +13,9 @@ from explorer.config import Column, ModelConfig, knob_info, literal_choices, par
 from explorer.errors import ConfigError
 from explorer.identity import Visitor, identify, valid_token, visitor_id
 from explorer.summary import check
+from explorer.training.dynamics import STATISTICS
 from explorer.training.runs import server_manager
+from explorer.views.layerdynamics import dynamics_heatmap, dynamics_lines, shared_range
 from explorer.views.ui import config_from_params, knob_text, plain
 
 
@@ -278,3 +280,27 @@ def _assemble(base: ModelConfig, values: dict) -> tuple[ModelConfig, dict, Confi
         return type(base)(**{**base.kwargs(), **parsed}), parsed, None
     except ConfigError as err:
         return base, parsed, err
+
+
+def dynamics_section(manager, runs: list, key: str, live: bool = False) -> None:
+    """Each layer's gradients, updates and outputs as the runs trained: a heatmap per run on one colour
+    scale (two runs side by side), and lines for a few layers. A run from before they were recorded says so."""
+    st.subheader("Inside the training: each layer, report by report", anchor=False)
+    stat = st.selectbox("Statistic", list(STATISTICS), format_func=STATISTICS.get, key=f"{key}.stat",
+                        help="the gradient norm shows whether the gradient reaches the first layers; the update "
+                             "size / weight size how fast each layer learns; dead channels and saturated outputs "
+                             "where ReLUs or sigmoids stopped passing a signal")
+    frames = {r.label: manager.store.dynamics(r.id) for r in runs}
+    for r in runs:
+        if frames[r.label].empty:
+            st.caption(plain(f"{r.label} (run {r.id}) has no dynamics: "
+                             + ("it has not reported a step yet." if live else
+                                "it was trained before they were recorded, or stopped before its first report.")))
+    shown = {label: frame for label, frame in frames.items() if not frame.empty}
+    if not shown:
+        return
+    scale = shared_range(list(shown.values()), stat)
+    for (label, frame), column in zip(shown.items(), st.columns(len(shown)), strict=True):
+        column.plotly_chart(dynamics_heatmap(frame, stat, label, scale, height=420 if len(shown) == 1 else 480),
+                            key=f"{key}.heat.{label}")
+    st.plotly_chart(dynamics_lines(shown, stat), key=f"{key}.lines")

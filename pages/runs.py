@@ -21,6 +21,7 @@ from explorer.views.runviews import (
 from explorer.views.ui import plain
 from pages.common import (
     admin_notices,
+    dynamics_section,
     fit_height,
     forget_browser,
     page_setup,
@@ -49,6 +50,10 @@ linked_id = st.query_params.get("run")
 linked = manager.store.get(linked_id) if linked_id else None
 if linked_id and linked is None:  # the URL names a run this store does not have: say so, keep the URL
     say_run_missing(linked_id, "Your own runs are listed below.")
+versus_id = st.query_params.get("vs")  # a second run beside the first (a lesson's pair): read-only, as a link is
+versus = manager.store.get(versus_id) if versus_id and linked is not None else None
+if versus_id and linked is not None and versus is None:
+    say_run_missing(versus_id, "The first run is shown alone.")
 
 records = manager.store.list(owner=None if me.admin else me.id)
 if records:
@@ -63,7 +68,7 @@ else:
 if rows:
     chosen = [records[i] for i in rows]
 elif linked is not None:
-    chosen = [linked]
+    chosen = [linked] + ([versus] if versus is not None and versus.id != linked.id else [])
 elif records and not linked_id:  # nothing asked for: the newest run with something to show
     chosen = [records[first_with_results(records)]]
 else:
@@ -77,7 +82,7 @@ if len(chosen) > 1:
 
 r = chosen[0]
 mine = manager.may_act(r.id, me)
-wanted = {"run": r.id, **present_param()}
+wanted = {"run": r.id, **({"vs": chosen[1].id} if len(chosen) == 2 else {}), **present_param()}
 if st.query_params.to_dict() != wanted:
     st.query_params.from_dict(wanted)
 
@@ -99,6 +104,7 @@ if len(metrics):
     st.plotly_chart(training_chart(metrics, f"{r.label}: loss and accuracy", height=360), key="r.curve")
 else:
     st.info("This run stopped before its first report: it has no curve.")
+dynamics_section(manager, chosen[:2], "r")
 if r.confusion:
     left, right = st.columns([3, 2])
     left.plotly_chart(confusion_heatmap(r.confusion), key="r.confusion")

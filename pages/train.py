@@ -21,6 +21,7 @@ from explorer.views.ui import config_label, config_params, plain
 from pages.common import (
     admin_notices,
     config_editor,
+    dynamics_section,
     page_setup,
     present_param,
     say_run_missing,
@@ -186,6 +187,9 @@ def live(run_id: str) -> None:
         st.warning(plain(r.warning), icon="⚠️")
     if len(metrics):
         chart.plotly_chart(training_chart(metrics, f"{r.label}: loss and accuracy", height=300), key="t.chart")
+    if st.toggle("Gradients and activations per layer", key="t.dynamics",
+                 help="what each layer's gradient, update and output do while it trains"):
+        dynamics_section(manager, [r], "t", live=r.status not in FINISHED)
     if r.status in FINISHED and state.get("t.live") == run_id:
         state["t.live"] = None
         st.rerun()  # once: the page redraws without the timer

@@ -426,7 +426,8 @@ class RunManager:
         (within 25% of the measured peaks of the catalog's book and quick presets: bench memory)."""
         totals = summarize(config, batch_size=settings.batch_size).totals
         momentum = totals.gradient_bytes if settings.momentum else 0  # SGD's momentum: a buffer per weight
-        return totals.training_bytes + momentum + DATASET_BYTES + RUNTIME_BYTES
+        dynamics = totals.gradient_bytes  # a reported step keeps the weights before it (training.dynamics)
+        return totals.training_bytes + momentum + dynamics + DATASET_BYTES + RUNTIME_BYTES
 
     # -- supervisors ------------------------------------------------------------------------------------
     def _mark_stale(self) -> None:

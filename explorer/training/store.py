@@ -69,6 +69,20 @@ CREATE TABLE IF NOT EXISTS metrics (
     elapsed REAL
 );
 CREATE INDEX IF NOT EXISTS metrics_by_run ON metrics(run_id, step);
+CREATE TABLE IF NOT EXISTS dynamics (
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    step INTEGER NOT NULL,
+    epoch REAL NOT NULL,
+    layer TEXT NOT NULL,
+    type TEXT NOT NULL,
+    grad_norm REAL,
+    update_ratio REAL,
+    out_mean REAL,
+    out_std REAL,
+    dead REAL,
+    saturated REAL
+);
+CREATE INDEX IF NOT EXISTS dynamics_by_run ON dynamics(run_id, step);
 CREATE TABLE IF NOT EXISTS calibrations (
     key TEXT PRIMARY KEY,
     data TEXT NOT NULL,
@@ -84,6 +98,8 @@ _ADDED_COLUMNS = {"heartbeat": "REAL", "stop_requested": "INTEGER NOT NULL DEFAU
                   "address": "TEXT", "estimate_seconds": "REAL"}
 
 METRIC_COLUMNS = ["step", "epoch", "kind", "train_loss", "train_acc", "test_acc", "images_per_sec", "elapsed"]
+DYNAMICS_COLUMNS = ["step", "epoch", "layer", "type", "grad_norm", "update_ratio", "out_mean", "out_std", "dead",
+                    "saturated"]
 
 
 @dataclass(frozen=True)
@@ -283,6 +299,21 @@ class RunStore:
                            f"VALUES (?, {', '.join('?' * len(METRIC_COLUMNS))})",
                            [(run_id, *(r[c] for c in METRIC_COLUMNS)) for r in rows])
 
+    def add_dynamics(self, run_id: str, rows: Iterable[dict[str, Any]]) -> None:
+        """Per-layer readings of reported steps (explorer.training.dynamics), rows of its COLUMNS."""
+        with self._db() as db:
+            db.executemany(f"INSERT INTO dynamics (run_id, {', '.join(DYNAMICS_COLUMNS)}) "
+                           f"VALUES (?, {', '.join('?' * len(DYNAMICS_COLUMNS))})",
+                           [(run_id, *(r[c] for c in DYNAMICS_COLUMNS)) for r in rows])
+
+    def dynamics(self, run_id: str) -> pd.DataFrame:
+        """A run's per-layer readings, by step and in the network's order; empty for a run trained before
+        they were recorded."""
+        with self._db() as db:
+            rows = db.execute(f"SELECT {', '.join(DYNAMICS_COLUMNS)} FROM dynamics WHERE run_id = ? "
+                              "ORDER BY step, rowid", (run_id,)).fetchall()
+        return pd.DataFrame(rows, columns=DYNAMICS_COLUMNS)
+
     def finish(self, run_id: str, status: str, *, confusion: list[list[int]] | None, predictions: bytes | None,
                weights_path: str | None, seconds: float) -> None:
         """Final status and results; headline figures are taken from the stored metrics."""
@@ -338,6 +369,7 @@ class RunStore:
         with self._db() as db:
             db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
             db.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
+            db.execute("DELETE FROM dynamics WHERE run_id = ?", (run_id,))
             db.execute("DELETE FROM progress WHERE run_id = ?", (run_id,))
 
 

@@ -9,6 +9,7 @@ cudnn autotuning.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -21,6 +22,7 @@ from torch import nn
 
 from explorer.config import ModelConfig
 from explorer.training.data import CLASS_NAMES, load_fashion_mnist
+from explorer.training.dynamics import Watch
 from explorer.training.estimate import MachineLoad, StepTiming, measure_step
 from explorer.training.loop import default_threads, lr_factor, make_optimizer, new_model, predict, sgd_step
 from explorer.training.pipeline import DeviceData, augment, prepare
@@ -44,6 +46,7 @@ class Progress:
     kind: Literal["step", "epoch", "phase"] = "step"
     phase: str = ""           # what a run does before its first report: loading data, building, first batch
     warning: str = ""         # set once the network has died (see DeadNetwork)
+    dynamics: list[dict] = field(default_factory=list)  # each layer's readings at this step (training.dynamics)
 
     @classmethod
     def phase_report(cls, phase: str, elapsed: float = 0.0) -> Progress:
@@ -153,6 +156,7 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
     train_seconds, step, stopped, images = 0.0, 0, False, 0
     test_seconds: float | None = None  # the first test pass's time, once measured
     dead = DeadNetwork(config.num_classes)
+    watch = Watch(model)
 
     for epoch in range(settings.epochs):
         model.train()
@@ -171,13 +175,15 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
             y = data.train_y[idx]
             for group in optimizer.param_groups:
                 group["lr"] = settings.lr * lr_factor(step, total, settings)
-            loss, y_hat = sgd_step(model, optimizer, loss_fn, X, y, scaler, amp_dtype)
+            reporting = (step + 1) % report_every == 0 or i == steps_per_epoch - 1
+            with watch.step() if reporting else contextlib.nullcontext([]) as readings:
+                loss, y_hat = sgd_step(model, optimizer, loss_fn, X, y, scaler, amp_dtype)
             with torch.no_grad():
                 loss_sum += loss.detach().float() * len(y)
                 correct += (y_hat.argmax(dim=1) == y).sum()
             seen += len(y)
             step += 1
-            if step % report_every == 0 or i == steps_per_epoch - 1:
+            if reporting:
                 images_per_sec = (images + seen) / max(train_seconds + time.perf_counter() - t_epoch, 1e-9)
                 # what remains: the steps at the measured rate, and a test pass per epoch left (a forward
                 # pass costs about a third of a step per image until the first test pass is timed)
@@ -189,7 +195,7 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
                     dead.epoch(loss_sum.item() / seen)
                 emit(Progress(step, total, epoch + (i + 1) / steps_per_epoch, loss_sum.item() / seen,
                               correct.item() / seen, None, images_per_sec, time.perf_counter() - start, eta,
-                              warning=dead.message))
+                              warning=dead.message, dynamics=readings))
         train_seconds += time.perf_counter() - t_epoch
         images += seen
         if stopped or seen == 0:
@@ -204,7 +210,8 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
         last = history[-1]
         epochs_left = settings.epochs - epoch - 1
         eta = epochs_left * (steps_per_epoch * settings.batch_size / last.images_per_sec + test_seconds)
-        emit(replace(last, test_acc=test_acc, kind="epoch", elapsed=time.perf_counter() - start, eta=eta))
+        emit(replace(last, test_acc=test_acc, kind="epoch", elapsed=time.perf_counter() - start, eta=eta,
+                     dynamics=[]))  # the step's readings were reported with the step
 
     result = TrainResult(stopped=stopped, history=history, timing=timing, seconds=time.perf_counter() - start,
                          others_cpu=load.others() if not cuda else 0.0)

@@ -69,6 +69,7 @@ class Reporter:
     def __init__(self, store: RunStore, run_id: str) -> None:
         self.store, self.run_id = store, run_id
         self.buffer: list[dict] = []
+        self.dynamics: list[dict] = []
         self.flushed = self.shown = 0.0
         self.warning = ""
 
@@ -77,19 +78,24 @@ class Reporter:
         if p.kind != "phase" and p.warning != self.warning:
             self.store.set_warning(self.run_id, p.warning or None)
             self.warning = p.warning
+        record = dataclasses.asdict(p)
+        readings = record.pop("dynamics")  # stored in a table of their own, not in the live progress record
         if p.kind != "step" or now - self.shown > PROGRESS_SECONDS:
-            self.store.set_progress(self.run_id, dataclasses.asdict(p))
+            self.store.set_progress(self.run_id, record)
             self.shown = now
         if p.kind == "phase":  # shown live, not stored as a metric
             return
-        self.buffer.append(dataclasses.asdict(p))
+        self.buffer.append(record)
+        self.dynamics += [{"step": p.step, "epoch": p.epoch, **r} for r in readings]
         if p.kind == "epoch" or now - self.flushed > FLUSH_SECONDS:
             self.flush()
             self.flushed = now
 
     def flush(self) -> None:
         self.store.add_metrics(self.run_id, self.buffer)
+        self.store.add_dynamics(self.run_id, self.dynamics)
         self.buffer.clear()
+        self.dynamics.clear()
 
 
 def record_result(store: RunStore, job: Job, result: TrainResult, stop_reason: int) -> None:
