@@ -97,6 +97,17 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--home")
     s.set_defaults(func=cmd_runs)
 
+    s = sub.add_parser("lessons", help="the chapter's lessons, one per section, with what was measured")
+    s.add_argument("--measure", action="store_true", help="train every lesson's pair on the real data now and "
+                                                          "keep the results (minutes per lesson)")
+    s.add_argument("--data-dir")
+    s.set_defaults(func=cmd_lessons)
+    s = sub.add_parser("lesson", help="one lesson: its claim, comparison, training pair and measured answer")
+    s.add_argument("lesson", metavar="NAME", help="a lesson's name or its Chinese-edition section (resnet or 7.6)")
+    s.add_argument("--measure", action="store_true", help="train its pair on the real data now and keep the results")
+    s.add_argument("--data-dir")
+    s.set_defaults(func=cmd_lesson)
+
     s = sub.add_parser("dynamics", help="a run's gradients, updates and outputs per layer, one row per (report, "
                                         "layer)")
     s.add_argument("run_id", metavar="RUN_ID")
@@ -377,6 +388,45 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print(f"{r.id:12s}  {when:16s}  {r.model:16s} {preset_of(r):6s} {r.status:11s} {settings:32s} "
               f"{accuracy(r.best_test_acc):8s} {accuracy(r.test_acc):5s}  "
               f"{'-' if r.seconds is None else f'{r.seconds:.0f} s':>6s}  {r.name or '-'}")
+    return 0
+
+
+def cmd_lessons(args: argparse.Namespace) -> int:
+    from explorer import lessons
+
+    for lesson in lessons.LESSONS:
+        if args.measure:
+            lessons.save(lesson, lessons.measure(lesson, args.data_dir))
+        kept = lessons.measured(lesson)
+        answer = " · ".join(f"{r.label} {r.test_acc:.3f}" for r in kept[1]) if kept else "not measured yet"
+        print(f"{lesson.section} ({lesson.english})  {lesson.name:10s} {lesson.title}: {answer}", flush=True)
+    return 0
+
+
+def cmd_lesson(args: argparse.Namespace) -> int:
+    from explorer import lessons
+    from explorer.training.dynamics import STATISTICS
+    from explorer.views.tables import lesson_table
+
+    lesson = lessons.get(args.lesson)
+    if args.measure:
+        lessons.save(lesson, lessons.measure(lesson, args.data_dir))
+    print(f"{lesson.section} (English edition {lesson.english}) {lesson.title}\n\n{lesson.claim}\n")
+    a, b = (f"{name}" + "".join(f", {k}={v}" for k, v in changes.items())
+            for name, changes in (lesson.compare[:2], lesson.compare[2:]))
+    print(f"Compare: {a} against {b}")
+    for side in lesson.pair:
+        print(f"Train: {side.label}: {side.model}, quick preset"
+              + "".join(f", {k}={v}" for k, v in {**side.network, **side.settings}.items()))
+    kept = lessons.measured(lesson)
+    if kept is None:
+        print("\nNot measured yet: python -m explorer lesson", lesson.name, "--measure")
+        return 0
+    where, results = kept
+    print(f"\nMeasured on the real data ({where}):")
+    print(lesson_table(results).to_string(index=False))
+    print(f"\nWhat explains it: {STATISTICS[lesson.watch]} per layer (python -m explorer dynamics RUN_ID, or the "
+          "Runs page).")
     return 0
 
 

@@ -64,3 +64,18 @@ def totals_dict(t: Totals, readable: bool = False) -> dict[str, Any]:
         return raw
     return {k: (human(v, "B") if k.endswith("bytes") else f"{v:,}" if isinstance(v, int)
                 else "x".join(map(str, v)) if isinstance(v, list) else v) for k, v in raw.items()}
+
+
+def lesson_table(results: list) -> pd.DataFrame:
+    """A lesson's measured pair (explorer.lessons.Result), one row per network, for the page, the CLI and the
+    README."""
+    return pd.DataFrame({
+        "network": [r.label for r in results],
+        "parameters": [human(r.params) for r in results],
+        "mult-adds / image": [human(r.mult_adds) for r in results],
+        "test acc": [f"{r.test_acc:.3f}" for r in results],
+        "train loss": [f"{r.train_loss:.3f}" for r in results],
+        "time": [f"{r.seconds:.0f} s" for r in results],
+        "gradient at the first layer": [f"{r.first_grad:.2g}" for r in results],
+        "at the last layer": [f"{r.last_grad:.2g}" for r in results],
+    })

@@ -1,0 +1,201 @@
+"""The chapter's claims as experiments: one lesson per section, each a claim, the comparison that shows its
+cost, and a pair of runs that shows its effect on the real data.
+
+A lesson's evidence is measured, never written: `python -m explorer lessons --measure` trains every pair on
+Fashion-MNIST and keeps the table, with the machine it ran on, in MEASURED (a file in the repo, shown by the
+Lessons page, the CLI and the README). A student can queue the same pair and watch it (Runs, run=A&vs=B).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from explorer import registry
+from explorer.config import ModelConfig
+from explorer.errors import ConfigError, QuotaError
+from explorer.summary import summarize
+from explorer.training.recipes import TrainSettings, preset
+from explorer.training.train import train
+
+MEASURED = Path(__file__).with_name("lessons_measured.json")
+
+
+@dataclass(frozen=True)
+class Side:
+    """One network of a lesson: a catalog entry with changes to its quick preset's network and settings."""
+
+    label: str
+    model: str
+    network: Mapping[str, Any] = field(default_factory=dict)
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def config(self) -> ModelConfig:
+        return dataclasses.replace(preset(self.model, "quick").config, **self.network)
+
+    def train_settings(self) -> TrainSettings:
+        return dataclasses.replace(preset(self.model, "quick").settings, **self.settings)
+
+
+@dataclass(frozen=True)
+class Lesson:
+    name: str
+    section: str         # 动手学深度学习, the Chinese 2.0 edition
+    english: str         # Dive into Deep Learning, the English edition
+    title: str
+    claim: str           # two sentences
+    compare: tuple[str, Mapping[str, Any], str, Mapping[str, Any]]  # Compare's two catalog configs: name, changes
+    pair: tuple[Side, Side]
+    watch: str           # the dynamics statistic that explains the pair (explorer.training.dynamics.STATISTICS)
+    exercise: str = ""   # a question of the section's exercises the app answers, and where
+    exercise_page: str = ""
+    exercise_params: Mapping[str, str] = field(default_factory=dict)
+
+
+LESSONS: tuple[Lesson, ...] = (
+    Lesson("lenet", "6.6", "7.6", "LeNet: the baseline",
+           "A small convolutional network learns Fashion-MNIST from its pixels: two convolutions with pooling, "
+           "then three dense layers. Its sigmoids pass on a small gradient, which is why the book trains it at a "
+           "learning rate as large as 0.9.",
+           ("lenet", {}, "alexnet", {}),
+           (Side("lr 0.9, the book's", "lenet", settings={"epochs": 2}),
+            Side("lr 0.1", "lenet", settings={"epochs": 2, "lr": 0.1})),
+           "grad_norm"),
+    Lesson("alexnet", "7.1", "8.1", "AlexNet: deeper, wider, ReLU",
+           "AlexNet is LeNet made deeper and much wider, with ReLU instead of sigmoids and dropout in its dense "
+           "layers. It learns more from the same images, at a thousand times the compute.",
+           ("lenet", {}, "alexnet", {}),
+           (Side("LeNet (quick)", "lenet"), Side("AlexNet (quick)", "alexnet")),
+           "grad_norm"),
+    Lesson("vgg", "7.2", "8.2", "VGG: networks from blocks",
+           "VGG builds a network from one repeated block, so depth and width are a list, conv_arch. Its "
+           "convolutions do almost all of the compute, its dense layers hold most of the parameters.",
+           ("vgg11", {}, "vgg11-small", {}),
+           (Side("ratio 8 (quick)", "vgg11"), Side("ratio 16: half as wide", "vgg11", network={"ratio": 16})),
+           "update_ratio",
+           "How do parameters and compute split between VGG-11's convolutions and its dense layers?",
+           "pages/explore.py", {"model": "vgg11"}),
+    Lesson("nin", "7.3", "8.3", "NiN: 1x1 convolutions instead of dense layers",
+           "NiN replaces the dense layers with 1x1 convolutions and one global average pool. It needs a small "
+           "fraction of AlexNet's parameters for a comparable accuracy.",
+           ("alexnet", {}, "nin", {}),
+           (Side("AlexNet (quick)", "alexnet"), Side("NiN (quick)", "nin")),
+           "dead"),
+    Lesson("googlenet", "7.4", "8.4", "GoogLeNet: parallel paths",
+           "An Inception block looks at the same input through 1x1, 3x3 and 5x5 convolutions and a pool at once "
+           "and concatenates what they find. 1x1 convolutions shrink the channels first, so the block stays cheap.",
+           ("vgg11", {}, "googlenet", {}),
+           (Side("VGG-11 (quick)", "vgg11"), Side("GoogLeNet (quick)", "googlenet")),
+           "grad_norm"),
+    Lesson("batchnorm", "7.5", "8.5", "Batch normalization: a steadier deep network",
+           "Batch normalization rescales each layer's inputs by the statistics of the batch, so the layers in "
+           "between stay in range while the weights move. The same LeNet then trains faster at the same "
+           "learning rate.",
+           ("lenet", {}, "lenet-bn", {}),
+           (Side("LeNet", "lenet", settings={"epochs": 2}),
+            Side("LeNet with batch norm", "lenet-bn", settings={"epochs": 2, "batch_size": 64, "lr": 0.9})),
+           "saturated"),
+    Lesson("resnet", "7.6", "8.6", "ResNet: the shortcut keeps the gradient alive",
+           "A residual block adds its input to what it computes, so a deep network can fall back to a shallower "
+           "one and the gradient reaches its first layers. Take the shortcut away from a deep network without "
+           "batch norm and it stops learning.",
+           ("resnet18", {}, "resnet18", {"residual": False}),
+           (Side("34 layers, residual", "resnet34", network={"channels": (16, 32, 64, 128), "norm": "none"},
+                 settings={"train_subset": 12_000, "batch_size": 64, "lr": 0.05}),
+            Side("34 layers, plain", "resnet34",
+                 network={"channels": (16, 32, 64, 128), "norm": "none", "residual": False},
+                 settings={"train_subset": 12_000, "batch_size": 64, "lr": 0.05})),
+           "grad_norm",
+           "What happens without the shortcut?", "pages/compare.py",
+           {"a.model": "resnet18", "b.model": "resnet18", "b.residual": "false"}),
+    Lesson("densenet", "7.7", "8.7", "DenseNet: accuracy bought with compute",
+           "A dense block concatenates every layer's output to its input instead of adding it, so later layers "
+           "see all earlier features. It pays for that in compute and memory as the channels grow.",
+           ("resnet18", {}, "densenet", {}),
+           (Side("ResNet-18 (quick)", "resnet18"), Side("DenseNet (quick)", "densenet")),
+           "grad_norm"),
+)
+
+
+def get(name: str) -> Lesson:
+    """A lesson by its name or its section in the Chinese edition (resnet or 7.6)."""
+    for lesson in LESSONS:
+        if name in (lesson.name, lesson.section):
+            return lesson
+    raise ConfigError("lesson", f"no lesson {name[:40]!r}; choose from {', '.join(x.name for x in LESSONS)}")
+
+
+def compare_configs(lesson: Lesson) -> tuple[tuple[str, ModelConfig], tuple[str, ModelConfig]]:
+    """The two catalog networks Compare shows for this lesson (the book's, not the quick presets')."""
+    a, a_changes, b, b_changes = lesson.compare
+    return ((a, dataclasses.replace(registry.get(a).config, **a_changes)),
+            (b, dataclasses.replace(registry.get(b).config, **b_changes)))
+
+
+def queue_pair(manager, lesson: Lesson, visitor) -> tuple[str, str]:
+    """Queue both runs of a lesson for `visitor` (their quotas apply); both or neither."""
+    first = manager.start(lesson.pair[0].model, lesson.pair[0].config(), lesson.pair[0].train_settings(), visitor,
+                          preset="quick", name=f"{lesson.section} {lesson.pair[0].label}")
+    try:
+        second = manager.start(lesson.pair[1].model, lesson.pair[1].config(), lesson.pair[1].train_settings(),
+                               visitor, preset="quick", name=f"{lesson.section} {lesson.pair[1].label}")
+    except (ConfigError, QuotaError):
+        manager.delete(first, visitor)
+        raise
+    return first, second
+
+
+@dataclass(frozen=True)
+class Result:
+    """One side of a lesson, measured: trained once on the real data."""
+
+    label: str
+    model: str
+    params: int
+    mult_adds: int
+    test_acc: float
+    train_loss: float
+    seconds: float
+    first_grad: float  # the first layer's gradient norm at the last report
+    last_grad: float   # the last layer's
+
+
+def measure(lesson: Lesson, data_dir: str | None = None, threads: int | None = None) -> list[Result]:
+    """Train both sides of a lesson here, one after the other, and read what they did."""
+    results = []
+    for side in lesson.pair:
+        config, settings = side.config(), side.train_settings()
+        run = train(config, settings, data_dir=data_dir, threads=threads)
+        last = run.history[-1]
+        readings = next(h.dynamics for h in reversed(run.history) if h.dynamics)
+        totals = summarize(config).totals
+        results.append(Result(side.label, side.model, totals.params, totals.mult_adds, last.test_acc,
+                              last.train_loss, run.seconds, readings[0]["grad_norm"], readings[-1]["grad_norm"]))
+    return results
+
+
+def save(lesson: Lesson, results: list[Result], path: Path = MEASURED) -> None:
+    """Keep a lesson's measurement with where and when it was taken (other lessons' stay as they were)."""
+    kept = json.loads(path.read_text()) if path.exists() else {}
+    kept[lesson.name] = {"machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} CPU cores",
+                         "date": time.strftime("%Y-%m-%d"), "results": [dataclasses.asdict(r) for r in results]}
+    path.write_text(json.dumps(kept, indent=1) + "\n")
+
+
+def measured(lesson: Lesson, path: Path = MEASURED) -> tuple[str, list[Result]] | None:
+    """A lesson's kept measurement: where and when, and each side's result; None if never measured."""
+    kept = json.loads(path.read_text()).get(lesson.name) if path.exists() else None
+    if not kept:
+        return None
+    return f"{kept['machine']}, {kept['date']}", [Result(**r) for r in kept["results"]]
+
+
+__all__ = ["LESSONS", "Lesson", "Result", "Side", "compare_configs", "get", "measure", "measured", "queue_pair",
+           "save"]
