@@ -3,7 +3,7 @@
 FROM python:3.11-slim-bookworm
 
 RUN apt-get update \
- && apt-get install -y --no-install-recommends dataset-fashion-mnist curl \
+ && apt-get install -y --no-install-recommends dataset-fashion-mnist fonts-wqy-microhei curl \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

@@ -14,5 +14,6 @@ st.navigation([
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("pages/runs.py", title="Runs", icon=":material/history:"),
     st.Page("pages/inside.py", title="Inside", icon=":material/visibility:"),
+    st.Page("pages/lessons.py", title="Lessons", icon=":material/school:"),
     st.Page("pages/catalog.py", title="Catalog", icon=":material/menu_book:"),
 ]).run()

@@ -425,6 +425,7 @@ def cmd_lesson(args: argparse.Namespace) -> int:
     where, results = kept
     print(f"\nMeasured on the real data ({where}):")
     print(lesson_table(results).to_string(index=False))
+    print(lessons.verdict(results))
     print(f"\nWhat explains it: {STATISTICS[lesson.watch]} per layer (python -m explorer dynamics RUN_ID, or the "
           "Runs page).")
     return 0

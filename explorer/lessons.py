@@ -70,13 +70,14 @@ LESSONS: tuple[Lesson, ...] = (
            "grad_norm"),
     Lesson("alexnet", "7.1", "8.1", "AlexNet: deeper, wider, ReLU",
            "AlexNet is LeNet made deeper and much wider, with ReLU instead of sigmoids and dropout in its dense "
-           "layers. It learns more from the same images, at a thousand times the compute.",
+           "layers. Given the same images once, does the bigger network learn more, and at what compute?",
            ("lenet", {}, "alexnet", {}),
-           (Side("LeNet (quick)", "lenet"), Side("AlexNet (quick)", "alexnet")),
+           (Side("LeNet, one epoch", "lenet", settings={"epochs": 1}), Side("AlexNet (quick), one epoch", "alexnet")),
            "grad_norm"),
     Lesson("vgg", "7.2", "8.2", "VGG: networks from blocks",
-           "VGG builds a network from one repeated block, so depth and width are a list, conv_arch. Its "
-           "convolutions do almost all of the compute, its dense layers hold most of the parameters.",
+           "VGG builds a network from one repeated block, so depth and width are a list, conv_arch, and one "
+           "ratio narrows every block at once. Its convolutions do almost all of the compute, its dense layers "
+           "hold most of the parameters: what does halving the width cost?",
            ("vgg11", {}, "vgg11-small", {}),
            (Side("ratio 8 (quick)", "vgg11"), Side("ratio 16: half as wide", "vgg11", network={"ratio": 16})),
            "update_ratio",
@@ -115,9 +116,10 @@ LESSONS: tuple[Lesson, ...] = (
            "grad_norm",
            "What happens without the shortcut?", "pages/compare.py",
            {"a.model": "resnet18", "b.model": "resnet18", "b.residual": "false"}),
-    Lesson("densenet", "7.7", "8.7", "DenseNet: accuracy bought with compute",
+    Lesson("densenet", "7.7", "8.7", "DenseNet: concatenate instead of add",
            "A dense block concatenates every layer's output to its input instead of adding it, so later layers "
-           "see all earlier features. It pays for that in compute and memory as the channels grow.",
+           "see all earlier features. The book credits it with accuracy; it pays in compute and memory as the "
+           "channels grow.",
            ("resnet18", {}, "densenet", {}),
            (Side("ResNet-18 (quick)", "resnet18"), Side("DenseNet (quick)", "densenet")),
            "grad_norm"),
@@ -167,6 +169,18 @@ class Result:
     last_grad: float   # the last layer's
 
 
+def verdict(results: list[Result]) -> str:
+    """What a measured pair showed, in words made from its numbers (never written by hand)."""
+    a, b = results
+    points = (b.test_acc - a.test_acc) * 100
+    said = (f'"{b.label}" reached {b.test_acc:.1%} test accuracy and "{a.label}" {a.test_acc:.1%} '
+            f"({points:+.1f} points), in {b.seconds:.0f} s and {a.seconds:.0f} s")
+    ratio = b.first_grad / a.first_grad if a.first_grad > 0 else float("inf")
+    if ratio < 0.01 or ratio > 100:
+        said += f"; the gradient at the first layer of the first was {ratio:.1g} times the second's"
+    return said + "."
+
+
 def measure(lesson: Lesson, data_dir: str | None = None, threads: int | None = None) -> list[Result]:
     """Train both sides of a lesson here, one after the other, and read what they did."""
     results = []
@@ -198,4 +212,4 @@ def measured(lesson: Lesson, path: Path = MEASURED) -> tuple[str, list[Result]] 
 
 
 __all__ = ["LESSONS", "Lesson", "Result", "Side", "compare_configs", "get", "measure", "measured", "queue_pair",
-           "save"]
+           "save", "verdict"]

@@ -104,7 +104,6 @@ if len(metrics):
     st.plotly_chart(training_chart(metrics, f"{r.label}: loss and accuracy", height=360), key="r.curve")
 else:
     st.info("This run stopped before its first report: it has no curve.")
-dynamics_section(manager, chosen[:2], "r")
 if r.confusion:
     left, right = st.columns([3, 2])
     left.plotly_chart(confusion_heatmap(r.confusion), key="r.confusion")
@@ -126,6 +125,7 @@ if norms:
     for layer, (gamma, beta) in norms.items():
         st.plotly_chart(batchnorm_chart(layer, gamma, beta), key=f"r.bn.{layer}")
 
+dynamics_section(manager, chosen[:2], "r")
 st.page_link("pages/inside.py", label="Look inside this run", icon=":material/visibility:",
              query_params={"run": r.id})
 downloads = st.columns(3)

@@ -13,6 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from explorer import lessons
 from explorer.identity import OWNER
 from explorer.training.recipes import preset
 from explorer.training.runs import RunManager
@@ -36,13 +37,17 @@ def main() -> None:
     manager = RunManager(home, data_dir=args.data_dir)
     done = train(manager, "lenet-bn", "quick", "LeNet-BN, quick")
     print(f"training {done} on {args.data_dir}", flush=True)
-    assert manager.wait(done, timeout=600).status == "done"
+    pair = lessons.queue_pair(manager, lessons.get("resnet"), OWNER)  # 7.6's pair: residual against plain
+    for run_id in (done, *pair):
+        assert manager.wait(run_id, timeout=600).status == "done"
     manager.shutdown()
     env = {"EXPLORER_HOME": str(home), "EXPLORER_DATA_DIR": args.data_dir}
     with streamlit_server(env) as url, chromium_page() as page:
-        def shoot(path: str, name: str, settle: int = 1500) -> None:
+        def shoot(path: str, name: str, settle: int = 1500, at: str = "") -> None:
             page.goto(url + path)
             wait_idle(page)
+            if at:  # a part below the first screen: scrolled to the top of the view
+                page.get_by_text(at, exact=True).first.evaluate("e => e.scrollIntoView()")
             page.wait_for_timeout(settle)  # Plotly draws after the script run ends
             page.screenshot(path=str(out / f"{name}.png"))
             print(f"wrote {out / name}.png", flush=True)
@@ -50,6 +55,9 @@ def main() -> None:
         shoot("/?model=resnet34&view=Diagram", "explore-diagram")
         shoot(f"/runs?run={done}", "runs")
         shoot(f"/inside?run={done}&image=40", "inside")
+        lesson = f"/lessons?lesson=resnet&run={pair[0]}&vs={pair[1]}"
+        shoot(lesson, "lesson")
+        shoot(lesson, "lesson-dynamics", settle=2500, at="Inside the training: each layer, report by report")
         live = RunManager(home, data_dir=args.data_dir, adopt_queued=False)
         running = train(live, "resnet18", "fast", "ResNet-18, fast")
         time.sleep(25)  # into its second epoch: a test accuracy point and a curve

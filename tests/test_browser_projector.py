@@ -30,6 +30,7 @@ PAGES = {
     "runs": "/runs",
     "catalog": "/catalog",
     "inside": "/inside?model=resnet18&image=7",
+    "lessons": "/lessons?lesson=resnet",
     "explore-present": "/?model=densenet&view=Diagram&present=1",
     "inside-present": "/inside?model=googlenet&image=7&stage=2&unit=3,4&present=1",
 }
@@ -106,6 +107,14 @@ def test_the_main_result_is_on_the_first_screen(server):
         wait_idle(page)
         expect(page.get_by_text("Estimated: about")).to_be_visible(timeout=60_000)  # measured in a process
         assert in_first_screen(page.get_by_role("button", name="Start training"))
+
+        page.goto(f"{url}/lessons?lesson=resnet")  # the claim, its cost and its measured effect at once
+        wait_idle(page)
+        expect(page.get_by_role("heading", name="7.6 ResNet: the shortcut keeps the gradient alive")).to_be_visible()
+        tables = page.get_by_test_id("stMain").get_by_test_id("stDataFrame")
+        expect(tables).to_have_count(2)
+        assert all(in_first_screen(tables.nth(i)) for i in range(2))
+        assert in_first_screen(page.get_by_role("button", name="Train both"))
 
 
 @pytest.mark.parametrize("name", ["lenet", "vgg11", "resnet34", "googlenet", "densenet"])

@@ -71,11 +71,10 @@ def lesson_table(results: list) -> pd.DataFrame:
     README."""
     return pd.DataFrame({
         "network": [r.label for r in results],
-        "parameters": [human(r.params) for r in results],
-        "mult-adds / image": [human(r.mult_adds) for r in results],
+        "params": [human(r.params) for r in results],
+        "mult-adds": [human(r.mult_adds) for r in results],
         "test acc": [f"{r.test_acc:.3f}" for r in results],
-        "train loss": [f"{r.train_loss:.3f}" for r in results],
         "time": [f"{r.seconds:.0f} s" for r in results],
-        "gradient at the first layer": [f"{r.first_grad:.2g}" for r in results],
-        "at the last layer": [f"{r.last_grad:.2g}" for r in results],
+        "grad, first layer": [f"{r.first_grad:.2g}" for r in results],
+        "grad, last layer": [f"{r.last_grad:.2g}" for r in results],
     })
