@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from explorer import i18n
 from explorer.errors import ConfigError, ExplorerError
 
 
@@ -17,6 +18,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.streamlit_options = unknown  # streamlit's own options, passed on
     elif unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    i18n.for_cli()  # English, unless LANG asks for Chinese
     try:
         return args.func(args)
     except ExplorerError as err:

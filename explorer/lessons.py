@@ -21,6 +21,7 @@ from typing import Any
 from explorer import registry
 from explorer.config import ModelConfig
 from explorer.errors import ConfigError, QuotaError
+from explorer.i18n import _
 from explorer.summary import summarize
 from explorer.training.recipes import TrainSettings, preset
 from explorer.training.train import train
@@ -173,12 +174,14 @@ def verdict(results: list[Result]) -> str:
     """What a measured pair showed, in words made from its numbers (never written by hand)."""
     a, b = results
     points = (b.test_acc - a.test_acc) * 100
-    said = (f'"{b.label}" reached {b.test_acc:.1%} test accuracy and "{a.label}" {a.test_acc:.1%} '
-            f"({points:+.1f} points), in {b.seconds:.0f} s and {a.seconds:.0f} s")
+    said = _('"{b}" reached {b_acc:.1%} test accuracy and "{a}" {a_acc:.1%} ({points:+.1f} points), in {b_s:.0f} s '
+             "and {a_s:.0f} s").format(b=_(b.label), b_acc=b.test_acc, a=_(a.label), a_acc=a.test_acc, points=points,
+                                      b_s=b.seconds, a_s=a.seconds)
     ratio = b.first_grad / a.first_grad if a.first_grad > 0 else float("inf")
     if ratio < 0.01 or ratio > 100:
-        said += f"; the gradient at the first layer of the first was {ratio:.1g} times the second's"
-    return said + "."
+        said += _("; the gradient at the first layer of the first was {ratio:.1g} times the second's").format(
+            ratio=ratio)
+    return said + _(".")
 
 
 def measure(lesson: Lesson, data_dir: str | None = None, threads: int | None = None) -> list[Result]:

@@ -8,15 +8,17 @@ import typing
 import pandas as pd
 import streamlit as st
 
-from explorer import registry
+from explorer import i18n, registry
 from explorer.config import Column, ModelConfig, knob_info, literal_choices, parse_value
 from explorer.errors import ConfigError
+from explorer.i18n import _
 from explorer.identity import Visitor, identify, valid_token, visitor_id
 from explorer.summary import check
 from explorer.training.dynamics import STATISTICS
 from explorer.training.runs import server_manager
 from explorer.views.layerdynamics import dynamics_heatmap, dynamics_lines, shared_range
 from explorer.views.ui import config_from_params, knob_text, plain
+from pages.language import browser_locale
 
 
 def _through_app_navigation() -> None:
@@ -33,7 +35,7 @@ def _through_app_navigation() -> None:
 _through_app_navigation()
 
 HIDDEN_KNOBS = ("in_channels", "num_classes")
-PAGE_PARAMS = ("batch", "run", "view", "depth", "present")  # URL parameters of the pages themselves, not knobs
+PAGE_PARAMS = ("batch", "run", "view", "depth", "present", "lang")  # URL parameters of the pages themselves, not knobs
 
 # Streamlit's default page leaves about 100 px above every title; on a 1280x720 projector that is the
 # difference between seeing the result and scrolling to it. Presentation mode makes all type larger.
@@ -59,8 +61,8 @@ def page_setup() -> bool:
     state = st.session_state
     if "present" not in state:
         state["present"] = st.query_params.get("present") == "1"
-    present = st.sidebar.toggle("Presentation mode", key="present",
-                                help="Larger type and the sidebar collapsed on load; bookmark the URL to keep it")
+    present = st.sidebar.toggle(_("Presentation mode"), key="present",
+                                help=_("Larger type and the sidebar collapsed on load; bookmark the URL to keep it"))
     st.html(_STYLE + (_PRESENT_STYLE if present else ""))
     return present
 
@@ -75,8 +77,11 @@ def fit_height(rows: int, most: int | None = None) -> int:
 
 
 def present_param() -> dict[str, str]:
-    """The URL parameter that keeps presentation mode in a bookmark."""
-    return {"present": "1"} if st.session_state.get("present") else {}
+    """The URL parameters that keep presentation mode and the language in a bookmark (the language when it
+    is not what the browser would pick)."""
+    chosen = st.session_state.get("lang", "en")
+    return ({"present": "1"} if st.session_state.get("present") else {}) | (
+        {"lang": chosen} if chosen != i18n.from_locale(browser_locale()) or "lang" in st.query_params else {})
 
 
 COOKIE = "cnn_explorer_visitor"
@@ -114,8 +119,8 @@ def _login() -> str | None:
 
 def say_run_missing(run_id: str, what_now: str = "") -> None:
     """The main area's word when a URL names a run this store does not have; the page keeps the URL."""
-    st.error(f"There is no run {plain(run_id, 40)} here: it was deleted, or its link belongs to another server."
-             + (f" {what_now}" if what_now else ""), icon=":material/link_off:")
+    st.error(_("There is no run {run} here: it was deleted, or its link belongs to another server.").format(
+        run=plain(run_id, 40)) + (f" {what_now}" if what_now else ""), icon=":material/link_off:")
 
 
 def forget_browser(me: Visitor) -> None:
@@ -123,12 +128,13 @@ def forget_browser(me: Visitor) -> None:
     here next is a new visitor, with none of these runs. The runs stay; their links open them read-only."""
     if me.admin or _login() is not None:  # the machine's owner, an admin, or a login: no cookie to forget
         return
-    if st.sidebar.button("Forget this browser", key="forget", help="On a shared computer: the next person "
-                         "here will not be you. Your runs stay on the server; keep their links to see them"):
+    if st.sidebar.button(_("Forget this browser"), key="forget", help=_(
+            "On a shared computer: the next person here will not be you. Your runs stay on the server; keep "
+            "their links to see them")):
         st.html(f"<script>document.cookie = '{COOKIE}=; path=/; max-age=0; SameSite=Strict';</script>",
                 unsafe_allow_javascript=True)
         del st.session_state["visitor"]  # this session, too, is a new visitor from its next rerun
-        st.sidebar.success("This browser no longer holds your identity: the next visit here is a new visitor.")
+        st.sidebar.success(_("This browser no longer holds your identity: the next visit here is a new visitor."))
 
 
 def admin_notices(me: Visitor) -> None:
@@ -158,16 +164,16 @@ def config_editor(prefix: str, where, params: dict[str, str] | None = None,
         where.warning(plain(problem))  # it quotes what the URL said
 
     families = registry.families()
-    family = where.selectbox("Architecture", list(families), key=f"{prefix}family",
-                             help="The networks of d2l chapter 7")
+    family = where.selectbox(_("Architecture"), list(families), key=f"{prefix}family",
+                             help=_("The networks of d2l chapter 7"))
     entries = families[family]
     names = [e.name for e in entries]
     if state.get(f"{prefix}preset:{family}") not in names:
         state[f"{prefix}preset:{family}"] = names[0]
-    name = where.selectbox("Preset", names, key=f"{prefix}preset:{family}",
+    name = where.selectbox(_("Preset"), names, key=f"{prefix}preset:{family}",
                            format_func=lambda n: f"{n} (d2l {registry.get(n).section})")
     entry = registry.get(name)
-    where.caption(entry.description)
+    where.caption(_(entry.description))
 
     values, slots = {}, {}
     for info in knob_info(entry.config):
@@ -197,7 +203,8 @@ def config_editor(prefix: str, where, params: dict[str, str] | None = None,
 def show_fallback(error: ConfigError | None) -> None:
     """Say in the main area that the view shows the last valid config while a knob is invalid."""
     if error is not None:
-        st.warning(f"{error.knob} is invalid (see the message under it): this shows the last valid config.",
+        st.warning(_("{knob} is invalid (see the message under it): this shows the last valid config.").format(
+            knob=error.knob),
                    icon="⚠️")
 
 
@@ -236,30 +243,30 @@ def _knob_widget(prefix: str, name: str, info: dict, default, where):
     state = st.session_state
     if info["columns"]:
         data = state.setdefault(key + ".data", _rows_frame(info["columns"], default))
-        where.markdown(f"**{label}**: {help_text}")
+        where.markdown(f"**{label}**: {_(help_text)}")
         # short headers (the book's names are in their help): the columns, their headers and four digits fit
         # the sidebar beside the row marker; a new row arrives filled in, never half-empty
         return where.data_editor(data, key=key, num_rows="dynamic", hide_index=True, width="stretch",
                                  column_config={c.name: st.column_config.NumberColumn(
-                                     c.header, help=c.help, min_value=c.lo, max_value=c.hi, step=1,
+                                     _(c.header), help=_(c.help), min_value=c.lo, max_value=c.hi, step=1,
                                      default=c.default, width=max(84, 8 * len(c.header) + 40))
                                      for c in info["columns"]})
     if hint is bool:
         state.setdefault(key, default)
-        return where.checkbox(label, key=key, help=help_text)
+        return where.checkbox(label, key=key, help=_(help_text))
     if literal_choices(hint):
         state.setdefault(key, default)
-        return where.selectbox(label, literal_choices(hint), key=key, help=help_text)
+        return where.selectbox(label, literal_choices(hint), key=key, help=_(help_text))
     if typing.get_origin(hint) is tuple:
         state.setdefault(key, knob_text(default))
-        return where.text_input(label, key=key, help=f"{help_text}; e.g. 3, 4, 6, 3 or (3, 4, 6, 3)")
+        return where.text_input(label, key=key, help=_(help_text) + _("; e.g. 3, 4, 6, 3 or (3, 4, 6, 3)"))
     if hint is int:
         state.setdefault(key, default)
         return where.number_input(label, min_value=int(info["lo"]), max_value=int(info["hi"]), step=1, key=key,
-                                  help=help_text)
+                                  help=_(help_text))
     state.setdefault(key, default)
     return where.number_input(label, min_value=float(info["lo"]), max_value=float(info["hi"]), step=0.05,
-                              format="%.2f", key=key, help=help_text)
+                              format="%.2f", key=key, help=_(help_text))
 
 
 def _assemble(base: ModelConfig, values: dict) -> tuple[ModelConfig, dict, ConfigError | None]:
@@ -285,17 +292,17 @@ def _assemble(base: ModelConfig, values: dict) -> tuple[ModelConfig, dict, Confi
 def dynamics_section(manager, runs: list, key: str, live: bool = False) -> None:
     """Each layer's gradients, updates and outputs as the runs trained: a heatmap per run on one colour
     scale (two runs side by side), and lines for a few layers. A run from before they were recorded says so."""
-    st.subheader("Inside the training: each layer, report by report", anchor=False)
-    stat = st.selectbox("Statistic", list(STATISTICS), format_func=STATISTICS.get, key=f"{key}.stat",
-                        help="the gradient norm shows whether the gradient reaches the first layers; the update "
-                             "size / weight size how fast each layer learns; dead channels and saturated outputs "
-                             "where ReLUs or sigmoids stopped passing a signal")
+    st.subheader(_("Inside the training: each layer, report by report"), anchor=False)
+    stat = st.selectbox(_("Statistic"), list(STATISTICS), format_func=lambda s: _(STATISTICS[s]), key=f"{key}.stat",
+                        help=_("the gradient norm shows whether the gradient reaches the first layers; the update "
+                               "size / weight size how fast each layer learns; dead channels and saturated outputs "
+                               "where ReLUs or sigmoids stopped passing a signal"))
     frames = {r.label: manager.store.dynamics(r.id) for r in runs}
     for r in runs:
         if frames[r.label].empty:
-            st.caption(plain(f"{r.label} (run {r.id}) has no dynamics: "
-                             + ("it has not reported a step yet." if live else
-                                "it was trained before they were recorded, or stopped before its first report.")))
+            st.caption(plain(_("{label} (run {run}) has no dynamics: ").format(label=r.label, run=r.id)
+                             + (_("it has not reported a step yet.") if live else
+                                _("it was trained before they were recorded, or stopped before its first report."))))
     shown = {label: frame for label, frame in frames.items() if not frame.empty}
     if not shown:
         return

@@ -3,9 +3,11 @@
 import streamlit as st
 
 from explorer.errors import ExplorerError
+from explorer.i18n import _
 from explorer.training.runs import server_manager
 from explorer.views.runviews import (
     accuracy,
+    band_chart,
     batchnorm_chart,
     batchnorm_parameters,
     calibration_text,
@@ -16,6 +18,8 @@ from explorer.views.runviews import (
     overlay_chart,
     per_class_accuracy,
     run_title,
+    runs_csv,
+    seed_groups,
     training_chart,
 )
 from explorer.views.ui import plain
@@ -29,7 +33,9 @@ from pages.common import (
     say_run_missing,
     visitor,
 )
+from pages.language import use_language
 
+use_language()  # this run's language (app.py sets it first; AppTest's reruns start at the page)
 manager = server_manager()
 me = visitor()
 state = st.session_state
@@ -37,33 +43,35 @@ admin_notices(me)
 forget_browser(me)
 page_setup()
 
-st.title("Runs")
+st.title(_("Runs"))
 if deleted := state.pop("r.deleted", None):
     st.success(plain(deleted), icon=":material/delete:")
 queue = manager.queue()
 if queue:
-    st.caption("The server's queue: " + " · ".join(  # others' runs are counted, not named
-        (f"your {v.record.model} {v.id}" if manager.may_act(v.id, me) else "another visitor's run")
-        + (" running" if v.position is None else f" waiting #{v.position}") for v in queue))
+    st.caption(_("The server's queue: ") + " · ".join(  # others' runs are counted, not named
+        (_("your {model} {run}").format(model=v.record.model, run=v.id) if manager.may_act(v.id, me)
+         else _("another visitor's run"))
+        + (_(" running") if v.position is None else _(" waiting #{position}").format(position=v.position))
+        for v in queue))
 
 linked_id = st.query_params.get("run")
 linked = manager.store.get(linked_id) if linked_id else None
 if linked_id and linked is None:  # the URL names a run this store does not have: say so, keep the URL
-    say_run_missing(linked_id, "Your own runs are listed below.")
+    say_run_missing(linked_id, _("Your own runs are listed below."))
 versus_id = st.query_params.get("vs")  # a second run beside the first (a lesson's pair): read-only, as a link is
 versus = manager.store.get(versus_id) if versus_id and linked is not None else None
 if versus_id and linked is not None and versus is None:
-    say_run_missing(versus_id, "The first run is shown alone.")
+    say_run_missing(versus_id, _("The first run is shown alone."))
 
 records = manager.store.list(owner=None if me.admin else me.id)
 if records:
-    st.caption(("Every run in this data directory, however it was started." if me.admin else "Your runs.")
-               + " Select rows to overlay their curves; the first selected is shown in detail.")
+    st.caption((_("Every run in this data directory, however it was started.") if me.admin else _("Your runs."))
+               + _(" Select rows to overlay their curves; the first selected is shown in detail."))
     picked = st.dataframe(history_table(records), hide_index=True, width="stretch", on_select="rerun",
                           selection_mode="multi-row", key="r.table", height=fit_height(len(records), 300))
     rows = picked.selection.rows
 else:
-    st.info("You have no runs yet: start one on the Train page.")
+    st.info(_("You have no runs yet: start one on the Train page."))
     rows = []
 if rows:
     chosen = [records[i] for i in rows]
@@ -76,9 +84,24 @@ else:
 
 if len(chosen) > 1:
     named = {r.label: manager.metrics(r.id) for r in chosen}
+    groups = seed_groups(chosen)
+    smoothing, log, banded, csv = st.columns([2, 1, 1, 1], vertical_alignment="bottom")
+    weight = smoothing.slider(_("Smoothing"), 0.0, 0.99, 0.6, 0.01, key="r.smooth",
+                              help=_("an exponential moving average of the train curves, as TensorBoard draws them"))
+    log_loss = log.toggle(_("Log-scale loss"), key="r.log")
+    bands = banded.toggle(_("Seeds as bands"), key="r.bands", disabled=len(groups) == len(chosen),
+                          help=_("runs of one config that differ only in their seed: their mean, and their lowest "
+                                 "to highest value"))
+    csv.download_button(_("Selected runs (CSV)"), runs_csv(chosen, list(named.values())), file_name="runs.csv",
+                        mime="text/csv")
     a, b = st.columns(2)
-    a.plotly_chart(overlay_chart(named, "train_loss", "Training loss"), key="r.loss")
-    b.plotly_chart(overlay_chart(named, "test_acc", "Test accuracy"), key="r.acc")
+    if bands and len(groups) < len(chosen):
+        metrics_of = {label: [named[r.label] for r in runs] for label, runs in groups.items()}
+        a.plotly_chart(band_chart(metrics_of, "train_loss", _("Training loss"), weight, log_loss), key="r.loss")
+        b.plotly_chart(band_chart(metrics_of, "test_acc", _("Test accuracy")), key="r.acc")
+    else:
+        a.plotly_chart(overlay_chart(named, "train_loss", _("Training loss"), weight, log_loss), key="r.loss")
+        b.plotly_chart(overlay_chart(named, "test_acc", _("Test accuracy")), key="r.acc")
 
 r = chosen[0]
 mine = manager.may_act(r.id, me)
@@ -87,10 +110,15 @@ if st.query_params.to_dict() != wanted:
     st.query_params.from_dict(wanted)
 
 st.header(plain(run_title(r)), anchor=False)
-st.caption(plain(f"{r.model}, run {r.id}. Best test accuracy {accuracy(r.best_test_acc)}, final "
-                 f"{accuracy(r.test_acc)}.")
-           + ("" if mine else " A shared run: you can look at it; only its owner can stop, delete or download it."))
-if mine and r.status in ("queued", "running") and st.button("Stop this run", key="r.stop"):
+st.caption(plain(_("{model}, run {run}. Best test accuracy {best}, final {final}.").format(
+    model=r.model, run=r.id, best=accuracy(r.best_test_acc), final=accuracy(r.test_acc)))
+           + ("" if mine else _(" A shared run: you can look at it; only its owner can stop, delete or download it.")))
+if mine and r.best_test_acc is not None:
+    shared = st.toggle(_("Share with the class"), value=bool(r.shared), key=f"r.share.{r.id}",
+                       help=_("Put this run on the class board: its network, settings and results, never your name"))
+    if shared != bool(r.shared):
+        manager.share(r.id, shared, me)
+if mine and r.status in ("queued", "running") and st.button(_("Stop this run"), key="r.stop"):
     manager.stop(r.id, me)
     st.rerun()
 metrics = manager.metrics(r.id)
@@ -101,53 +129,55 @@ if r.warning:
 if calibration_text(r):
     st.caption(calibration_text(r))
 if len(metrics):
-    st.plotly_chart(training_chart(metrics, f"{r.label}: loss and accuracy", height=360), key="r.curve")
+    st.plotly_chart(training_chart(metrics, _("{label}: loss and accuracy").format(label=r.label), height=360),
+                    key="r.curve")
 else:
-    st.info("This run stopped before its first report: it has no curve.")
+    st.info(_("This run stopped before its first report: it has no curve."))
 if r.confusion:
     left, right = st.columns([3, 2])
     left.plotly_chart(confusion_heatmap(r.confusion), key="r.confusion")
     right.dataframe(per_class_accuracy(r.confusion), hide_index=True, width="stretch", height=fit_height(10),
-                    column_config={"accuracy": st.column_config.ProgressColumn(min_value=0, max_value=1,
+                    column_config={_("accuracy"): st.column_config.ProgressColumn(min_value=0, max_value=1,
                                                                                format="%.3f")})
     examples = confused_examples(r, data_dir=manager.data_dir)
     if examples:
-        st.subheader("Test images it gets wrong, most confused pairs first")
+        st.subheader(_("Test images it gets wrong, most confused pairs first"))
         st.image([img for img, _ in examples], caption=[c for _, c in examples], width=112)
 
 try:
     norms = batchnorm_parameters(r.model, r.config, manager.load_weights(r.id)) if r.weights_path else {}
 except ExplorerError as err:  # the file was moved or damaged: the rest of the run is still shown, and can go
-    st.warning(plain(f"{err.message}: what it learned cannot be shown."), icon="⚠️")
+    st.warning(plain(_("{message}: what it learned cannot be shown.").format(message=err.message)), icon="⚠️")
     norms = {}
 if norms:
-    st.subheader("What batch normalization learned")
+    st.subheader(_("What batch normalization learned"))
     for layer, (gamma, beta) in norms.items():
         st.plotly_chart(batchnorm_chart(layer, gamma, beta), key=f"r.bn.{layer}")
 
 dynamics_section(manager, chosen[:2], "r")
-st.page_link("pages/inside.py", label="Look inside this run", icon=":material/visibility:",
+st.page_link("pages/inside.py", label=_("Look inside this run"), icon=":material/visibility:",
              query_params={"run": r.id})
 downloads = st.columns(3)
-downloads[0].download_button("Download the metrics (CSV)", metrics.to_csv(index=False),
+downloads[0].download_button(_("Download the metrics (CSV)"), metrics.to_csv(index=False),
                              file_name=f"{r.model}-{r.id}.csv", mime="text/csv")
 if mine and r.weights_path:  # read only when clicked
-    downloads[1].download_button("Download the weights (state_dict)", lambda: manager.weights_file(r.id, me),
+    downloads[1].download_button(_("Download the weights (state_dict)"), lambda: manager.weights_file(r.id, me),
                                  file_name=f"{r.model}-{r.id}.pt")
 if mine:
     if state.get("r.confirm") != r.id:
-        if downloads[2].button("Delete this run", key="r.delete"):
+        if downloads[2].button(_("Delete this run"), key="r.delete"):
             state["r.confirm"] = r.id
             st.rerun()
     else:
-        st.warning(plain(f"Delete {r.label} (run {r.id}), its curves and its weights for good?"), icon="⚠️")
-        yes, no, _ = st.columns([1, 1, 4])
-        if yes.button("Yes, delete it", key="r.delete.yes", type="primary"):
+        st.warning(plain(_("Delete {label} (run {run}), its curves and its weights for good?").format(
+            label=r.label, run=r.id)), icon="⚠️")
+        yes, no, _rest = st.columns([1, 1, 4])
+        if yes.button(_("Yes, delete it"), key="r.delete.yes", type="primary"):
             manager.delete(r.id, me)
-            state["r.deleted"] = f"Deleted {r.label} (run {r.id})."
+            state["r.deleted"] = _("Deleted {label} (run {run}).").format(label=r.label, run=r.id)
             state.pop("r.confirm")
             st.query_params.from_dict(present_param())
             st.rerun()
-        if no.button("Cancel", key="r.delete.no"):
+        if no.button(_("Cancel"), key="r.delete.no"):
             state.pop("r.confirm")
             st.rerun()

@@ -8,6 +8,7 @@ import streamlit as st
 
 from explorer import registry
 from explorer.errors import ExplorerError
+from explorer.i18n import _
 from explorer.summary import summarize
 from explorer.training.estimate import human_duration
 from explorer.training.loop import cuda_available
@@ -28,7 +29,9 @@ from pages.common import (
     show_fallback,
     visitor,
 )
+from pages.language import use_language
 
+use_language()  # this run's language (app.py sets it first; AppTest's reruns start at the page)
 manager = server_manager()
 state = st.session_state
 params = st.query_params.to_dict()
@@ -52,19 +55,19 @@ with st.sidebar:
     name, config, error = config_editor("t.", st.sidebar, seed_params)
 page_setup()
 
-st.title("Train on Fashion-MNIST")
+st.title(_("Train on Fashion-MNIST"))
 if linked_id and linked is None:  # the URL names a run this store does not have: say so, keep the URL
-    say_run_missing(linked_id, "The settings below train a new run.")
+    say_run_missing(linked_id, _("The settings below train a new run."))
 show_fallback(error)
 top = st.columns([1.7, 0.9, 2])
-kind = top[0].radio("Preset", ["quick", "fast", "book"], horizontal=True, key="t.preset",
-                    help="quick: about a minute on a laptop CPU; fast: the quick network with a modern recipe "
-                         "(a few minutes); book: exactly d2l's settings")
+kind = top[0].radio(_("Preset"), ["quick", "fast", "book"], horizontal=True, key="t.preset",
+                    help=_("quick: about a minute on a laptop CPU; fast: the quick network with a modern recipe "
+                           "(a few minutes); book: exactly d2l's settings"))
 devices = ["cuda", "cpu"] if cuda_available() else ["cpu"]
-device = top[1].selectbox("Device", devices, key="t.device")
-run_label = top[2].text_input("Run name (optional)", key="t.name", max_chars=NAME_CHARACTERS,
-                              placeholder="e.g. resnet without batch norm",
-                              help="Shown in lists and legends instead of the run's id")
+device = top[1].selectbox(_("Device"), devices, key="t.device")
+run_label = top[2].text_input(_("Run name (optional)"), key="t.name", max_chars=NAME_CHARACTERS,
+                              placeholder=_("e.g. resnet without batch norm"),
+                              help=_("Shown in lists and legends instead of the run's id"))
 chosen = preset(name, kind, device, config)
 s = chosen.settings
 key = f"t.{name}.{kind}"
@@ -72,22 +75,23 @@ for widget, value in (("lr", s.lr), ("epochs", s.epochs), ("batch", s.batch_size
                       ("init", s.init)):
     state.setdefault(f"{key}.{widget}", value)  # the preset's value, unless the user or a reopened run set one
 with st.sidebar:  # beside the network's knobs: the main area keeps the live chart on a projector's first screen
-    st.subheader(f"Training: the {kind} preset's settings", anchor=False)
+    st.subheader(_("Training: the {kind} preset's settings").format(kind=kind), anchor=False)
     if chosen.changes:
-        st.caption(f"{kind.capitalize()} preset changes: " + "; ".join(chosen.changes))
-    lr = st.number_input("Learning rate", 0.0001, 100.0, format="%.4f", key=key + ".lr")
-    epochs = st.number_input("Epochs", 1, 200, key=key + ".epochs")
-    batch = st.number_input("Batch size", 2, 4096, key=key + ".batch")
-    subset = st.number_input("Images (0 = all)", 0, 60_000, step=1000, key=key + ".subset",
-                             help="training images; 0 trains on all 60,000")
-    init = st.selectbox("Init", ["xavier", "kaiming"], key=key + ".init",
-                        help="xavier: d2l's; kaiming: He et al.'s, which keeps the signal through deep ReLU "
-                             "stacks (NiN dies without it)")
-st.markdown(f"Trains **{plain(config_label(name, chosen.config), 200)}** "
-            f"({summarize(chosen.config).totals.params:,} parameters), {kind} preset: learning rate {lr:g}, "
-            f"{epochs} epoch{'s' if epochs > 1 else ''} of {f'{subset:,}' if subset else 'all 60,000'} images at "
-            f"batch size {batch}, "
-            f"{init.capitalize()} init.")
+        st.caption(_("{kind} preset changes: ").format(kind=kind.capitalize()) + "; ".join(chosen.changes))
+    lr = st.number_input(_("Learning rate"), 0.0001, 100.0, format="%.4f", key=key + ".lr")
+    epochs = st.number_input(_("Epochs"), 1, 200, key=key + ".epochs")
+    batch = st.number_input(_("Batch size"), 2, 4096, key=key + ".batch")
+    subset = st.number_input(_("Images (0 = all)"), 0, 60_000, step=1000, key=key + ".subset",
+                             help=_("training images; 0 trains on all 60,000"))
+    init = st.selectbox(_("Init"), ["xavier", "kaiming"], key=key + ".init",
+                        help=_("xavier: d2l's; kaiming: He et al.'s, which keeps the signal through deep ReLU "
+                               "stacks (NiN dies without it)"))
+st.markdown(_("Trains **{network}** ({params:,} parameters), {kind} preset: learning rate {lr:g}, {epochs} "
+              "{epoch_word} of {images} images at batch size {batch}, {init} init.").format(
+    epoch_word=_("epoch") if epochs == 1 else _("epochs"),
+    network=plain(config_label(name, chosen.config), 200), params=summarize(chosen.config).totals.params,
+    kind=kind, lr=lr, epochs=epochs, images=f"{subset:,}" if subset else _("all 60,000"), batch=batch,
+    init=init.capitalize()))
 
 info, button = st.columns([4, 1], vertical_alignment="center")
 refusal = measuring = None
@@ -97,8 +101,9 @@ try:
     need = manager.estimate_bytes(chosen.config, settings)
     estimate = manager.estimate_time(chosen.config, settings, wait=1.0)  # measured out of this page's process
     limit = manager.quotas.max_seconds
-    limit_text = "" if limit is None else f" This server's limit is {human_duration(limit)}."
-    info.caption(f"Estimated: {estimate.text}, {human(need, 'B')} of memory.{limit_text}")
+    limit_text = "" if limit is None else _(" This server's limit is {limit}.").format(limit=human_duration(limit))
+    info.caption(_("Estimated: {time}, {memory} of memory.").format(time=estimate.text, memory=human(need, "B"))
+                 + limit_text)
     manager.check_time(estimate)
 except ExplorerError as err:
     refusal = err
@@ -111,6 +116,7 @@ except StillMeasuring as pending:
 def measured() -> None:
     """Asks again every second (so the measurement is not abandoned) and redraws the page once it is there.
     Called last, so that the redrawn page's elements keep their places (no stale copy left beside them)."""
+    use_language()
     try:
         manager.estimate_time(chosen.config, settings, wait=0.0)
     except StillMeasuring:
@@ -120,7 +126,7 @@ def measured() -> None:
     st.rerun()
 
 
-if button.button("Start training", type="primary", disabled=refusal is not None or measuring is not None,
+if button.button(_("Start training"), type="primary", disabled=refusal is not None or measuring is not None,
                  key="t.start", width="stretch"):
     try:
         state["t.run"] = manager.start(name, chosen.config, settings, visitor=me, preset=kind, name=run_label)
@@ -146,49 +152,52 @@ state.setdefault("t.session", secrets.token_hex(8))
 
 @st.fragment(run_every=manager.refresh_interval(state["t.session"]) if live_now else None)
 def live(run_id: str) -> None:
+    use_language()
     view = manager.view(run_id)
     if view is None:
-        st.text(f"Run {run_id[:40]} is not in the run store.")  # the id came from a URL: shown as text
+        st.text(_("Run {run} is not in the run store.").format(run=run_id[:40]))  # the id came from a URL
         return
     r = view.record
     p = view.progress
     head, stop = st.columns([5, 1], vertical_alignment="center")
     head.subheader(plain(run_title(r)), anchor=False)
     mine = manager.may_act(run_id, me)
-    if r.status in ("queued", "running") and mine and stop.button("Stop", key="t.stop", width="stretch"):
+    if r.status in ("queued", "running") and mine and stop.button(_("Stop"), key="t.stop", width="stretch"):
         manager.stop(run_id, me)
     if r.name or not mine:  # else the heading names the model and id already
-        st.caption(plain(f"{r.model}, run {r.id}")
-                   + ("" if mine else ". A shared run: you can watch it, not stop it; Start trains your own copy."))
+        st.caption(plain(_("{model}, run {run}").format(model=r.model, run=r.id))
+                   + ("" if mine else _(". A shared run: you can watch it, not stop it; Start trains your own copy.")))
     if view.position:
-        st.info(f"Queued: position {view.position}. It should start in "
-                f"{human_duration(manager.wait_seconds(run_id))}, when a worker is free.")
+        st.info(_("Queued: position {position}. It should start in {wait}, when a worker is free.").format(
+            position=view.position, wait=human_duration(manager.wait_seconds(run_id))))
     elif r.status == "running" and (p is None or p.kind == "phase"):
-        doing = p.phase if p is not None else "starting"
+        doing = _(p.phase) if p is not None else _("starting")
         st.progress(0.0, text=f"{doing}… ({(p.elapsed if p else 0):.0f} s)")
     elif p is not None:
-        eta = "" if math.isnan(p.eta) else f" · {human_duration(p.eta)} left"
-        st.progress(min(p.step / p.total_steps, 1.0),
-                    text=f"epoch {min(int(p.epoch) + 1, r.settings['epochs'])}/{r.settings['epochs']} · batch "
-                         f"{p.step}/{p.total_steps} · {p.images_per_sec:.0f} images/s{eta}")
+        eta = "" if math.isnan(p.eta) else _(" · {time} left").format(time=human_duration(p.eta))
+        st.progress(min(p.step / p.total_steps, 1.0), text=_(
+            "epoch {epoch}/{epochs} · batch {step}/{steps} · {rate:.0f} images/s").format(
+            epoch=min(int(p.epoch) + 1, r.settings["epochs"]), epochs=r.settings["epochs"], step=p.step,
+            steps=p.total_steps, rate=p.images_per_sec) + eta)
     metrics = manager.metrics(run_id)
     tested = metrics.test_acc.dropna()
     stepped = p is not None and p.kind != "phase"
     numbers, chart = st.columns([1, 4])  # side by side: the chart stays on a 1280x720 projector's first screen
-    numbers.metric("train loss", f"{p.train_loss:.3f}" if stepped else
+    numbers.metric(_("train loss"), f"{p.train_loss:.3f}" if stepped else
                    "-" if r.train_loss is None else f"{r.train_loss:.3f}")
-    numbers.metric("train acc", f"{p.train_acc:.3f}" if stepped else
+    numbers.metric(_("train acc"), f"{p.train_acc:.3f}" if stepped else
                    "-" if r.train_acc is None else f"{r.train_acc:.3f}")
-    numbers.metric("test acc (last epoch)", f"{tested.iloc[-1]:.3f}" if len(tested) else "-")
-    numbers.metric("time", human_duration(p.elapsed if p else (r.seconds or 0)).removeprefix("about "))
+    numbers.metric(_("test acc (last epoch)"), f"{tested.iloc[-1]:.3f}" if len(tested) else "-")
+    numbers.metric(_("time"), human_duration(p.elapsed if p else (r.seconds or 0), about=False))
     if r.error:
         st.error(plain(r.error))
     if r.warning:
         st.warning(plain(r.warning), icon="⚠️")
     if len(metrics):
-        chart.plotly_chart(training_chart(metrics, f"{r.label}: loss and accuracy", height=300), key="t.chart")
-    if st.toggle("Gradients and activations per layer", key="t.dynamics",
-                 help="what each layer's gradient, update and output do while it trains"):
+        chart.plotly_chart(training_chart(metrics, _("{label}: loss and accuracy").format(label=r.label),
+                                          height=300), key="t.chart")
+    if st.toggle(_("Gradients and activations per layer"), key="t.dynamics",
+                 help=_("what each layer's gradient, update and output do while it trains")):
         dynamics_section(manager, [r], "t", live=r.status not in FINISHED)
     if r.status in FINISHED and state.get("t.live") == run_id:
         state["t.live"] = None
@@ -200,9 +209,10 @@ def live(run_id: str) -> None:
 state["t.init"] = True
 if run_id:
     live(run_id)
-    st.page_link("pages/runs.py", label="This run in detail, beside your other runs", icon=":material/history:",
+    st.page_link("pages/runs.py", label=_("This run in detail, beside your other runs"), icon=":material/history:",
                  query_params={"run": run_id})
 else:
-    st.caption(f"Pick a network in the sidebar ({registry.get(name).description}), then Start.")
+    st.caption(_("Pick a network in the sidebar ({description}), then Start.").format(
+        description=_(registry.get(name).description)))
 if measuring is not None:  # last on the page: drawn or not, it moves no other element
     measured()

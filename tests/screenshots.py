@@ -58,6 +58,8 @@ def main() -> None:
         lesson = f"/lessons?lesson=resnet&run={pair[0]}&vs={pair[1]}"
         shoot(lesson, "lesson")
         shoot(lesson, "lesson-dynamics", settle=2500, at="Inside the training: each layer, report by report")
+        shoot("/?model=resnet34&view=Diagram&lang=zh", "zh-explore-diagram")
+        shoot(f"{lesson}&lang=zh", "zh-lesson")
         live = RunManager(home, data_dir=args.data_dir, adopt_queued=False)
         running = train(live, "resnet18", "fast", "ResNet-18, fast")
         time.sleep(25)  # into its second epoch: a test accuracy point and a curve

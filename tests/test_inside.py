@@ -1,6 +1,9 @@
 """The Inside views: feature maps that match the summary, kernels, saliency, dead layers, the CLI's PNGs
 and the page, on real modules with fresh or trained weights."""
 
+import json
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -8,7 +11,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from explorer import registry
-from explorer.errors import QuotaError
+from explorer.errors import ConfigError, QuotaError
 from explorer.identity import Visitor
 from explorer.summary import summarize
 from explorer.training.loop import new_model
@@ -412,3 +415,63 @@ def test_the_inside_process_is_killed_past_its_time_and_a_failure_is_a_message()
         service.ask("one second")
     assert service.pid not in (None, first)  # the failure kept the new process; the killed one is gone
     service.stop()
+
+
+@pytest.mark.parametrize("name", ["lenet", "alexnet", "googlenet", "resnet18", "regnetx32"])
+def test_a_convolution_unit_worked_out_by_hand_is_the_feature_maps_value(name):
+    """Strides, padding, 1x1 and 5x5 kernels, grouped convolutions: the patch times the kernel, summed, plus
+    the bias, is what the convolution put there, to float precision."""
+    import random
+
+    from explorer.views.inside import conv_layers, unit_arithmetic
+
+    rng = random.Random(0)
+    config = preset(name, "quick").config
+    model = new_model(config)
+    image = torch.randint(0, 256, (28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    for layer in conv_layers(config):
+        first = unit_arithmetic(model, config, image, layer, 0, 0, 0)  # a corner: padding in the patch
+        channels, height, width = first.output_shape
+        for unit in (first, unit_arithmetic(model, config, image, layer, rng.randrange(channels),
+                                            rng.randrange(height), rng.randrange(width))):
+            assert unit.total == pytest.approx(unit.value, rel=1e-4, abs=1e-5), (layer, unit.row, unit.col)
+            assert unit.patch.shape == unit.kernel.shape == unit.product.shape
+    with pytest.raises(ConfigError, match="must be a channel from 0 to"):
+        unit_arithmetic(model, config, image, conv_layers(config)[0], 10_000, 0, 0)
+
+
+def test_inside_works_out_a_unit_and_steps_across_the_image(trained, monkeypatch):
+    from explorer.training.runs import server_manager
+
+    manager, run_id, home, data = trained
+    monkeypatch.setenv("EXPLORER_HOME", str(home))
+    monkeypatch.setenv("EXPLORER_DATA_DIR", str(data))
+    try:
+        at = AppTest.from_file(APP, default_timeout=120)
+        at.query_params["run"] = run_id
+        at.switch_page("pages/inside.py").run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert any(h.value == "One convolution up close" for h in at.subheader)
+        sentence = next(m.value for m in at.markdown if m.value.startswith("Σ (patch × kernel)"))
+        total, value = (float(x) for x in re.findall(r"\*\*(-?[\d.]+)\*\*", sentence)[1:3])
+        assert total == pytest.approx(value, abs=2e-4)  # as printed, to four places
+        at.button(key="i.conv.forward").click().run()
+        assert (at.number_input(key="i.conv.row").value, at.number_input(key="i.conv.col").value) == (0, 1)
+        figures = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+        [parts] = [f for f in figures if [a["text"] for a in f["layout"].get("annotations", [])][:3]
+                   == ["input patch", "kernel", "patch × kernel"]]
+        assert [t["type"] for t in parts["data"]] == ["heatmap"] * 3
+        patch, kernel, product = (plotly_array(t["z"]) for t in parts["data"])
+        assert np.allclose(patch * kernel, product, atol=1e-6)  # the product drawn is the product
+    finally:
+        server_manager().shutdown()
+
+
+def plotly_array(values) -> np.ndarray:
+    """Plotly's JSON holds numpy arrays as base64 ({"dtype", "bdata", "shape"}) or as plain lists."""
+    if isinstance(values, dict):
+        import base64
+
+        flat = np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+        return flat.reshape([int(n) for n in str(values.get("shape", len(flat))).split(",")])
+    return np.array(values, dtype=float)

@@ -128,3 +128,43 @@ def test_the_runs_page_opens_on_a_run_with_results(finished):
     empty = dataclasses.replace(records[0], status="stopped", confusion=None, train_loss=None)
     assert first_with_results([empty, *records]) == 1
     assert first_with_results([empty]) == 0
+
+
+def test_smoothing_is_tensorboards_debiased_moving_average():
+    import pandas as pd
+
+    from explorer.views.runviews import smooth
+
+    values = pd.Series([1.0, 0.0, 0.0, 1.0])
+    assert smooth(values, 0.0).equals(values)
+    weight, last, expected = 0.6, 0.0, []
+    for i, v in enumerate(values, start=1):
+        last = weight * last + (1 - weight) * v
+        expected.append(last / (1 - weight ** i))
+    assert smooth(values, weight).tolist() == pytest.approx(expected)
+    assert smooth(values, weight).iloc[0] == 1.0  # debiased: it starts where the values start
+    assert smooth(pd.Series([2.0] * 5), 0.9).tolist() == pytest.approx([2.0] * 5)
+
+
+def test_runs_of_one_config_over_seeds_are_one_band_and_all_selected_runs_one_csv(finished):
+    import pandas as pd
+
+    from explorer.views.runviews import band_chart, runs_csv, seed_groups
+
+    manager, records, _ = finished
+    seeds = [dataclasses.replace(records[0], id=f"seed{s}", settings={**records[0].settings, "seed": s})
+             for s in range(3)]
+    groups = seed_groups(seeds + [records[1]])
+    assert sorted(len(runs) for runs in groups.values()) == [1, 3]  # the 2-epoch run is a config of its own
+    base = manager.store.metrics(records[0].id)
+    frames = [base.assign(test_acc=base.test_acc + shift) for shift in (0.0, 0.1, 0.2)]
+    fig = band_chart({"lenet": frames}, "test_acc", "Test accuracy")
+    band, mean = fig.data
+    epochs = base[base.kind == "epoch"].test_acc.tolist()
+    assert list(mean.y) == pytest.approx([a + 0.1 for a in epochs])  # the mean of the three seeds
+    assert list(band.y) == pytest.approx([a + 0.2 for a in epochs] + [a for a in epochs][::-1])  # max, then min
+    assert "mean of 3 seeds" in mean.name
+    assert overlay_chart({"a": base}, "train_loss", "Training loss", log=True).layout.yaxis.type == "log"
+    table = pd.read_csv(__import__("io").StringIO(runs_csv(records, [manager.store.metrics(r.id) for r in records])))
+    assert set(table.run) == {r.id for r in records} and len(table) == sum(
+        len(manager.store.metrics(r.id)) for r in records)

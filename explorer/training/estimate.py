@@ -32,6 +32,7 @@ from torch import nn
 from explorer import registry
 from explorer.config import ModelConfig
 from explorer.errors import ConfigError
+from explorer.i18n import _
 from explorer.summary import summarize
 from explorer.training import pipeline
 from explorer.training.loop import default_threads, new_model, sgd_step
@@ -63,14 +64,16 @@ class Estimate:
         return f"{human_duration(self.seconds)} ({self.source})"
 
 
-def human_duration(seconds: float) -> str:
-    """'about 40 s', 'about 4 min', 'about 2 h': never raw seconds."""
-    if seconds < 60:
-        return f"about {max(1, round(seconds))} s"
-    if seconds < 90 * 60:
-        return f"about {round(seconds / 60)} min"
+def human_duration(seconds: float, about: bool = True) -> str:
+    """'about 40 s', 'about 4 min', 'about 2 h' (without `about`: '40 s'): never raw seconds."""
     hours = seconds / 3600
-    return f"about {hours:.1f} h" if hours < 10 else f"about {round(hours)} h"
+    if seconds < 60:
+        amount, unit = max(1, round(seconds)), _("s")
+    elif seconds < 90 * 60:
+        amount, unit = round(seconds / 60), _("min")
+    else:
+        amount, unit = (f"{hours:.1f}" if hours < 10 else round(hours)), _("h")
+    return (_("about {amount} {unit}") if about else "{amount} {unit}").format(amount=amount, unit=unit)
 
 
 def max_run_seconds() -> float:
@@ -99,11 +102,12 @@ def estimate_run(config: ModelConfig, batch_size: int, epochs: int, train_images
     past = past_rates(config, batch_size, device, augment, store) if store is not None else []
     if past:
         rate = statistics.median(past)
-        source = f"measured by {'an earlier run' if len(past) == 1 else f'{len(past)} earlier runs'} of this config"
+        source = (_("measured by an earlier run of this config") if len(past) == 1 else
+                  _("measured by {n} earlier runs of this config").format(n=len(past)))
     else:
         m = measured() if measured is not None else measure(config, batch_size, device, threads, store, augment)
         rate = m.images_per_sec
-        source = "measured on this machine" + (", which was busy: likely too long" if m.busy else "")
+        source = _("measured on this machine") + (_(", which was busy: likely too long") if m.busy else "")
     return Estimate(run_seconds(rate, train_images, epochs, test_images * (2 if tta else 1)), rate, source)
 
 

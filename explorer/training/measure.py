@@ -20,6 +20,7 @@ from pathlib import Path
 
 from explorer.config import ModelConfig
 from explorer.errors import QuotaError
+from explorer.i18n import _
 from explorer.training import processes
 from explorer.training.estimate import Measured, Readings, measure
 from explorer.training.store import RunStore
@@ -51,9 +52,12 @@ class StillMeasuring(Exception):
     @property
     def text(self) -> str:
         if self.ahead:
-            return (f"Waiting for {self.ahead} other measurement{'s' if self.ahead > 1 else ''}, then timing a few "
-                    "training steps of this network…")
-        return f"Measuring a few training steps of this network in a worker process… ({self.seconds:.0f} s)"
+            if self.ahead == 1:
+                return _("Waiting for 1 other measurement, then timing a few training steps of this network…")
+            return _("Waiting for {n} other measurements, then timing a few training steps of this network…").format(
+                n=self.ahead)
+        return _("Measuring a few training steps of this network in a worker process… ({seconds:.0f} s)").format(
+            seconds=self.seconds)
 
 
 class Measurements:

@@ -271,6 +271,17 @@ class RunManager:
             raise OwnerError(f"only the run's owner can {action} it; you can watch it, and train the "
                                      "same config yourself")
 
+    def share(self, run_id: str, shared: bool, visitor: Visitor = OWNER) -> None:
+        """Put a run on the class board, or take it off: its owner's choice (off until then). The board shows
+        what was trained and how well, never who."""
+        self._check_owner(run_id, visitor, "share")
+        self.store.set_shared(run_id, shared)
+
+    def board(self, visitor: Visitor = OWNER) -> list[RunRecord]:
+        """The runs the class board draws for `visitor`: every run with a result for an admin (the machine's
+        owner), else the runs their owners shared."""
+        return [r for r in self.store.list() if r.best_test_acc is not None and (visitor.admin or r.shared)]
+
     def stop(self, run_id: str, visitor: Visitor = OWNER) -> bool:
         """Stop a queued or running run, whichever process runs it (a running one ends within about a
         second and one batch). False if it had already finished."""
@@ -401,7 +412,7 @@ class RunManager:
         self.check_memory(config, settings)
         floor = fastest_seconds(config, settings.device, images * settings.epochs, self.threads)
         if self.quotas.max_seconds is not None and floor > self.quotas.max_seconds:
-            self._over_time_limit(f"at least {human_duration(floor).removeprefix('about ')} even at this "
+            self._over_time_limit(f"at least {human_duration(floor, about=False)} even at this "
                                   "machine's peak speed")
         request = Request(config, settings.batch_size, settings.device, self.threads or default_threads(),
                           settings.augment)

@@ -55,7 +55,8 @@ CREATE TABLE IF NOT EXISTS runs (
     preset TEXT,
     name TEXT,
     address TEXT,
-    estimate_seconds REAL
+    estimate_seconds REAL,
+    shared INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
@@ -95,7 +96,7 @@ CREATE TABLE IF NOT EXISTS progress (
 """
 _ADDED_COLUMNS = {"heartbeat": "REAL", "stop_requested": "INTEGER NOT NULL DEFAULT 0",  # since the first schema
                   "worker": "TEXT", "warning": "TEXT", "calibration": "TEXT", "preset": "TEXT", "name": "TEXT",
-                  "address": "TEXT", "estimate_seconds": "REAL"}
+                  "address": "TEXT", "estimate_seconds": "REAL", "shared": "INTEGER NOT NULL DEFAULT 0"}
 
 METRIC_COLUMNS = ["step", "epoch", "kind", "train_loss", "train_acc", "test_acc", "images_per_sec", "elapsed"]
 DYNAMICS_COLUMNS = ["step", "epoch", "layer", "type", "grad_norm", "update_ratio", "out_mean", "out_std", "dead",
@@ -133,6 +134,7 @@ class RunRecord:
     name: str | None = None         # what its owner called it, shown instead of the id where given
     address: str | None = None      # the network address it was started from (per-address quotas)
     estimate_seconds: float | None = None  # how long it was estimated to take when it was queued
+    shared: int = 0                 # its owner put it on the class board (anonymously)
 
     @property
     def label(self) -> str:
@@ -232,6 +234,10 @@ class RunStore:
     def set_worker(self, run_id: str, worker: str) -> None:
         with self._db() as db:
             db.execute("UPDATE runs SET worker = ?, heartbeat = ? WHERE id = ?", (worker, time.time(), run_id))
+
+    def set_shared(self, run_id: str, shared: bool) -> None:
+        with self._db() as db:
+            db.execute("UPDATE runs SET shared = ? WHERE id = ?", (int(shared), run_id))
 
     def set_warning(self, run_id: str, warning: str | None) -> None:
         with self._db() as db:

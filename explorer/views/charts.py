@@ -5,6 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
+from explorer.i18n import _
+
 FONT = {"size": 16}
 AXIS = {"tickfont": {"size": 15}, "title_font": {"size": 16}}
 
@@ -16,12 +18,12 @@ def style(fig: go.Figure, title: str, x_title: str, y_title: str, log: bool = Fa
     The axis type is left to Plotly unless `log` asks for a log axis: forcing "linear" would turn a
     heatmap's class-name categories into numbers and draw an empty plot.
     """
-    fig.update_layout(title={"text": title, "font": {"size": 20}}, font=FONT, height=height,
+    fig.update_layout(title={"text": _(title), "font": {"size": 20}}, font=FONT, height=height,
                       margin={"l": 60, "r": 20, "t": 60, "b": 60}, legend={"orientation": "h", "y": -0.25})
-    fig.update_yaxes(title=y_title, **AXIS)
+    fig.update_yaxes(title=_(y_title), **AXIS)
     if log:  # labels at powers of ten only; Plotly's minor "2" and "5" labels clutter a projector
         fig.update_yaxes(type="log", dtick=1)
-    fig.update_xaxes(title=x_title, **AXIS)
+    fig.update_xaxes(title=_(x_title), **AXIS)
     return fig
 
 
@@ -36,7 +38,7 @@ def powers_of_two(values: pd.Series) -> list[int]:
 
 
 def _layout(fig: go.Figure, title: str, y_title: str, log: bool = False) -> go.Figure:
-    return style(fig, title, "layer (in order)", y_title, log).update_layout(hovermode="x unified")
+    return style(fig, title, _("layer (in order)"), y_title, log).update_layout(hovermode="x unified")
 
 
 def _leaves(layers: pd.DataFrame) -> pd.DataFrame:
@@ -61,18 +63,19 @@ def shape_flow_chart(named: dict[str, pd.DataFrame]) -> go.Figure:
     for name, layers in named.items():
         leaves = _leaves(layers)
         spatial = leaves[leaves.output_shape.map(len) == 3]
-        fig.add_scatter(x=leaves.index, y=leaves.output_shape.map(lambda s: s[0]), name=f"{name}: channels",
+        fig.add_scatter(x=leaves.index, y=leaves.output_shape.map(lambda s: s[0]), name=f"{name}: {_('channels')}",
                         mode="lines+markers", customdata=leaves.label, line_shape="hv",
                         hovertemplate="%{customdata}: %{y} channels<extra></extra>")
-        fig.add_scatter(x=spatial.index, y=spatial.output_shape.map(lambda s: s[1]), name=f"{name}: height/width",
+        fig.add_scatter(x=spatial.index, y=spatial.output_shape.map(lambda s: s[1]),
+                        name=f"{name}: {_('height/width')}",
                         mode="lines+markers", customdata=spatial.label, line_shape="hv", line_dash="dot",
                         yaxis="y2", hovertemplate="%{customdata}: %{y} px<extra></extra>")
-    fig = _layout(fig, "Shape flow", "channels (log)", log=True)
+    fig = _layout(fig, _("Shape flow"), _("channels (log)"), log=True)
     channels = pd.concat([_leaves(layers).output_shape.map(lambda s: s[0]) for layers in named.values()])
     sizes = pd.concat([_leaves(layers).output_shape.map(lambda s: s[1] if len(s) == 3 else 1)
                        for layers in named.values()])
     fig.update_yaxes(tickvals=powers_of_two(channels), dtick=None, minor={"showgrid": False})
-    fig.update_layout(yaxis2={"title": "height = width (px)", "overlaying": "y", "side": "right", "type": "log",
+    fig.update_layout(yaxis2={"title": _("height = width (px)"), "overlaying": "y", "side": "right", "type": "log",
                               "tickvals": powers_of_two(sizes), **AXIS})
     return fig
 

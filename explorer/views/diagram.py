@@ -16,6 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from explorer import registry
+from explorer.i18n import _
 
 ATTACHED = ("ReLU", "Sigmoid", "Tanh", "Dropout", "BatchNorm1d", "BatchNorm2d", "Flatten")  # and a family's norms
 SHORT = {"Conv2d": "Conv", "MaxPool2d": "MaxPool", "AvgPool2d": "AvgPool", "AdaptiveAvgPool2d": "GlobalAvgPool",
@@ -178,10 +179,11 @@ def diagram_figure(units: list[Unit], title: str = "", scale: float = 1.0) -> go
         fig.add_shape(type="rect", x0=x - w / 2, x1=x + w / 2, y0=y - h / 2, y1=y + h / 2,
                       line={"color": "#4c78a8" if unit.kind != "io" else "#888888", "width": 1.5},
                       fillcolor=COLORS[unit.kind], layer="below")
-        fits = len(unit.title) <= 20 / scale  # about 20 characters fit a box at 12 px
-        label = unit.title if fits else unit.title.replace(" · ", "<br>· ")
+        shown = _(unit.title) if unit.kind == "io" else unit.title  # input, logits; layer names stay the book's
+        fits = len(shown) <= 20 / scale  # about 20 characters fit a box at 12 px
+        label = shown if fits else shown.replace(" · ", "<br>· ")
         title_text = f"<b>{label}</b>" + (f" <b>×{unit.repeat}</b>" if unit.repeat > 1 else "")
-        named = unit.stage if unit.stage.startswith("stage") else f"stage {unit.stage}"  # RegNet names its own
+        named = unit.stage if unit.stage.startswith("stage") else f"{_('stage')} {unit.stage}"  # RegNet names its own
         stage = f"<span style='color:#777777'>{named}</span><br>" if unit.stage else ""
         body = "".join(f"<br><span style='font-size:{round(11 * scale)}px'>{line}</span>"
                        for line in unit.lines for line in _fold(line, round(22 / scale)))
@@ -189,14 +191,16 @@ def diagram_figure(units: list[Unit], title: str = "", scale: float = 1.0) -> go
                            font={"size": round(12 * scale), "color": "#1f1f1f"}, align="center")
         xs.append(x)
         ys.append(y)
-        hover.append(f"{unit.title}{f' ×{unit.repeat}' if unit.repeat > 1 else ''}<br>output {unit.shape}<br>"
-                     f"{unit.params:,} parameters<br>layers: {', '.join(unit.paths[:8])}"
-                     f"{' …' if len(unit.paths) > 8 else ''}")
+        hover.append(f"{shown}{f' ×{unit.repeat}' if unit.repeat > 1 else ''}<br>"
+                     + _("output {shape}").format(shape=unit.shape) + "<br>"
+                     + _("{n:,} parameters").format(n=unit.params) + "<br>"
+                     + _("layers: {paths}").format(paths=", ".join(unit.paths[:8]))
+                     + (" …" if len(unit.paths) > 8 else ""))
         if unit.kind == "skip":  # the skip: from this box's input, over the box, into its addition
             bypass, side = y + h / 2 + 0.07, w / 2 + 0.045
             fig.add_shape(type="path", line={"color": "#e45756", "dash": "dash", "width": 2},
                           path=f"M {x - side},{y} L {x - side},{bypass} L {x + side},{bypass} L {x + side},{y}")
-            fig.add_annotation(x=x, y=bypass + 0.07, text=f"skip: {unit.skip}", showarrow=False,
+            fig.add_annotation(x=x, y=bypass + 0.07, text=_("skip: {skip}").format(skip=_(unit.skip)), showarrow=False,
                                font={"size": round(11 * scale), "color": "#e45756"})
         if i == 0:
             continue

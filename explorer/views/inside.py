@@ -26,6 +26,7 @@ from torch.nn import functional as F
 from explorer import registry
 from explorer.config import ModelConfig
 from explorer.errors import ConfigError
+from explorer.i18n import _
 from explorer.registry import Tap
 from explorer.summary import summarize
 from explorer.training import processes
@@ -94,7 +95,7 @@ def look_inside(model: nn.Module, config: ModelConfig, image: torch.Tensor) -> I
              for name, m in model.named_children()]
     blocks = [(path, block, block_taps) for path, block in model.named_modules() if (block_taps := taps(block))]
     tapped: dict[tuple[str, str], torch.Tensor] = {}
-    for path, _, block_taps in blocks:
+    for path, _block, block_taps in blocks:
         hooks += [tap.hook(lambda t, key=(path, tap.label): tapped.__setitem__(key, t.detach()))
                   for tap in block_taps]
     try:
@@ -386,14 +387,23 @@ def view(manager, subject: str, image: int | bytes, invert: bool | None = None) 
     Computed in a process of its own (the server's pages never wait on a network's forward pass), one view
     at a time, within the server's memory budget and INSIDE_SECONDS; cached per (run manager, subject,
     image). A QuotaError says which limit a view broke."""
+    return _view(_look(manager, subject, image, invert))
+
+
+def conv_unit(manager, subject: str, image: int | bytes, invert: bool | None, layer: str, channel: int, row: int,
+              col: int) -> ConvUnit:
+    """One unit of a convolution's output worked out by hand (see unit_arithmetic), for the same subjects and
+    images as `view`, in the same process."""
+    return _worked_out(UnitLook(_look(manager, subject, image, invert), layer, channel, row, col))
+
+
+def _look(manager, subject: str, image: int | bytes, invert: bool | None) -> Look:
     if subject in registry.list_models():
-        look = Look(subject, registry.get(subject).config, None, manager.data_dir, image, invert)
-    elif (record := manager.store.get(subject)) is not None:
-        look = Look(record.model, registry.config_from(record.model, record.config), manager.weights_path(subject),
+        return Look(subject, registry.get(subject).config, None, manager.data_dir, image, invert)
+    if (record := manager.store.get(subject)) is not None:
+        return Look(record.model, registry.config_from(record.model, record.config), manager.weights_path(subject),
                     manager.data_dir, image, invert)
-    else:
-        raise ConfigError("run", f"{subject[:40]!r} is neither a run in this run store nor a catalog network")
-    return _view(look)
+    raise ConfigError("run", f"{subject[:40]!r} is neither a run in this run store nor a catalog network")
 
 
 INSIDE_SECONDS = 120.0  # a view still computing after this long is refused: VGG-11 at 224 px takes about 5 s
@@ -412,9 +422,20 @@ class Look:
     invert: bool | None
 
 
+@dataclass(frozen=True)
+class UnitLook:
+    """One convolution unit worked out by hand, as the Inside process is asked for it."""
+
+    look: Look
+    layer: str
+    channel: int
+    row: int
+    col: int
+
+
 @functools.cache
 def _service(max_bytes: int) -> processes.Service:
-    return processes.Service(_compute, "inside", "Looking inside this network", INSIDE_SECONDS, max_bytes)
+    return processes.Service(_answer, "inside", "Looking inside this network", INSIDE_SECONDS, max_bytes)
 
 
 def busy() -> bool:
@@ -427,6 +448,11 @@ def _view(look: Look) -> View:
     return _service(memory_budget("cpu")).ask(look)
 
 
+@functools.lru_cache(maxsize=64)
+def _worked_out(request: UnitLook) -> ConvUnit:
+    return _service(memory_budget("cpu")).ask(request)
+
+
 @functools.lru_cache(maxsize=2)
 def _fresh(name: str) -> nn.Module:
     """A catalog network with fresh, seeded Xavier weights, built once in the Inside process and shared by
@@ -434,21 +460,97 @@ def _fresh(name: str) -> nn.Module:
     return new_model(registry.get(name).config)
 
 
-def _compute(look: Look) -> View:
-    """One view, in the Inside process."""
-    data = load_fashion_mnist(look.data_dir)
-    upload = None
+def _answer(request: Look | UnitLook) -> View | ConvUnit:
+    """The Inside process's work: a view, or one unit worked out."""
+    if isinstance(request, UnitLook):
+        picture, _label, _upload = _picture(request.look)
+        return unit_arithmetic(_model(request.look), request.look.config, picture, request.layer, request.channel,
+                               request.row, request.col)
+    return _compute(request)
+
+
+def _model(look: Look) -> nn.Module:
+    return _fresh(look.name) if look.weights is None else trained_model(look.config, look.weights)
+
+
+def _picture(look: Look) -> tuple[torch.Tensor, int, Upload | None]:
+    """The 28x28 input of a view, its true class (-1 for an upload) and how an upload was read."""
     if isinstance(look.image, bytes):
         upload = read_upload(look.image, look.invert)
-        picture, label = torch.from_numpy(upload.image), -1  # an upload has no true class
-    elif 0 <= look.image < len(data.test_labels):
-        picture, label = data.test_images[look.image], int(data.test_labels[look.image])
-    else:
+        return torch.from_numpy(upload.image), -1, upload
+    data = load_fashion_mnist(look.data_dir)
+    if not 0 <= look.image < len(data.test_labels):
         raise ConfigError("image", f"must be a test image index from 0 to {len(data.test_labels) - 1}")
-    model = _fresh(look.name) if look.weights is None else trained_model(look.config, look.weights)
+    return data.test_images[look.image], int(data.test_labels[look.image]), None
+
+
+def _compute(look: Look) -> View:
+    """One view, in the Inside process."""
+    picture, label, upload = _picture(look)
+    model = _model(look)
+    data = load_fashion_mnist(look.data_dir)
     n = max(4, min(STATS_IMAGES, int(STATS_MULT_ADDS // max(1, summarize(look.config).totals.mult_adds))))
     return View(look.name, look.config, picture.numpy(), label, look_inside(model, look.config, picture),
                 *layer_stats(model, look.config, data.test_images[:n]), n, upload)
+
+
+@dataclass(frozen=True)
+class ConvUnit:
+    """What one unit of a convolution's output is made of: the patch of its input it sees (zeros where the
+    padding is), the kernel of its output channel, their elementwise product, and the sum plus the bias,
+    which is the unit's value in the feature map."""
+
+    layer: str
+    channel: int
+    row: int
+    col: int
+    in_channels: tuple[int, ...]  # the input channels the kernel reads (one group's, for a grouped convolution)
+    patch: np.ndarray             # (len(in_channels), kh, kw)
+    kernel: np.ndarray            # (len(in_channels), kh, kw)
+    product: np.ndarray           # patch * kernel
+    bias: float
+    total: float                  # product.sum() + bias
+    value: float                  # the feature map's own value at (channel, row, col)
+    output_shape: tuple[int, int, int]
+
+
+def conv_layers(config: ModelConfig) -> list[str]:
+    """The paths of a network's convolutions, in order (from its summary: nothing is built)."""
+    layers = summarize(config).layers
+    return list(layers[(layers.type == "Conv2d") & layers.is_leaf].path)
+
+
+@torch.no_grad()
+def unit_arithmetic(model: nn.Module, config: ModelConfig, image: torch.Tensor, layer: str, channel: int, row: int,
+                    col: int) -> ConvUnit:
+    """Unit (channel, row, col) of the convolution at `layer` on one image (uint8, 28x28), worked out from its
+    input as the convolution itself does it: stride, padding, dilation and groups included."""
+    conv = dict(model.named_modules()).get(layer)
+    if not isinstance(conv, nn.Conv2d):
+        raise ConfigError("layer", f"{layer[:40]!r} is not a convolution of this network")
+    seen: dict[str, torch.Tensor] = {}
+    hook = conv.register_forward_hook(lambda m, args, out: seen.update(x=args[0][0], y=out[0]))
+    try:
+        model.eval()(prepare(image.reshape(1, 1, 28, 28), config.resolution, False))
+    finally:
+        hook.remove()
+    x, y = seen["x"], seen["y"]
+    out_c, out_h, out_w = y.shape
+    if not (0 <= channel < out_c and 0 <= row < out_h and 0 <= col < out_w):
+        raise ConfigError("unit", f"must be a channel from 0 to {out_c - 1}, a row from 0 to {out_h - 1} and a "
+                                  f"column from 0 to {out_w - 1}")
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = conv.kernel_size, conv.stride, conv.padding, conv.dilation
+    per_group = conv.in_channels // conv.groups
+    group = channel // (conv.out_channels // conv.groups)
+    inputs = range(group * per_group, (group + 1) * per_group)
+    padded = F.pad(x[inputs.start:inputs.stop], (pw, pw, ph, ph))
+    top, left = row * sh, col * sw
+    patch = padded[:, top:top + (kh - 1) * dh + 1:dh, left:left + (kw - 1) * dw + 1:dw]
+    kernel = conv.weight[channel]
+    product = patch * kernel
+    bias = float(conv.bias[channel]) if conv.bias is not None else 0.0
+    return ConvUnit(layer, channel, row, col, tuple(inputs), patch.numpy(), kernel.numpy(), product.numpy(), bias,
+                    float(product.sum()) + bias, float(y[channel, row, col]), (out_c, out_h, out_w))
 
 
 def mistakes(manager, subject: str, per_pair: int = 3) -> pd.DataFrame:
@@ -466,11 +568,12 @@ def describe_subject(manager, subject: str) -> str:
     """What a view shows, in words, for the page's main area and the CLI: a run by its name, network,
     preset, accuracy and id, or a catalog network with fresh, untrained weights."""
     if subject in registry.list_models():
-        return f"{subject} with fresh Xavier weights, untrained: its predictions are guesses"
+        return _("{name} with fresh Xavier weights, untrained: its predictions are guesses").format(name=subject)
     r = manager.store.get(subject)
     named = f"{r.name}: " if r.name else ""
-    return (f"{named}{r.model} trained with the {preset_of(r)} preset ({r.status}, best test accuracy "
-            f"{accuracy(r.best_test_acc)}), run {r.id}")
+    return named + _("{model} trained with the {preset} preset ({status}, best test accuracy {best}), "
+                     "run {run}").format(model=r.model, preset=preset_of(r), status=_(r.status),
+                                         best=accuracy(r.best_test_acc), run=r.id)
 
 
 def images_of_class(manager, label: int) -> list[int]:
@@ -499,7 +602,7 @@ def receptive_box(config: ModelConfig, path: str, row: int, col: int) -> Recepti
     receptive field, centred where the unit sits on the input, cut to the image."""
     layers = summarize(config).layers
     layer = layers[layers.path == path].iloc[0]
-    _, h, w = layer.output_shape
+    h, w = layer.output_shape[1:]
     if not (0 <= row < h and 0 <= col < w):
         raise ConfigError("unit", f"must be a row from 0 to {h - 1} and a column from 0 to {w - 1}")
     res, field = config.resolution, int(layer.receptive_field)
@@ -525,11 +628,11 @@ def draw_box(image: np.ndarray, box: ReceptiveField, resolution: int, size: int 
 
 def prediction_chart(probabilities: np.ndarray, label: int, height: int = 300) -> go.Figure:
     """Class probabilities as horizontal bars, the true class marked, for a projector."""
-    names = [f"{name} (true)" if i == label else name for i, name in enumerate(CLASS_NAMES)]
+    names = [_("{item} (true)").format(item=_(name)) if i == label else _(name) for i, name in enumerate(CLASS_NAMES)]
     fig = go.Figure(go.Bar(x=probabilities, y=names, orientation="h",
                            marker_color=["#2a9d8f" if i == label else "#457b9d" for i in range(len(names))]))
-    fig.update_layout(title="Prediction", height=height, margin={"l": 10, "r": 10, "t": 40, "b": 30},
-                      xaxis={"range": [0, 1], "title": "probability"},
+    fig.update_layout(title=_("Prediction"), height=height, margin={"l": 10, "r": 10, "t": 40, "b": 30},
+                      xaxis={"range": [0, 1], "title": _("probability")},
                       yaxis={"autorange": "reversed", "dtick": 1})  # every class named, in presentation mode too
     return fig
 
@@ -554,9 +657,10 @@ def batchnorm_chart(batchnorm: pd.DataFrame, images: int, height: int = 360) -> 
         low, high = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
         fig.add_scatter(x=[low, high], y=[low, high], mode="lines", row=1, col=col, showlegend=False,
                         line={"color": "#999", "dash": "dot"}, hoverinfo="skip")
-        fig.update_xaxes(title_text=f"moving {stat} (used in evaluation)", row=1, col=col)
-        fig.update_yaxes(title_text=f"batch {stat} of {images} test images", row=1, col=col)
-    fig.update_layout(title="Batch norm: moving statistics against these images' statistics", height=height,
+        fig.update_xaxes(title_text=_("moving {stat} (used in evaluation)").format(stat=_(stat)), row=1, col=col)
+        fig.update_yaxes(title_text=_("batch {stat} of {images} test images").format(stat=_(stat), images=images),
+                         row=1, col=col)
+    fig.update_layout(title=_("Batch norm: moving statistics against these images' statistics"), height=height,
                       margin={"l": 10, "r": 10, "t": 70, "b": 30})
     return fig
 
@@ -575,4 +679,23 @@ def unit_chart(feature_map: np.ndarray, unit: tuple[int, int], height: int = 300
     fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 10, "b": 10}, clickmode="event+select",
                       xaxis={"visible": False, "constrain": "domain"},
                       yaxis={"visible": False, "autorange": "reversed", "scaleanchor": "x"})
+    return fig
+
+
+def unit_chart_parts(unit: ConvUnit, input_channel: int, height: int = 300) -> go.Figure:
+    """One input channel of a unit's arithmetic: the patch it sees, the kernel, and their product, side by
+    side, each value written in its cell when the kernel is small enough to read."""
+    from plotly.subplots import make_subplots
+
+    i = unit.in_channels.index(input_channel)
+    parts = ((_("input patch"), unit.patch[i]), (_("kernel"), unit.kernel[i]), (_("patch × kernel"), unit.product[i]))
+    fig = make_subplots(rows=1, cols=3, subplot_titles=[title for title, _values in parts], horizontal_spacing=0.06)
+    readable = unit.kernel.shape[-1] <= 7
+    for col, (_title, values) in enumerate(parts, start=1):
+        fig.add_heatmap(z=values, row=1, col=col, colorscale="RdBu", zmid=0, showscale=False,
+                        text=np.round(values, 2) if readable else None,
+                        texttemplate="%{text}" if readable else None, hovertemplate="%{z:.4f}<extra></extra>")
+        fig.update_yaxes(autorange="reversed", visible=False, scaleanchor=f"x{col}", row=1, col=col)
+        fig.update_xaxes(visible=False, row=1, col=col)
+    fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10})
     return fig

@@ -1,6 +1,6 @@
 """A run's dynamics as pictures: layers by time as a heatmap (does the gradient reach the first layer?), and
-lines for a few layers. Two runs side by side share one colour scale, so plain against residual, or with
-against without batch norm, compare at a glance."""
+lines for a few layers. Two runs side by side share one colour scale, so a network with and without its
+shortcuts, or with and without batch norm, compare at a glance."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from explorer.i18n import _
 from explorer.training.dynamics import STATISTICS
 from explorer.views.charts import style
 
@@ -30,7 +31,7 @@ def _values(frame: pd.DataFrame, stat: str) -> pd.Series:
 
 
 def _label(stat: str) -> str:
-    return f"log10 {STATISTICS[stat]}" if stat in LOG_SCALE else STATISTICS[stat]
+    return f"log10 {_(STATISTICS[stat])}" if stat in LOG_SCALE else _(STATISTICS[stat])
 
 
 def shared_range(frames: list[pd.DataFrame], stat: str) -> tuple[float, float]:
@@ -53,7 +54,7 @@ def dynamics_heatmap(frame: pd.DataFrame, stat: str, title: str, zrange: tuple[f
                                zmin=low, zmax=high, colorscale="Viridis",
                                colorbar={"title": {"text": _label(stat), "side": "right"}},
                                hovertemplate="%{y}<br>epoch %{x}<br>%{z:.3g}<extra></extra>"))
-    style(fig, title, "epoch", "layer", height=height)
+    style(fig, title, _("epoch"), _("layer"), height=height)
     fig.update_yaxes(autorange="reversed", type="category", tickfont={"size": 11})
     fig.update_xaxes(type="category", nticks=8)
     return fig
@@ -71,8 +72,8 @@ def dynamics_lines(named: dict[str, pd.DataFrame], stat: str, height: int = 380)
             one = framed[framed.name == names[i]]
             fig.add_scatter(x=one.epoch, y=one.value, mode="lines", name=f"{run}: {names[i]}",
                             line={"dash": dash, "color": _depth_colour(rank, len(picks))})
-    style(fig, f"{STATISTICS[stat]}, a few layers from first to last", "epoch", STATISTICS[stat],
-          log=stat in LOG_SCALE, height=height)
+    style(fig, _("{statistic}, a few layers from first to last").format(statistic=_(STATISTICS[stat])), _("epoch"),
+          _(STATISTICS[stat]), log=stat in LOG_SCALE, height=height)
     return fig
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 import numpy as np
@@ -13,6 +14,7 @@ from torch import nn
 from explorer import registry
 from explorer.config import ModelConfig
 from explorer.errors import ConfigError
+from explorer.i18n import _
 from explorer.training.data import CLASS_NAMES, FashionMNIST, load_fashion_mnist
 from explorer.training.estimate import human_duration
 from explorer.training.recipes import TrainSettings, preset
@@ -34,20 +36,79 @@ def training_chart(metrics: pd.DataFrame, title: str = "Training", height: int =
     steps = _thin(metrics[metrics.kind == "step"])
     epochs = metrics[metrics.kind == "epoch"]
     fig = go.Figure()
-    fig.add_scatter(x=steps.epoch, y=steps.train_loss, name="train loss", mode="lines")
-    fig.add_scatter(x=steps.epoch, y=steps.train_acc, name="train acc", mode="lines", line_dash="dash")
-    fig.add_scatter(x=epochs.epoch, y=epochs.test_acc, name="test acc", mode="lines+markers", line_dash="dot")
-    return style(fig, title, "epoch", "", height=height)
+    fig.add_scatter(x=steps.epoch, y=steps.train_loss, name=_("train loss"), mode="lines")
+    fig.add_scatter(x=steps.epoch, y=steps.train_acc, name=_("train acc"), mode="lines", line_dash="dash")
+    fig.add_scatter(x=epochs.epoch, y=epochs.test_acc, name=_("test acc"), mode="lines+markers", line_dash="dot")
+    return style(fig, title, _("epoch"), "", height=height)
 
 
-def overlay_chart(named: dict[str, pd.DataFrame], column: str, title: str) -> go.Figure:
-    """One curve per run: train loss or accuracy per step, or test accuracy per epoch."""
+def overlay_chart(named: dict[str, pd.DataFrame], column: str, title: str, smoothing: float = 0.0,
+                  log: bool = False) -> go.Figure:
+    """One curve per run: train loss or accuracy per step (smoothed as TensorBoard smooths, `smoothing` 0 to
+    0.99), or test accuracy per epoch."""
     fig = go.Figure()
     for name, metrics in named.items():
-        rows = metrics[metrics.kind == "epoch"] if column == "test_acc" else _thin(metrics[metrics.kind == "step"])
+        rows = _series(metrics, column, smoothing)
         fig.add_scatter(x=rows.epoch, y=rows[column], name=name,
                         mode="lines+markers" if column == "test_acc" else "lines")
-    return style(fig, title, "epoch", column.replace("_", " "), height=400)
+    return style(fig, title, _("epoch"), _(column.replace("_", " ")), log=log, height=400)
+
+
+def band_chart(groups: dict[str, list[pd.DataFrame]], column: str, title: str, smoothing: float = 0.0,
+               log: bool = False) -> go.Figure:
+    """Runs of one config over several seeds as one band: the mean across seeds, and their lowest to highest
+    value, at each step (train curves, smoothed first) or epoch (test accuracy)."""
+    fig = go.Figure()
+    for (label, runs), colour in zip(groups.items(), _COLOURS * 4, strict=False):
+        joined = pd.concat([_series(m, column, smoothing).set_index("epoch")[column] for m in runs], axis=1)
+        joined = joined.sort_index().interpolate(limit_area="inside")
+        low, high, mean = joined.min(axis=1), joined.max(axis=1), joined.mean(axis=1)
+        x = list(joined.index)
+        fig.add_scatter(x=x + x[::-1], y=list(high) + list(low[::-1]), fill="toself", fillcolor=colour,
+                        opacity=0.25, line={"width": 0}, hoverinfo="skip", showlegend=False)
+        fig.add_scatter(x=x, y=mean, name=_("{label}: mean of {n} seeds").format(label=label, n=len(runs)),
+                        mode="lines", line={"color": colour})
+    return style(fig, title, _("epoch"), _(column.replace("_", " ")), log=log, height=400)
+
+
+_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
+
+
+def _series(metrics: pd.DataFrame, column: str, smoothing: float) -> pd.DataFrame:
+    """A run's points of `column`: per epoch for test accuracy, else per step, thinned and smoothed."""
+    if column == "test_acc":
+        return metrics[metrics.kind == "epoch"][["epoch", column]]
+    rows = metrics[metrics.kind == "step"][["epoch", column]]
+    return _thin(rows.assign(**{column: smooth(rows[column], smoothing)}))
+
+
+def smooth(values: pd.Series, weight: float) -> pd.Series:
+    """TensorBoard's smoothing: an exponential moving average, debiased so that the curve starts at the first
+    value rather than at zero. weight 0 leaves the values as they are."""
+    if weight <= 0 or values.empty:
+        return values
+    out, last = [], 0.0
+    for i, v in enumerate(values, start=1):
+        last = last * weight + (1 - weight) * v
+        out.append(last / (1 - weight ** i))
+    return pd.Series(out, index=values.index)
+
+
+def runs_csv(records: list[RunRecord], metrics: list[pd.DataFrame]) -> str:
+    """Several runs' metrics as one CSV, each row marked with its run's id and name."""
+    return pd.concat([m.assign(run=r.id, name=r.label) for r, m in zip(records, metrics, strict=True)]).to_csv(
+        index=False)
+
+
+def seed_groups(records: list[RunRecord]) -> dict[str, list[RunRecord]]:
+    """Runs of one network and settings that differ only in their seed, by a label naming the config."""
+    groups: dict[tuple, list[RunRecord]] = {}
+    for r in records:
+        same = {k: v for k, v in r.settings.items() if k != "seed"}
+        groups.setdefault((r.model, json.dumps(r.config, sort_keys=True), json.dumps(same, sort_keys=True)),
+                          []).append(r)
+    return {f"{runs[0].model} {describe_config(runs[0].model, runs[0].config)}".strip(): runs
+            for runs in groups.values()}
 
 
 def describe_config(model: str, config: dict) -> str:
@@ -66,9 +127,10 @@ def calibration_text(record: RunRecord) -> str | None:
         return None
     chosen, other = ("channels_last", "contiguous") if c["memory_format"] == "channels_last" \
         else ("contiguous", "channels_last")
-    source = "measured earlier on this machine, reused" if c["cached"] else "measured before its first step"
-    return (f"Memory format {chosen}: {c[chosen]:,.0f} training images/s against {c[other]:,.0f} for {other} "
-            f"({c[chosen] / c[other]:.2f}x; {source}).")
+    source = _("measured earlier on this machine, reused") if c["cached"] else _("measured before its first step")
+    return _("Memory format {chosen}: {rate:,.0f} training images/s against {other_rate:,.0f} for {other} "
+             "({ratio:.2f}x; {source}).").format(chosen=chosen, rate=c[chosen], other_rate=c[other], other=other,
+                                                 ratio=c[chosen] / c[other], source=source)
 
 
 def first_with_results(records: list[RunRecord]) -> int:
@@ -89,15 +151,20 @@ def history_table(records: list[RunRecord]) -> pd.DataFrame:
         "model": r.model,
         "preset": preset_of(r),
         "config": describe_config(r.model, r.config),
-        "settings": (f"lr {r.settings['lr']:g}, {r.settings['epochs']} epochs, batch {r.settings['batch_size']}"
-                     + (f", {r.settings['train_subset']} images" if r.settings.get("train_subset") else "")),
-        "status": r.status,
+        "settings": (_("lr {lr:g}, {epochs} epochs, batch {batch}").format(
+            lr=r.settings["lr"], epochs=r.settings["epochs"], batch=r.settings["batch_size"])
+                     + (_(", {n} images").format(n=r.settings["train_subset"]) if r.settings.get("train_subset")
+                        else "")),
+        "status": _(r.status),
         "best test acc": accuracy(r.best_test_acc),
         "final test acc": accuracy(r.test_acc),
-        "time": "-" if r.seconds is None else human_duration(r.seconds).removeprefix("about "),
+        "time": "-" if r.seconds is None else human_duration(r.seconds, about=False),
         "started": datetime.fromtimestamp(r.created).strftime("%m-%d %H:%M:%S"),
-    } for r in records], columns=["run", "name", "model", "preset", "config", "settings", "status", "best test acc",
-                                  "final test acc", "time", "started"])
+    } for r in records], columns=list(HISTORY_COLUMNS)).rename(columns={c: _(c) for c in HISTORY_COLUMNS})
+
+
+HISTORY_COLUMNS = ("run", "name", "model", "preset", "config", "settings", "status", "best test acc", "final test acc",
+                   "time", "started")  # the history table's headers, shown in the page's language
 
 
 def accuracy(value: float | None) -> str:
@@ -118,7 +185,8 @@ def preset_of(record: RunRecord) -> str:
 
 def run_title(record: RunRecord) -> str:
     """A run's heading on the Train and Runs pages: its name (or model and id), preset and status."""
-    return f"{record.label} · {preset_of(record)} preset · {record.status}"
+    return _("{label} · {preset} preset · {status}").format(label=record.label, preset=preset_of(record),
+                                                            status=_(record.status))
 
 
 def reopen_settings(record: RunRecord) -> tuple[str, ModelConfig, str, dict[str, float | int | str]]:
@@ -139,17 +207,18 @@ def reopen_settings(record: RunRecord) -> tuple[str, ModelConfig, str, dict[str,
 
 
 def confusion_heatmap(confusion: list[list[int]]) -> go.Figure:
-    fig = go.Figure(go.Heatmap(z=confusion, x=list(CLASS_NAMES), y=list(CLASS_NAMES), colorscale="Blues",
+    names = [_(name) for name in CLASS_NAMES]
+    fig = go.Figure(go.Heatmap(z=confusion, x=names, y=names, colorscale="Blues",
                                text=confusion, texttemplate="%{text}", hovertemplate="true %{y}, predicted %{x}: "
                                "%{z}<extra></extra>"))
     fig.update_yaxes(autorange="reversed")
-    return style(fig, "Confusion matrix (test set)", "predicted", "true", height=560)
+    return style(fig, _("Confusion matrix (test set)"), _("predicted"), _("true"), height=560)
 
 
 def per_class_accuracy(confusion: list[list[int]]) -> pd.DataFrame:
     m = np.array(confusion)
-    return pd.DataFrame({"class": CLASS_NAMES, "accuracy": m.diagonal() / m.sum(axis=1).clip(min=1),
-                         "images": m.sum(axis=1)})
+    return pd.DataFrame({_("class"): [_(name) for name in CLASS_NAMES],
+                         _("accuracy"): m.diagonal() / m.sum(axis=1).clip(min=1), _("images"): m.sum(axis=1)})
 
 
 def confused_images(record: RunRecord, data: FashionMNIST, per_pair: int = 4,
@@ -201,6 +270,7 @@ def batchnorm_parameters(model: str, config: dict, state_dict: dict[str, torch.T
 
 def batchnorm_chart(layer: str, gamma: np.ndarray, beta: np.ndarray) -> go.Figure:
     fig = go.Figure()
-    fig.add_bar(x=np.arange(len(gamma)), y=gamma, name="gamma (scale)")
-    fig.add_bar(x=np.arange(len(beta)), y=beta, name="beta (shift)")
-    return style(fig, f"Batch norm {layer}: learned gamma and beta", "channel", "value", height=320)
+    fig.add_bar(x=np.arange(len(gamma)), y=gamma, name=_("gamma (scale)"))
+    fig.add_bar(x=np.arange(len(beta)), y=beta, name=_("beta (shift)"))
+    return style(fig, _("Batch norm {layer}: learned gamma and beta").format(layer=layer), _("channel"), _("value"),
+                 height=320)

@@ -6,6 +6,7 @@ from typing import Any
 
 import pandas as pd
 
+from explorer.i18n import _
 from explorer.summary import Totals
 
 
@@ -38,10 +39,15 @@ def format_layers(layers: pd.DataFrame, totals: Totals, max_depth: int | None = 
         "receptive field": [("" if pd.isna(v) else str(v)) for v in df.receptive_field],
         "stride": [("" if pd.isna(v) else str(v)) for v in df.cumulative_stride],
     })
-    total = {"layer": "total", "output shape": "x".join(map(str, totals.output_shape)),
+    total = {"layer": _("total"), "output shape": "x".join(map(str, totals.output_shape)),
              "params": f"{totals.params:,}", "mult-adds": human(totals.mult_adds),
              "activations": human(totals.activation_bytes, "B"), "kernel": "", "receptive field": "", "stride": ""}
-    return pd.concat([table, pd.DataFrame([total])], ignore_index=True)
+    table = pd.concat([table, pd.DataFrame([total])], ignore_index=True)
+    return table.rename(columns={c: _(c) for c in LAYER_COLUMNS})
+
+
+LAYER_COLUMNS = ("layer", "output shape", "params", "mult-adds", "activations", "kernel", "receptive field",
+                 "stride")  # the layer table's headers, shown in the page's language
 
 
 def totals_dict(t: Totals, readable: bool = False) -> dict[str, Any]:
@@ -70,11 +76,11 @@ def lesson_table(results: list) -> pd.DataFrame:
     """A lesson's measured pair (explorer.lessons.Result), one row per network, for the page, the CLI and the
     README."""
     return pd.DataFrame({
-        "network": [r.label for r in results],
-        "params": [human(r.params) for r in results],
-        "mult-adds": [human(r.mult_adds) for r in results],
-        "test acc": [f"{r.test_acc:.3f}" for r in results],
-        "time": [f"{r.seconds:.0f} s" for r in results],
-        "grad, first layer": [f"{r.first_grad:.2g}" for r in results],
-        "grad, last layer": [f"{r.last_grad:.2g}" for r in results],
+        _("network"): [_(r.label) for r in results],
+        _("params"): [human(r.params) for r in results],
+        _("mult-adds"): [human(r.mult_adds) for r in results],
+        _("test acc"): [f"{r.test_acc:.3f}" for r in results],
+        _("time"): [f"{r.seconds:.0f} s" for r in results],
+        _("grad, first layer"): [f"{r.first_grad:.2g}" for r in results],
+        _("grad, last layer"): [f"{r.last_grad:.2g}" for r in results],
     })

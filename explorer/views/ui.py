@@ -11,6 +11,7 @@ import pandas as pd
 from explorer import registry
 from explorer.config import ModelConfig, printable, with_overrides
 from explorer.errors import ConfigError
+from explorer.i18n import _
 from explorer.summary import Summary, check, summarize
 from explorer.views.tables import human
 
@@ -42,9 +43,9 @@ def catalog_table() -> pd.DataFrame:
     for name in registry.list_models():
         e = registry.get(name)
         t = summarize(e.config, batch_size=e.book.batch_size).totals
-        rows.append({"name": name, "d2l": e.section, "description": e.description,
-                     "resolution": e.config.resolution, "parameters": human(t.params),
-                     "mult-adds": human(t.mult_adds), "book lr": e.book.lr, "book batch": e.book.batch_size})
+        rows.append({_("name"): name, "d2l": e.section, _("description"): _(e.description),
+                     _("resolution"): e.config.resolution, _("parameters"): human(t.params),
+                     _("mult-adds"): human(t.mult_adds), _("book lr"): e.book.lr, _("book batch"): e.book.batch_size})
     return pd.DataFrame(rows)
 
 
@@ -131,13 +132,14 @@ def headline(summary: Summary, default: Summary) -> list[tuple[str, str, str | N
         return None if a == b else ("+" if a > b else "-") + human(abs(a - b), unit)
 
     return [
-        ("parameters", human(t.params), delta(t.params, d.params), f"{t.params:,} parameters"),
-        ("mult-adds / image", human(t.mult_adds), delta(t.mult_adds, d.mult_adds),
-         f"{t.mult_adds:,} multiply-adds per image"),
-        (f"train memory, batch {t.batch_size}", human(t.training_bytes, "B"),
+        (_("parameters"), human(t.params), delta(t.params, d.params), _("{n:,} parameters").format(n=t.params)),
+        (_("mult-adds / image"), human(t.mult_adds), delta(t.mult_adds, d.mult_adds),
+         _("{n:,} multiply-adds per image").format(n=t.mult_adds)),
+        (_("train memory, batch {batch}").format(batch=t.batch_size), human(t.training_bytes, "B"),
          delta(t.training_bytes, d.training_bytes, "B"),
-         f"{t.training_bytes:,} bytes for one training step at batch size {t.batch_size}"),
-        ("output shape", "x".join(map(str, t.output_shape)), None, "x".join(map(str, t.output_shape))),
+         _("{n:,} bytes for one training step at batch size {batch}").format(n=t.training_bytes,
+                                                                              batch=t.batch_size)),
+        (_("output shape"), "x".join(map(str, t.output_shape)), None, "x".join(map(str, t.output_shape))),
     ]
 
 
@@ -174,7 +176,11 @@ def stage_table(a: Summary, b: Summary, names: tuple[str, str]) -> pd.DataFrame:
             "A params": f"{pa:,}", "B params": f"{pb:,}", "params change": f"{pb - pa:+,}",
             "A mult-adds": human(ma), "B mult-adds": human(mb), "mult-adds change": _signed(mb - ma),
         })
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=list(STAGE_COLUMNS)).rename(columns={c: _(c) for c in STAGE_COLUMNS})
+
+
+STAGE_COLUMNS = ("stage", "A layer", "A shape", "B layer", "B shape", "A params", "B params", "params change",
+                 "A mult-adds", "B mult-adds", "mult-adds change")  # Compare's stage table, in the page's language
 
 
 def _signed(n: int) -> str:
@@ -183,13 +189,13 @@ def _signed(n: int) -> str:
 
 def totals_table(a: Summary, b: Summary, names: tuple[str, str]) -> pd.DataFrame:
     """Both configs' totals and the ratio b / a; memory is at the summaries' batch size."""
-    keys = [("parameters", "params", ""), ("trainable parameters", "trainable_params", ""),
-            ("mult-adds per image", "mult_adds", ""),
-            (f"training memory (batch {a.totals.batch_size})", "training_bytes", "B"),
-            ("activations per image", "activation_bytes", "B")]
+    keys = [(_("parameters"), "params", ""), (_("trainable parameters"), "trainable_params", ""),
+            (_("mult-adds per image"), "mult_adds", ""),
+            (_("training memory (batch {batch})").format(batch=a.totals.batch_size), "training_bytes", "B"),
+            (_("activations per image"), "activation_bytes", "B")]
     rows = []
     for label, key, unit in keys:
         va, vb = getattr(a.totals, key), getattr(b.totals, key)
         shown = (human(va, unit), human(vb, unit)) if unit else (f"{va:,}", f"{vb:,}")
-        rows.append({"": label, names[0]: shown[0], names[1]: shown[1], "ratio": f"{vb / va:.2f}x" if va else ""})
+        rows.append({"": label, names[0]: shown[0], names[1]: shown[1], _("ratio"): f"{vb / va:.2f}x" if va else ""})
     return pd.DataFrame(rows)

@@ -1,0 +1,61 @@
+"""The app in two languages: English, in which the code is written, and Simplified Chinese, in the words of
+动手学深度学习 (docs/glossary.md), where most of the chapter's readers meet it.
+
+Every string a visitor reads goes through `_()`. As with gettext, the English text is its own key, so the
+code reads as before and a string with no translation yet shows in English; `explorer/locale/zh.json` holds
+the Chinese, and a test finds every `_()` of the code in it. The language is set once per script run
+(`use`) in a context variable, so a chart title made deep in the views speaks the page's language without
+being handed it. Names from the book's code (`vgg_block`, `Residual`, `Conv2d`) and numbers stay as they are.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import json
+import os
+from pathlib import Path
+
+LANGUAGES = {"en": "English", "zh": "中文"}
+CATALOGS = Path(__file__).with_name("locale")
+
+_language: contextvars.ContextVar[str] = contextvars.ContextVar("explorer_language", default="en")
+
+
+def use(language: str) -> str:
+    """Speak `language` (en or zh; anything else is English) from now on in this thread; returns it."""
+    language = language if language in LANGUAGES else "en"
+    _language.set(language)
+    return language
+
+
+def current() -> str:
+    return _language.get()
+
+
+@functools.cache
+def catalog(language: str) -> dict[str, str]:
+    """English text -> its translation."""
+    path = CATALOGS / f"{language}.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def _(text: str) -> str:
+    """`text` in the current language (English when it has no translation)."""
+    language = _language.get()
+    if language == "en":
+        return text
+    return catalog(language).get(text, text)
+
+
+def from_locale(locale: str | None) -> str:
+    """The language a browser's or a shell's locale asks for: zh for any Chinese (zh-CN, zh_TW.UTF-8)."""
+    return "zh" if (locale or "").lower().replace("_", "-").startswith("zh") else "en"
+
+
+def for_cli() -> str:
+    """The CLI speaks English unless LANG (or LC_ALL) asks for Chinese."""
+    return use(from_locale(os.environ.get("LC_ALL") or os.environ.get("LANG")))
+
+
+__all__ = ["LANGUAGES", "_", "catalog", "current", "for_cli", "from_locale", "use"]

@@ -1,0 +1,118 @@
+"""中文 in Debian's Chromium at 1280x720: every page's navigation and headings in Chinese, the English pages'
+first-screen guarantees kept, no label cut, and Chinese glyphs painted (not the missing-glyph box).
+
+Screenshots land in test-artifacts/ (zh-PAGE-1280x720.png)."""
+
+import pytest
+
+from tests.browser import chromium_page, in_first_screen, need_chromium, shot, streamlit_server, wait_idle
+from tests.conftest import write_dataset
+
+pytestmark = pytest.mark.browser
+
+# each link's icon (a ligature's name) and its title
+NAVIGATION = ["search探索", "compare_arrows比较", "model_training训练", "history运行记录", "visibility内部",
+              "school课程", "scatter_plot班级看板", "menu_book目录"]
+PAGES = {
+    "explore": ("/?model=vgg11-small&lang=zh", "vgg11-small"),
+    "compare": ("/compare?lang=zh", "A vgg11 对比 B vgg11-small"),
+    "train": ("/train?model=lenet&lang=zh", "在 Fashion-MNIST 上训练"),
+    "runs": ("/runs?lang=zh", "运行记录"),
+    "inside": ("/inside?model=lenet&image=3&lang=zh", "网络内部"),
+    "lessons": ("/lessons?lesson=resnet&lang=zh", "7.6 ResNet：捷径让梯度保持下去"),
+    "board": ("/board?lang=zh", "班级看板"),
+    "catalog": ("/catalog?lang=zh", "CNN Explorer"),
+}
+
+# Draws one character in the page's own font on a canvas: how many pixels it inks, and whether they differ
+# from what the same font draws for a code point no font has (the missing-glyph box, "tofu").
+GLYPH = """([text]) => {
+  const font = getComputedStyle(document.querySelector('h1')).fontFamily;
+  const ink = (s) => {
+    const c = document.createElement('canvas'); c.width = 64; c.height = 64;
+    const g = c.getContext('2d'); g.font = `48px ${font}`; g.fillStyle = '#000'; g.fillText(s, 4, 52);
+    return Array.from(g.getImageData(0, 0, 64, 64).data.filter((_, i) => i % 4 === 3));
+  };
+  const glyph = ink(text), missing = ink('\\u{10FFFD}');
+  return {inked: glyph.filter(a => a > 128).length,
+          differs: glyph.some((a, i) => Math.abs(a - missing[i]) > 64)};
+}"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    need_chromium()
+    data = str(write_dataset(tmp_path_factory.mktemp("data")))
+    env = {"EXPLORER_HOME": str(tmp_path_factory.mktemp("home")), "EXPLORER_DATA_DIR": data,
+           "EXPLORER_THREADS": "1"}
+    with streamlit_server(env) as url:
+        yield url
+
+
+def test_every_page_in_chinese_at_1280x720(server):
+    from playwright.sync_api import expect
+
+    with chromium_page() as page:
+        for name, (path, title) in PAGES.items():
+            page.goto(server + path)
+            wait_idle(page)
+            page.wait_for_timeout(800)
+            assert page.get_by_test_id("stException").count() == 0, name
+            expect(page.get_by_test_id("stSidebarNavLink")).to_have_text(NAVIGATION, use_inner_text=False)
+            expect(page.get_by_role("heading", level=1).first).to_have_text(title)
+            shot(page, f"zh-{name}-1280x720", full_page=False)
+            assert "lang=zh" in page.url, name  # a bookmark of any page keeps the language
+
+
+def test_chinese_glyphs_are_painted_not_boxes(server):
+    with chromium_page() as page:
+        page.goto(server + "/?lang=zh")
+        wait_idle(page)
+        for text in ("参", "训", "汇"):
+            glyph = page.evaluate(GLYPH, [text])
+            assert glyph["inked"] > 150 and glyph["differs"], (text, glyph)
+
+
+def test_the_first_screen_holds_in_chinese(server):
+    from playwright.sync_api import expect
+
+    with chromium_page() as page:
+        page.goto(server + "/?model=vgg11-small&lang=zh")
+        wait_idle(page)
+        metrics = page.get_by_test_id("stMetricValue")
+        expect(metrics).to_have_count(4)
+        assert all(in_first_screen(metrics.nth(i)) for i in range(4))
+        labels = page.get_by_test_id("stMetricLabel")
+        assert labels.first.inner_text() == "参数"
+        for label in labels.all():  # no label cut short: Chinese is wider per character
+            assert label.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), label.inner_text()
+        table = page.get_by_test_id("stMain").get_by_test_id("stDataFrame").first
+        assert table.bounding_box()["y"] + 200 < 720
+
+        page.goto(server + "/train?model=lenet&lang=zh")
+        wait_idle(page)
+        expect(page.get_by_text("预计：")).to_be_visible(timeout=60_000)  # measured in a process
+        assert in_first_screen(page.get_by_role("button", name="开始训练"))
+
+        page.goto(server + "/?model=densenet&view=Diagram&present=1&lang=zh")  # presentation mode, Chinese
+        wait_idle(page)
+        chart = page.get_by_test_id("stPlotlyChart").first
+        chart.scroll_into_view_if_needed()
+        page.wait_for_timeout(500)
+        assert in_first_screen(chart)
+        assert "输入" in chart.locator(".annotation-text").first.inner_text()
+
+
+def test_the_switch_changes_the_language_and_it_holds_across_pages(server):
+    from playwright.sync_api import expect
+
+    with chromium_page() as page:
+        page.goto(server + "/")
+        wait_idle(page)
+        expect(page.get_by_test_id("stMetricLabel").first).to_have_text("parameters")
+        page.get_by_test_id("stSidebar").get_by_text("中文", exact=True).click()
+        wait_idle(page)
+        expect(page.get_by_test_id("stMetricLabel").first).to_have_text("参数")
+        page.get_by_test_id("stSidebarNavLink").filter(has_text="课程").click()
+        wait_idle(page)
+        expect(page.get_by_role("heading", level=1).first).to_have_text("6.6 LeNet：基线")

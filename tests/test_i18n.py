@@ -1,0 +1,190 @@
+"""中文 and English: every string a page can show has its Chinese, the language follows the browser, the
+switch and the URL, and the Chinese pages say what the English ones say."""
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from explorer import i18n, lessons, registry
+from explorer.config import knob_info
+from explorer.i18n import _
+from explorer.training.dynamics import STATISTICS
+from explorer.training.store import STATUSES
+from tests.test_app import APP
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCES = [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py")), *sorted((ROOT / "explorer").rglob("*.py"))]
+
+
+def literal_keys() -> set[str]:
+    """Every `_("...")` of the code: the strings it shows, as written."""
+    found = set()
+    for path in SOURCES:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "_"
+                    and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+                found.add(node.args[0].value)
+    return found
+
+
+def data_keys() -> set[str]:
+    """Strings that reach `_()` as data: the catalog's descriptions and knobs' help, the lessons, the names of
+    statistics, classes, statuses and phases, and the pages' choices."""
+    from explorer.training.data import CLASS_NAMES
+    from explorer.views.board import AXES, BOARD_COLUMNS
+    from explorer.views.inside import DEAD_ADVICE, INVERSIONS
+    from explorer.views.runviews import HISTORY_COLUMNS
+    from explorer.views.tables import LAYER_COLUMNS
+    from explorer.views.ui import STAGE_COLUMNS, VIEWS
+
+    keys = {*STATISTICS.values(), *CLASS_NAMES, *STATUSES, *VIEWS, *INVERSIONS, *LAYER_COLUMNS, *HISTORY_COLUMNS,
+            *STAGE_COLUMNS, *AXES.values(), *BOARD_COLUMNS.values(),
+            DEAD_ADVICE, "mean", "var", "input", "logits", "identity", "1x1 conv",
+            "A trained run", "Fresh weights", "by index", "by class", "one it got wrong",
+            "loading Fashion-MNIST", "measuring the fastest memory format", "building the model", "first batch",
+            "starting a worker process"}
+    for name in registry.list_models():
+        entry = registry.get(name)
+        keys.add(entry.description)
+        for info in knob_info(entry.config):
+            keys.add(info["help"])
+            for column in info["columns"]:
+                keys |= {column.header, column.help}
+    for lesson in lessons.LESSONS:
+        keys |= {lesson.title, lesson.claim, *(side.label for side in lesson.pair)}
+        if lesson.exercise:
+            keys.add(lesson.exercise)
+    return keys
+
+
+def test_every_string_has_its_chinese_and_the_catalog_holds_nothing_else():
+    wanted = literal_keys() | data_keys()
+    zh = i18n.catalog("zh")
+    missing = sorted(wanted - zh.keys())
+    assert not missing, f"{len(missing)} without Chinese: {missing[:20]}"
+    assert not sorted(zh.keys() - wanted), "translations of strings the code no longer has"
+    for english, chinese in zh.items():  # a translation keeps the placeholders its English fills in
+        assert sorted(re.findall(r"{[^}]*}", english)) == sorted(re.findall(r"{[^}]*}", chinese)), english
+        assert chinese.strip() and chinese != english or not re.search("[a-z]{3}", english), english
+
+
+BOOK_TERMS = {  # as 动手学深度学习 writes them
+    "pooling": "汇聚层", "batch normalization": "批量规范化", "padding": "填充", "stride": "步幅",
+    "channel": "通道", "receptive field": "感受野", "learning rate": "学习率", "training loss": "训练损失",
+    "test accuracy": "测试精度",
+}
+
+
+def test_the_glossary_is_the_books_words_and_the_catalog_uses_them():
+    glossary = (ROOT / "docs" / "glossary.md").read_text()
+    rows = dict(re.findall(r"^\| ([a-z][a-z -]+?) \| (\S+?) \|", glossary, re.MULTILINE))
+    for english, chinese in BOOK_TERMS.items():
+        assert rows.get(english) == chinese, english
+    zh = "\n".join(i18n.catalog("zh").values())
+    assert "池化" not in zh and "批归一化" not in zh and "批量归一化" not in zh  # a machine translation's words
+
+
+def test_the_language_follows_the_url_then_the_session_and_holds_across_pages():
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["lang"] = "zh"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.metric[0].label == "参数" and at.query_params["lang"] == "zh"  # a lecturer's bookmark
+    assert at.sidebar.radio(key="lang.switch").value == "zh"
+    at.switch_page("pages/train.py").run()
+    assert at.title[0].value == "在 Fashion-MNIST 上训练"  # the next page, still Chinese
+    at.query_params["lang"] = "en"  # a link that asks for English wins over the session's choice
+    at.run()
+    assert at.title[0].value == "Train on Fashion-MNIST"
+    english = AppTest.from_file(APP, default_timeout=60)
+    english.run()
+    assert english.metric[0].label == "parameters" and "lang" not in english.query_params
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_the_cli_speaks_chinese_only_when_lang_asks(language, monkeypatch):
+    monkeypatch.setenv("LANG", "zh_CN.UTF-8" if language == "zh" else "C.UTF-8")
+    monkeypatch.delenv("LC_ALL", raising=False)
+    assert i18n.for_cli() == language
+    assert (_("Train on Fashion-MNIST") == "在 Fashion-MNIST 上训练") == (language == "zh")
+    i18n.use("en")
+
+
+def test_numbers_and_the_books_names_stay_as_they_are_in_chinese():
+    i18n.use("zh")
+    try:
+        text = _("Trains **{network}** ({params:,} parameters), {kind} preset: learning rate {lr:g}, {epochs} "
+                 "{epoch_word} of {images} images at batch size {batch}, {init} init.").format(
+            network="resnet18 (residual=false)", params=11005450, kind="quick", lr=0.05, epochs=2,
+            epoch_word=_("epochs"), images="60,000", batch=64, init="Xavier")
+        assert "11,005,450" in text and "resnet18 (residual=false)" in text and "学习率" in text
+    finally:
+        i18n.use("en")
+    assert json.loads((i18n.CATALOGS / "zh.json").read_text(encoding="utf-8"))
+
+
+ENGLISH_RUN = re.compile(r"[A-Za-z][A-Za-z'’-]*(?:[ ,;:]+[A-Za-z][A-Za-z'’-]*){2,}")  # three or more words
+
+
+def shown_texts(at: AppTest) -> list[str]:
+    """What a page drew for a visitor to read: headings, text, messages, labels, table headers, chart titles."""
+    texts = [e.value for kind in ("title", "header", "subheader", "caption", "markdown", "info", "warning",
+                                  "error", "success") for e in at.get(kind)]
+    texts += [getattr(e, "label", "") or "" for kind in ("metric", "button", "selectbox", "radio", "number_input",
+                                                          "text_input", "toggle", "checkbox", "slider")
+              for e in at.get(kind)]
+    texts += [str(c) for frame in at.dataframe for c in frame.value.columns]
+    for chart in at.get("plotly_chart"):
+        layout = json.loads(chart.proto.spec)["layout"]
+        texts += [str(part.get("title", {}).get("text", "")) for part in (layout, layout.get("xaxis", {}),
+                                                                          layout.get("yaxis", {}))]
+    return [t for t in texts if t]
+
+
+def english_left(texts: list[str]) -> list[str]:
+    """Runs of three or more English words, once names the book's code and the catalog keep are taken out."""
+    keep = {*registry.list_models(), "Fashion-MNIST", "quick", "fast", "book", "xavier", "kaiming", "Xavier",
+            "Kaiming", "python -m explorer", "Dive into Deep Learning", "CNN Explorer", "d2l"}
+    found = []
+    for text in texts:
+        text = re.sub(r"`[^`]*`|\b\w+_\w+\b", "", text)  # code, and the book's identifiers (conv_arch)
+        for name in sorted(keep, key=len, reverse=True):
+            text = text.replace(name, "")
+        found += ENGLISH_RUN.findall(text)
+    return found
+
+
+PAGES_IN_CHINESE = {
+    "pages/explore.py": {"model": "resnet18"},
+    "pages/compare.py": {},
+    "pages/train.py": {"model": "lenet"},
+    "pages/runs.py": {},
+    "pages/inside.py": {"model": "lenet"},
+    "pages/lessons.py": {"lesson": "resnet"},
+    "pages/board.py": {},
+    "pages/catalog.py": {},
+}
+
+
+@pytest.mark.parametrize("page", list(PAGES_IN_CHINESE))
+def test_a_page_in_chinese_shows_no_english_sentence(page, tiny_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("EXPLORER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("EXPLORER_DATA_DIR", tiny_data)
+    at = AppTest.from_file(APP, default_timeout=120)
+    for key, value in {"lang": "zh", **PAGES_IN_CHINESE[page]}.items():
+        at.query_params[key] = value
+    at.switch_page(page).run()
+    for _round in range(60):  # the Train page measures its estimate in another process first
+        if not any(c.value.startswith(("正在工作进程中测量", "等待另外")) for c in at.caption):
+            break
+        __import__("time").sleep(0.5)
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    texts = shown_texts(at)
+    assert any(re.search("[\u4e00-\u9fff]", t) for t in texts)
+    assert english_left(texts) == []
+    i18n.use("en")
