@@ -107,8 +107,16 @@ def seed_groups(records: list[RunRecord]) -> dict[str, list[RunRecord]]:
         same = {k: v for k, v in r.settings.items() if k != "seed"}
         groups.setdefault((r.model, json.dumps(r.config, sort_keys=True), json.dumps(same, sort_keys=True)),
                           []).append(r)
-    return {f"{runs[0].model} {describe_config(runs[0].model, runs[0].config)}".strip(): runs
-            for runs in groups.values()}
+    labelled: dict[str, list[RunRecord]] = {}
+    for runs in groups.values():
+        first = runs[0]
+        label = (f"{first.model} {describe_config(first.model, first.config)}".strip() + " · "
+                 + _("lr {lr:g}, {epochs} epochs, batch {batch}").format(
+                     lr=first.settings["lr"], epochs=first.settings["epochs"], batch=first.settings["batch_size"]))
+        while label in labelled:  # the same in words, different in a setting the words leave out
+            label += "′"
+        labelled[label] = runs
+    return labelled
 
 
 def describe_config(model: str, config: dict) -> str:
