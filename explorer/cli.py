@@ -21,8 +21,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     i18n.for_cli()  # English, unless LANG asks for Chinese
     try:
         return args.func(args)
-    except ExplorerError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except ExplorerError as err:  # in the CLI's language (English, unless LANG asks for Chinese)
+        print(f"error: {err.knob + ': ' if isinstance(err, ConfigError) else ''}{err.text()}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `python -m explorer summary ... | head`
         return 0

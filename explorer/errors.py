@@ -1,13 +1,25 @@
 """The engine's errors: anything a person can cause or fix, said in words a page shows beside what to change,
-and the CLI prints. Library code raises them; only pages and the CLI show them."""
+and the CLI prints. Library code raises them; only pages and the CLI show them.
+
+An error made from a template (`ConfigError.of`) keeps it and its values, so each page shows it in its own
+language (`text()`): refusals are cached and shared, and must not keep the language of whoever met them first."""
+
+from __future__ import annotations
+
+from explorer.i18n import _
 
 
 class ExplorerError(ValueError):
-    """What went wrong and what to do, in `message`."""
+    """What went wrong and what to do, in `message` (English)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+        self.template, self.values = "", {}
+
+    def text(self) -> str:
+        """The message in the current language: its template translated and filled in, else as it was said."""
+        return _(self.template).format(**self.values) if self.template else self.message
 
     def __reduce__(self):  # sent whole from a worker process: Exception's own pickling re-calls __init__(*args)
         return _restore, (type(self), self.args, self.__dict__)
@@ -34,6 +46,19 @@ class ConfigError(ExplorerError):
         self.args = (f"{knob}: {message}",)
         self.knob = knob
         self.related = related
+
+    def again(self) -> ConfigError:
+        """A fresh copy to raise once more (a cached refusal must not pile up tracebacks)."""
+        err = ConfigError(self.knob, self.message, self.related)
+        err.template, err.values = self.template, self.values
+        return err
+
+    @classmethod
+    def of(cls, knob: str, template: str, related: tuple[str, ...] = (), **values) -> ConfigError:
+        """An error said by a template (a key of the language catalogs) and its values."""
+        err = cls(knob, template.format(**values), related)
+        err.template, err.values = template, values
+        return err
 
 
 class QuotaError(ExplorerError):

@@ -62,7 +62,7 @@ class Summary:
 def summarize(config: ModelConfig, batch_size: int = 1) -> Summary:
     """Per-layer table and totals for `config`; the memory estimate is for `batch_size` images."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= 65536:
-        raise ConfigError("batch_size", f"must be a whole number from 1 to 65536, not {batch_size!r}")
+        raise ConfigError.of("batch_size", "must be a whole number from 1 to 65536, not {value!r}", value=batch_size)
     layers, per_image = _trace(config)
     params, trainable, mult_adds, act_bytes, saved, in_flight, in_shape, out_shape = per_image
     totals = Totals(
@@ -84,8 +84,9 @@ def build_meta(config: ModelConfig) -> nn.Module:
     if params > cap:
         knobs = ", ".join(k for k, v in config.kwargs().items()
                           if not isinstance(v, (float, str)) and k not in ("in_channels", "num_classes"))
-        raise ConfigError(_widest_knob(config), f"this network would have {params:,} parameters, over the cap "
-                          f"of {cap:,} (EXPLORER_MAX_PARAMS); make it narrower or smaller ({knobs})")
+        raise ConfigError.of(_widest_knob(config), "this network would have {params:,} parameters, over the cap of "
+                             "{cap:,} (EXPLORER_MAX_PARAMS); make it narrower or smaller ({knobs})", params=params,
+                             cap=cap, knobs=knobs)
     return model
 
 
@@ -98,15 +99,16 @@ def check_budget(config: ModelConfig) -> None:
     """Refuse, before any work, a network too deep to summarize within the budget (counted from the config)."""
     layers = config.layer_count()
     if layers > MAX_LAYERS:
-        raise ConfigError(config.depth_knob or "config",
-                          f"this network would have about {layers:,} layers; the explorer summarizes up to "
-                          f"{MAX_LAYERS:,} (about 2 s of work); use fewer blocks or convolutions")
+        raise ConfigError.of(config.depth_knob or "config",
+                             "this network would have about {layers:,} layers; the explorer summarizes up to "
+                             "{most:,} (about 2 s of work); use fewer blocks or convolutions", layers=layers,
+                             most=MAX_LAYERS)
 
 
 def _trace(config: ModelConfig) -> tuple[pd.DataFrame, tuple]:
     out = _traced(config)
     if isinstance(out, ConfigError):  # a refusal, cached like a result: a bad URL costs nothing twice
-        raise ConfigError(out.knob, out.message, out.related)
+        raise out.again()
     return out
 
 

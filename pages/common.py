@@ -194,7 +194,7 @@ def config_editor(prefix: str, where, params: dict[str, str] | None = None,
     if error is not None:
         changed = [k for k in (error.knob, *error.related) if k in parsed and parsed[k] != getattr(last, k)]
         slot = slots.get(changed[0] if changed else error.knob) or where
-        slot.error(plain(error.message), icon="⚠️")  # it may quote what the visitor typed
+        slot.error(plain(error.text()), icon="⚠️")  # it may quote what the visitor typed
         return name, last, error
     state[last_key] = (name, config)
     return name, config, None

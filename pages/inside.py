@@ -103,7 +103,7 @@ try:
                     show_time=True):
         v = view(manager, subject, upload.getvalue() if upload is not None else int(image), INVERSIONS[inversion])
 except ExplorerError as err:
-    st.error(plain(err.message))
+    st.error(plain(err.text()))
     st.stop()
 
 top = int(v.inside.probabilities.argmax())
@@ -194,7 +194,7 @@ if convs:
         u = conv_unit(manager, subject, upload.getvalue() if upload is not None else int(image),
                       INVERSIONS[inversion], layer, channel, unit_row, unit_col)
     except ExplorerError as err:
-        st.error(plain(err.message))
+        st.error(plain(err.text()))
     else:
         shares = {c: float(u.product[i].sum()) for i, c in enumerate(u.in_channels)}
         strongest = sorted(shares, key=lambda c: -abs(shares[c]))

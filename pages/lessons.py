@@ -58,7 +58,7 @@ if train_both:
         st.query_params.from_dict({"lesson": lesson.name, "run": first, "vs": second, **present_param()})
         st.rerun()
     except ExplorerError as err:
-        st.error(plain(err.message), icon=":material/block:")
+        st.error(plain(err.text()), icon=":material/block:")
 
 (name_a, config_a), (name_b, config_b) = lessons.compare_configs(lesson)
 cost, effect = st.columns([1, 2])

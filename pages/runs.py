@@ -147,7 +147,7 @@ if r.confusion:
 try:
     norms = batchnorm_parameters(r.model, r.config, manager.load_weights(r.id)) if r.weights_path else {}
 except ExplorerError as err:  # the file was moved or damaged: the rest of the run is still shown, and can go
-    st.warning(plain(_("{message}: what it learned cannot be shown.").format(message=err.message)), icon="⚠️")
+    st.warning(plain(_("{message}: what it learned cannot be shown.").format(message=err.text())), icon="⚠️")
     norms = {}
 if norms:
     st.subheader(_("What batch normalization learned"))

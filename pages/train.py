@@ -133,7 +133,7 @@ if button.button(_("Start training"), type="primary", disabled=refusal is not No
     except ExplorerError as err:
         refusal = err
 if refusal is not None:
-    st.error(plain(refusal.message), icon=":material/block:")  # why Start is off: never a greyed-out mystery
+    st.error(plain(refusal.text()), icon=":material/block:")  # why Start is off: never a greyed-out mystery
 
 run_id = state.get("t.run")
 if run_id:

@@ -21,13 +21,22 @@ SOURCES = [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py")), *sorted((ROO
 
 
 def literal_keys() -> set[str]:
-    """Every `_("...")` of the code: the strings it shows, as written."""
+    """Every `_("...")` of the code, and every error template (`ConfigError.of(knob, "...")`): the strings it
+    shows, as written."""
     found = set()
     for path in SOURCES:
         for node in ast.walk(ast.parse(path.read_text())):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "_"
-                    and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
-                found.add(node.args[0].value)
+            if not isinstance(node, ast.Call):
+                continue
+            if isinstance(node.func, ast.Name) and node.func.id == "_":
+                text = node.args[0] if node.args else None
+            elif isinstance(node.func, ast.Attribute) and node.func.attr == "of" and \
+                    getattr(node.func.value, "id", "") == "ConfigError":
+                text = node.args[1] if len(node.args) > 1 else None
+            else:
+                continue
+            if isinstance(text, ast.Constant) and isinstance(text.value, str):
+                found.add(text.value)
     return found
 
 
@@ -112,6 +121,26 @@ def test_the_cli_speaks_chinese_only_when_lang_asks(language, monkeypatch):
     assert i18n.for_cli() == language
     assert (_("Train on Fashion-MNIST") == "在 Fashion-MNIST 上训练") == (language == "zh")
     i18n.use("en")
+
+
+def test_a_knobs_error_is_said_in_the_pages_language_even_when_it_was_met_in_another():
+    from explorer.errors import ConfigError
+    from explorer.models.resnet import ResNetConfig
+
+    with pytest.raises(ConfigError) as met:
+        ResNetConfig(blocks=(2, 0))  # first met by an English visitor (and cached, as refusals are)
+    assert met.value.text() == met.value.message == "must be at least 1, not 0"
+    i18n.use("zh")
+    try:
+        assert met.value.text() == "至少为 1，而不是 0" and met.value.knob == "blocks"
+    finally:
+        i18n.use("en")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["lang"] = "zh"
+    at.query_params["model"] = "resnet18"
+    at.run()
+    at.sidebar.text_input(key="x.resnet18.blocks").set_value("2, 0, 2, 2").run()
+    assert "至少为 1，而不是 0" in [e.value for e in at.sidebar.error]
 
 
 def test_numbers_and_the_books_names_stay_as_they_are_in_chinese():

@@ -80,8 +80,8 @@ class DenseNetConfig(ModelConfig):
 
     def check(self) -> None:
         if len(self.num_convs_in_dense_blocks) > 12:
-            raise ConfigError("num_convs_in_dense_blocks", "at most 12 dense blocks: each transition halves "
-                                                           "height and width")
+            raise ConfigError.of("num_convs_in_dense_blocks",
+                                 "at most 12 dense blocks: each transition halves height and width")
 
 
 def _lines(leaves, chain) -> tuple[str, ...]:

@@ -107,12 +107,13 @@ class ResNetConfig(ModelConfig):
 
     def check(self) -> None:
         if len(self.blocks) > MAX_STAGES:
-            raise ConfigError("blocks", f"has {len(self.blocks)} stages; at most {MAX_STAGES}: each stage after the "
-                                        "first halves height and width, so even 1024 pixels are 1x1 by then")
+            raise ConfigError.of("blocks", "has {n} stages; at most {most}: each stage after the first halves height "
+                                           "and width, so even 1024 pixels are 1x1 by then", n=len(self.blocks),
+                                 most=MAX_STAGES)
         if len(self.blocks) != len(self.channels):
-            raise ConfigError("blocks", f"blocks has {len(self.blocks)} stages but channels has "
-                                        f"{len(self.channels)}: give one channel count per stage, i.e. the "
-                                        "same number of entries in both", related=("channels",))
+            raise ConfigError.of("blocks", "blocks has {n} stages but channels has {m}: give one channel count per "
+                                           "stage, i.e. the same number of entries in both", ("channels",),
+                                 n=len(self.blocks), m=len(self.channels))
 
 
 RESIDUAL = BlockView.residual(Residual, ("conv3",), ("bn2", "conv2"), "residual branch F(x), before the sum",
