@@ -35,9 +35,11 @@ PAGES = {
     "inside-present": "/inside?model=googlenet&image=7&stage=2&unit=3,4&present=1",
 }
 
+# the confusion matrix by its title: Runs draws other heatmaps too (a run's layer dynamics), in any order
 HEATMAP = """() => {
   const plot = [...document.querySelectorAll('.js-plotly-plot')]
-    .find(p => p._fullData && p._fullData[0].type === 'heatmap');
+    .find(p => p._fullData && p._fullData[0].type === 'heatmap'
+               && (p._fullLayout.title.text || '').includes('Confusion matrix'));
   if (!plot) return null;
   const t = plot._fullData[0];
   return {rows: t.z.length, cols: t.z[0].length, ytype: plot._fullLayout.yaxis.type,
@@ -143,13 +145,13 @@ def test_the_confusion_matrix_is_painted(server):
     with chromium_page(visitor_token=TOKEN) as page:
         page.goto(f"{url}/runs")
         wait_idle(page)
-        page.locator(".heatmaplayer").first.wait_for()
+        page.wait_for_function(HEATMAP, timeout=60_000)
         heatmap = page.evaluate(HEATMAP)
         assert heatmap is not None, "no heatmap drawn"
         assert (heatmap["rows"], heatmap["cols"]) == (10, 10) and heatmap["total"] == 200
         assert heatmap["ytype"] == "category" and heatmap["xtype"] == "category"
         assert heatmap["y"][0] == "t-shirt"
-        plot = page.locator(".js-plotly-plot", has=page.locator(".heatmaplayer")).first
+        plot = page.locator(".js-plotly-plot", has=page.get_by_text("Confusion matrix (test set)")).first
         plot.scroll_into_view_if_needed()
         area = plot.locator(".nsewdrag").first.bounding_box()  # the plot area, without axes and colour bar
         from PIL import Image

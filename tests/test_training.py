@@ -44,15 +44,22 @@ def test_a_short_run_learns(tiny_data):
 
 
 def test_the_eta_converges_to_the_real_remaining_time(tiny_data):
-    seen = []
-    # long enough (about 4 s) that a passing hiccup of the machine weighs little
-    train(LENET_BN, settings(epochs=8, batch_size=8), seen.append, data_dir=tiny_data, threads=1)
-    steps = [p for p in seen if p.kind == "step"]
-    end = [p for p in seen if p.kind == "epoch"][-1].elapsed
-    halfway = min(steps, key=lambda p: abs(p.step - p.total_steps / 2))
-    remaining = end - halfway.elapsed
-    assert abs(halfway.eta - remaining) <= 0.25 * remaining, (halfway.eta, remaining)
-    assert [p for p in seen if p.kind == "epoch"][-1].eta == 0
+    # Wall-clock time on a shared 2-core machine: a neighbour's burst during the second half makes any
+    # estimate wrong, so the estimate gets three tries and must be right in one. A wrong formula (a missing
+    # test pass, a rate from the wrong window) misses in all three.
+    misses = []
+    for _ in range(3):
+        seen = []
+        train(LENET_BN, settings(epochs=12, batch_size=8), seen.append, data_dir=tiny_data, threads=1)
+        steps = [p for p in seen if p.kind == "step"]
+        epochs = [p for p in seen if p.kind == "epoch"]
+        assert epochs[-1].eta == 0
+        halfway = min(steps, key=lambda p: abs(p.step - p.total_steps / 2))
+        remaining = epochs[-1].elapsed - halfway.elapsed
+        if abs(halfway.eta - remaining) <= 0.25 * remaining:
+            return
+        misses.append((round(halfway.eta, 2), round(remaining, 2)))
+    pytest.fail(f"the halfway estimate missed the remaining time by over 25% three times: {misses}")
 
 
 def test_the_memory_format_follows_its_own_measurement(tiny_data, monkeypatch):
