@@ -81,11 +81,12 @@ def bench_train(name: str, resolution: int | None = None, batch_size: int | None
     from explorer.training.data import load_fashion_mnist
 
     if batches <= WARMUP_BATCHES:
-        raise ConfigError("batches", f"must be more than {WARMUP_BATCHES} (the warm-up batches)")
+        raise ConfigError("batches", "must be more than {warmup} (the warm-up batches)", warmup=WARMUP_BATCHES)
     available = len(load_fashion_mnist(data_dir).train_labels)
     if (batches + 1) * batch_size > available:
-        raise ConfigError("batches", f"{batches} batches of {batch_size} need {(batches + 1) * batch_size} "
-                                     f"training images; the data has {available}")
+        raise ConfigError("batches", "{batches} batches of {batch_size} need {need} training images; the data has "
+                                     "{available}", batches=batches, batch_size=batch_size,
+                          need=(batches + 1) * batch_size, available=available)
 
     torch.set_num_threads(default_threads())
     settings = TrainSettings(lr=entry.book.lr, epochs=1, batch_size=batch_size, train_subset=batches * batch_size,

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from explorer import i18n
 from explorer.errors import ConfigError, ExplorerError
+from explorer.i18n import _
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -22,12 +23,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except ExplorerError as err:  # in the CLI's language (English, unless LANG asks for Chinese)
-        print(f"error: {err.knob + ': ' if isinstance(err, ConfigError) else ''}{err.text()}", file=sys.stderr)
+        print(_("error: {message}").format(message=(f"{err.knob}: " if isinstance(err, ConfigError) else "")
+                                            + err.text()), file=sys.stderr)
         return 2
     except BrokenPipeError:  # `python -m explorer summary ... | head`
         return 0
     except KeyboardInterrupt:  # Ctrl-C before a run exists (a run in progress is stopped in cmd_train)
-        print("interrupted", file=sys.stderr)
+        print(_("interrupted"), file=sys.stderr)
         return 130
 
 
@@ -148,7 +150,7 @@ def _config(args: argparse.Namespace, base=None):
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError("--set", f"expected KEY=VALUE, got {item!r}")
+            raise ConfigError("--set", "expected KEY=VALUE, got {item!r}", item=item)
         overrides[key.strip()] = value
     if args.resolution is not None:
         overrides["resolution"] = str(args.resolution)
@@ -160,7 +162,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     for name in registry.list_models():
         e = registry.get(name)
-        print(f"{name:18s} d2l {e.section:6s} {e.description}")
+        print(f"{name:18s} d2l {e.section:6s} {_(e.description)}")
     return 0
 
 
@@ -280,10 +282,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     settings: TrainSettings = replace(chosen.settings, **changes)
     manager = RunManager(args.home, data_dir=args.data_dir, adopt_queued=False)  # a server's queue stays its own
     if manager.store.recovered:
-        print(f"warning: {manager.store.recovered}", file=sys.stderr)
+        print(_("warning: {message}").format(message=manager.store.recovered), file=sys.stderr)
     run_id = manager.start(args.name, config, settings, preset=args.preset, name=args.run_name or "")
     if chosen.changes:
-        print(f"{args.preset} preset: {'; '.join(chosen.changes)}", file=sys.stderr)
+        print(_("{preset} preset: {changes}").format(preset=args.preset, changes="; ".join(chosen.changes)),
+              file=sys.stderr)
     try:
         view = _follow(manager, run_id)
     except KeyboardInterrupt:
@@ -291,16 +294,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         view = manager.wait(run_id)
     r = view.record
     if r.warning:
-        print(f"warning: {r.warning}", file=sys.stderr)
+        print(_("warning: {message}").format(message=r.warning), file=sys.stderr)
     if r.status == "failed":
-        print(f"error: run {run_id} failed: {r.error}", file=sys.stderr)
+        print(_("error: run {run} failed: {error}").format(run=run_id, error=r.error), file=sys.stderr)
         return 1
     if r.train_loss is None:  # stopped before its first report
-        print(f"run {run_id} {r.status} before its first report")
+        print(_("run {run} {status} before its first report").format(run=run_id, status=_(r.status)))
         return 0
-    print(f"run {run_id} {r.status}: loss {r.train_loss:.3f}, train acc {r.train_acc:.3f}, best test acc "
-          f"{accuracy(r.best_test_acc)} (final {accuracy(r.test_acc)}), {r.images_per_sec:.0f} images/s, "
-          f"{r.seconds:.1f} s")
+    print(_("run {run} {status}: loss {loss:.3f}, train acc {train_acc:.3f}, best test acc {best} (final "
+            "{final}), {rate:.0f} images/s, {seconds:.1f} s").format(
+        run=run_id, status=_(r.status), loss=r.train_loss, train_acc=r.train_acc, best=accuracy(r.best_test_acc),
+        final=accuracy(r.test_acc), rate=r.images_per_sec, seconds=r.seconds))
     if calibration_text(r):
         print(calibration_text(r))
     return 0
@@ -319,13 +323,13 @@ def _follow(manager, run_id: str):
             return view
         p = view.progress
         if p is not None and p.kind == "phase":
-            print(f"\r{p.phase}…{' ' * 60}", end="", file=sys.stderr, flush=True)
+            print(f"\r{_(p.phase)}…{' ' * 60}", end="", file=sys.stderr, flush=True)
         elif p is not None:
             filled = int(30 * p.step / p.total_steps)
-            test = f" test {p.test_acc:.3f}" if p.test_acc is not None else ""
-            print(f"\r[{'#' * filled}{'.' * (30 - filled)}] epoch {p.epoch:5.2f} loss {p.train_loss:.3f} "
-                  f"acc {p.train_acc:.3f}{test} {p.images_per_sec:.0f} img/s ETA {p.eta:4.0f}s ",
-                  end="", file=sys.stderr, flush=True)
+            test = _(" test {acc:.3f}").format(acc=p.test_acc) if p.test_acc is not None else ""
+            line = _("epoch {epoch:5.2f} loss {loss:.3f} acc {acc:.3f}{test} {rate:.0f} img/s ETA {eta:4.0f}s").format(
+                epoch=p.epoch, loss=p.train_loss, acc=p.train_acc, test=test, rate=p.images_per_sec, eta=p.eta)
+            print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {line} ", end="", file=sys.stderr, flush=True)
         time.sleep(0.2)
 
 
@@ -351,7 +355,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
                                      if s.channels > 1 else f"stage {s.path} {s.type}: {s.shape[0]} units")
                for i, s in enumerate(v.inside.stages)}
     images |= {f"block-{b.path}-{b.type.lower()}.png":
-               side_by_side([titled(part_grid(p), f"{b.type} {b.path}, {p.label} -> {'x'.join(map(str, p.shape))}")
+               side_by_side([titled(part_grid(p), f"{b.type} {b.path}, {p.text()} -> {'x'.join(map(str, p.shape))}")
                              for p in b.parts])
                for b in v.inside.blocks}
     if len(v.inside.kernels):
@@ -362,11 +366,13 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     for file, pixels in images.items():
         Image.fromarray(pixels).save(out / file)
     top = int(v.inside.probabilities.argmax())
-    print(f"{what}\ntest image {args.image} ({truth}): predicted {CLASS_NAMES[top]} with probability "
-          f"{v.inside.probabilities[top]:.3f}")
+    print(what)
+    print(_("test image {image} ({truth}): predicted {predicted} with probability {p:.3f}").format(
+        image=args.image, truth=_(truth), predicted=_(CLASS_NAMES[top]), p=v.inside.probabilities[top]))
     for row in v.stats[v.stats.dead].itertuples():
-        print(f"warning: layer {row.layer} is dead (zero for {row.zero_fraction:.0%} of outputs)", file=sys.stderr)
-    print(f"wrote {len(images)} PNG files to {out}/")
+        print(_("warning: layer {layer} is dead (zero for {fraction:.0%} of outputs)").format(
+            layer=row.layer, fraction=row.zero_fraction), file=sys.stderr)
+    print(_("wrote {n} PNG files to {out}/").format(n=len(images), out=out))
     return 0
 
 
@@ -400,8 +406,8 @@ def cmd_lessons(args: argparse.Namespace) -> int:
         if args.measure:
             lessons.save(lesson, lessons.measure(lesson, args.data_dir))
         kept = lessons.measured(lesson)
-        answer = " · ".join(f"{r.label} {r.test_acc:.3f}" for r in kept[1]) if kept else "not measured yet"
-        print(f"{lesson.section} ({lesson.english})  {lesson.name:10s} {lesson.title}: {answer}", flush=True)
+        answer = " · ".join(f"{_(r.label)} {r.test_acc:.3f}" for r in kept[1]) if kept else _("not measured yet")
+        print(f"{lesson.section} ({lesson.english})  {lesson.name:10s} {_(lesson.title)}: {answer}", flush=True)
     return 0
 
 
@@ -413,23 +419,25 @@ def cmd_lesson(args: argparse.Namespace) -> int:
     lesson = lessons.get(args.lesson)
     if args.measure:
         lessons.save(lesson, lessons.measure(lesson, args.data_dir))
-    print(f"{lesson.section} (English edition {lesson.english}) {lesson.title}\n\n{lesson.claim}\n")
+    print(_("{section} (English edition {english}) {title}").format(section=lesson.section, english=lesson.english,
+                                                                    title=_(lesson.title)))
+    print(f"\n{_(lesson.claim)}\n")
     a, b = (f"{name}" + "".join(f", {k}={v}" for k, v in changes.items())
             for name, changes in (lesson.compare[:2], lesson.compare[2:]))
-    print(f"Compare: {a} against {b}")
+    print(_("Compare: {a} against {b}").format(a=a, b=b))
     for side in lesson.pair:
-        print(f"Train: {side.label}: {side.model}, quick preset"
+        print(_("Train: {label}: {model}, quick preset").format(label=_(side.label), model=side.model)
               + "".join(f", {k}={v}" for k, v in {**side.network, **side.settings}.items()))
     kept = lessons.measured(lesson)
     if kept is None:
-        print("\nNot measured yet: python -m explorer lesson", lesson.name, "--measure")
+        print("\n" + _("Not measured yet: python -m explorer lesson {lesson} --measure").format(lesson=lesson.name))
         return 0
     where, results = kept
-    print(f"\nMeasured on the real data ({where}):")
+    print("\n" + _("Measured on the real data ({where}):").format(where=where))
     print(lesson_table(results).to_string(index=False))
     print(lessons.verdict(results))
-    print(f"\nWhat explains it: {STATISTICS[lesson.watch]} per layer (python -m explorer dynamics RUN_ID, or the "
-          "Runs page).")
+    print("\n" + _("What explains it: {statistic} per layer (python -m explorer dynamics RUN_ID, or the Runs "
+                   "page).").format(statistic=_(STATISTICS[lesson.watch])))
     return 0
 
 
@@ -442,11 +450,12 @@ def cmd_dynamics(args: argparse.Namespace) -> int:
     store = RunStore(Path(args.home or default_home()) / "runs.sqlite")
     record = store.get(args.run_id)
     if record is None:
-        raise ConfigError("run", f"{args.run_id[:40]!r} is not a run in {store.path}")
+        raise ConfigError("run", "{run!r} is not a run in {path}", run=args.run_id[:40], path=str(store.path))
     frame = store.dynamics(record.id)
     if frame.empty:
-        print(f"run {record.id} ({record.model}, {record.status}) has no dynamics: it was trained before they were "
-              "recorded, or has not reported a step yet", file=sys.stderr)
+        print(_("run {run} ({model}, {status}) has no dynamics: it was trained before they were recorded, or has "
+                "not reported a step yet").format(run=record.id, model=record.model, status=_(record.status)),
+              file=sys.stderr)
         return 0
     if args.format == "json":
         print(frame.to_json(orient="records"))

@@ -90,47 +90,47 @@ def _coerce(name: str, hint: Any, value: Any, meta: typing.Mapping[str, Any]) ->
     if origin is Literal:
         allowed = typing.get_args(hint)
         if value not in allowed:
-            raise ConfigError.of(name, "must be one of {allowed}, not {value!r}",
-                                 allowed=", ".join(map(str, allowed)), value=value)
+            raise ConfigError(name, "must be one of {allowed}, not {value!r}",
+                              allowed=", ".join(map(str, allowed)), value=value)
         return value
     if origin is tuple:
         args = typing.get_args(hint)
         if len(args) == 2 and args[1] is Ellipsis:
             if not isinstance(value, (tuple, list)) or not 1 <= len(value) <= 64:
-                raise ConfigError.of(name, "must be a list of 1 to 64 entries, not {value!r}", value=value)
+                raise ConfigError(name, "must be a list of 1 to 64 entries, not {value!r}", value=value)
             rows = tuple(_coerce(name, args[0], v, meta) for v in value)
             for i, row in enumerate(rows if meta.get("columns") else ()):
                 for column, v in zip(meta["columns"], row, strict=True):
                     if not column.lo <= v <= column.hi:
-                        raise ConfigError.of(name, "row {row}: {column} must be from {lo} to {hi}, not {value}",
-                                             row=i + 1, column=column.name, lo=column.lo, hi=column.hi, value=v)
+                        raise ConfigError(name, "row {row}: {column} must be from {lo} to {hi}, not {value}",
+                                          row=i + 1, column=column.name, lo=column.lo, hi=column.hi, value=v)
             return rows
         if not isinstance(value, (tuple, list)) or len(value) != len(args):
-            raise ConfigError.of(name, "needs {n} numbers in each place, e.g. {example}, not {value!r}", n=len(args),
-                                 example=_example(args), value=value)
+            raise ConfigError(name, "needs {n} numbers in each place, e.g. {example}, not {value!r}", n=len(args),
+                              example=_example(args), value=value)
         return tuple(_coerce(name, a, v, meta) for a, v in zip(args, value, strict=True))
     if hint is bool:
         if not isinstance(value, bool):
-            raise ConfigError.of(name, "must be true or false, not {value!r}", value=value)
+            raise ConfigError(name, "must be true or false, not {value!r}", value=value)
         return value
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError.of(name, "must be a whole number, not {value!r}", value=value)
+            raise ConfigError(name, "must be a whole number, not {value!r}", value=value)
     elif hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-            raise ConfigError.of(name, "must be a number, not {value!r}", value=value)
+            raise ConfigError(name, "must be a number, not {value!r}", value=value)
         value = float(value)
     elif hint is str:
         if not isinstance(value, str):
-            raise ConfigError.of(name, "must be text, not {value!r}", value=value)
+            raise ConfigError(name, "must be text, not {value!r}", value=value)
         return value
     else:  # pragma: no cover - a family declared a type this module does not know
         raise TypeError(f"unsupported config type {hint!r} for {name}")
     lo, hi = meta.get("lo"), meta.get("hi")
     if lo is not None and value < lo:
-        raise ConfigError.of(name, "must be at least {lo}, not {value}", lo=lo, value=value)
+        raise ConfigError(name, "must be at least {lo}, not {value}", lo=lo, value=value)
     if hi is not None and value > hi:
-        raise ConfigError.of(name, "must be at most {hi}, not {value}", hi=hi, value=value)
+        raise ConfigError(name, "must be at most {hi}, not {value}", hi=hi, value=value)
     return value
 
 
@@ -146,14 +146,14 @@ def parse_value(name: str, hint: Any, text: str) -> Any:
     """
     text = text.strip()
     if len(text) > MAX_LITERAL_CHARS:
-        raise ConfigError.of(name, "value is longer than {n} characters", n=MAX_LITERAL_CHARS)
+        raise ConfigError(name, "value is longer than {n} characters", n=MAX_LITERAL_CHARS)
     if hint is str or typing.get_origin(hint) is Literal:
         return text
     try:
         value = ast.literal_eval(text.replace("true", "True").replace("false", "False"))
     except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
-        raise ConfigError.of(name, "cannot read {text!r} as a value; write e.g. 4, 0.5, 3, 4, 6, 3 or ((1, 64), "
-                                   "(2, 128))", text=text) from None
+        raise ConfigError(name, "cannot read {text!r} as a value; write e.g. 4, 0.5, 3, 4, 6, 3 or ((1, 64), "
+                                "(2, 128))", text=text) from None
     return _as_list(hint, value)
 
 
@@ -177,7 +177,7 @@ def with_overrides(config: ModelConfig, overrides: typing.Mapping[str, str]) -> 
     values = {}
     for key, text in overrides.items():
         if key not in known:
-            raise ConfigError.of(key, "is not a knob of this model; knobs are: {knobs}", knobs=", ".join(sorted(known)))
+            raise ConfigError(key, "is not a knob of this model; knobs are: {knobs}", knobs=", ".join(sorted(known)))
         values[key] = parse_value(key, hints[key], text)
     return replace(config, **values)
 

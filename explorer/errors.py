@@ -1,25 +1,33 @@
 """The engine's errors: anything a person can cause or fix, said in words a page shows beside what to change,
 and the CLI prints. Library code raises them; only pages and the CLI show them.
 
-An error made from a template (`ConfigError.of`) keeps it and its values, so each page shows it in its own
-language (`text()`): refusals are cached and shared, and must not keep the language of whoever met them first."""
+Every error is said as a template (a key of the language catalogs, English) and its values, and keeps both,
+so each page shows it in its own language (`text()`): refusals are cached and shared, and must not keep the
+language of whoever met them first. A template with no values is said as it is, braces and all; the arguments
+up to the template are positional only, so a value may have any name (knob, limit).
+
+    raise QuotaError("EXPLORER_MAX_QUEUE", "{n} runs are already waiting", n=len(queue))"""
 
 from __future__ import annotations
 
-from explorer.i18n import _
+from explorer.i18n import say
 
 
 class ExplorerError(ValueError):
-    """What went wrong and what to do, in `message` (English)."""
+    """What went wrong and what to do: `message` in English, `text()` in the current language."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.template, self.values = "", {}
+    def __init__(self, template: str, /, **values: object) -> None:
+        self.template, self.values = template, values
+        self.message = template.format(**values) if values else template
+        super().__init__(self.message)
 
     def text(self) -> str:
-        """The message in the current language: its template translated and filled in, else as it was said."""
-        return _(self.template).format(**self.values) if self.template else self.message
+        """The message in the current language, and its values marked as words (i18n.N_) with it."""
+        return say(self.template, self.values)
+
+    def again(self) -> ExplorerError:
+        """A fresh copy to raise once more (a cached refusal must not pile up tracebacks)."""
+        return _restore(type(self), self.args, dict(self.__dict__))
 
     def __reduce__(self):  # sent whole from a worker process: Exception's own pickling re-calls __init__(*args)
         return _restore, (type(self), self.args, self.__dict__)
@@ -41,32 +49,19 @@ class ConfigError(ExplorerError):
     message under whichever of them the user just changed.
     """
 
-    def __init__(self, knob: str, message: str, related: tuple[str, ...] = ()) -> None:
-        super().__init__(message)
-        self.args = (f"{knob}: {message}",)
+    def __init__(self, knob: str, template: str, related: tuple[str, ...] = (), /, **values: object) -> None:
+        super().__init__(template, **values)
+        self.args = (f"{knob}: {self.message}",)
         self.knob = knob
         self.related = related
-
-    def again(self) -> ConfigError:
-        """A fresh copy to raise once more (a cached refusal must not pile up tracebacks)."""
-        err = ConfigError(self.knob, self.message, self.related)
-        err.template, err.values = self.template, self.values
-        return err
-
-    @classmethod
-    def of(cls, knob: str, template: str, related: tuple[str, ...] = (), **values) -> ConfigError:
-        """An error said by a template (a key of the language catalogs) and its values."""
-        err = cls(knob, template.format(**values), related)
-        err.template, err.values = template, values
-        return err
 
 
 class QuotaError(ExplorerError):
     """Over one of a server's limits: runs per visitor or address, the queue, a run's time, a measurement's
     time or memory. `limit` names the setting (EXPLORER_...); the message says what to wait for or change."""
 
-    def __init__(self, limit: str, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, limit: str, template: str, /, **values: object) -> None:
+        super().__init__(template, **values)
         self.limit = limit
 
 

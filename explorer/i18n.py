@@ -14,6 +14,7 @@ import contextvars
 import functools
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 LANGUAGES = {"en": "English", "zh": "中文"}
@@ -48,6 +49,24 @@ def _(text: str) -> str:
     return catalog(language).get(text, text)
 
 
+class Key(str):
+    """Words kept untranslated now, to be said later in the language of whoever reads them."""
+
+
+def N_(text: str) -> Key:
+    """Marks `text` as a catalog key without translating it (gettext's no-op), for an error's values: its
+    text() says a Key in the reader's language and any other value (what a visitor typed) as it is."""
+    return Key(text)
+
+
+def say(template: str, values: Mapping[str, object]) -> str:
+    """`template` in the current language, filled in with `values`, the Keys among them said in it too;
+    without values, the template as written (braces and all)."""
+    if not values:
+        return _(template)
+    return _(template).format(**{k: _(v) if isinstance(v, Key) else v for k, v in values.items()})
+
+
 def from_locale(locale: str | None) -> str:
     """The language a browser's or a shell's locale asks for: zh for any Chinese (zh-CN, zh_TW.UTF-8)."""
     return "zh" if (locale or "").lower().replace("_", "-").startswith("zh") else "en"
@@ -58,4 +77,4 @@ def for_cli() -> str:
     return use(from_locale(os.environ.get("LC_ALL") or os.environ.get("LANG")))
 
 
-__all__ = ["LANGUAGES", "_", "catalog", "current", "for_cli", "from_locale", "use"]
+__all__ = ["LANGUAGES", "Key", "N_", "_", "catalog", "current", "for_cli", "from_locale", "say", "use"]

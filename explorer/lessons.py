@@ -132,7 +132,8 @@ def get(name: str) -> Lesson:
     for lesson in LESSONS:
         if name in (lesson.name, lesson.section):
             return lesson
-    raise ConfigError("lesson", f"no lesson {name[:40]!r}; choose from {', '.join(x.name for x in LESSONS)}")
+    raise ConfigError("lesson", "no lesson {name!r}; choose from {choices}", name=name[:40],
+                      choices=", ".join(x.name for x in LESSONS))
 
 
 def compare_configs(lesson: Lesson) -> tuple[tuple[str, ModelConfig], tuple[str, ModelConfig]]:

@@ -21,6 +21,7 @@ from torch.nn import functional as F
 
 from explorer.config import ModelConfig
 from explorer.errors import ConfigError
+from explorer.i18n import N_
 
 
 @dataclass(frozen=True)
@@ -48,11 +49,12 @@ class Tap:
     """A tensor a block is shown by on Inside: the input or output of one of its modules, after a ReLU if
     the block applies one functionally (F.relu leaves no module to hook)."""
 
-    label: str
+    label: str                # a catalog key (marked with N_), said in the reader's language with `values`
     module: nn.Module
     where: Literal["input", "output"] = "output"
     relu: bool = False        # apply the ReLU the block's forward applies to this output
     after_relu: bool = False  # the tensor is a ReLU's output: it counts in the activation statistics
+    values: Mapping[str, object] = dataclasses.field(default_factory=dict)  # what `label` names
 
     def hook(self, record: Callable[[torch.Tensor], None]) -> torch.utils.hooks.RemovableHandle:
         def fire(module, args, out):
@@ -98,12 +100,13 @@ class BlockView:
             return (*chain(main), f"+ {skip(leaves)} · ReLU")
 
         def taps(module: nn.Module) -> list[Tap]:
-            shortcut = (Tap("identity path: the block's input, added unchanged", module, "input")
+            shortcut = (Tap(N_("identity path: the block's input, added unchanged"), module, "input")
                         if getattr(module, projection[0]) is None
-                        else Tap(f"shortcut: {projection_label}", getattr(module, projection[-1])))
+                        else Tap(N_("shortcut: {projection}"), getattr(module, projection[-1]),
+                                 values={"projection": projection_label}))
             end = next(m for name in branch if (m := getattr(module, name, None)) is not None)
             return [shortcut, Tap(branch_label, end),
-                    Tap("output: ReLU(F(x) + x)", module, after_relu=True)]
+                    Tap(N_("output: ReLU(F(x) + x)"), module, after_relu=True)]
 
         return cls(block, lines, taps, skip)
 
@@ -158,9 +161,12 @@ def get(name: str) -> ModelEntry:
     _load_catalog()
     if name not in _ENTRIES:
         close = difflib.get_close_matches(name[:100], _ENTRIES, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else f"; choose from {', '.join(_ENTRIES)}"
         shown = name if len(name) <= 40 else name[:40] + "…"  # a 50 KB name is not echoed back whole
-        raise ConfigError("model", f"unknown model {shown!r}{hint}")
+        if close:
+            raise ConfigError("model", "unknown model {name!r}; did you mean {close}?", name=shown,
+                              close=", ".join(close))
+        raise ConfigError("model", "unknown model {name!r}; choose from {choices}", name=shown,
+                          choices=", ".join(_ENTRIES))
     return _ENTRIES[name]
 
 
@@ -177,7 +183,7 @@ def entry_for(config: ModelConfig) -> ModelEntry:
     _load_catalog()
     same = [e for e in _ENTRIES.values() if type(e.config) is type(config)]
     if not same:
-        raise ConfigError("model", f"{type(config).__name__} is not in the catalog")
+        raise ConfigError("model", "{name} is not in the catalog", name=type(config).__name__)
     return min(same, key=lambda e: len(config.changes(e.config)))
 
 

@@ -20,6 +20,7 @@ from torch import nn
 from explorer import registry
 from explorer.config import ModelConfig, max_params
 from explorer.errors import ConfigError
+from explorer.i18n import N_
 
 BYTES_PER_FLOAT = 4  # fp32 weights, gradients and saved activations
 MAX_LAYERS = 1000    # leaf layers one summary may have: about 2 s on a 2-core CPU (tests/test_summary.py)
@@ -62,7 +63,7 @@ class Summary:
 def summarize(config: ModelConfig, batch_size: int = 1) -> Summary:
     """Per-layer table and totals for `config`; the memory estimate is for `batch_size` images."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= 65536:
-        raise ConfigError.of("batch_size", "must be a whole number from 1 to 65536, not {value!r}", value=batch_size)
+        raise ConfigError("batch_size", "must be a whole number from 1 to 65536, not {value!r}", value=batch_size)
     layers, per_image = _trace(config)
     params, trainable, mult_adds, act_bytes, saved, in_flight, in_shape, out_shape = per_image
     totals = Totals(
@@ -84,9 +85,9 @@ def build_meta(config: ModelConfig) -> nn.Module:
     if params > cap:
         knobs = ", ".join(k for k, v in config.kwargs().items()
                           if not isinstance(v, (float, str)) and k not in ("in_channels", "num_classes"))
-        raise ConfigError.of(_widest_knob(config), "this network would have {params:,} parameters, over the cap of "
-                             "{cap:,} (EXPLORER_MAX_PARAMS); make it narrower or smaller ({knobs})", params=params,
-                             cap=cap, knobs=knobs)
+        raise ConfigError(_widest_knob(config), "this network would have {params:,} parameters, over the cap of "
+                          "{cap:,} (EXPLORER_MAX_PARAMS); make it narrower or smaller ({knobs})", params=params,
+                          cap=cap, knobs=knobs)
     return model
 
 
@@ -99,10 +100,10 @@ def check_budget(config: ModelConfig) -> None:
     """Refuse, before any work, a network too deep to summarize within the budget (counted from the config)."""
     layers = config.layer_count()
     if layers > MAX_LAYERS:
-        raise ConfigError.of(config.depth_knob or "config",
-                             "this network would have about {layers:,} layers; the explorer summarizes up to "
-                             "{most:,} (about 2 s of work); use fewer blocks or convolutions", layers=layers,
-                             most=MAX_LAYERS)
+        raise ConfigError(config.depth_knob or "config",
+                          "this network would have about {layers:,} layers; the explorer summarizes up to "
+                          "{most:,} (about 2 s of work); use fewer blocks or convolutions", layers=layers,
+                          most=MAX_LAYERS)
 
 
 def _trace(config: ModelConfig) -> tuple[pd.DataFrame, tuple]:
@@ -411,17 +412,25 @@ def _widest_knob(config: ModelConfig) -> str:
 def _shape_error(config: ModelConfig, where: str | None, err: Exception) -> ConfigError:
     """Explain a failed build or forward pass: the layer, and the smallest resolution that works."""
     smallest = _smallest_resolution(config)
-    place = f" at layer {where}" if where else ""
+    values = {"where": where, "detail": str(err).splitlines()[0], "resolution": config.resolution,
+              "smallest": smallest, "knob": config.depth_knob}
     if smallest is None:
-        return ConfigError("config", f"this network cannot be built{place}: {str(err).splitlines()[0]}")
-    fix = f"use a resolution of at least {smallest}"
-    if config.depth_knob:
-        fix += f", or shorten {config.depth_knob}"
+        return ConfigError("config", "this network cannot be built at layer {where}: {detail}" if where
+                           else "this network cannot be built: {detail}", **values)
     if smallest <= config.resolution:  # the resolution is fine; something else is
-        return ConfigError(config.depth_knob or "config",
-                           f"this network cannot run{place}: {str(err).splitlines()[0]}")
-    return ConfigError("resolution", f"{config.resolution} is too small: the feature map shrinks to nothing"
-                                     f"{place}; {fix}")
+        return ConfigError(config.depth_knob or "config", "this network cannot run at layer {where}: {detail}"
+                           if where else "this network cannot run: {detail}", **values)
+    too_small = {
+        (True, True): N_("{resolution} is too small: the feature map shrinks to nothing at layer {where}; use a "
+                         "resolution of at least {smallest}, or shorten {knob}"),
+        (True, False): N_("{resolution} is too small: the feature map shrinks to nothing at layer {where}; use a "
+                          "resolution of at least {smallest}"),
+        (False, True): N_("{resolution} is too small: the feature map shrinks to nothing; use a resolution of at "
+                          "least {smallest}, or shorten {knob}"),
+        (False, False): N_("{resolution} is too small: the feature map shrinks to nothing; use a resolution of at "
+                           "least {smallest}"),
+    }
+    return ConfigError("resolution", too_small[bool(where), bool(config.depth_knob)], **values)
 
 
 def _smallest_resolution(config: ModelConfig) -> int | None:

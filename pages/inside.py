@@ -172,7 +172,7 @@ if pickable:
         for part, column in zip(block.parts, st.columns(len(block.parts)), strict=True):
             with column:
                 st.image(part_grid(part))
-                st.caption(f"{part.label} → {'x'.join(map(str, part.shape))}")
+                st.caption(f"{part.text()} → {'x'.join(map(str, part.shape))}")
 else:
     path, row, col = None, None, None
 

@@ -116,6 +116,8 @@ def test_the_main_result_is_on_the_first_screen(server):
         tables = page.get_by_test_id("stMain").get_by_test_id("stDataFrame")
         expect(tables).to_have_count(2)
         assert all(in_first_screen(tables.nth(i)) for i in range(2))
+        for i in range(2):  # every column whole, no scrolling sideways
+            assert tables.nth(i).locator(".dvn-scroller").evaluate("e => e.scrollWidth <= e.clientWidth + 1")
         assert in_first_screen(page.get_by_role("button", name="Train both"))
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from explorer import i18n, lessons, registry
+from explorer import cli, i18n, lessons, registry
 from explorer.config import knob_info
+from explorer.errors import ConfigError, QuotaError
 from explorer.i18n import _
 from explorer.training.dynamics import STATISTICS
 from explorer.training.store import STATUSES
@@ -20,23 +21,30 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCES = [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py")), *sorted((ROOT / "explorer").rglob("*.py"))]
 
 
+ERRORS = {"ExplorerError": 0, "OwnerError": 0, "MissingWeightsError": 0, "StoreError": 0, "DataError": 0,
+          "ConfigError": 1, "QuotaError": 1}  # the engine's errors and where each takes its template
+
+
 def literal_keys() -> set[str]:
-    """Every `_("...")` of the code, and every error template (`ConfigError.of(knob, "...")`): the strings it
-    shows, as written."""
-    found = set()
+    """Every `_("...")` and `N_("...")` of the code, and every error's template (`ConfigError(knob, "...")`):
+    the strings it shows, as written. A template must be written out (or chosen among marked ones), never
+    made by an f-string or by adding strings: the catalog could not hold it."""
+    found, made = set(), []
     for path in SOURCES:
         for node in ast.walk(ast.parse(path.read_text())):
-            if not isinstance(node, ast.Call):
+            if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
                 continue
-            if isinstance(node.func, ast.Name) and node.func.id == "_":
-                text = node.args[0] if node.args else None
-            elif isinstance(node.func, ast.Attribute) and node.func.attr == "of" and \
-                    getattr(node.func.value, "id", "") == "ConfigError":
-                text = node.args[1] if len(node.args) > 1 else None
+            name = node.func.id
+            if name in ("_", "N_"):
+                texts = node.args[:1]
+            elif name in ERRORS and len(node.args) > ERRORS[name]:
+                template = node.args[ERRORS[name]]
+                texts = [template.body, template.orelse] if isinstance(template, ast.IfExp) else [template]
+                made += [f"{path.name}:{node.lineno}" for t in texts if isinstance(t, (ast.JoinedStr, ast.BinOp))]
             else:
                 continue
-            if isinstance(text, ast.Constant) and isinstance(text.value, str):
-                found.add(text.value)
+            found |= {t.value for t in texts if isinstance(t, ast.Constant) and isinstance(t.value, str)}
+    assert not made, f"error templates made on the fly: {made}"
     return found
 
 
@@ -115,16 +123,27 @@ def test_the_language_follows_the_url_then_the_session_and_holds_across_pages():
 
 
 @pytest.mark.parametrize("language", ["zh", "en"])
-def test_the_cli_speaks_chinese_only_when_lang_asks(language, monkeypatch):
+def test_the_cli_speaks_chinese_only_when_lang_asks(language, monkeypatch, capsys):
     monkeypatch.setenv("LANG", "zh_CN.UTF-8" if language == "zh" else "C.UTF-8")
     monkeypatch.delenv("LC_ALL", raising=False)
     assert i18n.for_cli() == language
     assert (_("Train on Fashion-MNIST") == "在 Fashion-MNIST 上训练") == (language == "zh")
-    i18n.use("en")
+    try:
+        assert cli.main(["lesson", "resnet"]) == 0
+        assert cli.main(["summary", "resnet19"]) == 2
+    finally:
+        i18n.use("en")
+    out, err = capsys.readouterr()
+    if language == "zh":  # what a reader reads; the book's names, knobs and numbers as they are
+        assert out.startswith("7.6（英文版 8.6）ResNet：捷径让梯度保持下去\n") and "比较：resnet18 对比 resnet18, " \
+            "residual=False" in out and "训练：34 层，无残差（普通网络）：resnet34，quick 预设" in out
+        assert err == "错误：model: 未知模型 'resnet19'；你是不是想找 resnet18, resnet34, densenet？\n"
+    else:
+        assert out.startswith("7.6 (English edition 8.6) ResNet: the shortcut keeps the gradient alive\n")
+        assert err == "error: model: unknown model 'resnet19'; did you mean resnet18, resnet34, densenet?\n"
 
 
 def test_a_knobs_error_is_said_in_the_pages_language_even_when_it_was_met_in_another():
-    from explorer.errors import ConfigError
     from explorer.models.resnet import ResNetConfig
 
     with pytest.raises(ConfigError) as met:
@@ -141,6 +160,42 @@ def test_a_knobs_error_is_said_in_the_pages_language_even_when_it_was_met_in_ano
     at.run()
     at.sidebar.text_input(key="x.resnet18.blocks").set_value("2, 0, 2, 2").run()
     assert "至少为 1，而不是 0" in [e.value for e in at.sidebar.error]
+
+
+def test_every_refusal_is_said_in_the_readers_language_with_its_words_and_not_the_visitors(tmp_path):
+    """A quota met by an English visitor, an owner's refusal sent through a pickle (as from a worker), and an
+    upload's refusal quoting what a visitor sent: each reads in Chinese for a Chinese reader, the marked
+    words in it too, and the visitor's own text as it was."""
+    import pickle
+
+    from explorer.errors import OwnerError
+    from explorer.identity import Visitor
+    from explorer.training.recipes import TrainSettings
+    from explorer.training.runs import Quotas, RunManager
+    from explorer.views.inside import read_upload
+
+    manager = RunManager(tmp_path, quotas=Quotas(runs_per_visitor=0, runs_per_address=9, max_queue=9))
+    try:
+        with pytest.raises(QuotaError) as quota:
+            manager.start("lenet", registry.get("lenet").config, TrainSettings(0.1, 1, 64), Visitor("a" * 32))
+        with pytest.raises(OwnerError) as owner:
+            manager._check_owner("no-such-run", Visitor("b" * 32), i18n.N_("delete it"))
+    finally:
+        manager.shutdown()
+    with pytest.raises(ConfigError) as bad_value:
+        TrainSettings(0.1, 1, 64, init="Stop it")  # a visitor's text that is not a catalog key either way
+    assert quota.value.text().startswith("you already have 0 runs")
+    owner_later = pickle.loads(pickle.dumps(owner.value))
+    i18n.use("zh")
+    try:
+        assert quota.value.text().startswith("你已有 0 个运行在排队或运行中")
+        assert owner_later.text().startswith("只有这次运行的所有者才能删除它；")
+        assert bad_value.value.text() == "必须是xavier 或 kaiming，而不是 'Stop it'"
+        with pytest.raises(ConfigError) as upload:
+            read_upload(b"GIF89a" + bytes(64))
+        assert upload.value.text() == "这个文件不是可以读取的图像（请上传 PNG 或 JPEG）"
+    finally:
+        i18n.use("en")
 
 
 def test_numbers_and_the_books_names_stay_as_they_are_in_chinese():

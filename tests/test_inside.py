@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from explorer import registry
+from explorer import i18n, registry
 from explorer.errors import ConfigError, QuotaError
 from explorer.identity import Visitor
 from explorer.summary import summarize
@@ -70,8 +70,16 @@ def test_blocks_show_their_paths_with_the_summary_shapes(name):
             assert out[0] - layers.loc[block.path + ".net.0.0", "output_shape"][0] == len(shapes) * config.growth_rate
         for p in block.parts:
             assert p.maps.shape[0] == min(8, p.channels) and 0 <= p.maps.min() and p.maps.max() <= 1
-    identity = [b.parts[0].label for b in inside.blocks if b.type == "Residual"]
+    identity = [b.parts[0].text() for b in inside.blocks if b.type == "Residual"]
     assert not identity or (any("identity" in x for x in identity) and any("1x1" in x for x in identity))
+    i18n.use("zh")  # each part is named in the reader's language, with its numbers
+    try:
+        said = [p.text() for b in inside.blocks for p in b.parts]
+    finally:
+        i18n.use("en")
+    assert said and not [t for t in said if re.search("[a-z]{3}", t)], said
+    if name == "densenet":
+        assert said[0] == f"第 1 层增加 {config.growth_rate} 个通道"
 
 
 def test_batch_norm_moving_statistics_are_shown_beside_the_batch_statistics():

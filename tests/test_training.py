@@ -81,6 +81,7 @@ def test_a_step_rate_measurement_is_saved_in_the_store_and_reused(tmp_path, monk
     from explorer.training import estimate
     from explorer.training.estimate import measure_step
 
+    monkeypatch.setattr(estimate, "_busy", lambda load, device: False)  # kept, whatever else runs meanwhile
     store = RunStore(tmp_path / "runs.sqlite")
     config = dataclasses.replace(LENET_BN, resolution=32)  # not measured yet in this process
     first = measure_step(config, 48, "cpu", 1, store)
@@ -540,9 +541,11 @@ def test_a_healthy_run_is_not_flagged_and_a_dead_one_is_stored(manager, tiny_dat
     assert record.status == "done" and "looks dead" in record.warning  # the run finishes; its page says why
 
 
-def test_a_saved_measurement_a_real_run_disagrees_with_is_dropped(tmp_path):
+def test_a_saved_measurement_a_real_run_disagrees_with_is_dropped(tmp_path, monkeypatch):
+    from explorer.training import estimate
     from explorer.training.estimate import check_against_run, measure_step
 
+    monkeypatch.setattr(estimate, "_busy", lambda load, device: False)  # kept, whatever else runs meanwhile
     store = RunStore(tmp_path / "runs.sqlite")
     config = dataclasses.replace(LENET_BN, resolution=30)  # not measured yet in this process
     timing = measure_step(config, 40, "cpu", 1, store)

@@ -10,6 +10,7 @@ from torch import nn
 
 from explorer.config import ModelConfig, knob
 from explorer.errors import ConfigError
+from explorer.i18n import N_
 from explorer.models.resnet import stem
 from explorer.registry import BlockView, BookSettings, ModelEntry, Presets, Tap, register
 
@@ -80,8 +81,8 @@ class DenseNetConfig(ModelConfig):
 
     def check(self) -> None:
         if len(self.num_convs_in_dense_blocks) > 12:
-            raise ConfigError.of("num_convs_in_dense_blocks",
-                                 "at most 12 dense blocks: each transition halves height and width")
+            raise ConfigError("num_convs_in_dense_blocks",
+                              "at most 12 dense blocks: each transition halves height and width")
 
 
 def _lines(leaves, chain) -> tuple[str, ...]:
@@ -91,7 +92,8 @@ def _lines(leaves, chain) -> tuple[str, ...]:
 
 
 def _taps(block: DenseBlock) -> list[Tap]:
-    return [Tap(f"layer {i + 1} adds {layer[-1].out_channels} channels", layer) for i, layer in enumerate(block.net)]
+    return [Tap(N_("layer {i} adds {channels} channels"), layer,
+                values={"i": i + 1, "channels": layer[-1].out_channels}) for i, layer in enumerate(block.net)]
 
 
 register(ModelEntry("densenet", "DenseNet", "DenseNet: dense blocks of concatenated features", "7.7",

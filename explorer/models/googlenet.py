@@ -9,6 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from explorer.config import ModelConfig, knob
+from explorer.i18n import N_
 from explorer.registry import BlockView, BookSettings, ModelEntry, Presets, Tap, register
 
 
@@ -81,10 +82,10 @@ def _lines(leaves, chain) -> tuple[str, ...]:
 
 
 def _taps(block: Inception) -> list[Tap]:
-    return [Tap("path 1: 1x1 convolution", block.p1_1, relu=True, after_relu=True),
-            Tap("path 2: 1x1 then 3x3 convolution", block.p2_2, relu=True, after_relu=True),
-            Tap("path 3: 1x1 then 5x5 convolution", block.p3_2, relu=True, after_relu=True),
-            Tap("path 4: 3x3 max pool then 1x1 convolution", block.p4_2, relu=True, after_relu=True)]
+    return [Tap(N_("path 1: 1x1 convolution"), block.p1_1, relu=True, after_relu=True),
+            Tap(N_("path 2: 1x1 then 3x3 convolution"), block.p2_2, relu=True, after_relu=True),
+            Tap(N_("path 3: 1x1 then 5x5 convolution"), block.p3_2, relu=True, after_relu=True),
+            Tap(N_("path 4: 3x3 max pool then 1x1 convolution"), block.p4_2, relu=True, after_relu=True)]
 
 
 register(ModelEntry("googlenet", "GoogLeNet", "GoogLeNet: nine Inception blocks of parallel paths", "7.4",

@@ -12,6 +12,7 @@ from torch.nn import functional as F
 
 from explorer.config import ModelConfig, knob
 from explorer.errors import ConfigError
+from explorer.i18n import N_
 from explorer.registry import BlockView, BookSettings, ModelEntry, Presets, register
 
 
@@ -90,23 +91,23 @@ class RegNetConfig(ModelConfig):
 
     def check(self) -> None:
         if len(self.depths) != len(self.channels):
-            raise ConfigError("depths", f"depths has {len(self.depths)} stages but channels has "
-                                        f"{len(self.channels)}: give one channel count per stage",
-                              related=("channels",))
+            raise ConfigError("depths", "depths has {depths} stages but channels has {channels}: give one channel "
+                                        "count per stage", ("channels",), depths=len(self.depths),
+                              channels=len(self.channels))
         if len(self.depths) > 12:
             raise ConfigError("depths", "at most 12 stages: each halves height and width")
         for c in self.channels:
             inside = int(round(c * self.bot_mul))
             if inside < self.groups or inside % (inside // self.groups):
-                raise ConfigError("groups", f"a stage of {c} channels has {inside} inside its blocks, which "
-                                            f"groups of {self.groups} channels do not divide evenly; choose a "
-                                            "group width that divides every stage's channels",
-                                  related=("channels", "bot_mul"))
+                raise ConfigError("groups", "a stage of {c} channels has {inside} inside its blocks, which groups "
+                                            "of {groups} channels do not divide evenly; choose a group width "
+                                            "that divides every stage's channels", ("channels", "bot_mul"),
+                                  c=c, inside=inside, groups=self.groups)
 
 
 RESNEXT = BlockView.residual(ResNeXtBlock, ("conv4", "bn4"), ("bn3",),
-                             "residual branch F(x): 1x1, grouped 3x3, 1x1, before the sum",
-                             "a 1x1 convolution and batch norm match the input's shape")
+                             N_("residual branch F(x): 1x1, grouped 3x3, 1x1, before the sum"),
+                             N_("a 1x1 convolution and batch norm match the input's shape"))
 
 register(ModelEntry(
     "regnetx32", "RegNet", "RegNetX-32 (English edition): two stages of ResNeXt blocks with grouped convolutions",

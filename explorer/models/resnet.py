@@ -10,6 +10,7 @@ from torch.nn import functional as F
 
 from explorer.config import ModelConfig, knob
 from explorer.errors import ConfigError
+from explorer.i18n import N_
 from explorer.registry import BlockView, BookSettings, ModelEntry, Presets, Tap, register
 
 MAX_STAGES = 12
@@ -107,20 +108,20 @@ class ResNetConfig(ModelConfig):
 
     def check(self) -> None:
         if len(self.blocks) > MAX_STAGES:
-            raise ConfigError.of("blocks", "has {n} stages; at most {most}: each stage after the first halves height "
-                                           "and width, so even 1024 pixels are 1x1 by then", n=len(self.blocks),
-                                 most=MAX_STAGES)
+            raise ConfigError("blocks", "has {n} stages; at most {most}: each stage after the first halves height "
+                                        "and width, so even 1024 pixels are 1x1 by then", n=len(self.blocks),
+                              most=MAX_STAGES)
         if len(self.blocks) != len(self.channels):
-            raise ConfigError.of("blocks", "blocks has {n} stages but channels has {m}: give one channel count per "
-                                           "stage, i.e. the same number of entries in both", ("channels",),
-                                 n=len(self.blocks), m=len(self.channels))
+            raise ConfigError("blocks", "blocks has {n} stages but channels has {m}: give one channel count per "
+                                        "stage, i.e. the same number of entries in both", ("channels",),
+                              n=len(self.blocks), m=len(self.channels))
 
 
-RESIDUAL = BlockView.residual(Residual, ("conv3",), ("bn2", "conv2"), "residual branch F(x), before the sum",
-                              "a 1x1 convolution matches the input's shape")
+RESIDUAL = BlockView.residual(Residual, ("conv3",), ("bn2", "conv2"), N_("residual branch F(x), before the sum"),
+                              N_("a 1x1 convolution matches the input's shape"))
 PLAIN = BlockView(PlainBlock, lambda leaves, chain: (*chain(leaves), "ReLU, no shortcut"),
-                  lambda block: [Tap("F(x): the two convolutions", block.bn2 or block.conv2),
-                                 Tap("output: ReLU(F(x)), nothing added", block, after_relu=True)])
+                  lambda block: [Tap(N_("F(x): the two convolutions"), block.bn2 or block.conv2),
+                                 Tap(N_("output: ReLU(F(x)), nothing added"), block, after_relu=True)])
 SMALL = {"resolution": 28, "channels": (16, 32, 64, 128)}
 register(ModelEntry("resnet18", "ResNet", "ResNet-18: four stages of two residual blocks", "7.6",
                     ResNetConfig(), resnet, BookSettings(lr=0.05, batch_size=256),

@@ -59,10 +59,10 @@ class VGGConfig(ModelConfig):
     def check(self) -> None:
         for i, (_, out_channels) in enumerate(self.conv_arch):
             if out_channels // self.ratio < 1:
-                raise ConfigError.of("ratio", "ratio {ratio} leaves no channels in conv_arch row {row} ({channels} "
-                                              "// {ratio} = 0); use a ratio of at most {channels}, or give that row "
-                                              "at least {ratio} channels", ("conv_arch",), ratio=self.ratio,
-                                     row=i + 1, channels=out_channels)
+                raise ConfigError("ratio", "ratio {ratio} leaves no channels in conv_arch row {row} ({channels} "
+                                           "// {ratio} = 0); use a ratio of at most {channels}, or give that row "
+                                           "at least {ratio} channels", ("conv_arch",), ratio=self.ratio,
+                                  row=i + 1, channels=out_channels)
 
 
 QUICK_AND_FAST = Presets(network={"resolution": 32, "ratio": 8, "fc_width": 512}, quick={"epochs": 1, "batch_size": 16},

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from explorer.errors import ConfigError
+from explorer.i18n import N_
 
 CLASS_NAMES = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
                "ankle boot")
@@ -35,8 +36,8 @@ MAX_IDX_BYTES = 64 * 2**20  # Fashion-MNIST's largest file holds 47 MB: a header
 class DataError(ConfigError):
     """Missing, truncated or corrupt data files; the message names the file and how to fix it."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__("data_dir", message)
+    def __init__(self, template: str, /, **values: object) -> None:
+        super().__init__("data_dir", template, **values)
 
 
 @dataclass(frozen=True)
@@ -48,11 +49,11 @@ class FashionMNIST:
     source: Path
 
 
-HOW_TO_GET = ("Get it in one of three ways: "
-              "1) apt-get install dataset-fashion-mnist (Debian, offline-friendly); "
-              "2) python -m explorer data download (needs the internet; uses torchvision's downloader); "
-              "3) put the four IDX files (train-images-idx3-ubyte[.gz] ...) in a directory and pass --data-dir "
-              "DIR or set EXPLORER_DATA_DIR.")
+HOW_TO_GET = N_("Get it in one of three ways: "
+                "1) apt-get install dataset-fashion-mnist (Debian, offline-friendly); "
+                "2) python -m explorer data download (needs the internet; uses torchvision's downloader); "
+                "3) put the four IDX files (train-images-idx3-ubyte[.gz] ...) in a directory and pass --data-dir "
+                "DIR or set EXPLORER_DATA_DIR.")
 
 
 def cache_dir() -> Path:
@@ -75,16 +76,17 @@ def find_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     if named:  # a directory the user named is used or reported, never silently replaced by another copy
         d = Path(named).expanduser()
         if not d.is_dir():
-            raise DataError(f"{named} is not a directory")
+            raise DataError("{path} is not a directory", path=str(named))
         missing = [name for name in FILES.values() if _file(d, name) is None]
         if missing:
-            raise DataError(f"{d} lacks {', '.join(missing)} (or .gz), and a directory you name is not "
-                            f"replaced by another copy. {HOW_TO_GET}")
+            raise DataError("{path} lacks {missing} (or .gz), and a directory you name is not replaced by another "
+                            "copy. {how}", path=str(d), missing=", ".join(missing), how=HOW_TO_GET)
         return d
     for d in dirs:
         if all(_file(d, name) is not None for name in FILES.values()):
             return d
-    raise DataError("Fashion-MNIST was not found (looked in " + ", ".join(map(str, dirs)) + "). " + HOW_TO_GET)
+    raise DataError("Fashion-MNIST was not found (looked in {dirs}). {how}", dirs=", ".join(map(str, dirs)),
+                    how=HOW_TO_GET)
 
 
 
@@ -97,14 +99,16 @@ def load_fashion_mnist(data_dir: str | None = None) -> FashionMNIST:
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if images.dim() != 3 or images.shape[1:] != (28, 28):
-            raise DataError(f"{_file(d, FILES[split + '_images'])}: expected 28x28 images, got {tuple(images.shape)}")
+            raise DataError("{path}: expected 28x28 images, got {shape}", path=str(_file(d, FILES[split + "_images"])),
+                            shape=tuple(images.shape))
         if labels.dim() != 1:
-            raise DataError(f"{_file(d, FILES[split + '_labels'])}: expected one label per image")
+            raise DataError("{path}: expected one label per image", path=str(_file(d, FILES[split + "_labels"])))
         if len(images) != len(labels):
-            raise DataError(f"{split}: {len(images)} images but {len(labels)} labels in {d}")
+            raise DataError("{split}: {images} images but {labels} labels in {path}", split=split, images=len(images),
+                            labels=len(labels), path=str(d))
         if len(labels) and int(labels.max()) >= len(CLASS_NAMES):
-            raise DataError(f"{_file(d, FILES[split + '_labels'])}: label {int(labels.max())} is not a "
-                            f"Fashion-MNIST class (0-9)")
+            raise DataError("{path}: label {label} is not a Fashion-MNIST class (0-9)",
+                            path=str(_file(d, FILES[split + "_labels"])), label=int(labels.max()))
         arrays[f"{split}_labels"] = labels.long()
     return FashionMNIST(source=d, **arrays)
 
@@ -132,27 +136,29 @@ def _read(path: Path, header_only: bool = False) -> tuple[tuple[int, ...], bytes
         with opener(path, "rb") as f:
             magic = f.read(4)
             if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] != _UBYTE or not 1 <= magic[3] <= 3:
-                raise DataError(f"{path}: not an IDX file of unsigned bytes (bad magic number "
-                                f"{magic.hex() or 'empty'})")
+                raise DataError("{path}: not an IDX file of unsigned bytes (bad magic number {magic})",
+                                path=str(path), magic=magic.hex() or "empty")
             ndim = magic[3]
             head = f.read(4 * ndim)
             if len(head) < 4 * ndim:
-                raise DataError(f"{path}: truncated header")
+                raise DataError("{path}: truncated header", path=str(path))
             dims = struct.unpack(f">{ndim}I", head)
             count = 1
             for dim in dims:
                 count *= dim
             if count > MAX_IDX_BYTES:
-                raise DataError(f"{path}: its header claims {dims} ({count:,} bytes), more than any "
-                                "Fashion-MNIST file; the file is not Fashion-MNIST or is corrupt")
+                raise DataError("{path}: its header claims {dims} ({count:,} bytes), more than any Fashion-MNIST "
+                                "file; the file is not Fashion-MNIST or is corrupt", path=str(path), dims=dims,
+                                count=count)
             if header_only:
                 return dims, b""
             data = f.read(count + 1)
     except (OSError, EOFError, zlib.error) as err:  # BadGzipFile is an OSError; bad deflate data a zlib.error
-        raise DataError(f"{path}: cannot read ({err}); the file is corrupt or truncated") from None
+        raise DataError("{path}: cannot read ({error}); the file is corrupt or truncated", path=str(path),
+                        error=str(err)) from None
     if len(data) != count:
-        raise DataError(f"{path}: truncated or padded: header says {dims} ({count} bytes of data), "
-                        f"file has {len(data) if len(data) <= count else 'more'}")
+        raise DataError("{path}: truncated or padded: header says {dims} ({count} bytes of data), file has {has}",
+                        path=str(path), dims=dims, count=count, has=len(data) if len(data) <= count else N_("more"))
     return dims, data
 
 

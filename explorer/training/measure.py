@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from explorer.config import ModelConfig
-from explorer.errors import QuotaError
+from explorer.errors import ExplorerError, QuotaError
 from explorer.i18n import _
 from explorer.training import processes
 from explorer.training.estimate import Measured, Readings, measure
@@ -70,12 +70,12 @@ class Measurements:
         self._asked: dict[Request, float] = {}      # waiting or being measured -> when last asked, first come first
         self._current: tuple[Request, float] | None = None  # being measured, since
         self._done = Readings()
-        self._failed: dict[Request, tuple[float, QuotaError]] = {}
+        self._failed: dict[Request, tuple[float, ExplorerError]] = {}
         self._thread: threading.Thread | None = None
 
     def get(self, request: Request, wait: float | None = None) -> Measured:
         """The measurement of `request`, waiting at most `wait` seconds for it (None: until it is taken).
-        Raises StillMeasuring when it is not there yet, QuotaError when it failed."""
+        Raises StillMeasuring when it is not there yet, the ExplorerError (QuotaError, ConfigError) it failed with."""
         deadline = None if wait is None else time.monotonic() + wait
         with self._cv:
             while True:
@@ -83,7 +83,7 @@ class Measurements:
                     return kept
                 failed = self._failed.get(request)
                 if failed is not None and time.monotonic() - failed[0] < FAILED_SECONDS:
-                    raise QuotaError(failed[1].limit, failed[1].message)  # a new one: no traceback piles up
+                    raise failed[1].again()
                 self._asked[request] = time.monotonic()
                 self._start_thread()
                 self._cv.notify_all()
@@ -113,7 +113,8 @@ class Measurements:
             try:
                 outcome = self._measure(request)
             except Exception as err:  # this thread serves every later estimate: it must outlive any one
-                outcome = QuotaError("measurement", f"the measurement could not start: {type(err).__name__}: {err}")
+                outcome = QuotaError("measurement", "the measurement could not start: {error}",
+                                     error=f"{type(err).__name__}: {err}")
             with self._cv:
                 self._current = None
                 self._asked.pop(request, None)
@@ -125,7 +126,7 @@ class Measurements:
                     self._failed[request] = (now, outcome)
                 self._cv.notify_all()
 
-    def _measure(self, request: Request) -> Measured | QuotaError | None:
+    def _measure(self, request: Request) -> Measured | ExplorerError | None:
         """Take one measurement in a process of its own: the measurement, why it failed, or None if it was
         abandoned."""
         receive, send = processes.context().Pipe(duplex=False)
@@ -138,25 +139,27 @@ class Measurements:
             while True:
                 if receive.poll(POLL_SECONDS):
                     answer = receive.recv()
-                    return answer if isinstance(answer, Measured) else QuotaError("measurement", answer)
+                    if isinstance(answer, (Measured, ExplorerError)):
+                        return answer
+                    return QuotaError("measurement", "the measurement failed: {error}", error=answer)
                 if not process.is_alive() and not receive.poll():
                     return QuotaError("measurement", "the measurement's process ended unexpectedly (exit code "
-                                                     f"{process.exitcode})")
+                                                     "{code})", code=process.exitcode)
                 if time.monotonic() - started > MEASURE_SECONDS:
-                    return QuotaError("measurement", f"timing a few training steps took over {MEASURE_SECONDS:g} s "
-                                                     "here: this network is too slow to train on this server; choose "
-                                                     "a smaller resolution or fewer channels")
+                    return QuotaError("measurement", "timing a few training steps took over {seconds:g} s here: this "
+                                                     "network is too slow to train on this server; choose a smaller "
+                                                     "resolution or fewer channels", seconds=MEASURE_SECONDS)
                 if processes.resident_bytes(process.pid) > self.max_bytes:
                     return QuotaError("EXPLORER_MEMORY_BUDGET_GB",
-                                      f"timing a few training steps took over {self.max_bytes / 2**30:.1f} GiB of "
-                                      "memory, this server's budget (EXPLORER_MEMORY_BUDGET_GB); lower batch_size or "
-                                      "resolution")
+                                      "timing a few training steps took over {gib:.1f} GiB of memory, this server's "
+                                      "budget (EXPLORER_MEMORY_BUDGET_GB); lower batch_size or resolution",
+                                      gib=self.max_bytes / 2**30)
                 with self._cv:
                     if time.monotonic() - self._asked.get(request, 0.0) > ABANDON_SECONDS:
                         return None  # abandoned: nobody asks for it any more
         except EOFError:
-            return QuotaError("measurement", f"the measurement's process ended unexpectedly (exit code "
-                                             f"{process.exitcode})")
+            return QuotaError("measurement", "the measurement's process ended unexpectedly (exit code {code})",
+                              code=process.exitcode)
         finally:
             with contextlib.suppress(OSError):
                 process.kill()
@@ -173,4 +176,4 @@ def _measure_in_process(request: Request, store_path: Path | None,
         send.send(measure(request.config, request.batch_size, request.device, request.threads, store,
                           request.augment))
     except Exception as err:  # sent back as the estimate's refusal
-        send.send(f"the measurement failed: {type(err).__name__}: {err}")
+        send.send(err if isinstance(err, ExplorerError) else f"{type(err).__name__}: {err}")

@@ -100,7 +100,8 @@ class Service:
     names it (a visitor reads a message, never a traceback)."""
 
     def __init__(self, handler: Callable[[Any], Any], name: str, doing: str, seconds: float, max_bytes: int) -> None:
-        """`doing`: what a request does, as the start of a sentence ("Looking inside this network")."""
+        """`doing`: what a request does, as the start of a sentence, marked with N_ so that a refusal says it
+        in the reader's language (N_("Looking inside this network"))."""
         self.handler, self.name, self.doing, self.seconds, self.max_bytes = handler, name, doing, seconds, max_bytes
         self._lock = threading.Lock()
         self._process: multiprocessing.process.BaseProcess | None = None
@@ -123,21 +124,21 @@ class Service:
             try:
                 while not self._connection.poll(POLL_SECONDS):
                     if not self._process.is_alive():
-                        raise QuotaError(self.name, f"the {self.name} process ended unexpectedly (exit code "
-                                                    f"{self._process.exitcode})")
+                        raise QuotaError(self.name, "the {name} process ended unexpectedly (exit code {code})",
+                                         name=self.name, code=self._process.exitcode)
                     if time.monotonic() - started > self.seconds:
-                        raise QuotaError(self.name, f"{self.doing} took over {self.seconds:g} s here, this server's "
-                                                    "limit")
+                        raise QuotaError(self.name, "{doing} took over {seconds:g} s here, this server's limit",
+                                         doing=self.doing, seconds=self.seconds)
                     if resident_bytes(self._process.pid) > self.max_bytes:
-                        raise QuotaError("EXPLORER_MEMORY_BUDGET_GB",
-                                         f"{self.doing} took over {self.max_bytes / 2**30:.1f} GiB of memory, this "
-                                         "server's budget (EXPLORER_MEMORY_BUDGET_GB)")
+                        raise QuotaError("EXPLORER_MEMORY_BUDGET_GB", "{doing} took over {gib:.1f} GiB of memory, "
+                                         "this server's budget (EXPLORER_MEMORY_BUDGET_GB)", doing=self.doing,
+                                         gib=self.max_bytes / 2**30)
                 ok, answer = self._connection.recv()
             except (QuotaError, EOFError, OSError) as err:
                 self.stop()
                 if isinstance(err, QuotaError):
                     raise
-                raise QuotaError(self.name, f"the {self.name} process ended unexpectedly") from None
+                raise QuotaError(self.name, "the {name} process ended unexpectedly", name=self.name) from None
             if ok:
                 return answer
             raise answer
@@ -173,4 +174,4 @@ def _serve(handler: Callable[[Any], Any], connection: multiprocessing.connection
         except ExplorerError as err:
             connection.send((False, err))
         except Exception as err:  # noqa: BLE001 - the process serves every later request: it must outlive one
-            connection.send((False, QuotaError("failed", f"{type(err).__name__}: {err}")))
+            connection.send((False, QuotaError("failed", "it failed: {error}", error=f"{type(err).__name__}: {err}")))

@@ -12,6 +12,7 @@ import torch
 from explorer import registry
 from explorer.config import ModelConfig
 from explorer.errors import ConfigError
+from explorer.i18n import N_
 from explorer.summary import check
 from explorer.training.data import CLASS_NAMES
 
@@ -42,30 +43,33 @@ class TrainSettings:
 
     def __post_init__(self) -> None:
         checks = [
-            ("lr", isinstance(self.lr, (int, float)) and 0 < self.lr <= 100, "a number in (0, 100]"),
-            ("epochs", _is_int(self.epochs) and 1 <= self.epochs <= 200, "a whole number from 1 to 200"),
+            ("lr", isinstance(self.lr, (int, float)) and 0 < self.lr <= 100, N_("a number in (0, 100]")),
+            ("epochs", _is_int(self.epochs) and 1 <= self.epochs <= 200, N_("a whole number from 1 to 200")),
             ("batch_size", _is_int(self.batch_size) and 2 <= self.batch_size <= 4096,
-             "a whole number from 2 to 4096"),
+             N_("a whole number from 2 to 4096")),
             ("train_subset", self.train_subset is None
              or (_is_int(self.train_subset) and 2 <= self.train_subset <= 60_000),
-             "empty (all images) or a whole number from 2 to 60000"),
-            ("device", self.device in ("cpu", "cuda"), "cpu or cuda"),
-            ("seed", _is_int(self.seed) and 0 <= self.seed < 2**31, "a whole number >= 0"),
-            ("init", self.init in ("xavier", "kaiming"), "xavier or kaiming"),
-            ("momentum", _is_number(self.momentum) and 0 <= self.momentum < 1, "a number in [0, 1)"),
+             N_("empty (all images) or a whole number from 2 to 60000")),
+            ("device", self.device in ("cpu", "cuda"), N_("cpu or cuda")),
+            ("seed", _is_int(self.seed) and 0 <= self.seed < 2**31, N_("a whole number >= 0")),
+            ("init", self.init in ("xavier", "kaiming"), N_("xavier or kaiming")),
+            ("momentum", _is_number(self.momentum) and 0 <= self.momentum < 1, N_("a number in [0, 1)")),
             ("nesterov", isinstance(self.nesterov, bool) and (not self.nesterov or self.momentum > 0),
-             "true only with a momentum above 0"),
-            ("weight_decay", _is_number(self.weight_decay) and 0 <= self.weight_decay <= 0.1, "a number in [0, 0.1]"),
-            ("warmup", _is_number(self.warmup) and 0 <= self.warmup <= 0.5, "a fraction of the steps in [0, 0.5]"),
-            ("cosine", isinstance(self.cosine, bool), "true or false"),
+             N_("true only with a momentum above 0")),
+            ("weight_decay", _is_number(self.weight_decay) and 0 <= self.weight_decay <= 0.1,
+             N_("a number in [0, 0.1]")),
+            ("warmup", _is_number(self.warmup) and 0 <= self.warmup <= 0.5,
+             N_("a fraction of the steps in [0, 0.5]")),
+            ("cosine", isinstance(self.cosine, bool), N_("true or false")),
             ("label_smoothing", _is_number(self.label_smoothing) and 0 <= self.label_smoothing <= 0.5,
-             "a number in [0, 0.5]"),
-            ("augment", isinstance(self.augment, bool), "true or false"),
-            ("tta", isinstance(self.tta, bool), "true or false"),
+             N_("a number in [0, 0.5]")),
+            ("augment", isinstance(self.augment, bool), N_("true or false")),
+            ("tta", isinstance(self.tta, bool), N_("true or false")),
         ]
         for knob, ok, expected in checks:
             if not ok:
-                raise ConfigError(knob, f"must be {expected}, not {getattr(self, knob)!r}")
+                raise ConfigError(knob, "must be {expected}, not {value!r}", expected=expected,
+                                  value=getattr(self, knob))
         object.__setattr__(self, "lr", float(self.lr))
 
 
@@ -109,7 +113,7 @@ def preset(name: str, kind: Literal["book", "quick", "fast"] = "book", device: D
     if kind == "book":
         return Preset(config, book, ())
     if kind not in KINDS:
-        raise ConfigError("preset", f"must be one of {', '.join(KINDS)}, not {kind!r}")
+        raise ConfigError("preset", "must be one of {choices}, not {value!r}", choices=", ".join(KINDS), value=kind)
     config_changes, settings_changes = entry.presets.network, entry.presets.quick
     if kind == "fast":
         settings_changes = {**settings_changes, **RECIPE, **entry.presets.fast}

@@ -31,6 +31,7 @@ import torch
 from explorer import registry
 from explorer.config import ModelConfig, printable
 from explorer.errors import ConfigError, MissingWeightsError, OwnerError, QuotaError
+from explorer.i18n import N_, _
 from explorer.identity import OWNER, Visitor
 from explorer.summary import summarize
 from explorer.training import processes
@@ -192,20 +193,23 @@ class RunManager:
         quota."""
         registry.get(model)
         if preset is not None and preset not in KINDS:
-            raise ConfigError("preset", f"must be one of {', '.join(KINDS)}, not {preset!r}")
+            raise ConfigError("preset", "must be one of {choices}, not {value!r}", choices=", ".join(KINDS),
+                              value=preset)
         name = run_name(name)
         if not visitor.admin:
             active = self.store.with_status("queued", "running")
             mine = [r for r in active if r.owner == visitor.id]
             if len(mine) >= self.quotas.runs_per_visitor:
                 raise QuotaError("EXPLORER_RUNS_PER_VISITOR",
-                                 f"you already have {len(mine)} runs queued or running, this server's limit per "
-                                 f"visitor (EXPLORER_RUNS_PER_VISITOR); stop one, or wait: {self._when_one_ends(mine)}")
+                                 "you already have {n} runs queued or running, this server's limit per visitor "
+                                 "(EXPLORER_RUNS_PER_VISITOR); stop one, or wait: {when}", n=len(mine),
+                                 when=self._when_one_ends(mine))
             near = [r for r in active if visitor.address is not None and r.address == visitor.address]
             if len(near) >= self.quotas.runs_per_address:
                 raise QuotaError("EXPLORER_RUNS_PER_ADDRESS",
-                                 f"{len(near)} runs from your network address are queued or running, this server's "
-                                 f"limit per address (EXPLORER_RUNS_PER_ADDRESS); wait: {self._when_one_ends(near)}")
+                                 "{n} runs from your network address are queued or running, this server's limit per "
+                                 "address (EXPLORER_RUNS_PER_ADDRESS); wait: {when}", n=len(near),
+                                 when=self._when_one_ends(near))
         check_trainable(config, settings)
         find_data_dir(self.data_dir)
         need = self.check_memory(config, settings)
@@ -216,8 +220,8 @@ class RunManager:
             if len(self._queue) >= self.quotas.max_queue:
                 wait = human_duration(self.wait_seconds(self._ordered()[0]))
                 raise QuotaError("EXPLORER_MAX_QUEUE",
-                                 f"{len(self._queue)} runs are already waiting, this server's limit "
-                                 f"(EXPLORER_MAX_QUEUE); a place frees up when the next one starts, in {wait}")
+                                 "{n} runs are already waiting, this server's limit (EXPLORER_MAX_QUEUE); a place "
+                                 "frees up when the next one starts, in {wait}", n=len(self._queue), wait=wait)
             self.store.create(run_id, model, config.kwargs(), dataclasses.asdict(settings), visitor.id, need,
                               preset=preset, name=name or None, address=visitor.address,
                               estimate_seconds=estimate.seconds)
@@ -259,7 +263,9 @@ class RunManager:
         for r in runs:
             start = (r.started or now) if r.status == "running" else now + self.wait_seconds(r.id)
             ends.append(max(0.0, start + (r.estimate_seconds or 0) - now))
-        return f"the first of them should end in {human_duration(min(ends))}" if ends else "try again soon"
+        if not ends:
+            return _("try again soon")
+        return _("the first of them should end in {wait}").format(wait=human_duration(min(ends)))
 
     def may_act(self, run_id: str, visitor: Visitor) -> bool:
         """Whether `visitor` may stop, delete or download this run: its owner, or an admin."""
@@ -267,14 +273,15 @@ class RunManager:
         return record is not None and (visitor.admin or record.owner == visitor.id)
 
     def _check_owner(self, run_id: str, visitor: Visitor, action: str) -> None:
+        """`action` (marked with N_) is said in the refusal in the reader's language."""
         if not self.may_act(run_id, visitor):
-            raise OwnerError(f"only the run's owner can {action} it; you can watch it, and train the "
-                                     "same config yourself")
+            raise OwnerError("only the run's owner can {action}; you can watch it, and train the same config "
+                             "yourself", action=action)
 
     def share(self, run_id: str, shared: bool, visitor: Visitor = OWNER) -> None:
         """Put a run on the class board, or take it off: its owner's choice (off until then). The board shows
         what was trained and how well, never who."""
-        self._check_owner(run_id, visitor, "share")
+        self._check_owner(run_id, visitor, N_("share it"))
         self.store.set_shared(run_id, shared)
 
     def board(self, visitor: Visitor = OWNER) -> list[RunRecord]:
@@ -285,7 +292,7 @@ class RunManager:
     def stop(self, run_id: str, visitor: Visitor = OWNER) -> bool:
         """Stop a queued or running run, whichever process runs it (a running one ends within about a
         second and one batch). False if it had already finished."""
-        self._check_owner(run_id, visitor, "stop")
+        self._check_owner(run_id, visitor, N_("stop it"))
         with self._cv:
             if run_id in self._queue:
                 self._queue.remove(run_id)
@@ -363,7 +370,7 @@ class RunManager:
             time.sleep(poll)
 
     def delete(self, run_id: str, visitor: Visitor = OWNER) -> None:
-        self._check_owner(run_id, visitor, "delete")
+        self._check_owner(run_id, visitor, N_("delete it"))
         self.stop(run_id, visitor)
         record = self.store.get(run_id)
         if record and record.weights_path:
@@ -377,7 +384,7 @@ class RunManager:
 
     def weights_file(self, run_id: str, visitor: Visitor = OWNER) -> bytes:
         """The run's weights file (a state_dict) for its owner or an admin to download."""
-        self._check_owner(run_id, visitor, "download the weights of")
+        self._check_owner(run_id, visitor, N_("download its weights"))
         return self.weights_path(run_id).read_bytes()
 
     def weights_file_of(self, record: RunRecord) -> Path:
@@ -388,7 +395,7 @@ class RunManager:
     def weights_path(self, run_id: str) -> Path:
         record = self.store.get(run_id)
         if record is None or not record.weights_path or not self.weights_file_of(record).is_file():
-            raise MissingWeightsError(f"run {run_id[:40]} has no saved weights")
+            raise MissingWeightsError("run {run} has no saved weights", run=run_id[:40])
         return self.weights_file_of(record)
 
     def check_memory(self, config: ModelConfig, settings: TrainSettings) -> int:
@@ -396,9 +403,9 @@ class RunManager:
         need = self.estimate_bytes(config, settings)
         budget = memory_budget(settings.device)
         if need > budget:
-            raise ConfigError("batch_size", f"this run needs about {need / 2**30:.1f} GiB but the budget is "
-                                            f"{budget / 2**30:.1f} GiB (EXPLORER_MEMORY_BUDGET_GB); lower "
-                                            "batch_size or resolution")
+            raise ConfigError("batch_size", "this run needs about {need:.1f} GiB but the budget is {budget:.1f} GiB "
+                                            "(EXPLORER_MEMORY_BUDGET_GB); lower batch_size or resolution",
+                              need=need / 2**30, budget=budget / 2**30)
         return need
 
     def estimate_time(self, config: ModelConfig, settings: TrainSettings, wait: float | None = None) -> Estimate:
@@ -412,8 +419,8 @@ class RunManager:
         self.check_memory(config, settings)
         floor = fastest_seconds(config, settings.device, images * settings.epochs, self.threads)
         if self.quotas.max_seconds is not None and floor > self.quotas.max_seconds:
-            self._over_time_limit(f"at least {human_duration(floor, about=False)} even at this "
-                                  "machine's peak speed")
+            self._over_time_limit(_("at least {duration} even at this machine's peak speed").format(
+                duration=human_duration(floor, about=False)))
         request = Request(config, settings.batch_size, settings.device, self.threads or default_threads(),
                           settings.augment)
         return estimate_run(config, settings.batch_size, settings.epochs, images, settings.device, self.store,
@@ -426,10 +433,9 @@ class RunManager:
             self._over_time_limit(estimate.text)
 
     def _over_time_limit(self, how_long: str) -> None:
-        raise QuotaError("EXPLORER_MAX_RUN_MINUTES", f"this run would take {how_long}, over this server's limit of "
-                                      f"{human_duration(self.quotas.max_seconds)} (EXPLORER_MAX_RUN_MINUTES). "
-                                      "Choose the quick preset, a smaller resolution or fewer epochs, or train on a "
-                                      "GPU.")
+        raise QuotaError("EXPLORER_MAX_RUN_MINUTES", "this run would take {how_long}, over this server's limit of "
+                         "{limit} (EXPLORER_MAX_RUN_MINUTES). Choose the quick preset, a smaller resolution or fewer "
+                         "epochs, or train on a GPU.", how_long=how_long, limit=human_duration(self.quotas.max_seconds))
 
     @staticmethod
     def estimate_bytes(config: ModelConfig, settings: TrainSettings) -> int:

@@ -209,10 +209,11 @@ class RunStore:
                 yield db
         except sqlite3.DatabaseError as err:
             if getattr(err, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or _nearly_full(self.path.parent):
-                raise StoreError(f"the disk is full: the run store {self.path} cannot be written; free some space "
-                                 "or set EXPLORER_HOME to another directory") from None
-            raise StoreError(f"the run store {self.path} cannot be used ({err}); check the disk's free space "
-                             "and the file, or set EXPLORER_HOME to another directory") from None
+                raise StoreError("the disk is full: the run store {path} cannot be written; free some space or set "
+                                 "EXPLORER_HOME to another directory", path=str(self.path)) from None
+            raise StoreError("the run store {path} cannot be used ({error}); check the disk's free space and the "
+                             "file, or set EXPLORER_HOME to another directory", path=str(self.path),
+                             error=str(err)) from None
 
     def create(self, run_id: str, model: str, config: dict, settings: dict, owner: str, estimate_bytes: int,
                preset: str | None = None, name: str | None = None, address: str | None = None,

@@ -22,6 +22,7 @@ import torch
 from explorer import registry
 from explorer.config import ModelConfig
 from explorer.errors import ExplorerError
+from explorer.i18n import N_
 from explorer.training import processes
 from explorer.training.estimate import (
     BUSY_SHARE,
@@ -182,8 +183,8 @@ def save_weights(state_dict: dict[str, torch.Tensor], path: Path) -> Path:
         need = sum(t.numel() * t.element_size() for t in state_dict.values())
         free = free_bytes(path.parent)
         full = free is None or free < need or getattr(err, "errno", 0) == errno.ENOSPC
-        reason = "the disk is full" if full else str(err)
-        raise StoreError(f"could not save the weights in {path.parent}: {reason}. The run's metrics "
-                                     "are kept; free some space or set EXPLORER_HOME to another directory") from None
+        raise StoreError("could not save the weights in {path}: {reason}. The run's metrics are kept; free some "
+                         "space or set EXPLORER_HOME to another directory", path=str(path.parent),
+                         reason=N_("the disk is full") if full else str(err)) from None
     return path
 

@@ -13,6 +13,7 @@ import contextlib
 import functools
 import io
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from torch.nn import functional as F
 from explorer import registry
 from explorer.config import ModelConfig
 from explorer.errors import ConfigError
-from explorer.i18n import _
+from explorer.i18n import N_, _, say
 from explorer.registry import Tap
 from explorer.summary import summarize
 from explorer.training import processes
@@ -58,10 +59,14 @@ class Part:
     """One tensor inside a block, as its catalog entry names it (registry.BlockView.taps): one of its paths,
     its skip, the branch added to it, its output, or the channels one of its layers adds."""
 
-    label: str
+    label: str        # a catalog key, and what it names: said by text()
+    values: Mapping[str, object]
     shape: tuple[int, ...]
     maps: np.ndarray  # (k, h, w) in [0, 1], the strongest channels first
     channels: int
+
+    def text(self) -> str:
+        return say(self.label, self.values)
 
 
 @dataclass(frozen=True)
@@ -94,10 +99,10 @@ def look_inside(model: nn.Module, config: ModelConfig, image: torch.Tensor) -> I
     hooks = [m.register_forward_hook(lambda m, a, out, name=name: outputs.__setitem__(name, out))
              for name, m in model.named_children()]
     blocks = [(path, block, block_taps) for path, block in model.named_modules() if (block_taps := taps(block))]
-    tapped: dict[tuple[str, str], torch.Tensor] = {}
+    tapped: dict[tuple[str, int], torch.Tensor] = {}  # (block, tap's index) -> what it saw
     for path, _block, block_taps in blocks:
-        hooks += [tap.hook(lambda t, key=(path, tap.label): tapped.__setitem__(key, t.detach()))
-                  for tap in block_taps]
+        hooks += [tap.hook(lambda t, key=(path, i): tapped.__setitem__(key, t.detach()))
+                  for i, tap in enumerate(block_taps)]
     try:
         with _weights_frozen(model):  # only the input's gradient is wanted: skip the weights'
             scores = model.eval()(x)
@@ -112,7 +117,7 @@ def look_inside(model: nn.Module, config: ModelConfig, image: torch.Tensor) -> I
     kernels = _unit(first_conv.weight.detach()[:, 0]) if first_conv is not None else np.zeros((0, 1, 1))
     return Inside(stages=stages,
                   blocks=[Block(path, type(block).__name__,
-                                tuple(_part(tap.label, tapped[path, tap.label][0]) for tap in block_taps))
+                                tuple(_part(tap, tapped[path, i][0]) for i, tap in enumerate(block_taps)))
                           for path, block, block_taps in blocks],
                   kernels=kernels,
                   probabilities=scores.detach().softmax(dim=1)[0].numpy(),
@@ -144,8 +149,8 @@ def _stage(path: str, kind: str, out: torch.Tensor) -> Stage:
     return Stage(path, kind, tuple(out.shape), _strongest(out, TOP_CHANNELS), out.shape[0])
 
 
-def _part(label: str, out: torch.Tensor) -> Part:
-    return Part(label, tuple(out.shape), _strongest(out, PART_CHANNELS), out.shape[0])
+def _part(tap: Tap, out: torch.Tensor) -> Part:
+    return Part(tap.label, tap.values, tuple(out.shape), _strongest(out, PART_CHANNELS), out.shape[0])
 
 
 def _strongest(out: torch.Tensor, k: int) -> np.ndarray:
@@ -328,24 +333,27 @@ def read_upload(data: bytes, invert: bool | None = None) -> Upload:
     from PIL import Image, UnidentifiedImageError
 
     if len(data) > MAX_UPLOAD_BYTES:
-        raise ConfigError("image", f"the file has {len(data) / 2**20:.1f} MB; upload at most 5 MB")
+        raise ConfigError("image", "the file has {mb:.1f} MB; upload at most {most} MB", mb=len(data) / 2**20,
+                          most=MAX_UPLOAD_BYTES // 2**20)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size is checked below
             with Image.open(io.BytesIO(data)) as picture:
                 if picture.format not in ("PNG", "JPEG"):
-                    raise ConfigError("image", f"upload a PNG or JPEG image, not {picture.format or 'this file'}")
+                    raise ConfigError("image", "upload a PNG or JPEG image, not {format}",
+                                      format=picture.format or N_("this file"))
                 if picture.width * picture.height > MAX_UPLOAD_PIXELS:  # checked before any pixel is decoded
-                    raise ConfigError("image", f"the image claims {picture.width}x{picture.height} pixels; upload "
-                                               f"one of at most {MAX_UPLOAD_PIXELS // 1_000_000} megapixels")
+                    raise ConfigError("image", "the image claims {width}x{height} pixels; upload one of at most "
+                                      "{most} megapixels", width=picture.width, height=picture.height,
+                                      most=MAX_UPLOAD_PIXELS // 1_000_000)
                 picture.draft("L", (PREVIEW_PIXELS, PREVIEW_PIXELS))  # a JPEG decodes at 1/2, 1/4 or 1/8 scale
                 gray = picture.convert("L")
                 gray.thumbnail((PREVIEW_PIXELS, PREVIEW_PIXELS))
     except ConfigError:
         raise
     except Image.DecompressionBombError:  # PIL's own refusal, at open, of a claim of hundreds of megapixels
-        raise ConfigError("image", f"the image claims more pixels than any photo needs; upload one of at most "
-                                   f"{MAX_UPLOAD_PIXELS // 1_000_000} megapixels") from None
+        raise ConfigError("image", "the image claims more pixels than any photo needs; upload one of at most "
+                                   "{most} megapixels", most=MAX_UPLOAD_PIXELS // 1_000_000) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
         raise ConfigError("image", "this file is not an image that can be read (upload a PNG or JPEG)") from err
     preview = np.asarray(gray, dtype=np.uint8).copy()
@@ -403,7 +411,8 @@ def _look(manager, subject: str, image: int | bytes, invert: bool | None) -> Loo
     if (record := manager.store.get(subject)) is not None:
         return Look(record.model, registry.config_from(record.model, record.config), manager.weights_path(subject),
                     manager.data_dir, image, invert)
-    raise ConfigError("run", f"{subject[:40]!r} is neither a run in this run store nor a catalog network")
+    raise ConfigError("run", "{subject!r} is neither a run in this run store nor a catalog network",
+                      subject=subject[:40])
 
 
 INSIDE_SECONDS = 120.0  # a view still computing after this long is refused: VGG-11 at 224 px takes about 5 s
@@ -435,7 +444,7 @@ class UnitLook:
 
 @functools.cache
 def _service(max_bytes: int) -> processes.Service:
-    return processes.Service(_answer, "inside", "Looking inside this network", INSIDE_SECONDS, max_bytes)
+    return processes.Service(_answer, "inside", N_("Looking inside this network"), INSIDE_SECONDS, max_bytes)
 
 
 def busy() -> bool:
@@ -480,7 +489,7 @@ def _picture(look: Look) -> tuple[torch.Tensor, int, Upload | None]:
         return torch.from_numpy(upload.image), -1, upload
     data = load_fashion_mnist(look.data_dir)
     if not 0 <= look.image < len(data.test_labels):
-        raise ConfigError("image", f"must be a test image index from 0 to {len(data.test_labels) - 1}")
+        raise ConfigError("image", "must be a test image index from 0 to {last}", last=len(data.test_labels) - 1)
     return data.test_images[look.image], int(data.test_labels[look.image]), None
 
 
@@ -527,7 +536,7 @@ def unit_arithmetic(model: nn.Module, config: ModelConfig, image: torch.Tensor, 
     input as the convolution itself does it: stride, padding, dilation and groups included."""
     conv = dict(model.named_modules()).get(layer)
     if not isinstance(conv, nn.Conv2d):
-        raise ConfigError("layer", f"{layer[:40]!r} is not a convolution of this network")
+        raise ConfigError("layer", "{layer!r} is not a convolution of this network", layer=layer[:40])
     seen: dict[str, torch.Tensor] = {}
     hook = conv.register_forward_hook(lambda m, args, out: seen.update(x=args[0][0], y=out[0]))
     try:
@@ -537,8 +546,8 @@ def unit_arithmetic(model: nn.Module, config: ModelConfig, image: torch.Tensor, 
     x, y = seen["x"], seen["y"]
     out_c, out_h, out_w = y.shape
     if not (0 <= channel < out_c and 0 <= row < out_h and 0 <= col < out_w):
-        raise ConfigError("unit", f"must be a channel from 0 to {out_c - 1}, a row from 0 to {out_h - 1} and a "
-                                  f"column from 0 to {out_w - 1}")
+        raise ConfigError("unit", "must be a channel from 0 to {channels}, a row from 0 to {rows} and a column "
+                                  "from 0 to {cols}", channels=out_c - 1, rows=out_h - 1, cols=out_w - 1)
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = conv.kernel_size, conv.stride, conv.padding, conv.dilation
     per_group = conv.in_channels // conv.groups
     group = channel // (conv.out_channels // conv.groups)
@@ -604,7 +613,8 @@ def receptive_box(config: ModelConfig, path: str, row: int, col: int) -> Recepti
     layer = layers[layers.path == path].iloc[0]
     h, w = layer.output_shape[1:]
     if not (0 <= row < h and 0 <= col < w):
-        raise ConfigError("unit", f"must be a row from 0 to {h - 1} and a column from 0 to {w - 1}")
+        raise ConfigError("unit", "must be a row from 0 to {rows} and a column from 0 to {cols}", rows=h - 1,
+                          cols=w - 1)
     res, field = config.resolution, int(layer.receptive_field)
     cy, cx = (row + 0.5) * res / h, (col + 0.5) * res / w
     return ReceptiveField(max(0.0, cy - field / 2), max(0.0, cx - field / 2), min(res, cy + field / 2),
