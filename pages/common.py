@@ -56,7 +56,7 @@ def page_setup() -> bool:
     """Style every page for a projector and draw the presentation-mode toggle; True when it is on.
 
     Presentation mode comes from `?present=1` on a first visit (a lecturer's bookmark) and is put back
-    into the URL by the page's own URL sync (see `present_param`).
+    into the URL by the page's own URL sync (see `bookmark_params`).
     """
     state = st.session_state
     if "present" not in state:
@@ -76,7 +76,7 @@ def fit_height(rows: int, most: int | None = None) -> int:
     return height if most is None else min(height, most)
 
 
-def present_param() -> dict[str, str]:
+def bookmark_params() -> dict[str, str]:
     """The URL parameters that keep presentation mode and the language in a bookmark (the language when it
     is not what the browser would pick)."""
     chosen = st.session_state.get("lang", "en")

@@ -6,7 +6,7 @@ from explorer.i18n import _
 from explorer.summary import summarize
 from explorer.views import charts
 from explorer.views.ui import compare_labels, config_params, int_param, stage_table, totals_table, warm_up
-from pages.common import config_editor, fit_height, page_setup, present_param, show_fallback
+from pages.common import bookmark_params, config_editor, fit_height, page_setup, show_fallback
 from pages.language import use_language
 
 use_language()  # this run's language (app.py sets it first; AppTest's reruns start at the page)
@@ -43,6 +43,6 @@ st.plotly_chart(charts.per_layer_chart(named, "params", _("Parameters per layer"
 st.plotly_chart(charts.shape_flow_chart(named), key="c.shapes")
 
 wanted = {**config_params(name_a, config_a, "a."), **config_params(name_b, config_b, "b."), "batch": str(batch),
-          **present_param()}
+          **bookmark_params()}
 if st.query_params.to_dict() != wanted:
     st.query_params.from_dict(wanted)

@@ -10,7 +10,7 @@ from explorer.views import charts
 from explorer.views.diagram import diagram_figure, diagram_units
 from explorer.views.tables import format_layers
 from explorer.views.ui import VIEWS, config_params, headline, int_param, warm_up
-from pages.common import config_editor, fit_height, page_setup, present_param, show_fallback
+from pages.common import bookmark_params, config_editor, fit_height, page_setup, show_fallback
 from pages.language import use_language
 
 use_language()  # this run's language (app.py sets it first; AppTest's reruns start at the page)
@@ -76,6 +76,6 @@ else:
     right.download_button(_("Download as a .py file"), code, file_name=f"{name}.py", mime="text/x-python")
     st.code(code, language="python", height=420)
 
-wanted = {**config_params(name, config), "batch": str(batch), "view": view, "depth": str(depth), **present_param()}
+wanted = {**config_params(name, config), "batch": str(batch), "view": view, "depth": str(depth), **bookmark_params()}
 if st.query_params.to_dict() != wanted:
     st.query_params.from_dict(wanted)

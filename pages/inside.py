@@ -30,7 +30,7 @@ from explorer.views.inside import (
     view,
 )
 from explorer.views.ui import int_param, plain, unit_param
-from pages.common import fit_height, page_setup, present_param, say_run_missing, visitor
+from pages.common import bookmark_params, fit_height, page_setup, say_run_missing, visitor
 from pages.language import use_language
 
 use_language()  # this run's language (app.py sets it first; AppTest's reruns start at the page)
@@ -216,7 +216,7 @@ if convs:
         forward.button(_("step →"), key="i.conv.forward", on_click=step, args=(1,),
                        disabled=unit_row == out_h - 1 and unit_col == out_w - 1)
 
-wanted = {("run" if source == "A trained run" else "model"): subject, "image": str(image), **present_param()}
+wanted = {("run" if source == "A trained run" else "model"): subject, "image": str(image), **bookmark_params()}
 if path is not None:
     wanted |= {"stage": path, "unit": f"{row},{col}"}
 if st.query_params.to_dict() != wanted:

@@ -12,10 +12,10 @@ from explorer.training.runs import server_manager
 from explorer.views.tables import human, lesson_table
 from explorer.views.ui import config_params, knob_text, plain
 from pages.common import (
+    bookmark_params,
     dynamics_section,
     fit_height,
     page_setup,
-    present_param,
     say_run_missing,
     visitor,
 )
@@ -55,7 +55,7 @@ train_both = start.button(_("Train both"), key="l.train", type="primary", width=
 if train_both:
     try:
         first, second = lessons.queue_pair(manager, lesson, me)
-        st.query_params.from_dict({"lesson": lesson.name, "run": first, "vs": second, **present_param()})
+        st.query_params.from_dict({"lesson": lesson.name, "run": first, "vs": second, **bookmark_params()})
         st.rerun()
     except ExplorerError as err:
         st.error(plain(err.text()), icon=":material/block:")
@@ -94,7 +94,7 @@ st.caption(" · ".join(_("{label}: {model}, quick preset").format(label=_(side.l
                       for side in lesson.pair))
 
 wanted = {"lesson": lesson.name, **({"run": pair[0].id} if pair and pair[0] else {}),
-          **({"vs": pair[1].id} if len(pair) == 2 and pair[1] else {}), **present_param()}
+          **({"vs": pair[1].id} if len(pair) == 2 and pair[1] else {}), **bookmark_params()}
 if st.query_params.to_dict() != wanted:
     st.query_params.from_dict(wanted)
 for key in ("run", "vs"):

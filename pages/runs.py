@@ -25,11 +25,11 @@ from explorer.views.runviews import (
 from explorer.views.ui import plain
 from pages.common import (
     admin_notices,
+    bookmark_params,
     dynamics_section,
     fit_height,
     forget_browser,
     page_setup,
-    present_param,
     say_run_missing,
     visitor,
 )
@@ -105,7 +105,7 @@ if len(chosen) > 1:
 
 r = chosen[0]
 mine = manager.may_act(r.id, me)
-wanted = {"run": r.id, **({"vs": chosen[1].id} if len(chosen) == 2 else {}), **present_param()}
+wanted = {"run": r.id, **({"vs": chosen[1].id} if len(chosen) == 2 else {}), **bookmark_params()}
 if st.query_params.to_dict() != wanted:
     st.query_params.from_dict(wanted)
 
@@ -176,7 +176,7 @@ if mine:
             manager.delete(r.id, me)
             state["r.deleted"] = _("Deleted {label} (run {run}).").format(label=r.label, run=r.id)
             state.pop("r.confirm")
-            st.query_params.from_dict(present_param())
+            st.query_params.from_dict(bookmark_params())
             st.rerun()
         if no.button(_("Cancel"), key="r.delete.no"):
             state.pop("r.confirm")

@@ -21,10 +21,10 @@ from explorer.views.tables import human
 from explorer.views.ui import config_label, config_params, plain
 from pages.common import (
     admin_notices,
+    bookmark_params,
     config_editor,
     dynamics_section,
     page_setup,
-    present_param,
     say_run_missing,
     show_fallback,
     visitor,
@@ -142,7 +142,7 @@ elif linked_id:  # the URL named a run that is not here: it stays as it was
     wanted = {"run": linked_id}
 else:  # a Train URL names the network it trains
     wanted = config_params(name, config)
-wanted |= present_param()
+wanted |= bookmark_params()
 if st.query_params.to_dict() != wanted:
     st.query_params.from_dict(wanted)
 
