@@ -13,13 +13,14 @@ from explorer.views.tables import human
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
 
-def app(page: str | None = None, **params: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    for key, value in params.items():
-        at.query_params[key] = value
-    at.run()
-    if page:
-        at.switch_page(page).run()
+def app(page: str | None = None, timeout: float = 60, state: dict | None = None, **params: str) -> AppTest:
+    """The app opened at `page` (Explore by default) with these URL parameters and session state (a visitor),
+    drawn without an exception."""
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    at.query_params.update(params)
+    for key, value in (state or {}).items():
+        at.session_state[key] = value
+    (at.switch_page(page) if page else at).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 

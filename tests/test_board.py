@@ -4,14 +4,13 @@ import json
 
 import pandas as pd
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from explorer.errors import OwnerError
 from explorer.identity import Visitor
 from explorer.training.recipes import TrainSettings, preset
 from explorer.training.runs import RunManager
 from explorer.views.board import board_chart, board_table, pareto_front
-from tests.test_app import APP
+from tests.test_app import app
 from tests.test_app_train import array_length
 
 STUDENTS = [Visitor(f"visitor-{name}-{i}f3a9c") for i, name in enumerate(("ann", "bo", "cy", "dee"))]
@@ -71,10 +70,7 @@ def test_the_board_page_draws_three_points_and_no_owner(classroom, monkeypatch):
     monkeypatch.setenv("EXPLORER_HOME", str(home))
     monkeypatch.setenv("EXPLORER_DATA_DIR", data)
     monkeypatch.setenv("EXPLORER_SHARED", "1")  # a class server: the visitor is a student, not the owner
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.session_state["visitor"] = STUDENTS[3]
-    at.switch_page("pages/board.py").run()
-    assert not at.exception, [e.value for e in at.exception]
+    at = app("pages/board.py", state={"visitor": STUDENTS[3]})
     size = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert sum(array_length(t["x"]) for t in size["data"] if t["mode"] == "markers") == 3
     page = json.dumps([json.loads(c.proto.spec) for c in at.get("plotly_chart")]) + at.dataframe[0].value.to_csv()

@@ -14,7 +14,7 @@ from explorer.identity import Visitor
 from explorer.training.dynamics import Watch, layers
 from explorer.training.recipes import TrainSettings, preset
 from explorer.training.runs import RunManager
-from tests.test_app import APP
+from tests.test_app import app
 from tests.test_cli import run_cli
 
 
@@ -126,20 +126,14 @@ def test_runs_draws_a_runs_layers_and_a_pair_side_by_side_on_one_scale(two_runs,
     manager, (residual, plain), home = two_runs
     monkeypatch.setenv("EXPLORER_HOME", str(home))
     monkeypatch.setenv("EXPLORER_DATA_DIR", str(manager.data_dir))
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.query_params["run"] = residual
-    at.switch_page("pages/runs.py").run()
-    assert not at.exception, [e.value for e in at.exception]
+    at = app("pages/runs.py", run=residual)
     [figure] = heatmaps(at)
     frame = manager.store.dynamics(residual)
     rows = figure["data"][0]["y"]
     assert rows[0] == f"{frame.layer.iloc[0]} {frame.type.iloc[0]}" and len(rows) == frame.layer.nunique()
     assert figure["layout"]["title"]["text"] == manager.store.get(residual).label
     # a lesson's link names two runs: both drawn side by side, on one colour scale, and the URL keeps both
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.query_params["run"], at.query_params["vs"] = residual, plain
-    at.switch_page("pages/runs.py").run()
-    assert not at.exception, [e.value for e in at.exception]
+    at = app("pages/runs.py", run=residual, vs=plain)
     pair = heatmaps(at)
     assert [f["layout"]["title"]["text"] for f in pair] == [manager.store.get(i).label for i in (residual, plain)]
     scales = {(f["data"][0]["zmin"], f["data"][0]["zmax"]) for f in pair}
@@ -155,10 +149,7 @@ def test_train_draws_its_runs_layers_when_asked(two_runs, monkeypatch):
     manager, (residual, _), home = two_runs
     monkeypatch.setenv("EXPLORER_HOME", str(home))
     monkeypatch.setenv("EXPLORER_DATA_DIR", str(manager.data_dir))
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.query_params["run"] = residual
-    at.switch_page("pages/train.py").run()
-    assert not at.exception, [e.value for e in at.exception]
+    at = app("pages/train.py", run=residual)
     assert heatmaps(at) == []  # off by default: the live page reads nothing more each second
     at.toggle(key="t.dynamics").set_value(True).run()
     [figure] = heatmaps(at)

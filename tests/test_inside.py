@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from streamlit.testing.v1 import AppTest
 
 from explorer import i18n, registry
 from explorer.errors import ConfigError, QuotaError
@@ -27,7 +26,7 @@ from explorer.views.inside import (
     receptive_box,
     view,
 )
-from tests.test_app import APP
+from tests.test_app import app
 from tests.test_cli import run_cli
 
 IMAGE = (torch.arange(28 * 28) % 251).reshape(28, 28).to(torch.uint8)
@@ -215,11 +214,7 @@ def test_the_inside_page_draws_the_image_its_stages_and_the_prediction(trained, 
     monkeypatch.setenv("EXPLORER_HOME", str(home))
     monkeypatch.setenv("EXPLORER_DATA_DIR", str(data))
     try:
-        at = AppTest.from_file(APP, default_timeout=60)
-        at.query_params["model"] = "lenet-bn"
-        at.query_params["image"] = "7"
-        at.switch_page("pages/inside.py").run()
-        assert not at.exception, [e.value for e in at.exception]
+        at = app("pages/inside.py", model="lenet-bn", image="7")
         assert at.query_params["model"] == "lenet-bn" and at.query_params["image"] == "7"  # a bookmark
         images = at.get("image")
         assert len(images) >= 6  # the input, saliency, kernels and a grid per convolutional stage
@@ -227,11 +222,8 @@ def test_the_inside_page_draws_the_image_its_stages_and_the_prediction(trained, 
         assert '"Prediction"' in chart and "t-shirt" in chart
         assert any("feature maps" in h.value for h in at.subheader)
 
-        at = AppTest.from_file(APP, default_timeout=60)  # a lecturer's bookmark: a run, an image, a stage, a unit
-        at.query_params.update({"run": run_id, "image": "17", "stage": "2", "unit": "1,2"})
-        at.session_state["visitor"] = Visitor("alice")  # the run's owner
-        at.switch_page("pages/inside.py").run()
-        assert not at.exception, [e.value for e in at.exception]
+        # a lecturer's bookmark: a run, an image, a stage, a unit; opened by the run's owner
+        at = app("pages/inside.py", state={"visitor": Visitor("alice")}, run=run_id, image="17", stage="2", unit="1,2")
         assert dict(at.query_params) == {"run": run_id, "image": "17", "stage": "2", "unit": "1,2"}
         assert at.selectbox(key="i.stage").value == "2"  # 32x4x4 at the quick preset's 28 pixels
         assert (at.number_input(key="i.row").value, at.number_input(key="i.col").value) == (1, 2)
@@ -455,10 +447,7 @@ def test_inside_works_out_a_unit_and_steps_across_the_image(trained, monkeypatch
     monkeypatch.setenv("EXPLORER_HOME", str(home))
     monkeypatch.setenv("EXPLORER_DATA_DIR", str(data))
     try:
-        at = AppTest.from_file(APP, default_timeout=120)
-        at.query_params["run"] = run_id
-        at.switch_page("pages/inside.py").run()
-        assert not at.exception, [e.value for e in at.exception]
+        at = app("pages/inside.py", timeout=120, run=run_id)
         assert any(h.value == "One convolution up close" for h in at.subheader)
         sentence = next(m.value for m in at.markdown if m.value.startswith("Σ (patch × kernel)"))
         total, value = (float(x) for x in re.findall(r"\*\*(-?[\d.]+)\*\*", sentence)[1:3])

@@ -3,7 +3,6 @@
 import dataclasses
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from explorer import lessons
 from explorer.errors import ExplorerError
@@ -13,7 +12,7 @@ from explorer.training.dynamics import STATISTICS
 from explorer.training.recipes import check_trainable
 from explorer.training.runs import Quotas, RunManager
 from explorer.views.tables import lesson_table
-from tests.test_app import APP
+from tests.test_app import app
 from tests.test_cli import run_cli
 
 
@@ -73,10 +72,7 @@ def test_a_measurement_trains_both_sides_and_is_kept_with_where_and_when(tiny_da
 
 
 def test_the_lessons_page_shows_the_claim_the_cost_and_the_kept_measurement():
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.query_params["lesson"] = "resnet"
-    at.switch_page("pages/lessons.py").run()
-    assert not at.exception, [e.value for e in at.exception]
+    at = app("pages/lessons.py", lesson="resnet")
     assert at.title[0].value == "7.6 ResNet: the shortcut keeps the gradient alive"
     assert any("Dive into Deep Learning 8.6" in c.value for c in at.caption)
     cost = at.dataframe[0].value
@@ -89,10 +85,8 @@ def test_the_lessons_page_shows_the_claim_the_cost_and_the_kept_measurement():
         assert at.dataframe[1].value.equals(lesson_table(kept[1]))  # the measurement, as kept
     assert at.query_params["lesson"] == "resnet"
     # a lesson that does not exist: said so, the URL kept as it was
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.query_params["lesson"] = "mobilenet"
-    at.switch_page("pages/lessons.py").run()
-    assert not at.exception and "There is no lesson mobilenet" in at.error[0].value
+    at = app("pages/lessons.py", lesson="mobilenet")
+    assert "There is no lesson mobilenet" in at.error[0].value
     assert at.query_params["lesson"] == "mobilenet"
 
 
