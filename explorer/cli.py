@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from explorer import i18n
 from explorer.errors import ConfigError, ExplorerError
-from explorer.i18n import _
+from explorer.i18n import _, told
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -294,9 +294,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         view = manager.wait(run_id)
     r = view.record
     if r.warning:
-        print(_("warning: {message}").format(message=r.warning), file=sys.stderr)
+        print(_("warning: {message}").format(message=told(r.warning)), file=sys.stderr)
     if r.status == "failed":
-        print(_("error: run {run} failed: {error}").format(run=run_id, error=r.error), file=sys.stderr)
+        print(_("error: run {run} failed: {error}").format(run=run_id, error=told(r.error)), file=sys.stderr)
         return 1
     if r.train_loss is None:  # stopped before its first report
         print(_("run {run} {status} before its first report").format(run=run_id, status=_(r.status)))

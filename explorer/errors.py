@@ -10,7 +10,7 @@ up to the template are positional only, so a value may have any name (knob, limi
 
 from __future__ import annotations
 
-from explorer.i18n import say
+from explorer.i18n import keep, say
 
 
 class ExplorerError(ValueError):
@@ -24,6 +24,10 @@ class ExplorerError(ValueError):
     def text(self) -> str:
         """The message in the current language, and its values marked as words (i18n.N_) with it."""
         return say(self.template, self.values)
+
+    def kept(self) -> str:
+        """The message to store (a failed run's error), read later in the reader's language (i18n.told)."""
+        return keep(self.template, **self.values)
 
     def again(self) -> ExplorerError:
         """A fresh copy to raise once more (a cached refusal must not pile up tracebacks)."""

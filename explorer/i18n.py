@@ -60,11 +60,31 @@ def N_(text: str) -> Key:
 
 
 def say(template: str, values: Mapping[str, object]) -> str:
-    """`template` in the current language, filled in with `values`, the Keys among them said in it too;
-    without values, the template as written (braces and all)."""
+    """`template` in the current language, filled in with `values`, the Keys among them said in it too (and
+    filled in from the same values: "its loss stayed at chance, ln {classes} = {chance:.3f}"); without
+    values, the template as written (braces and all)."""
     if not values:
         return _(template)
-    return _(template).format(**{k: _(v) if isinstance(v, Key) else v for k, v in values.items()})
+    return _(template).format(**{k: _(v).format(**values) if isinstance(v, Key) else v for k, v in values.items()})
+
+
+def keep(template: str, /, **values: object) -> str:
+    """A message to store (a run's error or warning), kept as its template and values so that it is read
+    later in the reader's language (`told`)."""
+    keys = [k for k, v in values.items() if isinstance(v, Key)]
+    return json.dumps({"said": template, "values": values, "keys": keys}, ensure_ascii=False, default=str)
+
+
+def told(stored: str | None) -> str:
+    """A stored message in the current language: one kept by `keep`, else the text as it was stored."""
+    try:
+        kept = json.loads(stored or "")
+    except ValueError:
+        return stored or ""
+    if not isinstance(kept, dict) or "said" not in kept:
+        return stored or ""
+    keys = set(kept.get("keys", ()))
+    return say(kept["said"], {k: Key(v) if k in keys else v for k, v in kept.get("values", {}).items()})
 
 
 def from_locale(locale: str | None) -> str:
@@ -77,4 +97,4 @@ def for_cli() -> str:
     return use(from_locale(os.environ.get("LC_ALL") or os.environ.get("LANG")))
 
 
-__all__ = ["LANGUAGES", "Key", "N_", "_", "catalog", "current", "for_cli", "from_locale", "say", "use"]
+__all__ = ["LANGUAGES", "Key", "N_", "_", "catalog", "current", "for_cli", "from_locale", "keep", "say", "told", "use"]

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from explorer.errors import ExplorerError
-from explorer.i18n import _
+from explorer.i18n import _, told
 from explorer.training.runs import server_manager
 from explorer.views.runviews import (
     accuracy,
@@ -123,9 +123,9 @@ if mine and r.status in ("queued", "running") and st.button(_("Stop this run"), 
     st.rerun()
 metrics = manager.metrics(r.id)
 if r.error:
-    st.error(plain(r.error))
+    st.error(plain(told(r.error)))
 if r.warning:
-    st.warning(plain(r.warning), icon="⚠️")
+    st.warning(plain(told(r.warning)), icon="⚠️")
 if calibration_text(r):
     st.caption(calibration_text(r))
 if len(metrics):

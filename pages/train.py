@@ -8,7 +8,7 @@ import streamlit as st
 
 from explorer import registry
 from explorer.errors import ExplorerError
-from explorer.i18n import _
+from explorer.i18n import _, told
 from explorer.summary import summarize
 from explorer.training.estimate import human_duration
 from explorer.training.loop import cuda_available
@@ -190,9 +190,9 @@ def live(run_id: str) -> None:
     numbers.metric(_("test acc (last epoch)"), f"{tested.iloc[-1]:.3f}" if len(tested) else "-")
     numbers.metric(_("time"), human_duration(p.elapsed if p else (r.seconds or 0), about=False))
     if r.error:
-        st.error(plain(r.error))
+        st.error(plain(told(r.error)))
     if r.warning:
-        st.warning(plain(r.warning), icon="⚠️")
+        st.warning(plain(told(r.warning)), icon="⚠️")
     if len(metrics):
         chart.plotly_chart(training_chart(metrics, _("{label}: loss and accuracy").format(label=r.label),
                                           height=300), key="t.chart")

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from explorer import registry
+from explorer.i18n import told
 from explorer.training.data import DataError, find_data_dir, load_fashion_mnist, read_idx
 from explorer.training.recipes import TrainSettings
 from explorer.training.runs import RunManager
@@ -88,7 +89,7 @@ def test_a_worker_killed_from_outside_fails_its_run_and_nothing_else(tmp_path, t
     assert pid != os.getpid()  # it trains in a process of its own
     os.kill(pid, signal.SIGKILL)
     view = manager.wait(victim, timeout=60)
-    assert view.status == "failed" and "SIGKILL" in view.record.error
+    assert view.status == "failed" and "SIGKILL" in told(view.record.error)
     assert manager.wait(manager.start("lenet-bn", LENET_BN, QUICK), timeout=120).status == "done"
     assert manager.view(done).record.confusion is not None  # earlier history intact
     manager.shutdown()
@@ -99,7 +100,7 @@ def test_weights_that_cannot_be_written_fail_the_run_with_the_reason(tmp_path, t
     shutil.rmtree(manager.weights_dir)
     manager.weights_dir.write_text("not a directory")  # every write under it fails, as on a broken disk
     view = manager.wait(manager.start("lenet-bn", LENET_BN, QUICK), timeout=120)
-    assert view.status == "failed" and "could not save the weights" in view.record.error
+    assert view.status == "failed" and "could not save the weights" in told(view.record.error)
     assert len(manager.store.metrics(view.id)) > 0  # the metrics are kept
     manager.shutdown()
 
@@ -200,7 +201,7 @@ def test_a_server_killed_mid_run_leaves_no_orphan_and_a_restart_goes_on(tmp_path
     server.kill()  # SIGKILL: no shutdown code runs
     server.wait()
     wait_until(lambda: store.get(running).status == "interrupted", timeout=30)
-    assert "server that started it stopped" in store.get(running).error
+    assert "server that started it stopped" in told(store.get(running).error)
     wait_until(lambda: not Path(f"/proc/{worker}").exists(), timeout=30)  # the worker did not train on
     assert store.get(queued).status == "queued"
     kept = len(store.metrics(running))
@@ -225,7 +226,7 @@ def test_sigterm_to_the_servers_group_saves_the_run_and_starts_nothing_new(tmp_p
     os.killpg(server.pid, signal.SIGTERM)
     assert server.wait(timeout=60) == 0
     record = store.get(running)
-    assert record.status == "interrupted" and "shut down" in record.error, (record.status, record.error)
+    assert record.status == "interrupted" and "shut down" in told(record.error), (record.status, record.error)
     assert (home / "weights" / record.weights_path).is_file()  # what it learned is kept
     assert store.get(queued).status == "queued"  # nothing new started during the shutdown
     env = {"EXPLORER_HOME": str(home), "EXPLORER_DATA_DIR": tiny_data, "EXPLORER_THREADS": "1"}

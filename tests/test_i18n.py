@@ -26,9 +26,10 @@ ERRORS = {"ExplorerError": 0, "OwnerError": 0, "MissingWeightsError": 0, "StoreE
 
 
 def literal_keys() -> set[str]:
-    """Every `_("...")` and `N_("...")` of the code, and every error's template (`ConfigError(knob, "...")`):
-    the strings it shows, as written. A template must be written out (or chosen among marked ones), never
-    made by an f-string or by adding strings: the catalog could not hold it."""
+    """Every `_("...")` and `N_("...")` of the code, every error's template (`ConfigError(knob, "...")`) and
+    every stored message's (`keep("...")`): the strings it shows, as written. A template must be written out
+    (or chosen among marked ones), never made by an f-string or by adding strings: the catalog could not
+    hold it."""
     found, made = set(), []
     for path in SOURCES:
         for node in ast.walk(ast.parse(path.read_text())):
@@ -37,8 +38,8 @@ def literal_keys() -> set[str]:
             name = node.func.id
             if name in ("_", "N_"):
                 texts = node.args[:1]
-            elif name in ERRORS and len(node.args) > ERRORS[name]:
-                template = node.args[ERRORS[name]]
+            elif name in ERRORS and len(node.args) > ERRORS[name] or name == "keep" and node.args:
+                template = node.args[ERRORS.get(name, 0)]
                 texts = [template.body, template.orelse] if isinstance(template, ast.IfExp) else [template]
                 made += [f"{path.name}:{node.lineno}" for t in texts if isinstance(t, (ast.JoinedStr, ast.BinOp))]
             else:
@@ -194,6 +195,32 @@ def test_every_refusal_is_said_in_the_readers_language_with_its_words_and_not_th
         with pytest.raises(ConfigError) as upload:
             read_upload(b"GIF89a" + bytes(64))
         assert upload.value.text() == "这个文件不是可以读取的图像（请上传 PNG 或 JPEG）"
+    finally:
+        i18n.use("en")
+
+
+def test_a_runs_stored_warning_and_error_are_read_in_the_readers_language():
+    """Kept in the store as their templates and values, a dead network's warning and a failure's reason are
+    read in the language of whoever opens the run; a message stored as plain text reads as it was."""
+    import math
+
+    from explorer.training.store import StoreError
+    from explorer.training.train import DeadNetwork
+    from explorer.training.worker import failure_message
+
+    dead = DeadNetwork(10)
+    dead.epoch(math.log(10))  # a whole epoch at chance
+    failed = failure_message(StoreError("could not save the weights in {path}: {reason}. The run's metrics are "
+                                        "kept; free some space or set EXPLORER_HOME to another directory",
+                                        path="/data/weights", reason=i18n.N_("the disk is full")))
+    assert i18n.told(dead.message).startswith("The network looks dead: its loss stayed at chance, ln 10 = 2.303")
+    assert i18n.told(failed).startswith("could not save the weights in /data/weights: the disk is full.")
+    i18n.use("zh")
+    try:
+        assert i18n.told(dead.message).startswith("这个网络看起来已经死了：它的损失在整整一个迭代周期里都停留在"
+                                                  "随机猜测的水平，ln 10 = 2.303。")
+        assert i18n.told(failed).startswith("无法把权重保存到 /data/weights：磁盘已满。")
+        assert i18n.told("RuntimeError: CUDA error") == "RuntimeError: CUDA error"  # stored before, or a bug's words
     finally:
         i18n.use("en")
 

@@ -6,6 +6,7 @@ import pytest
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install -r requirements-ray.txt")
 
 from explorer import registry  # noqa: E402
+from explorer.i18n import told  # noqa: E402
 from explorer.training.ray_backend import RayCluster  # noqa: E402
 from explorer.training.recipes import TrainSettings  # noqa: E402
 from explorer.training.runs import LocalWorkers, RunManager, backend_from_env  # noqa: E402
@@ -53,7 +54,7 @@ def test_a_ray_worker_killed_from_outside_fails_its_run_with_the_reason(manager)
     wait_until(lambda: len(manager.store.metrics(run)) > 0, timeout=120)
     ray.kill(ray.get_actor(f"explorer-run-{run}"))
     view = manager.wait(run, timeout=60)
-    assert view.status == "failed" and "Ray worker ended" in view.record.error
+    assert view.status == "failed" and "Ray worker ended" in told(view.record.error)
     assert len(manager.store.metrics(run)) > 0  # what it reported is kept
     after = manager.wait(manager.start("lenet-bn", LENET_BN, TrainSettings(lr=0.5, epochs=1, batch_size=64)),
                          timeout=180)

@@ -10,6 +10,7 @@ import torch
 
 from explorer import registry
 from explorer.errors import ConfigError, OwnerError, QuotaError
+from explorer.i18n import told
 from explorer.identity import Visitor
 from explorer.training.pipeline import prepare
 from explorer.training.recipes import TrainSettings, preset
@@ -538,7 +539,7 @@ def test_a_healthy_run_is_not_flagged_and_a_dead_one_is_stored(manager, tiny_dat
     assert all(p.warning == "" for p in seen)
     run_id = manager.start("nin", preset("nin", "quick").config, settings(lr=5.0, epochs=1, batch_size=32))
     record = manager.wait(run_id, timeout=120).record
-    assert record.status == "done" and "looks dead" in record.warning  # the run finishes; its page says why
+    assert record.status == "done" and "looks dead" in told(record.warning)  # the run finishes; its page says why
 
 
 def test_a_saved_measurement_a_real_run_disagrees_with_is_dropped(tmp_path, monkeypatch):

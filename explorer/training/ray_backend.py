@@ -21,6 +21,7 @@ from ray.exceptions import GetTimeoutError, RayActorError
 
 import explorer
 from explorer import registry
+from explorer.i18n import keep
 from explorer.training.recipes import TrainSettings
 from explorer.training.store import RunStore, StoreError
 from explorer.training.train import Progress, TrainResult, train
@@ -116,9 +117,9 @@ class RayCluster:
                 record_result(store, job, result, flag)
         except (RayActorError, GetTimeoutError, TimeoutError) as err:
             reporter.flush()
-            store.set_status(job.run_id, "failed", error=f"its Ray worker ended: {_short(err)}")
+            store.set_status(job.run_id, "failed", error=keep("its Ray worker ended: {error}", error=_short(err)))
         except StoreError as err:  # the weights could not be saved
-            store.set_status(job.run_id, "failed", error=err.message)
+            store.set_status(job.run_id, "failed", error=err.kept())
         finally:
             ray.kill(actor)
 

@@ -31,7 +31,7 @@ import torch
 from explorer import registry
 from explorer.config import ModelConfig, printable
 from explorer.errors import ConfigError, MissingWeightsError, OwnerError, QuotaError
-from explorer.i18n import N_, _
+from explorer.i18n import N_, _, keep
 from explorer.identity import OWNER, Visitor
 from explorer.summary import summarize
 from explorer.training import processes
@@ -469,7 +469,8 @@ class RunManager:
             except Exception as err:  # the supervisor must outlive any one run
                 log.exception("run %s failed outside training", run_id)
                 with contextlib.suppress(StoreError):
-                    self.store.set_status(run_id, "failed", error=f"its worker process could not run: {err}")
+                    self.store.set_status(run_id, "failed", error=keep("its worker process could not run: {error}",
+                                                                          error=str(err)))
             finally:
                 ended = self.store.get(run_id)
                 with self._cv:
@@ -548,7 +549,7 @@ class LocalWorkers:
             store.set_status(job.run_id, status, error=_exit_reason(worker.exitcode))
 
 
-INTERRUPTED = "the process that ran it stopped (a server restart or a kill) while it was running"
+INTERRUPTED = keep("the process that ran it stopped (a server restart or a kill) while it was running")
 
 
 def _stale(record: RunRecord) -> bool:
@@ -556,11 +557,14 @@ def _stale(record: RunRecord) -> bool:
 
 
 def _exit_reason(code: int | None) -> str:
+    """Why a worker ended without a result, kept to be read in the reader's language."""
     if code is not None and code < 0:
         name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
-        hint = " (killed from outside, or by the system for lack of memory)" if -code == signal.SIGKILL else ""
-        return f"the worker process was ended by signal {name}{hint}"
-    return f"the worker process exited with code {code} before recording a result"
+        if -code == signal.SIGKILL:
+            return keep("the worker process was ended by signal {name} (killed from outside, or by the system for "
+                        "lack of memory)", name=name)
+        return keep("the worker process was ended by signal {name}", name=name)
+    return keep("the worker process exited with code {code} before recording a result", code=code)
 
 
 __all__ = ["RunManager", "RunView", "Quotas", "UNLIMITED", "default_home", "memory_budget", "server_manager"]

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from explorer.config import ModelConfig
+from explorer.i18n import N_, keep
 from explorer.training.data import CLASS_NAMES, load_fashion_mnist
 from explorer.training.dynamics import Watch
 from explorer.training.estimate import MachineLoad, StepTiming, measure_step
@@ -75,26 +76,27 @@ class DeadNetwork:
         flat = bool((logits.detach().float().std(dim=0) == 0).all())  # every image gets the same outputs
         self.constant_reports = self.constant_reports + 1 if flat else 0
         if self.constant_reports >= DEAD_REPORTS:
-            self._dead("its outputs are the same for every image (the last layer's units output nothing, or "
-                       "its sigmoids are saturated)")
+            self._dead(N_("its outputs are the same for every image (the last layer's units output nothing, or "
+                          "its sigmoids are saturated)"))
 
     def epoch(self, mean_loss: float) -> None:
         if not math.isfinite(mean_loss):
             self.diverged = True
-            self.message = ("The loss became NaN: the weights diverged. Lower the learning rate (or warm it up "
-                            "over the first steps).")
+            self.message = keep("The loss became NaN: the weights diverged. Lower the learning rate (or warm it "
+                                "up over the first steps).")
         elif abs(mean_loss - self.chance) < 0.01 * self.chance:
-            self._dead(f"its loss stayed at chance, ln {round(math.exp(self.chance))} = {self.chance:.3f}, "
-                       "for a whole epoch")
+            self._dead(N_("its loss stayed at chance, ln {classes} = {chance:.3f}, for a whole epoch"),
+                       classes=round(math.exp(self.chance)), chance=self.chance)
         elif not self.diverged and self.constant_reports == 0 and mean_loss < 0.9 * self.chance:
             self.message = ""  # it came back to life
 
-    def _dead(self, why: str) -> None:
+    def _dead(self, why: str, **values: object) -> None:
+        """`why`: marked with N_, filled in from `values`."""
         if not self.message:
-            self.message = (f"The network looks dead: {why}. Usually a ReLU before the output died under plain "
-                            "SGD, or never passed a signal: Xavier init fades it in deep ReLU stacks. What helps: "
-                            "Kaiming init (the quick and fast presets of NiN and GoogLeNet use it), a lower "
-                            "learning rate, a short warm-up, or batch normalization.")
+            self.message = keep("The network looks dead: {why}. Usually a ReLU before the output died under plain "
+                                "SGD, or never passed a signal: Xavier init fades it in deep ReLU stacks. What helps: "
+                                "Kaiming init (the quick and fast presets of NiN and GoogLeNet use it), a lower "
+                                "learning rate, a short warm-up, or batch normalization.", why=why, **values)
 
 
 @dataclass

@@ -22,7 +22,7 @@ import torch
 from explorer import registry
 from explorer.config import ModelConfig
 from explorer.errors import ExplorerError
-from explorer.i18n import N_
+from explorer.i18n import N_, keep
 from explorer.training import processes
 from explorer.training.estimate import (
     BUSY_SHARE,
@@ -53,8 +53,8 @@ class Job:
     threads: int
 
 
-SERVER_GONE = "the server that started it stopped (killed or restarted) while it was running"
-SHUT_DOWN = "the server was shut down while it trained; the weights it had learned were saved"
+SERVER_GONE = keep("the server that started it stopped (killed or restarted) while it was running")
+SHUT_DOWN = keep("the server was shut down while it trained; the weights it had learned were saved")
 
 
 def config_of(record: RunRecord) -> tuple[ModelConfig, TrainSettings]:
@@ -119,7 +119,9 @@ def record_result(store: RunStore, job: Job, result: TrainResult, stop_reason: i
 
 
 def failure_message(err: BaseException) -> str:
-    return err.message if isinstance(err, ExplorerError) else f"{type(err).__name__}: {err}"
+    """What a failed run stores: an engine error kept to be read in the reader's language, else its name
+    and text (a bug's words, which no catalog holds)."""
+    return err.kept() if isinstance(err, ExplorerError) else f"{type(err).__name__}: {err}"
 
 
 def run_worker(job: Job, server_gone: multiprocessing.connection.Connection) -> None:
