@@ -340,7 +340,16 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     from explorer.training.data import CLASS_NAMES
     from explorer.training.runs import RunManager
-    from explorer.views.inside import describe_subject, kernel_grid, part_grid, side_by_side, stage_grid, titled, view
+    from explorer.views.inside import (
+        describe_subject,
+        kernel_grid,
+        part_grid,
+        relu_name,
+        side_by_side,
+        stage_grid,
+        titled,
+        view,
+    )
 
     manager = RunManager(args.home, data_dir=args.data_dir, adopt_queued=False)
     v = view(manager, args.subject, args.image)
@@ -371,7 +380,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         image=args.image, truth=_(truth), predicted=_(CLASS_NAMES[top]), p=v.inside.probabilities[top]))
     for row in v.stats[v.stats.dead].itertuples():
         print(_("warning: layer {layer} is dead (zero for {fraction:.0%} of outputs)").format(
-            layer=row.layer, fraction=row.zero_fraction), file=sys.stderr)
+            layer=relu_name(row.layer, row.part), fraction=row.zero_fraction), file=sys.stderr)
     print(_("wrote {n} PNG files to {out}/").format(n=len(images), out=out))
     return 0
 

@@ -25,6 +25,8 @@ from explorer.views.inside import (
     part_grid,
     prediction_chart,
     receptive_box,
+    relu_name,
+    relu_table,
     unit_chart,
     unit_chart_parts,
     view,
@@ -119,7 +121,8 @@ chart.plotly_chart(prediction_chart(v.inside.probabilities, v.label), key="i.pre
 
 dead = v.stats[v.stats.dead]
 if len(dead):
-    st.warning(_("Dead layers: {layers}. ").format(layers=", ".join(dead.layer)) + _(DEAD_ADVICE), icon="⚠️")
+    names = ", ".join(relu_name(r.layer, r.part) for r in dead.itertuples())
+    st.warning(_("Dead layers: {layers}. ").format(layers=names) + _(DEAD_ADVICE), icon="⚠️")
 if len(v.inside.kernels):
     st.subheader(_("The first layer's kernels"))
     st.image(kernel_grid(v.inside.kernels))
@@ -227,7 +230,7 @@ if len(v.batchnorm):
     st.plotly_chart(batchnorm_chart(v.batchnorm, v.stats_images), key="i.batchnorm")
 with st.expander(_("Activations per ReLU layer over {n} test images").format(n=v.stats_images)):
     if len(v.stats):
-        st.dataframe(v.stats, hide_index=True, width="stretch", height=fit_height(len(v.stats)))
+        st.dataframe(relu_table(v.stats), hide_index=True, width="stretch", height=fit_height(len(v.stats)))
     else:
         st.caption(_("{name} has no ReLU layers (LeNet's activations are sigmoids): nothing to count here.").format(
             name=v.name))

@@ -17,6 +17,7 @@ from explorer.training.loop import new_model
 from explorer.training.recipes import TrainSettings, preset
 from explorer.training.runs import RunManager
 from explorer.views.inside import (
+    batchnorm_chart,
     describe_subject,
     draw_box,
     images_of_class,
@@ -24,6 +25,7 @@ from explorer.views.inside import (
     look_inside,
     mistakes,
     receptive_box,
+    relu_table,
     view,
 )
 from tests.test_app import app
@@ -134,6 +136,23 @@ def test_a_layer_forced_to_zero_is_flagged_dead_and_a_healthy_one_is_not():
         last_conv.bias.fill_(-1e6)  # its ReLU now outputs zero for every image, as NiN's does under plain SGD
     stats, _ = layer_stats(model, config, images)
     assert list(stats[stats.dead].layer) == [stats.layer.iloc[-1]]
+
+
+def test_the_relu_table_and_the_batch_norm_chart_speak_the_readers_language():
+    config = preset("resnet18", "quick").config
+    images = torch.randint(0, 256, (8, 28, 28), dtype=torch.uint8)
+    stats, norms = layer_stats(new_model(config), config, images)
+    assert (stats.part == "output: ReLU(F(x) + x)").sum() == sum(config.blocks)  # each block's functional ReLU
+    i18n.use("zh")
+    try:
+        table = relu_table(stats)
+        chart = batchnorm_chart(norms, len(images))
+    finally:
+        i18n.use("en")
+    assert list(table.columns) == ["层", "均值", "标准差", "零输出占比", "已死"]
+    assert table["层"].iloc[-1] == "4.1 输出：ReLU(F(x) + x)"  # the last block's output, named in Chinese
+    assert [a.text for a in chart.layout.annotations] == ["均值", "方差"]
+    assert [d.marker.colorbar.title.text for d in chart.data if d.marker.colorbar.title.text] == ["层"]
 
 
 @pytest.fixture(scope="module")

@@ -178,8 +178,8 @@ def layer_stats(model: nn.Module, config: ModelConfig, images: torch.Tensor) -> 
     relus: list[dict] = []
     norms: list[pd.DataFrame] = []
 
-    def relu_row(name: str, out: torch.Tensor) -> None:
-        relus.append({"layer": name, "mean": out.mean().item(), "std": out.std().item(),
+    def relu_row(name: str, out: torch.Tensor, part: str = "") -> None:
+        relus.append({"layer": name, "part": part, "mean": out.mean().item(), "std": out.std().item(),
                       "zero_fraction": (out == 0).float().mean().item()})
 
     def norm_rows(name: str, module: nn.Module, x: torch.Tensor) -> None:
@@ -195,17 +195,29 @@ def layer_stats(model: nn.Module, config: ModelConfig, images: torch.Tensor) -> 
             hooks.append(m.register_forward_hook(lambda m, a, out, name=name: relu_row(name, out)))
         elif _moving_stats(m) is not None:
             hooks.append(m.register_forward_hook(lambda m, a, out, name=name: norm_rows(name, m, a[0])))
-        hooks += [tap.hook(functools.partial(relu_row, f"{name} {tap.label.split(':')[0]}"))
-                  for tap in taps(m) if tap.after_relu]
+        hooks += [tap.hook(functools.partial(relu_row, name, part=tap.label)) for tap in taps(m) if tap.after_relu]
     try:
         model.eval()(prepare(images.reshape(-1, 1, 28, 28), config.resolution, False))
     finally:
         for h in hooks:
             h.remove()
-    stats = pd.DataFrame(relus, columns=["layer", "mean", "std", "zero_fraction"])
+    stats = pd.DataFrame(relus, columns=["layer", "part", "mean", "std", "zero_fraction"])
     stats["dead"] = stats.zero_fraction >= DEAD_FRACTION
     columns = ["layer", "channel", "moving_mean", "batch_mean", "moving_var", "batch_var"]
     return stats, pd.concat(norms, ignore_index=True) if norms else pd.DataFrame(columns=columns)
+
+
+def relu_name(layer: str, part: str) -> str:
+    """A ReLU's name for a reader: its layer, and the part of a block whose output it is (a block that
+    applies its ReLU functionally has no module of its own)."""
+    return f"{layer} {_(part)}" if part else layer
+
+
+def relu_table(stats: pd.DataFrame) -> pd.DataFrame:
+    """layer_stats' ReLU rows as the page shows them, in the reader's language."""
+    return pd.DataFrame({_("layer"): [relu_name(r.layer, r.part) for r in stats.itertuples()],
+                         _("mean"): stats["mean"], _("standard deviation"): stats["std"],
+                         _("share of zero outputs"): stats.zero_fraction, _("dead"): stats.dead})
 
 
 def _moving_stats(module: nn.Module) -> tuple[np.ndarray, np.ndarray] | None:
@@ -652,7 +664,7 @@ def batchnorm_chart(batchnorm: pd.DataFrame, images: int, height: int = 360) -> 
     inputs to it: on the diagonal, evaluation normalizes these images as training would have."""
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("mean", "variance"), horizontal_spacing=0.12)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(_("mean"), _("variance")), horizontal_spacing=0.12)
     layers = list(dict.fromkeys(batchnorm.layer))
     depth = batchnorm.layer.map({name: i for i, name in enumerate(layers)})
     for col, stat in ((1, "mean"), (2, "var")):
@@ -660,10 +672,10 @@ def batchnorm_chart(batchnorm: pd.DataFrame, images: int, height: int = 360) -> 
         fig.add_scatter(x=x, y=y, mode="markers", row=1, col=col, showlegend=False,
                         marker={"size": 6, "color": depth, "colorscale": "Viridis", "cmin": 0,
                                 "cmax": max(1, len(layers) - 1),
-                                "colorbar": {"title": "layer", "tickvals": [0, len(layers) - 1],
-                                             "ticktext": ["first", "last"]} if col == 2 else None},
-                        text=batchnorm.layer + " channel " + batchnorm.channel.astype(str),
-                        hovertemplate="%{text}<br>moving %{x:.3g}<br>batch %{y:.3g}<extra></extra>")
+                                "colorbar": {"title": _("layer"), "tickvals": [0, len(layers) - 1],
+                                             "ticktext": [_("first"), _("last")]} if col == 2 else None},
+                        text=batchnorm.layer + " " + _("channel") + " " + batchnorm.channel.astype(str),
+                        hovertemplate=_("%{text}<br>moving %{x:.3g}<br>batch %{y:.3g}") + "<extra></extra>")
         low, high = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
         fig.add_scatter(x=[low, high], y=[low, high], mode="lines", row=1, col=col, showlegend=False,
                         line={"color": "#999", "dash": "dot"}, hoverinfo="skip")
