@@ -124,8 +124,8 @@ def describe_config(model: str, config: dict) -> str:
     try:
         changed = registry.config_from(model, config).changes(registry.get(model).config)
     except (ConfigError, TypeError):
-        return "stored by an older catalog"
-    return ", ".join(f"{k}={v}" for k, v in changed.items()) or "catalog defaults"
+        return _("stored by an older catalog")
+    return ", ".join(f"{k}={v}" for k, v in changed.items()) or _("catalog defaults")
 
 
 def calibration_text(record: RunRecord) -> str | None:
