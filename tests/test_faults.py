@@ -62,6 +62,28 @@ def test_a_damaged_run_store_is_moved_aside_and_a_new_one_starts(tmp_path, damag
     assert [r.id for r in RunStore(path).list()] == ["r1"] and RunStore(path).recovered is None
 
 
+def test_a_store_opened_while_another_process_creates_it_is_never_taken_for_damaged(tmp_path):
+    """The CLI creating its store while a page (or a test) opens it: an empty file is what a truncated store
+    looks like, so a new store appears only whole."""
+    import threading
+
+    def open_it(path, start: threading.Barrier, stores: list) -> None:
+        start.wait()
+        stores.append(RunStore(path))
+
+    for attempt in range(20):
+        path = tmp_path / str(attempt) / "runs.sqlite"
+        stores, start = [], threading.Barrier(6)
+        threads = [threading.Thread(target=open_it, args=(path, start, stores)) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert [s.recovered for s in stores] == [None] * 6
+        assert sorted(p.name for p in path.parent.iterdir() if not p.name.endswith(("-wal", "-shm"))) == \
+            ["runs.sqlite"]  # nothing moved aside, no half-made copy left
+
+
 def test_a_truncated_run_store_keeps_its_copy_and_the_cli_says_so(tmp_path, tiny_data):
     home = tmp_path / "home"
     manager = RunManager(home, threads=1, data_dir=tiny_data)

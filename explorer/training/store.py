@@ -8,9 +8,12 @@ A file that is not a readable database is moved aside, never overwritten, and th
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
@@ -168,6 +171,8 @@ class RunStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.recovered: str | None = None  # what was wrong with the file found here, if anything
+        if not self.path.exists():
+            self._create()
         try:
             self._open()
         except sqlite3.DatabaseError as err:
@@ -180,6 +185,20 @@ class RunStore:
             self.recovered = (f"{self.path} was not a readable run store ({err}); it was moved to {aside} "
                               "and a new, empty history started")
             self._open()
+
+    def _create(self) -> None:
+        """Make a new store whole before it appears at `path`: a process opening it at that moment (a page, the
+        CLI) must never find an empty file, which is what a truncated store looks like (it would be moved
+        aside from under its creator)."""
+        fresh = self.path.with_name(f"{self.path.name}.new-{os.getpid()}-{threading.get_ident()}")
+        try:
+            with closing(sqlite3.connect(fresh)) as db:
+                db.executescript(_SCHEMA)
+                db.commit()
+            with contextlib.suppress(FileExistsError):  # another process made it first: theirs is used
+                os.link(fresh, self.path)
+        finally:
+            fresh.unlink(missing_ok=True)
 
     def _open(self) -> None:
         if self.path.exists() and self.path.stat().st_size == 0:
