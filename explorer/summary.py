@@ -19,8 +19,9 @@ from torch import nn
 
 from explorer import registry
 from explorer.config import ModelConfig, max_params
-from explorer.errors import ConfigError
+from explorer.errors import ConfigError, QuotaError
 from explorer.i18n import N_
+from explorer.training.processes import Pool
 
 BYTES_PER_FLOAT = 4  # fp32 weights, gradients and saved activations
 MAX_LAYERS = 1000    # leaf layers one summary may have: about 2 s on a 2-core CPU (tests/test_summary.py)
@@ -162,17 +163,45 @@ summaries = SummaryCache(CACHE_BYTES)
 def _traced(config: ModelConfig) -> tuple[pd.DataFrame, tuple] | ConfigError:
     out = summaries.get(config)
     if out is None:
-        try:
-            check_budget(config)
-            model = build_meta(config).eval()
-            try:
-                out = describe(model, (config.in_channels, config.resolution, config.resolution))
-            except LayerError as err:
-                raise _shape_error(config, err.where, err.__cause__ or err) from None
-        except ConfigError as err:
-            out = err
+        out = _trace_new(config) if _processes is None else _trace_in_processes(config)
         summaries.put(config, out)
     return out
+
+
+def _trace_new(config: ModelConfig) -> tuple[pd.DataFrame, tuple] | ConfigError:
+    """A config's rows and per-image totals, or its refusal, returned as a value so that it is cached too."""
+    try:
+        check_budget(config)
+        model = build_meta(config).eval()
+        try:
+            return describe(model, (config.in_channels, config.resolution, config.resolution))
+        except LayerError as err:
+            raise _shape_error(config, err.where, err.__cause__ or err) from None
+    except ConfigError as err:
+        return err
+
+
+SUMMARY_SECONDS = 60        # a summary within the layer budget takes about 2 s at most
+SUMMARY_BYTES = 2 * 2**30   # the meta device allocates nothing: torch and one table
+_processes: Pool | None = None
+
+
+def summarize_in_processes(size: int) -> None:
+    """On a server: trace new configs in `size` processes of their own, so that the server's one interpreter
+    keeps drawing pages meanwhile (a new config's summary was half of a knob change's work there). The cache
+    stays in the server; the CLI and the tests trace where they run."""
+    global _processes
+    _processes = Pool(_trace_new, "summary", N_("Summarizing this network"), SUMMARY_SECONDS, SUMMARY_BYTES, size)
+    first = registry.get("lenet").config  # a process's first trace loads torch's meta kernels: seconds, now
+    for service in _processes.services:
+        threading.Thread(target=service.ask, args=(first,), name="explorer-warm-summary", daemon=True).start()
+
+
+def _trace_in_processes(config: ModelConfig) -> tuple[pd.DataFrame, tuple] | ConfigError:
+    try:
+        return _processes.ask(config)
+    except QuotaError:  # its process died or ran out of time: the work is bounded by the layer budget, do it here
+        return _trace_new(config)
 
 
 class LayerError(RuntimeError):

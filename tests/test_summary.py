@@ -209,3 +209,37 @@ def test_the_saved_bytes_match_a_pass_that_keeps_every_saved_tensor(name):
     storages = {t.untyped_storage()._cdata: t.untyped_storage().nbytes() for t in kept}
     expected = sum(n for key, n in storages.items() if key not in params)
     assert summarize(config, batch_size=1).totals.saved_bytes == expected
+
+
+
+def test_a_server_traces_new_configs_in_processes_of_its_own(monkeypatch):
+    """`python -m explorer serve` traces new configs beside the server: the same table, totals and refusals as
+    here, while the server's interpreter does none of the work; a process that fails is replaced by the work
+    done here, never by an error for the visitor."""
+    from explorer import summary
+
+    config = dataclasses.replace(registry.get("resnet18").config, channels=(48, 120, 208, 242))
+    bad = dataclasses.replace(registry.get("lenet").config, resolution=8)
+    here, refused_here = summarize(config), pytest.raises(ConfigError, summarize, bad).value
+    trace_here = summary._trace_new
+    summary.summaries.clear()
+    monkeypatch.setattr(summary, "_processes", None)
+    summary.summarize_in_processes(2)
+    try:
+        for _ in summary._processes.services:  # each in turn, once its warm-up has started it
+            summary._processes.ask(registry.get("lenet").config)
+        monkeypatch.setattr(summary, "_trace_new", None)  # this process can no longer trace anything
+        there = summarize(config)
+        pd.testing.assert_frame_equal(there.layers, here.layers)
+        assert there.totals == here.totals
+        refused_there = pytest.raises(ConfigError, summarize, bad).value
+        assert (refused_there.knob, refused_there.text()) == (refused_here.knob, refused_here.text())
+
+        monkeypatch.setattr(summary, "_trace_new", trace_here)
+        for service in summary._processes.services:
+            service.seconds = 0  # every request now runs out of time
+        other = dataclasses.replace(config, channels=(50, 120, 208, 242))
+        assert summarize(other).totals.params == trace_here(other)[1][0]
+    finally:
+        summary._processes.stop()
+        summary.summaries.clear()

@@ -9,6 +9,7 @@ import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
+import queue
 import signal
 import threading
 import time
@@ -158,6 +159,30 @@ class Service:
             self._process = start(_serve, (self.handler, theirs), f"explorer-{self.name}")
         finally:
             theirs.close()
+
+
+class Pool:
+    """`size` Services with one handler, for work many pages ask for at once (a new config's summary). A
+    request takes the first free one; requests wait their turn in about the order they came, and a page asks
+    one thing at a time, so a session flooding the server holds one place in the line, not the line."""
+
+    def __init__(self, handler: Callable[[Any], Any], name: str, doing: str, seconds: float, max_bytes: int,
+                 size: int) -> None:
+        self.services = [Service(handler, f"{name}-{i}", doing, seconds, max_bytes) for i in range(size)]
+        self._free: queue.Queue[Service] = queue.Queue()
+        for service in self.services:
+            self._free.put(service)
+
+    def ask(self, request: Any) -> Any:
+        service = self._free.get()
+        try:
+            return service.ask(request)
+        finally:
+            self._free.put(service)
+
+    def stop(self) -> None:
+        for service in self.services:
+            service.stop()
 
 
 def _serve(handler: Callable[[Any], Any], connection: multiprocessing.connection.Connection) -> None:
