@@ -19,12 +19,10 @@ def test_thirty_sessions_while_a_run_trains_and_attackers_try_to_bring_the_serve
         with streamlit_server(env, serve=True) as url:
             figures = asyncio.run(run(url, url.pid, home, sessions=30, seconds=60, attacks=True))
     print(figures)
-    # The issue's targets are health p95 under 0.5 s and knob p95 under 2 s. With every attack on 2 cores they
-    # sit at the edge: 0.27-0.52 s and 1.14-2.03 s over seven runs (README), so a gate at the target fails one
-    # run in three by chance. The gate here is that nothing collapses; the targets stay an open issue.
-    assert figures["health_p95_s"] < 0.75
+    # the shared-server issue's targets, with every attack beside the class (README: about twice the margin)
+    assert figures["health_p95_s"] < 0.5
     assert figures["knob_changes"] > 200 and figures["knob_wrong"] == 0  # each change showed its new figures
-    assert figures["knob_p95_s"] < 3.0
+    assert figures["knob_p95_s"] < 2.0
     assert figures["watcher_refreshes"] > 100
     assert figures["first_page_s"] and max(figures["first_page_s"]) < 5.0
     assert figures["training_steps_meanwhile"] > 0  # the run trained all along
@@ -33,7 +31,7 @@ def test_thirty_sessions_while_a_run_trains_and_attackers_try_to_bring_the_serve
     # the attacks: a Train URL never blocks its page (it measures elsewhere, then leaves the measurement)
     assert figures["train_url_pages"] > 5 and figures["train_url_max_s"] < 5.0
     assert figures["train_url_measuring_said"] > 0
-    assert figures["flood_configs"] > 100
+    assert figures["flood_configs"] > 50 and figures["flood_wrong"] == 0  # each a new network, summarized
     assert figures["inside_vgg_views"] >= 3  # VGG-11's views are computed (out of the server), not refused
     assert figures["flood_runs_accepted"] == 10 and figures["other_address_accepted"]  # cookies reset nothing
     assert figures["server_rss_mb_max"] < 2048
