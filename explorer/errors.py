@@ -18,7 +18,7 @@ class ExplorerError(ValueError):
 
     def __init__(self, template: str, /, **values: object) -> None:
         self.template, self.values = template, values
-        self.message = template.format(**values) if values else template
+        self.message = say(template, values, str)
         super().__init__(self.message)
 
     def text(self) -> str:

@@ -14,7 +14,7 @@ import contextvars
 import functools
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 LANGUAGES = {"en": "English", "zh": "中文"}
@@ -59,13 +59,14 @@ def N_(text: str) -> Key:
     return Key(text)
 
 
-def say(template: str, values: Mapping[str, object]) -> str:
+def say(template: str, values: Mapping[str, object], translate: Callable[[str], str] = _) -> str:
     """`template` in the current language, filled in with `values`, the Keys among them said in it too (and
     filled in from the same values: "its loss stayed at chance, ln {classes} = {chance:.3f}"); without
-    values, the template as written (braces and all)."""
+    values, the template as written (braces and all). `translate=str` says it in English, as written."""
     if not values:
-        return _(template)
-    return _(template).format(**{k: _(v).format(**values) if isinstance(v, Key) else v for k, v in values.items()})
+        return translate(template)
+    return translate(template).format(**{k: translate(v).format(**values) if isinstance(v, Key) else v
+                                         for k, v in values.items()})
 
 
 def keep(template: str, /, **values: object) -> str:

@@ -144,6 +144,12 @@ def test_the_cli_speaks_chinese_only_when_lang_asks(language, monkeypatch, capsy
         assert err == "error: model: unknown model 'resnet19'; did you mean resnet18, resnet34, densenet?\n"
 
 
+def test_an_errors_english_message_fills_a_marked_word_from_the_same_values_as_text_does():
+    err = QuotaError("inside", "{doing} took over {seconds:g} s here", doing=i18n.N_("Training {model}"),
+                     seconds=60, model="resnet18")
+    assert err.message == err.text() == str(err) == "Training resnet18 took over 60 s here"
+
+
 def test_a_knobs_error_is_said_in_the_pages_language_even_when_it_was_met_in_another():
     from explorer.models.resnet import ResNetConfig
 
