@@ -21,7 +21,7 @@ from explorer import registry
 from explorer.config import ModelConfig, max_params
 from explorer.errors import ConfigError, QuotaError
 from explorer.i18n import N_
-from explorer.training.processes import Pool
+from explorer.training.processes import Pool, Service
 
 BYTES_PER_FLOAT = 4  # fp32 weights, gradients and saved activations
 MAX_LAYERS = 1000    # leaf layers one summary may have: about 2 s on a 2-core CPU (tests/test_summary.py)
@@ -192,9 +192,15 @@ def summarize_in_processes(size: int) -> None:
     stays in the server; the CLI and the tests trace where they run."""
     global _processes
     _processes = Pool(_trace_new, "summary", N_("Summarizing this network"), SUMMARY_SECONDS, SUMMARY_BYTES, size)
-    first = registry.get("lenet").config  # a process's first trace loads torch's meta kernels: seconds, now
     for service in _processes.services:
-        threading.Thread(target=service.ask, args=(first,), name="explorer-warm-summary", daemon=True).start()
+        threading.Thread(target=_warm, args=(service,), name="explorer-warm-summary", daemon=True).start()
+
+
+def _warm(service: Service) -> None:
+    """A process's first trace loads torch's meta kernels (seconds): done at start, not for the first visitor,
+    who pays those seconds only if this fails."""
+    with contextlib.suppress(QuotaError):
+        service.ask(registry.get("lenet").config)
 
 
 def _trace_in_processes(config: ModelConfig) -> tuple[pd.DataFrame, tuple] | ConfigError:
