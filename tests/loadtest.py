@@ -167,21 +167,15 @@ async def change_knobs(url: str, visitor: str, address: str, until: float, figur
             await asyncio.sleep(random.uniform(1, 3))
             resolution = random.randrange(64, 225)
             figures.knob.append(await s.rerun({"resolution": resolution}))
-            if s.metrics.get("mult-adds / image") != _mult_adds("vgg11-small", resolution):
+            if s.metrics.get("mult-adds / image") != _shown("vgg11-small", "mult_adds", resolution=resolution):
                 figures.knob_wrong += 1  # the page did not show the new config's figures
 
 
 @functools.cache
-def _parameters(name: str, channels: tuple[int, ...]) -> str:
-    config = dataclasses.replace(registry.get(name).config, channels=channels)
-    return human(summarize(config).totals.params)
-
-
-@functools.cache
-def _mult_adds(name: str, resolution: int) -> str:
-    """What the Explore page must show after the change, as it shows it."""
-    config = dataclasses.replace(registry.get(name).config, resolution=resolution)
-    return human(summarize(config).totals.mult_adds)
+def _shown(name: str, total: str, **changes: object) -> str:
+    """A total of `name` with `changes` as the Explore page must show it after the change."""
+    config = dataclasses.replace(registry.get(name).config, **changes)
+    return human(getattr(summarize(config).totals, total))
 
 
 async def watch(s: Session, until: float, figures: Figures) -> None:
@@ -224,7 +218,7 @@ async def flood_configs(url: str, n: int, until: float, figures: Figures) -> Non
         async with Session(url, f"{'e' * 24}{n:08x}", "10.6.6.7") as s:
             query = "model=resnet18&channels=%5B" + "%2C+".join(map(str, channels)) + "%5D"
             figures.flood_configs.append(await s.open("explore", query))
-            figures.flood_wrong += s.metrics.get("parameters") != _parameters("resnet18", tuple(channels))
+            figures.flood_wrong += s.metrics.get("parameters") != _shown("resnet18", "params", channels=tuple(channels))
 
 
 async def inside_vgg(url: str, n: int, until: float, figures: Figures) -> None:
@@ -322,7 +316,8 @@ async def run(url: str, server_pid: int, home: Path, sessions: int = 30, seconds
     figures = Figures()
     watchers, changers = sessions // 2, sessions - sessions // 2
     prober = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-    await asyncio.wrap_future(prober.submit(_mult_adds, "vgg11-small", 64))  # torch imported there before timing
+    # torch imported there before anything is timed
+    await asyncio.wrap_future(prober.submit(_shown, "vgg11-small", "mult_adds", resolution=64))
     queued = min(10, watchers)
     # one visitor's long run trains all along
     async with Session(url, "a" * 32, "10.0.0.1") as trainer:
