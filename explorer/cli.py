@@ -300,13 +300,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     manager = RunManager(args.home, data_dir=args.data_dir, adopt_queued=False)  # a server's queue stays its own
     if manager.store.recovered:
         print(_("warning: {message}").format(message=manager.store.recovered), file=sys.stderr)
+    # the CLI has no time limit: it says what it knows of the time and trains, busy machine or not
     run_id = manager.start(args.name, config, settings, preset=args.preset, name=args.run_name or "")
     if chosen.changes:
         print(_("{preset} preset: {changes}").format(preset=args.preset, changes="; ".join(chosen.changes)),
               file=sys.stderr)
+    estimate = manager.estimate_time(config, settings, measure=False)
+    print(_("Estimated: {time}.").format(time=estimate.text) if estimate is not None else
+          _("Estimated: measured by the run before its first step."), file=sys.stderr)
+    interrupted = False
     try:
         view = _follow(manager, run_id)
     except KeyboardInterrupt:
+        interrupted = True
         manager.stop(run_id)
         view = manager.wait(run_id)
     r = view.record
@@ -315,16 +321,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     if r.status == "failed":
         print(_("error: run {run} failed: {error}").format(run=run_id, error=told(r.error)), file=sys.stderr)
         return 1
-    if r.train_loss is None:  # stopped before its first report
+    if r.status == "interrupted" and r.error:
+        print(_("error: run {run} interrupted: {error}").format(run=run_id, error=told(r.error)), file=sys.stderr)
+    if r.train_loss is None:  # ended before its first report: it did not train
         print(_("run {run} {status} before its first report").format(run=run_id, status=_(r.status)))
-        return 0
+        return 130 if interrupted else 1
     print(_("run {run} {status}: loss {loss:.3f}, train acc {train_acc:.3f}, best test acc {best} (final "
             "{final}), {rate:.0f} images/s, {seconds:.1f} s").format(
         run=run_id, status=_(r.status), loss=r.train_loss, train_acc=r.train_acc, best=accuracy(r.best_test_acc),
         final=accuracy(r.test_acc), rate=r.images_per_sec, seconds=r.seconds))
     if calibration_text(r):
         print(calibration_text(r))
-    return 0
+    # the exit status says whether the run trained to its end: 130 when Ctrl-C stopped it, 1 when it was
+    # interrupted (its worker or server gone)
+    return 0 if r.status == "done" else 130 if interrupted else 1
 
 
 def _follow(manager, run_id: str):
@@ -438,6 +448,8 @@ def cmd_lessons(args: argparse.Namespace) -> int:
 
 
 def cmd_lesson(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from explorer import lessons
     from explorer.training.dynamics import STATISTICS
     from explorer.views.tables import lesson_table
@@ -448,9 +460,6 @@ def cmd_lesson(args: argparse.Namespace) -> int:
     print(_("{section} (English edition {english}) {title}").format(section=lesson.section, english=lesson.english,
                                                                     title=_(lesson.title)))
     print(f"\n{_(lesson.claim)}\n")
-    a, b = (f"{name}" + "".join(f", {k}={v}" for k, v in changes.items())
-            for name, changes in (lesson.compare[:2], lesson.compare[2:]))
-    print(_("Compare: {a} against {b}").format(a=a, b=b))
     for side in lesson.pair:
         print(_("Train: {label}: {model}, quick preset").format(label=_(side.label), model=side.model)
               + "".join(f", {k}={v}" for k, v in {**side.network, **side.settings}.items()))
@@ -460,7 +469,8 @@ def cmd_lesson(args: argparse.Namespace) -> int:
         return 0
     where, results = kept
     print("\n" + _("Measured on the real data ({where}):").format(where=where))
-    print(lesson_table(results).to_string(index=False))
+    with pd.option_context("display.unicode.east_asian_width", True):  # a Chinese character is two cells wide
+        print(lesson_table(results).to_string(index=False))
     print(lessons.verdict(results))
     print("\n" + _("What explains it: {statistic} per layer (python -m explorer dynamics RUN_ID, or the Runs "
                    "page).").format(statistic=_(STATISTICS[lesson.watch])))

@@ -1,6 +1,5 @@
 """Train: send a config to the run manager and watch loss and accuracy live, with progress and a stop button."""
 
-import math
 import secrets
 from dataclasses import replace
 
@@ -16,7 +15,7 @@ from explorer.training.measure import StillMeasuring
 from explorer.training.recipes import preset
 from explorer.training.runs import NAME_CHARACTERS, server_manager
 from explorer.training.store import FINISHED
-from explorer.views.runviews import reopen_settings, run_title, training_chart
+from explorer.views.runviews import reopen_settings, run_progress, run_title, training_chart
 from explorer.views.tables import human
 from explorer.views.ui import config_label, config_params, plain
 from pages.common import (
@@ -95,21 +94,24 @@ st.markdown(_("Trains **{network}** ({params:,} parameters), {kind} preset: lear
 
 info, button = st.columns([4, 1], vertical_alignment="center")
 refusal = measuring = None
+ahead = manager.queue()  # a new run waits for these when every worker is taken
+waiting = "" if len(ahead) < manager.max_running else _(" It would start after {n} other runs, in {wait}.").format(
+    n=len(ahead), wait=human_duration(manager.wait_seconds("")))
 try:
     settings = replace(s, lr=lr, epochs=epochs, batch_size=batch, train_subset=subset or None, device=device,
                        init=init)
     need = manager.estimate_bytes(chosen.config, settings)
-    estimate = manager.estimate_time(chosen.config, settings, wait=1.0)  # measured out of this page's process
     limit = manager.quotas.max_seconds
     limit_text = "" if limit is None else _(" This server's limit is {limit}.").format(limit=human_duration(limit))
+    estimate = manager.estimate_time(chosen.config, settings, wait=1.0)  # measured out of this page's process
     info.caption(_("Estimated: {time}, {memory} of memory.").format(time=estimate.text, memory=human(need, "B"))
-                 + limit_text)
-    manager.check_time(estimate)
+                 + waiting + limit_text)
+    manager.check_time(estimate)  # a busy machine's measurement never refuses: the run waits its turn
 except ExplorerError as err:
     refusal = err
-except StillMeasuring as pending:
+except StillMeasuring as pending:  # Start is usable meanwhile: a run measures itself before its first step
     measuring = pending
-    info.caption(pending.text)
+    info.caption(pending.text + _(" You can start now: the run times itself before its first step.") + waiting)
 
 
 @st.fragment(run_every=1.0)
@@ -126,7 +128,7 @@ def measured() -> None:
     st.rerun()
 
 
-if button.button(_("Start training"), type="primary", disabled=refusal is not None or measuring is not None,
+if button.button(_("Start training"), type="primary", disabled=refusal is not None,
                  key="t.start", width="stretch"):
     try:
         state["t.run"] = manager.start(name, chosen.config, settings, visitor=me, preset=kind, name=run_label)
@@ -168,17 +170,9 @@ def live(run_id: str) -> None:
         st.caption(plain(_("{model}, run {run}").format(model=r.model, run=r.id))
                    + ("" if mine else _(". A shared run: you can watch it, not stop it; Start trains your own copy.")))
     if view.position:
-        st.info(_("Queued: position {position}. It should start in {wait}, when a worker is free.").format(
-            position=view.position, wait=human_duration(manager.wait_seconds(run_id))))
-    elif r.status == "running" and (p is None or p.kind == "phase"):
-        doing = _(p.phase) if p is not None else _("starting")
-        st.progress(0.0, text=f"{doing}… ({(p.elapsed if p else 0):.0f} s)")
-    elif p is not None:
-        eta = "" if math.isnan(p.eta) else _(" · {time} left").format(time=human_duration(p.eta))
-        st.progress(min(p.step / p.total_steps, 1.0), text=_(
-            "epoch {epoch}/{epochs} · batch {step}/{steps} · {rate:.0f} images/s").format(
-            epoch=min(int(p.epoch) + 1, r.settings["epochs"]), epochs=r.settings["epochs"], step=p.step,
-            steps=p.total_steps, rate=p.images_per_sec) + eta)
+        st.info(run_progress(r, p, view.position, manager.wait_seconds(run_id))[1])
+    elif r.status == "running":
+        st.progress(*run_progress(r, p, None, 0.0))
     metrics = manager.metrics(run_id)
     tested = metrics.test_acc.dropna()
     stepped = p is not None and p.kind != "phase"
@@ -210,7 +204,7 @@ state["t.init"] = True
 if run_id:
     live(run_id)
     st.page_link("pages/runs.py", label=_("This run in detail, beside your other runs"), icon=":material/history:",
-                 query_params={"run": run_id})
+                 query_params={"run": run_id, **bookmark_params()})
 else:
     st.caption(_("Pick a network in the sidebar ({description}), then Start.").format(
         description=_(registry.get(name).description)))

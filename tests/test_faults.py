@@ -107,7 +107,7 @@ def test_a_worker_killed_from_outside_fails_its_run_and_nothing_else(tmp_path, t
     assert manager.wait(done, timeout=120).status == "done"
     victim = manager.start("lenet-bn", LENET_BN, SLOW)
     wait_until(lambda: getattr(manager.view(victim).progress, "kind", "phase") != "phase")  # it trains
-    pid = int(manager.view(victim).record.worker.rsplit(":", 1)[1])
+    pid = int(manager.view(victim).record.worker.split(":")[1])
     assert pid != os.getpid()  # it trains in a process of its own
     os.kill(pid, signal.SIGKILL)
     view = manager.wait(victim, timeout=60)
@@ -219,7 +219,7 @@ def test_a_server_killed_mid_run_leaves_no_orphan_and_a_restart_goes_on(tmp_path
     running, queued = server.stdout.readline().strip(), server.stdout.readline().strip()
     store = RunStore(home / "runs.sqlite")
     wait_until(lambda: len(store.metrics(running)) > 0)  # it trains
-    worker = int(store.get(running).worker.rsplit(":", 1)[1])
+    worker = int(store.get(running).worker.split(":")[1])
     server.kill()  # SIGKILL: no shutdown code runs
     server.wait()
     wait_until(lambda: store.get(running).status == "interrupted", timeout=30)

@@ -31,12 +31,12 @@ from torch import nn
 
 from explorer import registry
 from explorer.config import ModelConfig
-from explorer.errors import ConfigError
+from explorer.errors import ConfigError, QuotaError
 from explorer.i18n import _
 from explorer.summary import summarize
 from explorer.training import pipeline
 from explorer.training.loop import default_threads, new_model, sgd_step
-from explorer.training.store import RunStore, StoreError
+from explorer.training.store import RunRecord, RunStore, StoreError
 
 TEST_IMAGES = 10_000
 STARTUP_SECONDS = 2.0           # reading the data and building the model, measured on a 2-core CPU
@@ -58,6 +58,8 @@ class Estimate:
     seconds: float
     images_per_sec: float       # training throughput the estimate assumes
     source: str                 # where the throughput comes from, in words
+    busy: bool = False          # measured while other work kept the machine busy: the time now, longer than on
+                                # an idle machine, so never a reason to refuse a run
 
     @property
     def text(self) -> str:
@@ -85,6 +87,13 @@ def max_run_seconds() -> float:
     return minutes * 60
 
 
+def over_time_limit(how_long: str, limit: float) -> QuotaError:
+    """The refusal of a run over a server's time limit (EXPLORER_MAX_RUN_MINUTES), with what to do."""
+    return QuotaError("EXPLORER_MAX_RUN_MINUTES", "this run would take {how_long}, over this server's limit of "
+                      "{limit} (EXPLORER_MAX_RUN_MINUTES). Choose the quick preset, a smaller resolution or fewer "
+                      "epochs, or train on a GPU.", how_long=how_long, limit=human_duration(limit))
+
+
 def run_seconds(images_per_sec: float, train_images: int, epochs: int, test_images: int = TEST_IMAGES) -> float:
     """Wall time of a run at a training throughput: its steps, one test pass per epoch, the start-up."""
     per_epoch = train_images / images_per_sec + test_images / (3 * images_per_sec)
@@ -94,21 +103,30 @@ def run_seconds(images_per_sec: float, train_images: int, epochs: int, test_imag
 def estimate_run(config: ModelConfig, batch_size: int, epochs: int, train_images: int, device: str,
                  store: RunStore | None = None, threads: int | None = None,
                  test_images: int = TEST_IMAGES, tta: bool = False, augment: bool = False,
-                 measured: Callable[[], Measured] | None = None) -> Estimate:
+                 measured: Callable[[], Measured | None] | None = None) -> Estimate | None:
     """The expected wall time of a run; see the module's docstring for how. With `tta` each test image
     is seen twice (itself and its mirror); `augment` adds the fast recipe's flips and shifts to each batch.
     `measured` gives the measurement when no earlier run tells the rate (a server's comes from a process of
-    its own: explorer.training.measure); by default it is taken here."""
-    past = past_rates(config, batch_size, device, augment, store) if store is not None else []
-    if past:
-        rate = statistics.median(past)
-        source = (_("measured by an earlier run of this config") if len(past) == 1 else
-                  _("measured by {n} earlier runs of this config").format(n=len(past)))
+    its own: explorer.training.measure), or None when there is none yet; by default it is taken here."""
+    runs = same_runs(config, batch_size, device, augment, store) if store is not None else []
+    rates = [float(r.images_per_sec) for r in runs if _tells_rate(r)][:PAST_RUNS]
+    if rates:
+        rate, busy = statistics.median(rates), False
+        source = (_("measured by an earlier run of this config") if len(rates) == 1 else
+                  _("measured by {n} earlier runs of this config").format(n=len(rates)))
     else:
         m = measured() if measured is not None else measure(config, batch_size, device, threads, store, augment)
-        rate = m.images_per_sec
-        source = _("measured on this machine") + (_(", which was busy: likely too long") if m.busy else "")
-    return Estimate(run_seconds(rate, train_images, epochs, test_images * (2 if tta else 1)), rate, source)
+        if m is None:
+            return None
+        rate, busy = m.images_per_sec, m.busy
+        source = _("measured on this machine while it was busy: faster once it is idle") if busy else \
+            _("measured on this machine")
+        last = runs[0] if runs else None
+        if last is not None and last.seconds and _busy_run(last):  # why the run just done took longer
+            source += _("; its last run took {duration} while the machine was busy").format(
+                duration=human_duration(last.seconds, about=False))
+    seconds = run_seconds(rate, train_images, epochs, test_images * (2 if tta else 1))
+    return Estimate(seconds, rate, source, busy)
 
 
 def fastest_seconds(config: ModelConfig, device: str, images: int, threads: int | None = None) -> float:
@@ -119,27 +137,36 @@ def fastest_seconds(config: ModelConfig, device: str, images: int, threads: int 
     return 3 * summarize(config).totals.mult_adds * images / peak
 
 
-def past_rates(config: ModelConfig, batch_size: int, device: str, augment: bool, store: RunStore) -> list[float]:
-    """The training rates of the newest earlier runs of this config, batch size, device and augmentation
-    (at most PAST_RUNS) that say something about it: not stopped within MIN_RUN_SECONDS, not run while
-    other work kept the machine busy."""
-    rates = []
+def same_runs(config: ModelConfig, batch_size: int, device: str, augment: bool, store: RunStore,
+              kept: int = 2 * PAST_RUNS) -> list[RunRecord]:
+    """The newest earlier runs (at most `kept`) of this config, batch size, device and augmentation that
+    trained at a measured rate, newest first."""
+    runs = []
     for r in reversed(store.with_status("done", "stopped", "interrupted")[-200:]):
         s = r.settings
-        if not r.images_per_sec or (r.seconds or 0) < MIN_RUN_SECONDS or s.get("device") != device \
-                or s.get("batch_size") != batch_size or bool(s.get("augment", False)) != augment:
-            continue
-        if (r.calibration or {}).get("others_cpu", 0.0) > BUSY_SHARE:
+        if not r.images_per_sec or s.get("device") != device or s.get("batch_size") != batch_size \
+                or bool(s.get("augment", False)) != augment:
             continue
         try:
             same = registry.config_from(r.model, r.config) == config
         except (ConfigError, TypeError):  # a run stored by an older catalog
             continue
         if same:
-            rates.append(float(r.images_per_sec))
-            if len(rates) == PAST_RUNS:
+            runs.append(r)
+            if len(runs) == kept:
                 break
-    return rates
+    return runs
+
+
+def _busy_run(r: RunRecord) -> bool:
+    """Other processes kept the machine busy while this run trained (its rate says little of the config's)."""
+    return (r.calibration or {}).get("others_cpu", 0.0) > BUSY_SHARE
+
+
+def _tells_rate(r: RunRecord) -> bool:
+    """A run that says something of its config's rate: not stopped within MIN_RUN_SECONDS, not run while
+    other work kept the machine busy."""
+    return (r.seconds or 0) >= MIN_RUN_SECONDS and not _busy_run(r)
 
 
 class MachineLoad:

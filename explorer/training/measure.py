@@ -3,9 +3,13 @@
 A page view must not train in the server. Timing a few steps of a config builds its network and takes real
 SGD steps (a 1024-channel LeNet at 256 px took 105 s and 5 GB in the server before this), so a server asks
 this service instead. One measurement runs at a time, in a process forked like a run's worker and niced
-like it; it is killed past MEASURE_SECONDS or past the memory budget, and abandoned once nobody has asked
-for it for ABANDON_SECONDS (its page was closed). A page that asks gets the measurement, or StillMeasuring
-at once and asks again a second later; the CLI and Start wait for it.
+like it; it is killed past MEASURE_CPU_SECONDS of its own CPU time or past the memory budget, and abandoned
+once nobody has asked for it for ABANDON_SECONDS (its page was closed). A page that asks gets the
+measurement, or StillMeasuring at once and asks again a second later; Start never waits for it.
+
+A busy machine is a reason to wait, never to refuse: the bound is the CPU time the measurement itself used,
+which other processes cannot inflate the way they stretch its wall time (a measurement starved by twenty
+busy processes took minutes of wall time for seconds of its own CPU).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from explorer.training import processes
 from explorer.training.estimate import Measured, Readings, measure
 from explorer.training.store import RunStore
 
-MEASURE_SECONDS = 60.0   # a measurement still running after this long is killed: the network is too slow here
+MEASURE_CPU_SECONDS = 120.0  # a measurement that used this much CPU time is killed: the network is too slow here
 ABANDON_SECONDS = 5.0    # nobody asked for this long (a page asks every second while it shows "measuring")
 FAILED_SECONDS = 60.0    # a failed measurement is not tried again for this long: its message is the answer
 POLL_SECONDS = 0.05
@@ -93,6 +97,11 @@ class Measurements:
                     raise StillMeasuring(order.index(request), time.monotonic() - since)
                 self._cv.wait(0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic())))
 
+    def known(self, request: Request) -> Measured | None:
+        """The measurement of `request` if it was taken already (and still stands); starts nothing."""
+        with self._cv:
+            return self._done.get(request)
+
     def _start_thread(self) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._work, name="explorer-measurements", daemon=True)
@@ -134,7 +143,6 @@ class Measurements:
             process = processes.start(_measure_in_process, (request, self.store_path, send), "explorer-measure")
         finally:
             send.close()
-        started = time.monotonic()
         try:
             while True:
                 if receive.poll(POLL_SECONDS):
@@ -145,10 +153,11 @@ class Measurements:
                 if not process.is_alive() and not receive.poll():
                     return QuotaError("measurement", "the measurement's process ended unexpectedly (exit code "
                                                      "{code})", code=process.exitcode)
-                if time.monotonic() - started > MEASURE_SECONDS:
-                    return QuotaError("measurement", "timing a few training steps took over {seconds:g} s here: this "
-                                                     "network is too slow to train on this server; choose a smaller "
-                                                     "resolution or fewer channels", seconds=MEASURE_SECONDS)
+                if processes.cpu_seconds(process.pid) > MEASURE_CPU_SECONDS:
+                    return QuotaError("measurement", "timing a few training steps used over {seconds:g} s of CPU time "
+                                                     "here: this network is too slow to train on this server; choose "
+                                                     "a smaller resolution or fewer channels",
+                                      seconds=MEASURE_CPU_SECONDS)
                 if processes.resident_bytes(process.pid) > self.max_bytes:
                     return QuotaError("EXPLORER_MEMORY_BUDGET_GB",
                                       "timing a few training steps took over {gib:.1f} GiB of memory, this server's "

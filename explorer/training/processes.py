@@ -11,6 +11,7 @@ import multiprocessing.connection
 import os
 import queue
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -81,6 +82,44 @@ def _without_main(name: str) -> dict:
     data.pop("init_main_from_path", None)
     data.pop("init_main_from_name", None)
     return data
+
+
+def identity(pid: int | None = None) -> str:
+    """`host:pid:start` of a process (this one by default): what a run records of the process that trains
+    it, so that any process on the same machine can tell whether it still exists. The start time (in clock
+    ticks since boot) tells the process from a later one given the same pid."""
+    pid = pid or os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_stat(pid)[19] if _stat(pid) else 0}"
+
+
+def alive(worker: str | None) -> bool | None:
+    """Whether the process `worker` (an identity(), or the older `host:pid`) still exists and is not a
+    zombie; None where this machine cannot tell (another host, a Ray actor, nothing recorded). Load cannot
+    make a live process look dead: a starved worker is still there."""
+    host, _, rest = (worker or "").partition(":")
+    pid_text, _, start = rest.partition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return None
+    stat = _stat(int(pid_text))
+    if stat is None or stat[0] in ("Z", "X"):  # gone, or dead and not yet reaped
+        return False
+    return not start or start == "0" or stat[19] == start  # else the pid now belongs to another process
+
+
+def _stat(pid: int) -> list[str] | None:
+    """/proc/PID/stat's fields after the command name (state first), or None when the process is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2:].split()
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time a process has used so far (user and system; 0 where it is gone): a bound on its work that,
+    unlike its wall time, other processes keeping the machine busy do not inflate."""
+    stat = _stat(pid)
+    return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK") if stat else 0.0
 
 
 def resident_bytes(pid: int) -> int:

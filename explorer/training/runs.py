@@ -41,6 +41,7 @@ from explorer.training.estimate import (
     estimate_run,
     fastest_seconds,
     human_duration,
+    over_time_limit,
 )
 from explorer.training.loop import default_threads
 from explorer.training.measure import Measurements, Request
@@ -59,7 +60,9 @@ log = logging.getLogger(__name__)
 NAME_CHARACTERS = 60
 DATASET_BYTES = 70_000 * 28 * 28 + 70_000 * 8  # uint8 images and int64 labels on the device
 RUNTIME_BYTES = 200 * 2**20  # torch's kernels and buffers that a training process touches (bench memory)
-LEASE_SECONDS = 15.0       # a running run whose worker has not beaten for this long was interrupted
+LEASE_SECONDS = 120.0      # a running run on another machine (Ray) whose worker has not beaten for this long was
+                           # interrupted; a worker on this machine is judged by its process instead
+GONE_SECONDS = 5.0         # a worker gone this long without its supervisor recording why was interrupted
 WATCHERS_PER_SECOND = 5    # live pages refresh once a second up to this many watchers, then less often
 METRICS_CACHED = 64        # runs whose metric series the server keeps for live pages
 
@@ -213,8 +216,12 @@ class RunManager:
         check_trainable(config, settings)
         find_data_dir(self.data_dir)
         need = self.check_memory(config, settings)
-        estimate = self.estimate_time(config, settings)
-        self.check_time(estimate)
+        # what is known now, without waiting for a measurement: a busy machine queues the run instead of
+        # refusing it, and its worker measures before its first step (and ends it there if an idle
+        # measurement puts it over this server's limit)
+        estimate = self.estimate_time(config, settings, measure=False)
+        if estimate is not None:
+            self.check_time(estimate)
         run_id = uuid.uuid4().hex[:12]
         with self._cv:  # a reentrant lock: wait_seconds takes it too
             if len(self._queue) >= self.quotas.max_queue:
@@ -224,7 +231,7 @@ class RunManager:
                                  "frees up when the next one starts, in {wait}", n=len(self._queue), wait=wait)
             self.store.create(run_id, model, config.kwargs(), dataclasses.asdict(settings), visitor.id, need,
                               preset=preset, name=name or None, address=visitor.address,
-                              estimate_seconds=estimate.seconds)
+                              estimate_seconds=estimate.seconds if estimate is not None else None)
             self._queue.append(run_id)
             self._owners[run_id] = visitor.id
             self._cv.notify()
@@ -408,34 +415,35 @@ class RunManager:
                               need=need / 2**30, budget=budget / 2**30)
         return need
 
-    def estimate_time(self, config: ModelConfig, settings: TrainSettings, wait: float | None = None) -> Estimate:
+    def estimate_time(self, config: ModelConfig, settings: TrainSettings, wait: float | None = None,
+                      measure: bool = True) -> Estimate | None:
         """How long the run would take here: earlier runs of this config, or a measurement of a few steps in
         a process of its own (explorer.training.measure), waited for at most `wait` seconds (None: until it
-        is taken; a page passes a second and shows StillMeasuring's text). Nothing is measured for a run over
-        the memory budget, or that even the fastest machine could not train within this server's time limit
-        (bounded from its summary): a page view costs the server no training."""
+        is taken; a page passes a second and shows StillMeasuring's text). With `measure` off, only what is
+        known already (None if nothing is): nothing is started. Nothing is measured for a run over the memory
+        budget, or that even the fastest machine could not train within this server's time limit (bounded
+        from its summary): a page view costs the server no training."""
         train_images, test_images = dataset_sizes(self.data_dir)  # what this server really has
         images = min(settings.train_subset or train_images, train_images)
         self.check_memory(config, settings)
         floor = fastest_seconds(config, settings.device, images * settings.epochs, self.threads)
         if self.quotas.max_seconds is not None and floor > self.quotas.max_seconds:
-            self._over_time_limit(_("at least {duration} even at this machine's peak speed").format(
-                duration=human_duration(floor, about=False)))
+            raise over_time_limit(_("at least {duration} even at this machine's peak speed").format(
+                duration=human_duration(floor, about=False)), self.quotas.max_seconds)
         request = Request(config, settings.batch_size, settings.device, self.threads or default_threads(),
                           settings.augment)
         return estimate_run(config, settings.batch_size, settings.epochs, images, settings.device, self.store,
                             self.threads, test_images=test_images, tta=settings.tta, augment=settings.augment,
-                            measured=lambda: self.measurements.get(request, wait))
+                            measured=(lambda: self.measurements.get(request, wait)) if measure else
+                            (lambda: self.measurements.known(request)))
 
     def check_time(self, estimate: Estimate) -> None:
-        """Refuse a run over this server's time limit, saying the estimate, the limit and what to do."""
-        if self.quotas.max_seconds is not None and estimate.seconds > self.quotas.max_seconds:
-            self._over_time_limit(estimate.text)
-
-    def _over_time_limit(self, how_long: str) -> None:
-        raise QuotaError("EXPLORER_MAX_RUN_MINUTES", "this run would take {how_long}, over this server's limit of "
-                         "{limit} (EXPLORER_MAX_RUN_MINUTES). Choose the quick preset, a smaller resolution or fewer "
-                         "epochs, or train on a GPU.", how_long=how_long, limit=human_duration(self.quotas.max_seconds))
+        """Refuse a run over this server's time limit, saying the estimate, the limit and what to do. Only an
+        estimate that load cannot inflate refuses: one measured on a busy machine is the time now, not the
+        run's, and the run waits its turn instead."""
+        limit = self.quotas.max_seconds
+        if limit is not None and not estimate.busy and estimate.seconds > limit:
+            raise over_time_limit(estimate.text, limit)
 
     @staticmethod
     def estimate_bytes(config: ModelConfig, settings: TrainSettings) -> int:
@@ -460,7 +468,7 @@ class RunManager:
                 run_id = self._ordered()[0]
                 self._queue.remove(run_id)
                 owner = self._owners.pop(run_id, "")
-                if not self.store.claim(run_id):  # stopped, deleted, or taken by another process
+                if not self.store.claim(run_id, processes.identity()):  # stopped, deleted, or taken by another process
                     continue
                 self._started[owner] = self._started.get(owner, 0) + 1
                 self._running.add(run_id)
@@ -483,7 +491,7 @@ class RunManager:
         # resolved here and passed on: a worker forks from a forkserver (or runs on another machine) that keeps
         # the environment it started with, so EXPLORER_DATA_DIR or EXPLORER_THREADS set later would never reach it
         job = Job(str(self.store.path), str(self.weights_dir), run_id, str(find_data_dir(self.data_dir)),
-                  self.threads or default_threads())
+                  self.threads or default_threads(), self.quotas.max_seconds)
         self.backend.supervise(job)
 
 
@@ -553,7 +561,14 @@ INTERRUPTED = keep("the process that ran it stopped (a server restart or a kill)
 
 
 def _stale(record: RunRecord) -> bool:
-    return (record.heartbeat or 0) < time.time() - LEASE_SECONDS
+    """Whether a running run's worker is gone: its process no longer exists (or is a zombie), judged on this
+    machine, so that a worker starved by load is never taken for a dead one. Only a worker this machine cannot
+    see (a Ray actor) is judged by its heartbeat."""
+    alive = processes.alive(record.worker)
+    if alive is None:
+        return (record.heartbeat or 0) < time.time() - LEASE_SECONDS
+    # a worker that just died is its supervisor's to record (with its exit signal) for a few seconds first
+    return not alive and (record.heartbeat or 0) < time.time() - GONE_SECONDS
 
 
 def _exit_reason(code: int | None) -> str:

@@ -130,7 +130,7 @@ class RunRecord:
     weights_path: str | None
     heartbeat: float | None = None
     stop_requested: int = 0
-    worker: str | None = None       # host:pid of the process that trains it
+    worker: str | None = None       # the process that trains it (processes.identity), or a Ray actor
     warning: str | None = None      # what training noticed, e.g. a dead network
     calibration: dict[str, Any] | None = None  # the measured step rates and the settings they chose
     preset: str | None = None       # book, quick or fast; None for runs stored before presets were recorded
@@ -243,17 +243,23 @@ class RunStore:
                        (run_id, model, json.dumps(config), json.dumps(settings), owner, time.time(), estimate_bytes,
                         preset, name, address, estimate_seconds))
 
-    def claim(self, run_id: str) -> bool:
-        """Take a queued run for this process: True for exactly one claimant, whatever else shares the file."""
+    def claim(self, run_id: str, worker: str) -> bool:
+        """Take a queued run for the process `worker` (its identity, until the run's own worker records its
+        own): True for exactly one claimant, whatever else shares the file."""
         with self._db() as db:
             now = time.time()
-            cur = db.execute("UPDATE runs SET status = 'running', started = ?, heartbeat = ? "
-                             "WHERE id = ? AND status = 'queued'", (now, now, run_id))
+            cur = db.execute("UPDATE runs SET status = 'running', started = ?, heartbeat = ?, worker = ? "
+                             "WHERE id = ? AND status = 'queued'", (now, now, worker, run_id))
             return cur.rowcount == 1
 
     def set_worker(self, run_id: str, worker: str) -> None:
         with self._db() as db:
             db.execute("UPDATE runs SET worker = ?, heartbeat = ? WHERE id = ?", (worker, time.time(), run_id))
+
+    def set_estimate(self, run_id: str, seconds: float) -> None:
+        """The run's expected wall time, from its worker's own measurement (a run may be queued without one)."""
+        with self._db() as db:
+            db.execute("UPDATE runs SET estimate_seconds = ? WHERE id = ?", (seconds, run_id))
 
     def set_shared(self, run_id: str, shared: bool) -> None:
         with self._db() as db:

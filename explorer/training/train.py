@@ -24,7 +24,7 @@ from explorer.config import ModelConfig
 from explorer.i18n import N_, keep
 from explorer.training.data import CLASS_NAMES, load_fashion_mnist
 from explorer.training.dynamics import Watch
-from explorer.training.estimate import MachineLoad, StepTiming, measure_step
+from explorer.training.estimate import MachineLoad, StepTiming, measure_step, run_seconds
 from explorer.training.loop import default_threads, lr_factor, make_optimizer, new_model, predict, sgd_step
 from explorer.training.pipeline import DeviceData, augment, prepare
 from explorer.training.recipes import TrainSettings, check_trainable
@@ -113,9 +113,12 @@ class TrainResult:
 
 def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[Progress], None] | None = None,
           stop: threading.Event | None = None, threads: int | None = None,
-          data_dir: str | None = None, cache: RunStore | None = None) -> TrainResult:
+          data_dir: str | None = None, cache: RunStore | None = None,
+          on_measured: Callable[[StepTiming, float], None] | None = None) -> TrainResult:
     """Train `config` on Fashion-MNIST; reports progress a few dozen times an epoch; stops within a batch.
-    `cache`: the run store whose saved step-rate measurements spare the one before the first step."""
+    `cache`: the run store whose saved step-rate measurements spare the one before the first step.
+    `on_measured(timing, seconds)`: told that measurement and the whole run's time at its rate before the
+    first step; it may raise to end the run there."""
     check_trainable(config, settings)
     torch.set_num_threads(threads or default_threads())
     device = torch.device(settings.device)
@@ -141,6 +144,9 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
     data = DeviceData(load_fashion_mnist(data_dir), device, settings.train_subset, settings.seed)
     phase("measuring the fastest memory format")
     timing = measure_step(config, settings.batch_size, settings.device, threads, cache)
+    if on_measured is not None:
+        on_measured(timing, run_seconds(timing.images_per_sec, len(data.train_y), settings.epochs,
+                                        len(data.test_y) * (2 if settings.tta else 1)))
     channels_last = timing.use_channels_last
     phase("building the model")
     model = new_model(config, settings.seed, settings.init)

@@ -11,7 +11,6 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
-import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -27,7 +26,10 @@ from explorer.training import processes
 from explorer.training.estimate import (
     BUSY_SHARE,
     MIN_RUN_SECONDS,
+    StepTiming,
     check_against_run,
+    human_duration,
+    over_time_limit,
 )
 from explorer.training.recipes import TrainSettings
 from explorer.training.store import RunRecord, RunStore, StoreError, free_bytes
@@ -51,6 +53,7 @@ class Job:
     run_id: str
     data_dir: str
     threads: int
+    max_seconds: float | None = None  # the server's time limit for one run (EXPLORER_MAX_RUN_MINUTES)
 
 
 SERVER_GONE = keep("the server that started it stopped (killed or restarted) while it was running")
@@ -99,6 +102,16 @@ class Reporter:
         self.dynamics.clear()
 
 
+def admit(store: RunStore, job: Job, timing: StepTiming, seconds: float) -> None:
+    """The worker's measurement before the first step, `seconds` for the whole run at its rate: kept as the
+    run's estimate, and the run ended here if it is over the server's time limit on an idle machine. A run is
+    admitted without waiting for a measurement, so this is where a too-slow one is refused; one measured
+    while the machine is busy trains (load is a reason to wait, never to refuse)."""
+    store.set_estimate(job.run_id, seconds)
+    if job.max_seconds is not None and not timing.busy and seconds > job.max_seconds:
+        raise over_time_limit(human_duration(seconds), job.max_seconds)
+
+
 def record_result(store: RunStore, job: Job, result: TrainResult, stop_reason: int) -> None:
     """Save a finished training's weights and record its end: done, stopped, or interrupted by a shutdown."""
     weights = save_weights(result.state_dict, Path(job.weights_dir) / f"{job.run_id}.pt")
@@ -132,7 +145,7 @@ def run_worker(job: Job, server_gone: multiprocessing.connection.Connection) -> 
     record = store.get(job.run_id)
     if record is None:
         return
-    store.set_worker(job.run_id, f"{socket.gethostname()}:{os.getpid()}")
+    store.set_worker(job.run_id, processes.identity())
     stop = threading.Event()
     flag = [0]
 
@@ -159,7 +172,8 @@ def run_worker(job: Job, server_gone: multiprocessing.connection.Connection) -> 
     reporter = Reporter(store, job.run_id)
     try:
         config, settings = config_of(record)
-        result = train(config, settings, reporter, stop, job.threads, job.data_dir, cache=store)
+        result = train(config, settings, reporter, stop, job.threads, job.data_dir, cache=store,
+                       on_measured=lambda timing, seconds: admit(store, job, timing, seconds))
         reporter.flush()
         if flag[0] == STOP_BY_SHUTDOWN:  # its server sees why, and starts nothing more
             store.request_stop(job.run_id, STOP_BY_SHUTDOWN)

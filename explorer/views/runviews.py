@@ -197,6 +197,29 @@ def run_title(record: RunRecord) -> str:
                                                             status=_(record.status))
 
 
+def run_progress(record: RunRecord, progress, position: int | None, wait_seconds: float) -> tuple[float, str]:
+    """Where a run is, as a progress bar's (fraction, text): queued with its place and wait, its phase before
+    the first step, its epoch, batch, rate and ETA, or how it ended. `progress`: its newest
+    explorer.training.train.Progress (None if none)."""
+    import math
+
+    if position:
+        return 0.0, _("Queued: position {position}. It should start in {wait}, when a worker is free.").format(
+            position=position, wait=human_duration(wait_seconds))
+    if record.status == "running" and (progress is None or progress.kind == "phase"):
+        doing = _(progress.phase) if progress is not None else _("starting")
+        return 0.0, f"{doing}… ({(progress.elapsed if progress else 0):.0f} s)"
+    if record.status == "running":
+        eta = "" if math.isnan(progress.eta) else _(" · {time} left").format(time=human_duration(progress.eta))
+        return min(progress.step / progress.total_steps, 1.0), _(
+            "epoch {epoch}/{epochs} · batch {step}/{steps} · {rate:.0f} images/s").format(
+            epoch=min(int(progress.epoch) + 1, record.settings["epochs"]), epochs=record.settings["epochs"],
+            step=progress.step, steps=progress.total_steps, rate=progress.images_per_sec) + eta
+    ended = _(record.status) + (_(" · test acc {acc}").format(acc=accuracy(record.test_acc))
+                                if record.test_acc is not None else "")
+    return (1.0 if record.status == "done" else 0.0), ended
+
+
 def reopen_settings(record: RunRecord) -> tuple[str, ModelConfig, str, dict[str, float | int | str]]:
     """What the Train page shows for a stored run: its network, the preset it was started from (or, for a
     run stored before presets were recorded, the one it matches) and its settings.
