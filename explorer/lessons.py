@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from explorer import registry
 from explorer.config import ModelConfig
 from explorer.errors import ConfigError, QuotaError
 from explorer.i18n import _
 from explorer.summary import summarize
+from explorer.training.estimate import human_duration
 from explorer.training.recipes import TrainSettings, preset
 from explorer.training.train import train
 
@@ -52,11 +52,11 @@ class Lesson:
     english: str         # Dive into Deep Learning, the English edition
     title: str
     claim: str           # two sentences
-    compare: tuple[str, Mapping[str, Any], str, Mapping[str, Any]]  # Compare's two catalog configs: name, changes
     pair: tuple[Side, Side]
     watch: str           # the dynamics statistic that explains the pair (explorer.training.dynamics.STATISTICS)
-    exercise: str = ""   # a question of the section's exercises the app answers, and where
-    exercise_page: str = ""
+    exercise: str = ""   # one of the book's exercises of this section that the app answers, in a sentence
+    exercise_numbers: tuple[str, str] = ("", "")  # its number in each edition (7.6.1 in Chinese, 8.6.1 in English)
+    exercise_page: str = ""                       # where it is answered, opened with these parameters
     exercise_params: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -65,42 +65,36 @@ LESSONS: tuple[Lesson, ...] = (
            "A small convolutional network learns Fashion-MNIST from its pixels: two convolutions with pooling, "
            "then three dense layers. Its sigmoids pass on a small gradient, which is why the book trains it at a "
            "learning rate as large as 0.9.",
-           ("lenet", {}, "alexnet", {}),
            (Side("lr 0.9, the book's", "lenet", settings={"epochs": 2}),
             Side("lr 0.1", "lenet", settings={"epochs": 2, "lr": 0.1})),
            "grad_norm"),
     Lesson("alexnet", "7.1", "8.1", "AlexNet: deeper, wider, ReLU",
            "AlexNet is LeNet made deeper and much wider, with ReLU instead of sigmoids and dropout in its dense "
            "layers. Given the same images once, does the bigger network learn more, and at what compute?",
-           ("lenet", {}, "alexnet", {}),
            (Side("LeNet, one epoch", "lenet", settings={"epochs": 1}), Side("AlexNet (quick), one epoch", "alexnet")),
            "grad_norm"),
     Lesson("vgg", "7.2", "8.2", "VGG: networks from blocks",
            "VGG builds a network from one repeated block, so depth and width are a list, conv_arch, and one "
            "ratio narrows every block at once. Its convolutions do almost all of the compute, its dense layers "
            "hold most of the parameters: what does halving the width cost?",
-           ("vgg11", {}, "vgg11-small", {}),
            (Side("ratio 8 (quick)", "vgg11"), Side("ratio 16: half as wide", "vgg11", network={"ratio": 16})),
            "update_ratio",
-           "How do parameters and compute split between VGG-11's convolutions and its dense layers?",
-           "pages/explore.py", {"model": "vgg11"}),
+           "VGG computes much more slowly than AlexNet and needs more memory: why?", ("7.2.2", "8.2.1"),
+           "pages/compare.py", {"a.model": "alexnet", "b.model": "vgg11"}),
     Lesson("nin", "7.3", "8.3", "NiN: 1x1 convolutions instead of dense layers",
            "NiN replaces the dense layers with 1x1 convolutions and one global average pool. It needs a small "
            "fraction of AlexNet's parameters for a comparable accuracy.",
-           ("alexnet", {}, "nin", {}),
            (Side("AlexNet (quick)", "alexnet"), Side("NiN (quick)", "nin")),
            "dead"),
     Lesson("googlenet", "7.4", "8.4", "GoogLeNet: parallel paths",
            "An Inception block looks at the same input through 1x1, 3x3 and 5x5 convolutions and a pool at once "
            "and concatenates what they find. 1x1 convolutions shrink the channels first, so the block stays cheap.",
-           ("vgg11", {}, "googlenet", {}),
            (Side("VGG-11 (quick)", "vgg11"), Side("GoogLeNet (quick)", "googlenet")),
            "grad_norm"),
     Lesson("batchnorm", "7.5", "8.5", "Batch normalization: a steadier deep network",
            "Batch normalization rescales each layer's inputs by the statistics of the batch, so the layers in "
-           "between stay in range while the weights move. The same LeNet then trains faster at the same "
-           "learning rate.",
-           ("lenet", {}, "lenet-bn", {}),
+           "between stay in range while the weights move. The same LeNet then learns more in the same two epochs, "
+           "at the same learning rate and a smaller batch.",
            (Side("LeNet", "lenet", settings={"epochs": 2}),
             Side("LeNet with batch norm", "lenet-bn", settings={"epochs": 2, "batch_size": 64, "lr": 0.9})),
            "saturated"),
@@ -108,20 +102,18 @@ LESSONS: tuple[Lesson, ...] = (
            "A residual block adds its input to what it computes, so a deep network can fall back to a shallower "
            "one and the gradient reaches its first layers. Take the shortcut away from a deep network without "
            "batch norm and it stops learning.",
-           ("resnet18", {}, "resnet18", {"residual": False}),
            (Side("34 layers, residual", "resnet34", network={"channels": (16, 32, 64, 128), "norm": "none"},
                  settings={"train_subset": 12_000, "batch_size": 64, "lr": 0.05}),
             Side("34 layers, plain", "resnet34",
                  network={"channels": (16, 32, 64, 128), "norm": "none", "residual": False},
                  settings={"train_subset": 12_000, "batch_size": 64, "lr": 0.05})),
            "grad_norm",
-           "What happens without the shortcut?", "pages/compare.py",
-           {"a.model": "resnet18", "b.model": "resnet18", "b.residual": "false"}),
+           "What are the major differences between the Inception block and the residual block?", ("7.6.1", "8.6.1"),
+           "pages/compare.py", {"a.model": "googlenet", "b.model": "resnet18"}),
     Lesson("densenet", "7.7", "8.7", "DenseNet: concatenate instead of add",
            "A dense block concatenates every layer's output to its input instead of adding it, so later layers "
            "see all earlier features. The book credits it with accuracy; it pays in compute and memory as the "
            "channels grow.",
-           ("resnet18", {}, "densenet", {}),
            (Side("ResNet-18 (quick)", "resnet18"), Side("DenseNet (quick)", "densenet")),
            "grad_norm"),
 )
@@ -137,22 +129,29 @@ def get(name: str) -> Lesson:
 
 
 def compare_configs(lesson: Lesson) -> tuple[tuple[str, ModelConfig], tuple[str, ModelConfig]]:
-    """The two catalog networks Compare shows for this lesson (the book's, not the quick presets')."""
-    a, a_changes, b, b_changes = lesson.compare
-    return ((a, dataclasses.replace(registry.get(a).config, **a_changes)),
-            (b, dataclasses.replace(registry.get(b).config, **b_changes)))
+    """The pair's own two networks, each with its catalog name, for the cost table and Compare."""
+    return tuple((side.model, side.config()) for side in lesson.pair)
 
 
 def queue_pair(manager, lesson: Lesson, visitor) -> tuple[str, str]:
-    """Queue both runs of a lesson for `visitor` (their quotas apply); both or neither."""
-    first = manager.start(lesson.pair[0].model, lesson.pair[0].config(), lesson.pair[0].train_settings(), visitor,
-                          preset="quick", name=f"{lesson.section} {_(lesson.pair[0].label)}")
+    """Queue both runs of a lesson for `visitor` (their quotas apply); both or neither. A refusal never asks
+    for a change the lesson cannot make: over the time limit it says to wait or to open the pair in Train."""
     try:
-        second = manager.start(lesson.pair[1].model, lesson.pair[1].config(), lesson.pair[1].train_settings(),
-                               visitor, preset="quick", name=f"{lesson.section} {_(lesson.pair[1].label)}")
-    except (ConfigError, QuotaError):
-        manager.delete(first, visitor)
-        raise
+        first = manager.start(lesson.pair[0].model, lesson.pair[0].config(), lesson.pair[0].train_settings(),
+                              visitor, preset="quick", name=f"{lesson.section} {_(lesson.pair[0].label)}")
+        try:
+            second = manager.start(lesson.pair[1].model, lesson.pair[1].config(), lesson.pair[1].train_settings(),
+                                   visitor, preset="quick", name=f"{lesson.section} {_(lesson.pair[1].label)}")
+        except (ConfigError, QuotaError):
+            manager.delete(first, visitor)
+            raise
+    except QuotaError as err:
+        if err.limit != "EXPLORER_MAX_RUN_MINUTES":
+            raise  # the per-visitor, per-address and queue refusals already say what to wait for
+        raise QuotaError(err.limit, "this pair would take longer than this server's limit of {limit} "
+                         "(EXPLORER_MAX_RUN_MINUTES) on an idle machine. Try again when fewer runs share the server, "
+                         "or open each network in Train, where you can choose fewer epochs or images.",
+                         limit=human_duration(manager.quotas.max_seconds)) from None
     return first, second
 
 
@@ -172,17 +171,38 @@ class Result:
 
 
 def verdict(results: list[Result]) -> str:
-    """What a measured pair showed, in words made from its numbers (never written by hand)."""
+    """What a measured pair showed, in words made from its numbers (never written by hand): which reached the
+    higher accuracy and by how many points, said without a sign, and how long each took."""
     a, b = results
-    points = (b.test_acc - a.test_acc) * 100
-    said = _('"{b}" reached {b_acc:.1%} test accuracy and "{a}" {a_acc:.1%} ({points:+.1f} points), in {b_s:.0f} s '
-             "and {a_s:.0f} s").format(b=_(b.label), b_acc=b.test_acc, a=_(a.label), a_acc=a.test_acc, points=points,
-                                      b_s=b.seconds, a_s=a.seconds)
+    high, low = (a, b) if a.test_acc >= b.test_acc else (b, a)
+    points = (high.test_acc - low.test_acc) * 100
+    if points < 0.05:
+        said = _('"{a}" and "{b}" both reached {acc:.1%} test accuracy').format(a=_(a.label), b=_(b.label),
+                                                                                 acc=a.test_acc)
+    else:
+        said = _('"{high}" reached {high_acc:.1%} test accuracy, {points:.1f} points above "{low}" ({low_acc:.1%})'
+                 ).format(high=_(high.label), high_acc=high.test_acc, points=points, low=_(low.label),
+                          low_acc=low.test_acc)
+    said += _('; "{a}" trained in {a_s:.0f} s, "{b}" in {b_s:.0f} s').format(a=_(a.label), a_s=a.seconds,
+                                                                           b=_(b.label), b_s=b.seconds)
     ratio = b.first_grad / a.first_grad if a.first_grad > 0 else float("inf")
     if ratio < 0.01 or ratio > 100:
-        said += _("; the gradient at the first layer of the first was {ratio:.1g} times the second's").format(
-            ratio=ratio)
+        said += _('; the gradient at the first layer of "{b}" was {ratio:.1g} times that of "{a}"').format(
+            a=_(a.label), b=_(b.label), ratio=ratio)
     return said + _(".")
+
+
+def result_of(side: Side, record, store) -> Result | None:
+    """One side of a lesson as a visitor's run of it measured it (explorer.training.store.RunRecord), in the
+    kept measurement's columns; None until the run has finished with a result."""
+    if record is None or record.status != "done" or record.test_acc is None:
+        return None
+    totals = summarize(side.config()).totals
+    dynamics = store.dynamics(record.id)
+    last = dynamics[dynamics.step == dynamics.step.max()] if len(dynamics) else dynamics
+    grads = last.grad_norm.tolist() if len(last) else [float("nan"), float("nan")]
+    return Result(side.label, side.model, totals.params, totals.mult_adds, float(record.test_acc),
+                  float(record.train_loss), float(record.seconds or 0.0), grads[0], grads[-1])
 
 
 def measure(lesson: Lesson, data_dir: str | None = None, threads: int | None = None) -> list[Result]:

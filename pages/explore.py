@@ -45,7 +45,7 @@ for column, (label, value, delta, exact) in zip(st.columns([1, 1, 1.4, 0.7]), fi
 exact, train = st.columns([3, 1], vertical_alignment="center")
 exact.caption(_("Exactly {params} and {mult_adds}.").format(params=figures[0][3], mult_adds=figures[1][3]))
 train.page_link("pages/train.py", label=_("Train this network"), icon=":material/model_training:",
-                query_params=config_params(name, config))
+                query_params=config_params(name, config) | bookmark_params())
 
 # one view at a time: st.tabs would build and ship every chart and the diagram on each change
 left, right = st.columns([3, 2], vertical_alignment="bottom")

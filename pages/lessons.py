@@ -9,6 +9,7 @@ from explorer.i18n import _
 from explorer.summary import summarize
 from explorer.training.dynamics import STATISTICS
 from explorer.training.runs import server_manager
+from explorer.views.runviews import run_progress
 from explorer.views.tables import human, lesson_table
 from explorer.views.ui import config_params, knob_text, plain
 from pages.common import (
@@ -47,7 +48,8 @@ lesson = lessons.get(chosen)
 pair = [manager.store.get(params[k]) for k in ("run", "vs") if params.get(k)] if asked == chosen else []
 
 st.title(f"{lesson.section} {_(lesson.title)}")
-st.caption(f"动手学深度学习 {lesson.section} · Dive into Deep Learning {lesson.english}")
+st.caption(_("动手学深度学习 {section} · Dive into Deep Learning {english}").format(section=lesson.section,
+                                                                                english=lesson.english))
 claim, start = st.columns([5, 1], vertical_alignment="center")  # the claim and its experiment, on one screen
 claim.markdown(f"**{_(lesson.claim)}**")
 train_both = start.button(_("Train both"), key="l.train", type="primary", width="stretch",
@@ -64,13 +66,13 @@ if train_both:
 cost, effect = st.columns([1, 2])
 with cost:
     st.subheader(_("What it costs"), anchor=False)
-    sizes = {f"{label}: {name}": summarize(config).totals
-             for label, (name, config) in zip("AB", ((name_a, config_a), (name_b, config_b)), strict=True)}
-    st.dataframe({_("network"): list(sizes), _("params"): [human(t.params) for t in sizes.values()],
-                  _("mult-adds"): [human(t.mult_adds) for t in sizes.values()]}, hide_index=True,
-                 width="stretch", height=fit_height(2))
+    sizes = [summarize(side.config()).totals for side in lesson.pair]
+    st.dataframe({_("network"): [f"{_(side.label)} ({side.model})" for side in lesson.pair],
+                  _("params"): [human(t.params) for t in sizes], _("mult-adds"): [human(t.mult_adds) for t in sizes]},
+                 hide_index=True, width="stretch", height=fit_height(2))
     st.page_link("pages/compare.py", label=_("Compare them layer by layer"), icon=":material/compare_arrows:",
-                 query_params={**config_params(name_a, config_a, "a."), **config_params(name_b, config_b, "b.")})
+                 query_params={**config_params(name_a, config_a, "a."), **config_params(name_b, config_b, "b."),
+                               **bookmark_params()})
 with effect:
     st.subheader(_("What it does, measured"), anchor=False)
     kept = lessons.measured(lesson)
@@ -86,8 +88,10 @@ with effect:
                                                                      statistic=_(STATISTICS[lesson.watch])))
 
 if lesson.exercise:  # full width: the question is a sentence
-    st.page_link(lesson.exercise_page, label=_("The book's exercise: ") + _(lesson.exercise), icon=":material/quiz:",
-                 query_params=dict(lesson.exercise_params))
+    zh_number, en_number = lesson.exercise_numbers
+    st.page_link(lesson.exercise_page, label=_("The book's exercise {zh} (English edition {en}): ").format(
+        zh=zh_number, en=en_number) + _(lesson.exercise), icon=":material/quiz:",
+                 query_params={**lesson.exercise_params, **bookmark_params()})
 st.subheader(_("Train the pair yourself"), anchor=False)
 st.caption(" · ".join(_("{label}: {model}, quick preset").format(label=_(side.label), model=side.model)
                       + "".join(f", {k}={knob_text(v)}" for k, v in {**side.network, **side.settings}.items())
@@ -105,16 +109,33 @@ live = any(r is not None and r.status in ("queued", "running") for r in pair)
 
 @st.fragment(run_every=2.0 if live else None)
 def the_pair(ids: list[str]) -> None:
-    """The visitor's pair: its status, then its layers side by side, redrawn while it trains."""
+    """The visitor's pair: each run's phase, progress and ETA; once both are done, the lesson's table and
+    sentence made from their numbers, beside the kept measurement's; then their layers side by side."""
     use_language()
     runs = [r for r in map(manager.store.get, ids) if r is not None]
     if not runs:
         return
-    st.caption(" · ".join(plain(f"{r.label}: {_(r.status)}") for r in runs))
+    if not all(manager.may_act(r.id, me) for r in runs):
+        st.caption(_("Someone else's runs: you can watch them, not stop them; Train both trains your own pair."))
+    for r, column in zip(runs, st.columns(len(runs)), strict=False):
+        column.caption(plain(r.label))
+        view = manager.view(r.id)
+        wait = manager.wait_seconds(r.id) if view.position else 0.0
+        column.progress(*run_progress(view.record, view.progress, view.position, wait))
+    mine = [lessons.result_of(side, r, manager.store) for side, r in zip(lesson.pair, runs, strict=False)]
+    if len(mine) == 2 and all(mine):
+        st.subheader(_("What your pair did"), anchor=False)
+        st.dataframe(lesson_table(mine), hide_index=True, width="stretch", height=fit_height(2))
+        st.text(lessons.verdict(mine))
     st.page_link("pages/runs.py", label=_("Both runs on Runs, side by side"), icon=":material/history:",
-                 query_params={"run": runs[0].id, **({"vs": runs[1].id} if len(runs) == 2 else {})})
+                 query_params={"run": runs[0].id, **({"vs": runs[1].id} if len(runs) == 2 else {}),
+                               **bookmark_params()})
     state.setdefault("l.stat", lesson.watch)
     dynamics_section(manager, runs, "l", live=any(r.status in ("queued", "running") for r in runs))
+    if not any(r.status in ("queued", "running") for r in runs) and state.get("l.live"):
+        state["l.live"] = False
+        st.rerun()  # once: the page redraws without the timer
+    state["l.live"] = any(r.status in ("queued", "running") for r in runs)
 
 
 the_pair([r.id for r in pair if r is not None])

@@ -156,7 +156,7 @@ if norms:
 
 dynamics_section(manager, chosen[:2], "r")
 st.page_link("pages/inside.py", label=_("Look inside this run"), icon=":material/visibility:",
-             query_params={"run": r.id})
+             query_params={"run": r.id, **bookmark_params()})
 downloads = st.columns(3)
 downloads[0].download_button(_("Download the metrics (CSV)"), metrics.to_csv(index=False),
                              file_name=f"{r.model}-{r.id}.csv", mime="text/csv")

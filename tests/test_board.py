@@ -9,7 +9,7 @@ from explorer.errors import OwnerError
 from explorer.identity import Visitor
 from explorer.training.recipes import TrainSettings, preset
 from explorer.training.runs import RunManager
-from explorer.views.board import board_chart, board_table, pareto_front
+from explorer.views.board import board_chart, board_table, pareto_front, time_chart
 from tests.test_app import app
 from tests.test_app_train import array_length
 
@@ -58,6 +58,8 @@ def test_the_board_draws_one_point_per_shared_run_and_names_nobody(classroom):
     assert sum(len(t.x) for t in points) == 3
     drawn = figure.to_json()
     assert not any(s.id in drawn for s in STUDENTS) and "secret name" not in drawn
+    for chart in (figure, time_chart(table)):  # an accuracy axis ends at 1, not at 1.5
+        assert tuple(chart.layout.yaxis.range) == (0.0, 1.0)
 
 
 def test_the_pareto_front_keeps_the_runs_no_other_beats_on_both_counts():

@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from explorer import lessons
+from explorer import i18n, lessons
 from explorer.errors import ExplorerError
 from explorer.identity import Visitor
 from explorer.summary import summarize
@@ -41,9 +41,12 @@ def test_a_pair_differs_in_what_its_lesson_is_about():
     lenet = lessons.get("lenet")
     first, second = (side.train_settings() for side in lenet.pair)
     assert dataclasses.replace(first, lr=0.1) == second
-    # the book's exercise: the shortcut taken away on Compare, at the book's ResNet-18
-    (_, book), (_, plain) = lessons.compare_configs(resnet)
-    assert summarize(book).totals.params - summarize(plain).totals.params == 172_928
+    # the cost table compares the pair's own networks: the 34-layer quick ones, not two book ResNet-18s
+    (_, residual), (_, plain) = lessons.compare_configs(resnet)
+    assert (residual, plain) == (a.config(), b.config())
+    assert [round(summarize(c).totals.params / 1e4) for c in (residual, plain)] == [133, 132]
+    lenet_costs = [summarize(c).totals.params for _, c in lessons.compare_configs(lenet)]
+    assert lenet_costs[0] == lenet_costs[1]  # 6.6 compares learning rates: one network, twice
 
 
 def test_a_lessons_pair_is_queued_whole_or_not_at_all(tmp_path, tiny_data):
@@ -76,8 +79,10 @@ def test_the_lessons_page_shows_the_claim_the_cost_and_the_kept_measurement():
     assert at.title[0].value == "7.6 ResNet: the shortcut keeps the gradient alive"
     assert any("Dive into Deep Learning 8.6" in c.value for c in at.caption)
     cost = at.dataframe[0].value
-    assert list(cost.params) == [f"{summarize(c).totals.params / 1e6:.2f} M"
-                                     for _, c in lessons.compare_configs(lessons.get("resnet"))]
+    assert list(cost.params) == ["1.33 M", "1.32 M"]  # the pair's own networks, each row saying which side
+    assert list(cost.network) == ["34 layers, residual (resnet34)", "34 layers, plain (resnet34)"]
+    exercise = next(link for link in at.get("page_link") if "exercise" in link.proto.label)
+    assert exercise.proto.label.startswith("The book's exercise 7.6.1 (English edition 8.6.1): What are the major")
     kept = lessons.measured(lessons.get("resnet"))
     if kept is None:
         assert any("Not measured yet" in i.value for i in at.info)
@@ -119,7 +124,40 @@ def test_the_cli_lists_the_lessons_and_prints_one():
 def test_the_verdict_is_made_from_the_measured_numbers():
     a = lessons.Result("residual", "resnet34", 1, 1, 0.6242, 1.3, 10.4, 0.78, 1.04)
     b = dataclasses.replace(a, label="plain", test_acc=0.1, first_grad=5.5e-11, seconds=7.2)
-    assert lessons.verdict([a, b]) == ('"plain" reached 10.0% test accuracy and "residual" 62.4% (-52.4 '
-                                       "points), in 7 s and 10 s; the gradient at the first layer of the first "
-                                       "was 7e-11 times the second's.")
+    said = ('"residual" reached 62.4% test accuracy, 52.4 points above "plain" (10.0%); "residual" trained in 10 s, '
+            '"plain" in 7 s; the gradient at the first layer of "plain" was 7e-11 times that of "residual".')
+    assert lessons.verdict([a, b]) == said
+    assert lessons.verdict([b, a]).startswith('"residual" reached 62.4% test accuracy, 52.4 points above')  # no sign
     assert "gradient" not in lessons.verdict([a, dataclasses.replace(b, first_grad=0.5)])  # within 100x: not said
+    assert lessons.verdict([a, dataclasses.replace(b, test_acc=a.test_acc)]).startswith(
+        '"residual" and "plain" both reached 62.4%')
+    i18n.use("zh")
+    try:
+        assert "比“34 层，无残差（普通网络）”（10.0%）高 52.4 个百分点" in lessons.verdict(
+            [dataclasses.replace(a, label="34 layers, residual"), dataclasses.replace(b, label="34 layers, plain")])
+    finally:
+        i18n.use("en")
+
+
+def test_a_lessons_claims_agree_with_its_kept_table():
+    """7.5 once said batch norm trains faster while its own time column showed 16 s against 12 s."""
+    for lesson in lessons.LESSONS:
+        kept = lessons.measured(lesson)
+        if kept and "faster" in lesson.claim:
+            first, second = kept[1]
+            assert second.seconds < first.seconds, lesson.name
+
+
+def test_a_visitors_finished_pair_is_read_in_the_kept_measurements_columns(tmp_path, tiny_data):
+    lesson = lessons.get("lenet")
+    side = dataclasses.replace(lesson.pair[0], settings={"epochs": 1, "train_subset": 256, "batch_size": 32})
+    manager = RunManager(tmp_path / "home", data_dir=tiny_data, threads=1)
+    try:
+        run_id = manager.start(side.model, side.config(), side.train_settings(), preset="quick")
+        record = manager.wait(run_id, timeout=120).record
+        result = lessons.result_of(side, record, manager.store)
+        assert result.test_acc == record.test_acc and result.params == summarize(side.config()).totals.params
+        assert result.first_grad > 0 and result.last_grad > 0 and result.seconds == record.seconds
+        assert lessons.result_of(side, dataclasses.replace(record, status="running"), manager.store) is None
+    finally:
+        manager.shutdown()

@@ -16,6 +16,7 @@ from explorer.views.runviews import describe_config, preset_of
 from explorer.views.tables import human
 
 AXES = {"params": "parameters", "mult_adds": "mult-adds per image"}
+ACCURACY_RANGE = (0.0, 1.0)  # an accuracy axis ends at 1, wherever the class's runs lie
 
 
 def board_table(records: list[RunRecord]) -> pd.DataFrame:
@@ -50,6 +51,7 @@ def board_chart(table: pd.DataFrame, x: str = "params", height: int = 480) -> go
                     line={"color": "#444444", "dash": "dot"}, hoverinfo="skip")
     style(fig, _("The class: {axis} against best test accuracy").format(axis=_(AXES[x])), _(AXES[x]),
           _("best test acc"), height=height)
+    fig.update_yaxes(range=ACCURACY_RANGE)
     return fig.update_xaxes(type="log", dtick=1)  # the networks span orders of magnitude
 
 
@@ -61,6 +63,7 @@ def time_chart(table: pd.DataFrame, height: int = 480) -> go.Figure:
                         text=runs.network + " · " + runs.preset, hovertemplate="%{text}<br>%{x:.0f} s<br>"
                         "%{y:.3f}<extra></extra>")
     style(fig, _("Training time against best test accuracy"), _("seconds"), _("best test acc"), height=height)
+    fig.update_yaxes(range=ACCURACY_RANGE)
     return fig.update_xaxes(type="log", dtick=1)
 
 
