@@ -104,6 +104,8 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("lessons", help="the chapter's lessons, one per section, with what was measured")
     s.add_argument("--measure", action="store_true", help="train every lesson's pair on the real data now and "
                                                           "keep the results (minutes per lesson)")
+    s.add_argument("--markdown", action="store_true", help="print every lesson's kept measurement as Markdown "
+                                                           "(docs/lessons.md's measured part)")
     s.add_argument("--data-dir")
     s.set_defaults(func=cmd_lessons)
     s = sub.add_parser("lesson", help="one lesson: its claim, comparison, training pair and measured answer")
@@ -438,12 +440,16 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def cmd_lessons(args: argparse.Namespace) -> int:
     from explorer import lessons
 
-    for lesson in lessons.LESSONS:
+    for lesson in lessons.LESSONS if args.measure or not args.markdown else ():
         if args.measure:
             lessons.save(lesson, lessons.measure(lesson, args.data_dir))
+        if args.markdown:
+            continue
         kept = lessons.measured(lesson)
         answer = " · ".join(f"{_(r.label)} {r.test_acc:.3f}" for r in kept[1]) if kept else _("not measured yet")
         print(f"{lesson.section} ({lesson.english})  {lesson.name:10s} {_(lesson.title)}: {answer}", flush=True)
+    if args.markdown:
+        print(lessons.markdown(), end="")
     return 0
 
 

@@ -235,5 +235,22 @@ def measured(lesson: Lesson, path: Path = MEASURED) -> tuple[str, list[Result]] 
     return f"{kept['machine']}, {kept['date']}", [Result(**r) for r in kept["results"]]
 
 
-__all__ = ["LESSONS", "Lesson", "Result", "Side", "compare_configs", "get", "measure", "measured", "queue_pair",
-           "save", "verdict"]
+def markdown(path: Path = MEASURED) -> str:
+    """Every lesson's claim, kept table and verdict as Markdown: docs/lessons.md's measured part, generated
+    (python -m explorer lessons --markdown), never typed."""
+    from explorer.views.tables import lesson_table, markdown_table
+
+    blocks = []
+    for lesson in LESSONS:
+        block = f"**{lesson.section} (English edition {lesson.english}) {_(lesson.title)}.** {_(lesson.claim)}"
+        kept = measured(lesson, path)
+        if kept is None:
+            blocks.append(block + "\n\nNot measured yet.")
+            continue
+        where, results = kept
+        blocks.append(f"{block}\n\n{markdown_table(lesson_table(results))}\n\n{verdict(results)} ({where})")
+    return "\n\n".join(blocks) + "\n"
+
+
+__all__ = ["LESSONS", "Lesson", "Result", "Side", "compare_configs", "get", "markdown", "measure", "measured",
+           "queue_pair", "result_of", "save", "verdict"]

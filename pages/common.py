@@ -289,14 +289,25 @@ def _assemble(base: ModelConfig, values: dict) -> tuple[ModelConfig, dict, Confi
         return base, parsed, err
 
 
-def dynamics_section(manager, runs: list, key: str, live: bool = False) -> None:
+def dynamics_params() -> dict[str, str]:
+    """The dynamics view's statistic as the URL names it (`stat`), for a page to keep in its URL: a lecturer's
+    link opens on the statistic they chose."""
+    return {"stat": st.query_params["stat"]} if st.query_params.get("stat") in STATISTICS else {}
+
+
+def dynamics_section(manager, runs: list, key: str, live: bool = False, default: str | None = None) -> None:
     """Each layer's gradients, updates and outputs as the runs trained: a heatmap per run on one colour
-    scale (two runs side by side), and lines for a few layers. A run from before they were recorded says so."""
+    scale (two runs side by side), and lines for a few layers. A run from before they were recorded says so.
+    The statistic shown is the URL's `stat`, else `default`, and a change is written back to the URL."""
     st.subheader(_("Inside the training: each layer, report by report"), anchor=False)
+    if f"{key}.stat" not in st.session_state:
+        st.session_state[f"{key}.stat"] = dynamics_params().get("stat", default or next(iter(STATISTICS)))
     stat = st.selectbox(_("Statistic"), list(STATISTICS), format_func=lambda s: _(STATISTICS[s]), key=f"{key}.stat",
                         help=_("the gradient norm shows whether the gradient reaches the first layers; the update "
                                "size / weight size how fast each layer learns; dead channels and saturated outputs "
                                "where ReLUs or sigmoids stopped passing a signal"))
+    if st.query_params.get("stat") != stat:
+        st.query_params["stat"] = stat
     frames = {r.label: manager.store.dynamics(r.id) for r in runs}
     for r in runs:
         if frames[r.label].empty:

@@ -55,7 +55,7 @@ with st.sidebar:
     if source == "A trained run":
         if state.get("i.run") not in labels:
             state["i.run"] = linked_id if linked_id in labels else next(iter(labels))
-        subject = st.selectbox("Run", list(labels), format_func=labels.get, key="i.run")
+        subject = st.selectbox(_("Run"), list(labels), format_func=labels.get, key="i.run")
     else:
         if state.get("i.model") not in names:  # the network of the run looked at, else the URL's
             seen = manager.store.get(state.get("i.run", "")) or linked

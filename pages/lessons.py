@@ -14,6 +14,7 @@ from explorer.views.tables import human, lesson_table
 from explorer.views.ui import config_params, knob_text, plain
 from pages.common import (
     bookmark_params,
+    dynamics_params,
     dynamics_section,
     fit_height,
     page_setup,
@@ -98,7 +99,7 @@ st.caption(" · ".join(_("{label}: {model}, quick preset").format(label=_(side.l
                       for side in lesson.pair))
 
 wanted = {"lesson": lesson.name, **({"run": pair[0].id} if pair and pair[0] else {}),
-          **({"vs": pair[1].id} if len(pair) == 2 and pair[1] else {}), **bookmark_params()}
+          **({"vs": pair[1].id} if len(pair) == 2 and pair[1] else {}), **bookmark_params(), **dynamics_params()}
 if st.query_params.to_dict() != wanted:
     st.query_params.from_dict(wanted)
 for key in ("run", "vs"):
@@ -130,8 +131,8 @@ def the_pair(ids: list[str]) -> None:
     st.page_link("pages/runs.py", label=_("Both runs on Runs, side by side"), icon=":material/history:",
                  query_params={"run": runs[0].id, **({"vs": runs[1].id} if len(runs) == 2 else {}),
                                **bookmark_params()})
-    state.setdefault("l.stat", lesson.watch)
-    dynamics_section(manager, runs, "l", live=any(r.status in ("queued", "running") for r in runs))
+    dynamics_section(manager, runs, "l", live=any(r.status in ("queued", "running") for r in runs),
+                     default=lesson.watch)
     if not any(r.status in ("queued", "running") for r in runs) and state.get("l.live"):
         state["l.live"] = False
         st.rerun()  # once: the page redraws without the timer

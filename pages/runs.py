@@ -26,6 +26,7 @@ from explorer.views.ui import plain
 from pages.common import (
     admin_notices,
     bookmark_params,
+    dynamics_params,
     dynamics_section,
     fit_height,
     forget_browser,
@@ -105,7 +106,7 @@ if len(chosen) > 1:
 
 r = chosen[0]
 mine = manager.may_act(r.id, me)
-wanted = {"run": r.id, **({"vs": chosen[1].id} if len(chosen) == 2 else {}), **bookmark_params()}
+wanted = {"run": r.id, **({"vs": chosen[1].id} if len(chosen) == 2 else {}), **bookmark_params(), **dynamics_params()}
 if st.query_params.to_dict() != wanted:
     st.query_params.from_dict(wanted)
 

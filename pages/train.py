@@ -22,6 +22,7 @@ from pages.common import (
     admin_notices,
     bookmark_params,
     config_editor,
+    dynamics_params,
     dynamics_section,
     page_setup,
     say_run_missing,
@@ -144,7 +145,7 @@ elif linked_id:  # the URL named a run that is not here: it stays as it was
     wanted = {"run": linked_id}
 else:  # a Train URL names the network it trains
     wanted = config_params(name, config)
-wanted |= bookmark_params()
+wanted |= bookmark_params() | dynamics_params()
 if st.query_params.to_dict() != wanted:
     st.query_params.from_dict(wanted)
 

@@ -203,3 +203,23 @@ def test_a_second_visit_is_the_same_visitor_until_the_browser_is_forgotten(class
         wait_idle(third)
         assert "A shared run" in main_text(third)
         assert third.get_by_role("button", name="Delete this run").count() == 0
+
+
+def test_explore_by_name_opens_explore_and_links_keep_the_language(class_server):
+    """`/explore` (Explore's own name, typed or bookmarked) is Explore with its parameters, not Streamlit's
+    "Page not found"; a page's links keep `lang`, so a link followed in Chinese opens in Chinese."""
+    from playwright.sync_api import expect
+
+    url, _ = class_server
+    with chromium_page() as page:
+        page.goto(f"{url}/explore?model=vgg11&lang=zh")
+        wait_idle(page)
+        assert "Page not found" not in page.content()
+        expect(page.get_by_test_id("stMain").get_by_text("训练这个网络")).to_be_visible()
+        assert "model=vgg11" in page.url and "lang=zh" in page.url
+        link = page.get_by_test_id("stMain").get_by_role("link", name="训练这个网络")
+        assert "lang=zh" in link.get_attribute("href")
+        link.click()
+        wait_idle(page)
+        assert "/train" in page.url and "lang=zh" in page.url
+        expect(page.get_by_role("heading", name="在 Fashion-MNIST 上训练")).to_be_visible()

@@ -157,3 +157,16 @@ def test_train_draws_its_runs_layers_when_asked(two_runs, monkeypatch):
     at.selectbox(key="t.stat").set_value("dead").run()
     [figure] = heatmaps(at)
     assert figure["data"][0]["colorbar"]["title"]["text"].startswith("share of dead channels")
+
+
+def test_the_statistic_shown_is_in_the_url_so_a_link_opens_on_it(two_runs, monkeypatch):
+    manager, (residual, plain), home = two_runs
+    monkeypatch.setenv("EXPLORER_HOME", str(home))
+    monkeypatch.setenv("EXPLORER_DATA_DIR", str(manager.data_dir))
+    at = app("pages/runs.py", run=residual, vs=plain, stat="dead")  # a lecturer's link
+    assert at.selectbox(key="r.stat").value == "dead"
+    assert all(f["data"][0]["colorbar"]["title"]["text"].startswith("share of dead channels") for f in heatmaps(at))
+    at.selectbox(key="r.stat").set_value("update_ratio").run()
+    assert at.query_params["stat"] == "update_ratio" and at.query_params["vs"] == plain
+    lesson = app("pages/lessons.py", lesson="resnet", run=residual, vs=plain, stat="out_std")
+    assert lesson.selectbox(key="l.stat").value == "out_std" and lesson.query_params["stat"] == "out_std"

@@ -310,3 +310,14 @@ def test_a_page_in_chinese_shows_no_english_sentence(page, tiny_data, tmp_path, 
     assert any(re.search("[\u4e00-\u9fff]", t) for t in texts)
     assert english_left(texts) == []
     i18n.use("en")
+
+
+def test_one_kind_of_punctuation_per_language_in_an_estimate():
+    from explorer.training.estimate import Estimate
+
+    i18n.use("zh")
+    try:
+        assert Estimate(34.0, 100.0, _("measured on this machine")).text == "约 34 秒（在本机测得）"
+    finally:
+        i18n.use("en")
+    assert Estimate(34.0, 100.0, _("measured on this machine")).text == "about 34 s (measured on this machine)"

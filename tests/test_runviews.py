@@ -62,6 +62,13 @@ def test_confusions_and_per_class_accuracy(finished):
     first_pair = examples[0][1]
     assert sum(caption == first_pair for _, caption in examples) == min(4, off_diagonal[0])
     assert all(img.shape == (28, 28) and caption.startswith("true ") for img, caption in examples)
+    from explorer import i18n
+
+    i18n.use("zh")  # a Chinese page's captions: no English left
+    try:
+        assert all(c.startswith("真实 ") and " / 预测 " in c for _, c in confused_examples(r, data_dir=data))
+    finally:
+        i18n.use("en")
 
 
 def test_scratch_batchnorm_gamma_and_beta(finished):

@@ -63,7 +63,7 @@ class Estimate:
 
     @property
     def text(self) -> str:
-        return f"{human_duration(self.seconds)} ({self.source})"
+        return _("{duration} ({source})").format(duration=human_duration(self.seconds), source=self.source)
 
 
 def human_duration(seconds: float, about: bool = True) -> str:

@@ -240,8 +240,8 @@ def reopen_settings(record: RunRecord) -> tuple[str, ModelConfig, str, dict[str,
 def confusion_heatmap(confusion: list[list[int]]) -> go.Figure:
     names = [_(name) for name in CLASS_NAMES]
     fig = go.Figure(go.Heatmap(z=confusion, x=names, y=names, colorscale="Blues",
-                               text=confusion, texttemplate="%{text}", hovertemplate="true %{y}, predicted %{x}: "
-                               "%{z}<extra></extra>"))
+                               text=confusion, texttemplate="%{text}",
+                               hovertemplate=_("true %{y}, predicted %{x}: %{z}") + "<extra></extra>"))
     fig.update_yaxes(autorange="reversed")
     return style(fig, _("Confusion matrix (test set)"), _("predicted"), _("true"), height=560)
 
@@ -278,8 +278,9 @@ def confused_examples(record: RunRecord, per_pair: int = 4, pairs: int = 6,
                       data_dir: str | None = None) -> list[tuple[np.ndarray, str]]:
     """Misclassified test images with captions, the most confused (true, predicted) pairs first."""
     data = load_fashion_mnist(data_dir)
-    return [(data.test_images[i].numpy(), f"true {CLASS_NAMES[t]} / predicted {CLASS_NAMES[p]}")
-            for i, t, p in confused_images(record, data, per_pair, pairs)]
+    return [(data.test_images[i].numpy(), _("true {true} / predicted {predicted}").format(
+        true=_(CLASS_NAMES[t]), predicted=_(CLASS_NAMES[p]))) for i, t, p in confused_images(record, data, per_pair,
+                                                                                         pairs)]
 
 
 def batchnorm_parameters(model: str, config: dict, state_dict: dict[str, torch.Tensor]) -> dict[str, tuple]:

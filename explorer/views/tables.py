@@ -72,6 +72,12 @@ def totals_dict(t: Totals, readable: bool = False) -> dict[str, Any]:
                 else "x".join(map(str, v)) if isinstance(v, list) else v) for k, v in raw.items()}
 
 
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A table as GitHub Markdown, for the docs generated from kept measurements."""
+    rows = [list(frame.columns), ["---"] * len(frame.columns), *frame.astype(str).values.tolist()]
+    return "\n".join("| " + " | ".join(row) + " |" for row in rows)
+
+
 def lesson_table(results: list) -> pd.DataFrame:
     """A lesson's measured pair (explorer.lessons.Result), one row per network, for the page, the CLI and the
     README."""
