@@ -100,6 +100,8 @@ if linked is not None and not linked.weights_path:
                                                          status=_(linked.status))), icon=":material/hourglass:")
     st.stop()
 st.markdown(f"**{plain(describe_subject(manager, subject), 400)}**")
+if source == "A trained run" and not manager.may_act(subject, me):
+    st.caption(_("Someone else's run, opened from its link: you can look inside it; it stays theirs."))
 try:
     with st.spinner(_("Waiting for other views of a network to finish…") if busy() else _("Looking inside…"),
                     show_time=True):

@@ -122,6 +122,7 @@ def test_a_runs_link_opens_it_read_only_for_another_browser_on_a_class_server(cl
         text = main_text(page)
         assert "lecture demo: lenet-bn trained with the book preset (done, best test accuracy" in text, text
         assert f"run {run_id}" in text and "untrained" not in text
+        assert "Someone else's run, opened from its link" in text  # told it is read-only, as Runs and Train say
         expect(page).to_have_url(re.compile(f"run={run_id}&image=40&stage=4&unit=5(%2C|,)7$"))
         shot(page, "inside-shared-link-1280x720", full_page=False)
         cookie = next(c for c in page.context.cookies() if c["name"] == "cnn_explorer_visitor")
@@ -132,6 +133,9 @@ def test_a_runs_link_opens_it_read_only_for_another_browser_on_a_class_server(cl
         wait_idle(page)
         assert "A shared run" not in main_text(page)
         expect(page.get_by_role("button", name="Delete this run")).to_be_enabled()
+        page.goto(f"{url}/inside?run={run_id}")
+        wait_idle(page)
+        assert "Someone else's run" not in main_text(page)
         expect(page.get_by_role("button", name="Download the weights (state_dict)")).to_be_enabled()
 
 
