@@ -13,8 +13,12 @@ ICON = str(Path(__file__).parent / "assets" / "icon.png")  # served by the app i
 st.set_page_config(page_title="CNN Explorer", page_icon=ICON, layout="wide",
                    initial_sidebar_state="collapsed" if st.query_params.get("present") == "1" else "auto")
 use_language()
+explore = st.Page("pages/explore.py", title=_("Explore"), icon=":material/search:", url_path="explore")
 page = st.navigation([
-    st.Page("pages/explore.py", title=_("Explore"), icon=":material/search:", default=True),
+    # the root opens Explore at its own name, so that /explore, typed or bookmarked, is a page, not "Page not found"
+    st.Page(lambda: st.switch_page(explore, query_params=st.query_params.to_dict()), title=_("Explore"),
+            url_path="home", default=True, visibility="hidden"),
+    explore,
     st.Page("pages/compare.py", title=_("Compare"), icon=":material/compare_arrows:"),
     st.Page("pages/train.py", title=_("Train"), icon=":material/model_training:"),
     st.Page("pages/runs.py", title=_("Runs"), icon=":material/history:"),

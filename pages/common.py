@@ -300,13 +300,14 @@ def dynamics_section(manager, runs: list, key: str, live: bool = False, default:
     scale (two runs side by side), and lines for a few layers. A run from before they were recorded says so.
     The statistic shown is the URL's `stat`, else `default`, and a change is written back to the URL."""
     st.subheader(_("Inside the training: each layer, report by report"), anchor=False)
+    default = default or next(iter(STATISTICS))
     if f"{key}.stat" not in st.session_state:
-        st.session_state[f"{key}.stat"] = dynamics_params().get("stat", default or next(iter(STATISTICS)))
+        st.session_state[f"{key}.stat"] = dynamics_params().get("stat", default)
     stat = st.selectbox(_("Statistic"), list(STATISTICS), format_func=lambda s: _(STATISTICS[s]), key=f"{key}.stat",
                         help=_("the gradient norm shows whether the gradient reaches the first layers; the update "
                                "size / weight size how fast each layer learns; dead channels and saturated outputs "
                                "where ReLUs or sigmoids stopped passing a signal"))
-    if st.query_params.get("stat") != stat:
+    if st.query_params.get("stat", default) != stat:  # the default keeps the URL as it was
         st.query_params["stat"] = stat
     frames = {r.label: manager.store.dynamics(r.id) for r in runs}
     for r in runs:

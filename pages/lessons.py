@@ -68,7 +68,7 @@ cost, effect = st.columns([1, 2])
 with cost:
     st.subheader(_("What it costs"), anchor=False)
     sizes = [summarize(side.config()).totals for side in lesson.pair]
-    st.dataframe({_("network"): [f"{_(side.label)} ({side.model})" for side in lesson.pair],
+    st.dataframe({_("network"): [_(side.label) for side in lesson.pair],
                   _("params"): [human(t.params) for t in sizes], _("mult-adds"): [human(t.mult_adds) for t in sizes]},
                  hide_index=True, width="stretch", height=fit_height(2))
     st.page_link("pages/compare.py", label=_("Compare them layer by layer"), icon=":material/compare_arrows:",

@@ -163,6 +163,7 @@ def test_a_second_process_on_the_same_directory_trains_nothing_twice_and_can_sto
     server = RunManager(home, threads=1, data_dir=tiny_data)
     slow = server.start("lenet-bn", LENET_BN, SLOW)
     queued = server.start("lenet-bn", LENET_BN, TrainSettings(lr=0.5, epochs=2, batch_size=64))
+    wait_until(lambda: server.view(slow).status == "running")  # Start returns at once; its worker takes it up
     cli = RunManager(home, threads=1, data_dir=tiny_data, adopt_queued=False)  # as `python -m explorer train`
     assert cli.view(slow).status == "running"  # a live worker's run is not marked interrupted
     own = cli.start("lenet-bn", LENET_BN, QUICK)

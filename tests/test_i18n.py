@@ -138,7 +138,7 @@ def test_the_cli_speaks_chinese_only_when_lang_asks(language, monkeypatch, capsy
     out, err = capsys.readouterr()
     if language == "zh":  # what a reader reads; the book's names, knobs and numbers as they are
         assert out.startswith("7.6（英文版 8.6）ResNet：捷径让梯度保持下去\n") and \
-            "训练：34 层，无残差（普通网络）：resnet34，quick 预设" in out
+            "训练：34 层，普通网络：resnet34，quick 预设" in out
         lines = out.splitlines()
         table = lines[lines.index(next(line for line in lines if "首层梯度" in line)):][:3]
         widths = {sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in line) for line in table}

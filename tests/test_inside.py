@@ -157,9 +157,15 @@ def test_the_relu_table_and_the_batch_norm_chart_speak_the_readers_language():
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
+    import torch
+
+    from explorer.training.data import FILES, write_idx
     from tests.conftest import write_dataset
 
     data = write_dataset(tmp_path_factory.mktemp("data"))
+    labels = torch.arange(200, dtype=torch.uint8) % 10  # write_dataset's 200 test labels, twenty of them off by
+    labels[:20] = (labels[:20] + 1) % 10  # one: the run makes mistakes to pick, however well a CPU's run learns
+    write_idx(data / (FILES["test_labels"] + ".gz"), labels)
     home = tmp_path_factory.mktemp("home")
     manager = RunManager(home, threads=1, data_dir=str(data))
     config = preset("resnet18", "quick").config

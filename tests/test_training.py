@@ -497,7 +497,7 @@ def test_the_queue_takes_turns_over_owners(tmp_path, tiny_data):
     slow = settings(epochs=200, batch_size=8)
     try:
         alice = [server.start("lenet-bn", LENET_BN, slow, Visitor("alice")) for _ in range(4)]
-        wait_until(lambda: server.view(alice[0]).status == "running")
+        wait_until(lambda: server.view(alice[0]).record.estimate_seconds)  # its worker has timed it
         bob = server.start("lenet-bn", LENET_BN, slow, Visitor("bob"))  # after alice's four
         assert server.view(bob).position == 1  # alice has had her turn: bob's run is next
         assert [server.view(r).position for r in alice[1:]] == [2, 3, 4]

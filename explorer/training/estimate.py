@@ -317,13 +317,11 @@ def measure_step(config: ModelConfig, batch_size: int, device: str = "cpu", thre
     measurement of this config, batch size, device and thread count on this machine, else measured now
     (and kept, unless the machine was busy)."""
     threads = threads or default_threads()  # what the measurement runs with (it sets torch's threads)
-    key = json.dumps([socket.gethostname(), torch.__version__, type(config).__name__, config.kwargs(), batch_size,
-                      device, threads], sort_keys=True, default=list)
+    key = step_key(config, batch_size, device, threads)
     if (kept := _step_readings.get(key)) is not None and not kept.busy:
         return kept
-    saved = store.calibration(key) if store is not None else None
-    if saved is not None:
-        return StepTiming(saved["contiguous"], saved["channels_last"], cached=True, key=key)
+    if store is not None and (saved := saved_step(config, batch_size, device, threads, store)) is not None:
+        return saved
     if kept is not None:
         return kept
     timing = replace(_measure_step(config, batch_size, device, threads), key=key)
@@ -332,6 +330,20 @@ def measure_step(config: ModelConfig, batch_size: int, device: str = "cpu", thre
         with contextlib.suppress(StoreError):  # a full disk: the measurement serves, unkept
             store.save_calibration(key, {"contiguous": timing.contiguous, "channels_last": timing.channels_last})
     return timing
+
+
+def step_key(config: ModelConfig, batch_size: int, device: str, threads: int) -> str:
+    """Where the run store keeps a config's step rates: per machine, torch version, batch, device, threads."""
+    return json.dumps([socket.gethostname(), torch.__version__, type(config).__name__, config.kwargs(), batch_size,
+                       device, threads], sort_keys=True, default=list)
+
+
+def saved_step(config: ModelConfig, batch_size: int, device: str, threads: int, store: RunStore) -> StepTiming | None:
+    """The step rates an idle measurement saved in the store (only idle ones are saved), or None; nothing is
+    measured."""
+    key = step_key(config, batch_size, device, threads)
+    saved = store.calibration(key)
+    return None if saved is None else StepTiming(saved["contiguous"], saved["channels_last"], cached=True, key=key)
 
 
 def check_against_run(timing: StepTiming, run_images_per_sec: float, store: RunStore) -> None:

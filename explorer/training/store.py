@@ -347,8 +347,9 @@ class RunStore:
         return pd.DataFrame(rows, columns=DYNAMICS_COLUMNS)
 
     def finish(self, run_id: str, status: str, *, confusion: list[list[int]] | None, predictions: bytes | None,
-               weights_path: str | None, seconds: float) -> None:
-        """Final status and results; headline figures are taken from the stored metrics."""
+               weights_path: str | None, seconds: float, error: str | None = None) -> None:
+        """Final status and results, and why it ended so where it says (set in the same transaction: a reader
+        never sees an interrupted run without its reason); headline figures come from the stored metrics."""
         with self._db() as db:
             last = db.execute("SELECT train_loss, train_acc, images_per_sec FROM metrics WHERE run_id = ? "
                               "ORDER BY step DESC, kind ASC LIMIT 1", (run_id,)).fetchone() or (None, None, None)
@@ -356,10 +357,10 @@ class RunStore:
                 "SELECT MAX(test_acc), (SELECT test_acc FROM metrics WHERE run_id = ?1 AND kind = 'epoch' "
                 "ORDER BY step DESC LIMIT 1) FROM metrics WHERE run_id = ?1", (run_id,)).fetchone()
             db.execute("UPDATE runs SET status = ?, finished = ?, train_loss = ?, train_acc = ?, images_per_sec = ?, "
-                       "best_test_acc = ?, test_acc = ?, confusion = ?, predictions = ?, weights_path = ?, seconds = ? "
-                       "WHERE id = ?",
+                       "best_test_acc = ?, test_acc = ?, confusion = ?, predictions = ?, weights_path = ?, "
+                       "seconds = ?, error = COALESCE(?, error) WHERE id = ?",
                        (status, time.time(), *last, best, final, json.dumps(confusion) if confusion else None,
-                        predictions, weights_path, seconds, run_id))
+                        predictions, weights_path, seconds, error, run_id))
 
     def get(self, run_id: str) -> RunRecord | None:
         with self._db() as db:

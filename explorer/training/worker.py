@@ -120,13 +120,11 @@ def record_result(store: RunStore, job: Job, result: TrainResult, stop_reason: i
         rate = result.history[-1].images_per_sec if result.history else None
         if rate and result.seconds >= MIN_RUN_SECONDS and result.others_cpu <= BUSY_SHARE:
             check_against_run(result.timing, rate, store)
-    interrupted = stop_reason in (STOP_BY_SHUTDOWN, STOP_BY_SERVER_GONE)
+    interrupted = result.stopped and stop_reason in (STOP_BY_SHUTDOWN, STOP_BY_SERVER_GONE)
     status = "done" if not result.stopped else "interrupted" if interrupted else "stopped"
+    why = None if not interrupted else SERVER_GONE if stop_reason == STOP_BY_SERVER_GONE else SHUT_DOWN
     store.finish(job.run_id, status, confusion=result.confusion or None, predictions=result.predictions or None,
-                 weights_path=weights.name, seconds=result.seconds)
-    if result.stopped and stop_reason in (STOP_BY_SERVER_GONE, STOP_BY_SHUTDOWN):
-        store.set_status(job.run_id, "interrupted", error=SERVER_GONE if stop_reason == STOP_BY_SERVER_GONE
-                         else SHUT_DOWN)
+                 weights_path=weights.name, seconds=result.seconds, error=why)
     if store.get(job.run_id) is None:  # deleted while it ran
         weights.unlink(missing_ok=True)
 
