@@ -22,11 +22,29 @@ DEBIAN_DATA = Path("/usr/share/datasets/fashion-mnist")
 
 # module -> its tests that only the full suite runs ("*": all of them), with why
 SLOW: dict[str, str | set[str]] = {
-    "test_load": "*",     # 30 sessions against a real class server, minutes
-    "test_busy": "*",     # CPU hogs and a stopped worker, a minute
-    "test_ray": "*",      # a local Ray instance
-    "test_faults": "*",   # kills, full disks and restarts of real processes
-    "test_properties": "*",  # thousands of generated configs
+    "test_load": "*",        # 30 sessions against a real class server: 90 s
+    "test_busy": "*",        # CPU hogs and a stopped worker: 45 s
+    "test_ray": "*",         # a local Ray instance: 20 s
+    "test_faults": "*",      # kills, full disks and restarts of real processes: 40 s
+    "test_properties": "*",  # 5,000 generated configs each: 60 s
+    "test_summary": {"test_summaries_free_their_networks_and_the_cache_levels_off",  # 300 configs: 15 s
+                     "test_the_memory_estimate_is_within_25_percent_of_a_real_peak_at_book_settings"},  # 30 s
+    "test_app_train": {"test_start_watch_stop_and_inspect",  # real runs watched to their end: 25 s
+                       "test_a_measurement_runs_out_of_the_server_and_blocks_no_other_visitors_page",
+                       "test_the_fast_preset_says_what_it_changes_trains_with_its_recipe_and_reopens_as_fast"},
+    "test_cli": {"test_train_and_runs_commands", "test_ctrl_c_of_train_stops_the_run_cleanly",  # real runs: 28 s
+                 "test_bench_train_prints_the_ceiling_both_pipelines_efficiency_and_ratio",
+                 "test_invalid_config_exits_2_with_one_line"},
+    "test_training": {"test_a_run_over_the_time_limit_is_refused_with_advice",  # real runs, 3 s each: the
+                      "test_a_restart_marks_running_runs_interrupted_and_keeps_the_rest",  # fast tier keeps
+                      "test_queue_order_positions_and_stop",  # a dozen others
+                      "test_a_run_records_the_measured_rates_and_the_format_they_chose",
+                      "test_the_eta_converges_to_the_real_remaining_time",
+                      "test_a_healthy_run_is_not_flagged_and_a_dead_one_is_stored"},
+    "test_inside": {"test_inspect_writes_painted_pngs_and_prints_the_prediction",  # a CLI process: 11 s
+                    "test_ten_concurrent_fresh_vgg11_views_build_one_network_out_of_the_server_and_stay_under_2_gb"},
+    "test_dynamics": {"test_the_cli_prints_a_runs_dynamics_one_row_per_report_and_layer"},  # three CLI processes
+    "test_lessons": {"test_the_cli_lists_the_lessons_and_prints_one"},  # three CLI processes
 }
 FAST_PROPERTY_EXAMPLES = "30"  # the property tests' examples in the fast tier (the full suite: 5,000 each)
 

@@ -91,10 +91,14 @@ def find_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
 
 
 
-@functools.lru_cache(maxsize=4)
 def load_fashion_mnist(data_dir: str | None = None) -> FashionMNIST:
-    """All four arrays, validated: magic numbers, dimensions, counts and label range."""
-    d = find_data_dir(data_dir)
+    """All four arrays, validated: magic numbers, dimensions, counts and label range. Kept per directory
+    found (not per argument: None means whatever EXPLORER_DATA_DIR or the system copy names now)."""
+    return _load(find_data_dir(data_dir))
+
+
+@functools.lru_cache(maxsize=4)
+def _load(d: Path) -> FashionMNIST:
     arrays = {key: read_idx(_file(d, name)) for key, name in FILES.items()}
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
@@ -111,6 +115,9 @@ def load_fashion_mnist(data_dir: str | None = None) -> FashionMNIST:
                             path=str(_file(d, FILES[split + "_labels"])), label=int(labels.max()))
         arrays[f"{split}_labels"] = labels.long()
     return FashionMNIST(source=d, **arrays)
+
+
+load_fashion_mnist.cache_clear = _load.cache_clear  # a test that changes a directory's files reads them anew
 
 
 def dataset_sizes(data_dir: str | None = None) -> tuple[int, int]:
