@@ -694,3 +694,22 @@ def test_momentum_is_counted_in_a_runs_memory_a_buffer_per_weight():
     plain, fast = settings(batch_size=32), settings(batch_size=32, momentum=0.9)
     extra = RunManager.estimate_bytes(config, fast) - RunManager.estimate_bytes(config, plain)
     assert extra == summarize(config).totals.params * 4 == 44_713_512  # float32, every weight trainable
+
+
+def test_threads_and_processes_stop_with_their_manager(tmp_path, tiny_data):
+    """Three managers made and shut down leave no supervisor, measuring thread or child process behind."""
+    import contextlib
+    import multiprocessing
+
+    from explorer.training.measure import StillMeasuring
+
+    before = set(threading.enumerate())  # other tests' managers may live on
+    for i in range(3):
+        manager = RunManager(tmp_path / f"home{i}", threads=1, data_dir=tiny_data, max_running=2)
+        with contextlib.suppress(StillMeasuring):  # a measurement under way when its manager shuts down
+            manager.estimate_time(LENET_BN, settings(epochs=1), wait=0.2)
+        manager.shutdown()
+    left = [t.name for t in set(threading.enumerate()) - before
+            if t.name.startswith(("explorer-supervisor", "explorer-measure"))]
+    assert left == []
+    assert not [p.name for p in multiprocessing.active_children() if p.name.startswith("explorer-")]

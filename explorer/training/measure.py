@@ -76,6 +76,7 @@ class Measurements:
         self._done = Readings()
         self._failed: dict[Request, tuple[float, ExplorerError]] = {}
         self._thread: threading.Thread | None = None
+        self._closed = False
 
     def get(self, request: Request, wait: float | None = None) -> Measured:
         """The measurement of `request`, waiting at most `wait` seconds for it (None: until it is taken).
@@ -102,8 +103,17 @@ class Measurements:
         with self._cv:
             return self._done.get(request)
 
+    def close(self) -> None:
+        """End the measuring thread (and abandon a measurement under way): it stops with its owner."""
+        with self._cv:
+            self._closed = True
+            self._asked.clear()
+            self._cv.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
     def _start_thread(self) -> None:
-        if self._thread is None:
+        if self._thread is None and not self._closed:
             self._thread = threading.Thread(target=self._work, name="explorer-measurements", daemon=True)
             self._thread.start()
 
@@ -114,6 +124,8 @@ class Measurements:
                     now = time.monotonic()
                     for gone in [r for r, asked in self._asked.items() if now - asked > ABANDON_SECONDS]:
                         del self._asked[gone]
+                    if self._closed:
+                        return
                     if self._asked:
                         break
                     self._cv.wait()

@@ -186,6 +186,11 @@ class RunManager:
             time.sleep(0.05)
             with self._cv:
                 running = list(self._running)
+        with self._cv:
+            self._cv.notify_all()  # idle supervisors wake, see the shutdown and end
+        for worker in self._workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+        self.measurements.close()
 
     @property
     def closed(self) -> bool:
@@ -483,8 +488,10 @@ class RunManager:
     def _work(self) -> None:
         while True:
             with self._cv:
-                while not self._queue or self._closing:
+                while (not self._queue or self._closing) and not self._shut_down:
                     self._cv.wait()
+                if self._shut_down:  # a thread stops with its owner
+                    return
                 run_id = self._ordered()[0]
                 self._queue.remove(run_id)
                 owner = self._owners.pop(run_id, "")
