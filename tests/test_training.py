@@ -713,3 +713,28 @@ def test_threads_and_processes_stop_with_their_manager(tmp_path, tiny_data):
             if t.name.startswith(("explorer-supervisor", "explorer-measure"))]
     assert left == []
     assert not [p.name for p in multiprocessing.active_children() if p.name.startswith("explorer-")]
+
+
+def test_an_old_store_is_migrated_once_by_number(tmp_path):
+    import sqlite3
+
+    from explorer.training.store import MIGRATIONS
+
+    path = tmp_path / "runs.sqlite"
+    with sqlite3.connect(path) as db:  # the first schema, before runs had a heartbeat or a name
+        db.execute("CREATE TABLE runs (id TEXT PRIMARY KEY, model TEXT NOT NULL, config TEXT NOT NULL, settings TEXT "
+                   "NOT NULL, owner TEXT NOT NULL DEFAULT '', status TEXT NOT NULL, error TEXT, created REAL NOT NULL, "
+                   "started REAL, finished REAL, estimate_bytes INTEGER, best_test_acc REAL, train_loss REAL, "
+                   "train_acc REAL, test_acc REAL, images_per_sec REAL, seconds REAL, confusion TEXT, predictions "
+                   "BLOB, weights_path TEXT)")
+        db.execute("INSERT INTO runs (id, model, config, settings, status, created) VALUES ('0123456789ab', 'lenet', "
+                   "'{}', '{}', 'done', 0)")
+    db.close()
+    store = RunStore(path)
+    assert store.get("0123456789ab").status == "done" and store.get("0123456789ab").name is None  # nothing lost
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    db.close()
+    RunStore(path)  # opened again: nothing left to apply
+    with pytest.raises(ValueError, match="not a run status"):
+        store.set_status("0123456789ab", "finished")  # an error, not an assert (gone under python -O)

@@ -62,7 +62,7 @@ CREATE TABLE IF NOT EXISTS runs (
     shared INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS metrics (
-    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    run_id TEXT NOT NULL,
     step INTEGER NOT NULL,
     epoch REAL NOT NULL,
     kind TEXT NOT NULL,
@@ -74,7 +74,7 @@ CREATE TABLE IF NOT EXISTS metrics (
 );
 CREATE INDEX IF NOT EXISTS metrics_by_run ON metrics(run_id, step);
 CREATE TABLE IF NOT EXISTS dynamics (
-    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    run_id TEXT NOT NULL,
     step INTEGER NOT NULL,
     epoch REAL NOT NULL,
     layer TEXT NOT NULL,
@@ -93,13 +93,28 @@ CREATE TABLE IF NOT EXISTS calibrations (
     measured REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS progress (
-    run_id TEXT PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+    run_id TEXT PRIMARY KEY,
     data TEXT NOT NULL
 );
 """
+# A run's rows in other tables are deleted with it by delete(), in one transaction (no foreign keys: a worker
+# may still report for a run its owner just deleted, and must not fail for it).
+# Migrations, numbered: the store's PRAGMA user_version is the last one applied. Each brings a store written by
+# an older version to the schema above; a new one is appended, never edited.
 _ADDED_COLUMNS = {"heartbeat": "REAL", "stop_requested": "INTEGER NOT NULL DEFAULT 0",  # since the first schema
                   "worker": "TEXT", "warning": "TEXT", "calibration": "TEXT", "preset": "TEXT", "name": "TEXT",
                   "address": "TEXT", "estimate_seconds": "REAL", "shared": "INTEGER NOT NULL DEFAULT 0"}
+
+
+def _add_columns(db: sqlite3.Connection) -> None:
+    """1: the columns runs gained before migrations were numbered, on a store that lacks any of them."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+    for column, kind in _ADDED_COLUMNS.items():
+        if column not in have:
+            db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
+
+
+MIGRATIONS = (_add_columns,)
 
 METRIC_COLUMNS = ["step", "epoch", "kind", "train_loss", "train_acc", "test_acc", "images_per_sec", "elapsed"]
 DYNAMICS_COLUMNS = ["step", "epoch", "layer", "type", "grad_norm", "update_ratio", "out_mean", "out_std", "dead",
@@ -208,10 +223,10 @@ class RunStore:
             if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
                 raise sqlite3.DatabaseError("the file is damaged")
             db.executescript(_SCHEMA)
-            have = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
-            for column, kind in _ADDED_COLUMNS.items():
-                if column not in have:
-                    db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            for number, migrate in enumerate(MIGRATIONS[version:], start=version + 1):
+                migrate(db)
+                db.execute(f"PRAGMA user_version = {number}")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -318,7 +333,8 @@ class RunStore:
         return json.loads(row[0]) if row else None
 
     def set_status(self, run_id: str, status: str, error: str | None = None) -> None:
-        assert status in STATUSES
+        if status not in STATUSES:
+            raise ValueError(f"not a run status: {status!r}")
         stamp = "started" if status == "running" else "finished" if status in FINISHED else None
         with self._db() as db:
             db.execute(f"UPDATE runs SET status = ?, error = COALESCE(?, error)"
