@@ -80,6 +80,9 @@ def test_bad_url_values_warn_and_fall_back():
     messages = " ".join(w.value for w in at.warning)
     assert "ratio" in messages and "resolution" in messages
     assert metric(at, "parameters") == params_of("vgg11-small")
+    at = app(model="vgg11-small", ratio="lots", lang="zh")  # said in the page's language, the URL quoted as it was
+    messages = " ".join(w.value for w in at.warning)
+    assert "已忽略网址中的 ratio='lots'" in messages.replace("\\", "") and "ignored" not in messages
 
 
 def test_an_impossible_knob_shows_a_message_and_keeps_the_last_view():
@@ -208,7 +211,7 @@ def test_visitor_text_is_shown_as_text_never_as_markdown():
     shown = " ".join(w.value for w in at.warning)
     assert "\\[CLICK HERE\\]\\(http\\:\u200b//example\\.invalid\\)" in shown and r"\!\[x\]" in shown
     at = app(model="x" * 50_000)
-    assert all(len(w.value) < 400 for w in at.warning)  # a 50 KB model name is not echoed back whole
+    assert at.warning and all(len(w.value) < 400 for w in at.warning)  # a 50 KB name is said, not echoed whole
     at = app(model="vgg\u202e11\x1b[31m")  # a right-to-left override and a terminal escape
     shown = " ".join(w.value for w in at.warning)
     assert "vgg11" in shown and "\u202e" not in shown and "\x1b" not in shown

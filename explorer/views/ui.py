@@ -106,7 +106,7 @@ def config_from_params(params: Mapping[str, str], prefix: str = "",
     try:
         entry = registry.get(name)
     except ConfigError as err:
-        problems.append(f"{err.message}; showing {DEFAULT_MODEL}")
+        problems.append(_("{error}; showing {model}").format(error=err.text(), model=DEFAULT_MODEL))
         entry = registry.get(DEFAULT_MODEL)
     config = entry.config
     for key, text in params.items():
@@ -115,11 +115,13 @@ def config_from_params(params: Mapping[str, str], prefix: str = "",
         try:
             config = with_overrides(config, {key[len(prefix):]: text})
         except ConfigError as err:
-            problems.append(f"URL value {key}={text[:60]!r} ignored: {err}")
+            problems.append(_("URL value {key}={value} ignored: {error}").format(key=key, value=repr(text[:60]),
+                                                                                  error=err.text()))
     try:
         check(config)
     except ConfigError as err:
-        problems.append(f"URL config does not run ({err}); showing the {entry.name} defaults")
+        problems.append(_("URL config does not run ({error}); showing the {model} defaults").format(
+            error=err.text(), model=entry.name))
         config = entry.config
     return entry.name, config, problems
 
