@@ -232,7 +232,9 @@ def measured(lesson: Lesson, path: Path = MEASURED) -> tuple[str, list[Result]] 
     kept = json.loads(path.read_text()).get(lesson.name) if path.exists() else None
     if not kept:
         return None
-    return f"{kept['machine']}, {kept['date']}", [Result(**r) for r in kept["results"]]
+    arch, _sep, cores = kept["machine"].partition(", ")
+    machine = _("{arch}, {cores} CPU cores").format(arch=arch, cores=cores.split()[0]) if cores else arch
+    return f"{machine}, {kept['date']}", [Result(**r) for r in kept["results"]]
 
 
 def markdown(path: Path = MEASURED) -> str:

@@ -46,9 +46,10 @@ h1 {font-size: 2rem !important; padding: 0 0 .25rem 0 !important;}
 [data-testid="stMetricLabel"] p {font-size: .95rem;}
 [data-testid="stMetricValue"] {font-size: 2rem;}
 </style>"""
-_PRESENT_STYLE = """<style>
-html {font-size: 20px;}
-[data-testid="stMetricValue"] {font-size: 2.4rem;}
+PRESENT_FONT = 20  # pixels: the root font in presentation mode
+_PRESENT_STYLE = f"""<style>
+html {{font-size: {PRESENT_FONT}px;}}
+[data-testid="stMetricValue"] {{font-size: 2.4rem;}}
 </style>"""
 
 
@@ -71,8 +72,10 @@ ROW_PIXELS = 35  # st.dataframe's row height, the header's too
 
 
 def fit_height(rows: int, most: int | None = None) -> int:
-    """A table's height that shows its rows and no blank filler rows below them (at most `most` pixels)."""
-    height = ROW_PIXELS * (rows + 1) + 3
+    """A table's height that shows its rows and no blank filler rows below them (at most `most` pixels). In
+    presentation mode the root font is 20 px, not 16, and a table's rows grow with it."""
+    scale = PRESENT_FONT / 16 if st.session_state.get("present") else 1.0
+    height = round(ROW_PIXELS * scale * (rows + 1)) + 3
     return height if most is None else min(height, most)
 
 

@@ -94,15 +94,19 @@ def test_the_first_screen_holds_in_chinese(server):
         expect(page.get_by_text("预计：")).to_be_visible(timeout=60_000)  # measured in a process
         assert in_first_screen(page.get_by_role("button", name="开始训练"))
 
-        page.goto(server + "/lessons?lesson=resnet&lang=zh")  # the measured pair's table, every column whole
-        wait_idle(page)
-        tables = page.get_by_test_id("stMain").get_by_test_id("stDataFrame")
-        expect(tables).to_have_count(2)
-        for i in range(2):
-            grid = tables.nth(i).locator(".dvn-scroller")
-            assert grid.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), grid.evaluate(
-                "e => [e.scrollWidth, e.clientWidth]")
-            assert in_first_screen(tables.nth(i))
+        for lesson in ("resnet", "batchnorm"):  # both lessons' tables whole: every column and row, no scrolling
+            for mode in ("", "&present=1"):       # in presentation mode too, where rows are taller
+                page.goto(server + f"/lessons?lesson={lesson}&lang=zh{mode}")
+                wait_idle(page)
+                tables = page.get_by_test_id("stMain").get_by_test_id("stDataFrame")
+                expect(tables).to_have_count(2)
+                for i in range(2):
+                    grid = tables.nth(i).locator(".dvn-scroller")
+                    sizes = "e => [e.scrollWidth, e.clientWidth, e.scrollHeight, e.clientHeight]"
+                    assert grid.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), grid.evaluate(sizes)
+                    assert grid.evaluate("e => e.scrollHeight <= e.clientHeight + 1"), (lesson, mode, grid.evaluate(
+                        sizes))
+                    assert in_first_screen(tables.nth(i))
 
         page.goto(server + "/?model=densenet&view=Diagram&present=1&lang=zh")  # presentation mode, Chinese
         wait_idle(page)

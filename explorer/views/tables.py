@@ -86,7 +86,7 @@ def lesson_table(results: list) -> pd.DataFrame:
         _("params"): [human(r.params) for r in results],
         _("mult-adds"): [human(r.mult_adds) for r in results],
         _("test acc"): [f"{r.test_acc:.3f}" for r in results],
-        _("time"): [f"{r.seconds:.0f} s" for r in results],
+        _("time"): [f"{r.seconds:.0f} {_('s')}" for r in results],
         _("grad, first layer"): [f"{r.first_grad:.2g}" for r in results],
         _("grad, last layer"): [f"{r.last_grad:.2g}" for r in results],
     })
