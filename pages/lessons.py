@@ -63,6 +63,30 @@ if train_both:
     except ExplorerError as err:
         st.error(plain(err.text()), icon=":material/block:")
 
+runs = [r for r in pair if r is not None]
+live = any(r.status in ("queued", "running") for r in runs)
+
+
+@st.fragment(run_every=2.0 if live else None)
+def pair_progress(ids: list[str]) -> None:
+    """The visitor's pair near its button: each run's phase, progress and ETA, redrawn while it trains; the
+    whole page once more when both have ended (their table and sentence, beside the kept ones)."""
+    use_language()
+    shown = [r for r in map(manager.store.get, ids) if r is not None]
+    if not all(manager.may_act(r.id, me) for r in shown):
+        st.caption(_("Someone else's runs: you can watch them, not stop them; Train both trains your own pair."))
+    for r, column in zip(shown, st.columns(len(shown)), strict=False):
+        view = manager.view(r.id)
+        wait = manager.wait_seconds(r.id) if view.position else 0.0
+        fraction, text = run_progress(view.record, view.progress, view.position, wait)
+        column.progress(fraction, text=plain(f"{r.label}: {text}"))
+    if live and not any(r.status in ("queued", "running") for r in shown):
+        st.rerun()  # once: the page redraws with the pair's results and without the timer
+
+
+if runs:
+    pair_progress([r.id for r in runs])
+
 (name_a, config_a), (name_b, config_b) = lessons.compare_configs(lesson)
 cost, effect = st.columns([1, 2])
 with cost:
@@ -87,6 +111,11 @@ with effect:
         st.caption(_("Each network trained once on Fashion-MNIST ({where}). What explains it: {statistic} per "
                      "layer, below once you train the pair.").format(where=where,
                                                                      statistic=_(STATISTICS[lesson.watch])))
+    mine = [lessons.result_of(side, r, manager.store) for side, r in zip(lesson.pair, runs, strict=False)]
+    if len(mine) == 2 and all(mine):  # the student's own pair, in the same columns and words
+        st.subheader(_("What your pair did"), anchor=False)
+        st.dataframe(lesson_table(mine), hide_index=True, width="stretch", height=fit_height(2))
+        st.text(lessons.verdict(mine))
 
 if lesson.exercise:  # full width: the question is a sentence
     zh_number, en_number = lesson.exercise_numbers
@@ -105,38 +134,19 @@ if st.query_params.to_dict() != wanted:
 for key in ("run", "vs"):
     if asked == chosen and params.get(key) and manager.store.get(params[key]) is None:
         say_run_missing(params[key])
-live = any(r is not None and r.status in ("queued", "running") for r in pair)
 
 
 @st.fragment(run_every=2.0 if live else None)
 def the_pair(ids: list[str]) -> None:
-    """The visitor's pair: each run's phase, progress and ETA; once both are done, the lesson's table and
-    sentence made from their numbers, beside the kept measurement's; then their layers side by side."""
+    """The visitor's pair, layer by layer, side by side, redrawn while it trains."""
     use_language()
-    runs = [r for r in map(manager.store.get, ids) if r is not None]
-    if not runs:
-        return
-    if not all(manager.may_act(r.id, me) for r in runs):
-        st.caption(_("Someone else's runs: you can watch them, not stop them; Train both trains your own pair."))
-    for r, column in zip(runs, st.columns(len(runs)), strict=False):
-        column.caption(plain(r.label))
-        view = manager.view(r.id)
-        wait = manager.wait_seconds(r.id) if view.position else 0.0
-        column.progress(*run_progress(view.record, view.progress, view.position, wait))
-    mine = [lessons.result_of(side, r, manager.store) for side, r in zip(lesson.pair, runs, strict=False)]
-    if len(mine) == 2 and all(mine):
-        st.subheader(_("What your pair did"), anchor=False)
-        st.dataframe(lesson_table(mine), hide_index=True, width="stretch", height=fit_height(2))
-        st.text(lessons.verdict(mine))
+    shown = [r for r in map(manager.store.get, ids) if r is not None]
     st.page_link("pages/runs.py", label=_("Both runs on Runs, side by side"), icon=":material/history:",
-                 query_params={"run": runs[0].id, **({"vs": runs[1].id} if len(runs) == 2 else {}),
+                 query_params={"run": shown[0].id, **({"vs": shown[1].id} if len(shown) == 2 else {}),
                                **bookmark_params()})
-    dynamics_section(manager, runs, "l", live=any(r.status in ("queued", "running") for r in runs),
+    dynamics_section(manager, shown, "l", live=any(r.status in ("queued", "running") for r in shown),
                      default=lesson.watch)
-    if not any(r.status in ("queued", "running") for r in runs) and state.get("l.live"):
-        state["l.live"] = False
-        st.rerun()  # once: the page redraws without the timer
-    state["l.live"] = any(r.status in ("queued", "running") for r in runs)
 
 
-the_pair([r.id for r in pair if r is not None])
+if runs:
+    the_pair([r.id for r in runs])
