@@ -95,9 +95,11 @@ st.markdown(_("Trains **{network}** ({params:,} parameters), {kind} preset: lear
 
 info, button = st.columns([4, 1], vertical_alignment="center")
 refusal = measuring = None
-ahead = manager.queue()  # a new run waits for these when every worker is taken
-waiting = "" if len(ahead) < manager.max_running else _(" It would start after {n} other runs, in {wait}.").format(
-    n=len(ahead), wait=human_duration(manager.wait_seconds("")))
+ahead = manager.busy_slots()  # a new run waits for these when every worker is taken
+waiting = "" if ahead < manager.max_running else (
+    _(" It would start after the run ahead of it, in {wait}.") if ahead == 1 else
+    _(" It would start after {n} other runs, in {wait}.")).format(
+    n=ahead, wait=human_duration(manager.wait_seconds("")))
 try:
     settings = replace(s, lr=lr, epochs=epochs, batch_size=batch, train_subset=subset or None, device=device,
                        init=init)

@@ -295,3 +295,21 @@ def test_a_measurement_runs_out_of_the_server_and_blocks_no_other_visitors_page(
         time.sleep(0.2)
     assert not measurements._asked and measurements._current is None
     assert not [p for p in multiprocessing.active_children() if p.name == "explorer-measure"]
+
+
+def test_the_estimate_says_how_many_runs_a_new_one_would_wait_for(app_env):
+    from explorer import registry
+    from explorer.training.recipes import TrainSettings
+    from explorer.training.runs import server_manager
+
+    manager = server_manager()
+    running = manager.start("lenet-bn", registry.get("lenet-bn").config, TrainSettings(lr=0.5, epochs=200,
+                                                                                        batch_size=8))
+    try:
+        at = train_page(model="lenet")
+        assert any("It would start after the run ahead of it, in about" in c.value for c in at.caption)
+    finally:
+        manager.stop(running)
+        manager.wait(running, timeout=60)
+    at = train_page(model="lenet")
+    assert not any("It would start after" in c.value for c in at.caption)  # a free worker: at once

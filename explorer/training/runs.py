@@ -375,6 +375,12 @@ class RunManager:
                 self._metrics.popitem(last=False)
         return frame
 
+    def busy_slots(self) -> int:
+        """Runs this manager is running or has queued: a new run waits when they fill its max_running slots.
+        Counted in memory, so that a page can say so on every redraw without reading the store."""
+        with self._cv:
+            return len(self._running) + len(self._queue)
+
     def queue(self) -> list[RunView]:
         """Running runs, then queued ones in order: what everyone on a shared server sees."""
         with self._cv:
