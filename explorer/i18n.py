@@ -88,6 +88,16 @@ def told(stored: str | None) -> str:
     return say(kept["said"], {k: Key(v) if k in keys else v for k, v in kept.get("values", {}).items()})
 
 
+def said_name(name: str) -> str:
+    """A run's name in the current language where the app gave it (a lesson's pair: a section number and a
+    catalog label, "7.6 34 layers, plain", stored in English), else exactly as its owner typed it: only a whole
+    catalog string is ever replaced, never formatted."""
+    section, _sep, rest = name.partition(" ")
+    if rest in catalog("zh") and section.replace(".", "", 1).isdigit() and "." in section:
+        return f"{section} {_(rest)}"
+    return name
+
+
 def from_locale(locale: str | None) -> str:
     """The language a browser's or a shell's locale asks for: zh for any Chinese (zh-CN, zh_TW.UTF-8)."""
     return "zh" if (locale or "").lower().replace("_", "-").startswith("zh") else "en"
@@ -98,4 +108,5 @@ def for_cli() -> str:
     return use(from_locale(os.environ.get("LC_ALL") or os.environ.get("LANG")))
 
 
-__all__ = ["LANGUAGES", "Key", "N_", "_", "catalog", "current", "for_cli", "from_locale", "keep", "say", "told", "use"]
+__all__ = ["LANGUAGES", "Key", "N_", "_", "catalog", "current", "for_cli", "from_locale", "keep", "said_name", "say",
+           "told", "use"]

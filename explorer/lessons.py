@@ -134,14 +134,15 @@ def compare_configs(lesson: Lesson) -> tuple[tuple[str, ModelConfig], tuple[str,
 
 
 def queue_pair(manager, lesson: Lesson, visitor) -> tuple[str, str]:
-    """Queue both runs of a lesson for `visitor` (their quotas apply); both or neither. A refusal never asks
-    for a change the lesson cannot make: over the time limit it says to wait or to open the pair in Train."""
+    """Queue both runs of a lesson for `visitor` (their quotas apply); both or neither. Each is named by its
+    section and side in English, read in each reader's language (i18n.said_name). A refusal never asks for a
+    change the lesson cannot make: over the time limit it says to wait or to open the pair in Train."""
     try:
         first = manager.start(lesson.pair[0].model, lesson.pair[0].config(), lesson.pair[0].train_settings(),
-                              visitor, preset="quick", name=f"{lesson.section} {_(lesson.pair[0].label)}")
+                              visitor, preset="quick", name=f"{lesson.section} {lesson.pair[0].label}")
         try:
             second = manager.start(lesson.pair[1].model, lesson.pair[1].config(), lesson.pair[1].train_settings(),
-                                   visitor, preset="quick", name=f"{lesson.section} {_(lesson.pair[1].label)}")
+                                   visitor, preset="quick", name=f"{lesson.section} {lesson.pair[1].label}")
         except (ConfigError, QuotaError):
             manager.delete(first, visitor)
             raise

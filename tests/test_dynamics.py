@@ -170,3 +170,13 @@ def test_the_statistic_shown_is_in_the_url_so_a_link_opens_on_it(two_runs, monke
     assert at.query_params["stat"] == "update_ratio" and at.query_params["vs"] == plain
     lesson = app("pages/lessons.py", lesson="resnet", run=residual, vs=plain, stat="out_std")
     assert lesson.selectbox(key="l.stat").value == "out_std" and lesson.query_params["stat"] == "out_std"
+
+
+def test_the_lines_legend_sits_beside_the_plot_clear_of_the_x_axis_title(two_runs):
+    """Eight long names in Chinese made a legend below the plot climb onto the x-axis title at 1280x720."""
+    from explorer.views.layerdynamics import dynamics_lines
+
+    manager, (residual, plain), _ = two_runs
+    fig = dynamics_lines({"a": manager.store.dynamics(residual), "b": manager.store.dynamics(plain)}, "grad_norm")
+    assert fig.layout.legend.orientation == "v" and fig.layout.legend.x > 1  # right of the plot area
+    assert fig.layout.xaxis.title.text == "epoch"

@@ -173,3 +173,24 @@ def test_docs_lessons_is_generated_from_the_kept_file_byte_for_byte():
     assert text[begin:text.index("<!-- end of generated -->")] == lessons.markdown()
     out = run_cli("lessons", "--markdown")
     assert out.returncode == 0 and out.stdout == lessons.markdown()
+
+
+def test_a_lessons_runs_are_named_in_each_readers_language(tmp_path, tiny_data):
+    from explorer.i18n import said_name
+
+    manager = RunManager(tmp_path / "home", data_dir=tiny_data, max_running=1)
+    try:
+        first, second = lessons.queue_pair(manager, lessons.get("lenet"), Visitor("bob"))
+        for run_id in (first, second):
+            manager.stop(run_id, Visitor("bob"))
+        record = manager.store.get(first)
+        assert record.name == "6.6 lr 0.9, the book's" and record.label == "6.6 lr 0.9, the book's"
+        i18n.use("zh")
+        try:  # queued from an English page, read on a Chinese one
+            assert record.label == "6.6 学习率 0.9（书中的设置）"
+            assert said_name("6.6 {x} lr 0.1") == "6.6 {x} lr 0.1"  # what a visitor typed stays as typed
+            assert said_name("my lr 0.1") == "my lr 0.1"
+        finally:
+            i18n.use("en")
+    finally:
+        manager.shutdown()

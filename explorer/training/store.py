@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from explorer.errors import ExplorerError
+from explorer.i18n import said_name
 
 STATUSES = ("queued", "running", "done", "stopped", "failed", "interrupted")
 FINISHED = ("done", "stopped", "failed", "interrupted")
@@ -156,8 +157,9 @@ class RunRecord:
 
     @property
     def label(self) -> str:
-        """How lists and legends name the run: its name, else its model and id."""
-        return self.name or f"{self.model} {self.id}"
+        """How lists and legends name the run: its name (a lesson pair's in the reader's language), else its
+        model and id."""
+        return said_name(self.name) if self.name else f"{self.model} {self.id}"
 
 
 class StoreError(ExplorerError):

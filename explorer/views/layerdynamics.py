@@ -74,7 +74,8 @@ def dynamics_lines(named: dict[str, pd.DataFrame], stat: str, height: int = 380)
                             line={"dash": dash, "color": _depth_colour(rank, len(picks))})
     style(fig, _("{statistic}, a few layers from first to last").format(statistic=_(STATISTICS[stat])), _("epoch"),
           _(STATISTICS[stat]), log=stat in LOG_SCALE, height=height)
-    return fig
+    # up to eight long names (a run's and a layer's): beside the plot, where more rows never reach the x-axis title
+    return fig.update_layout(legend={"orientation": "v", "x": 1.02, "xanchor": "left", "y": 1, "yanchor": "top"})
 
 
 def _depth_colour(rank: int, count: int) -> str:
