@@ -53,6 +53,11 @@ html {{font-size: {PRESENT_FONT}px;}}
 </style>"""
 
 
+# Streamlit's own "Running... Stop" widget speaks English whatever the page's language; a Chinese page says
+# what it is doing itself (measuring, starting a worker, each run's progress), so it does without it.
+_CHINESE_STYLE = """<style>[data-testid="stStatusWidget"] {display: none;}</style>"""
+
+
 def page_setup() -> bool:
     """Style every page for a projector and draw the presentation-mode toggle; True when it is on.
 
@@ -64,7 +69,7 @@ def page_setup() -> bool:
         state["present"] = st.query_params.get("present") == "1"
     present = st.sidebar.toggle(_("Presentation mode"), key="present",
                                 help=_("Larger type and the sidebar collapsed on load; bookmark the URL to keep it"))
-    st.html(_STYLE + (_PRESENT_STYLE if present else ""))
+    st.html(_STYLE + (_PRESENT_STYLE if present else "") + (_CHINESE_STYLE if i18n.current() == "zh" else ""))
     return present
 
 

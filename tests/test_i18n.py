@@ -321,3 +321,13 @@ def test_one_kind_of_punctuation_per_language_in_an_estimate():
     finally:
         i18n.use("en")
     assert Estimate(34.0, 100.0, _("measured on this machine")).text == "about 34 s (measured on this machine)"
+
+
+def test_a_chinese_page_hides_streamlits_english_running_widget():
+    from tests.test_app import app
+
+    def styles(at) -> str:
+        return " ".join(h.proto.body for h in at.get("html"))
+
+    assert '[data-testid="stStatusWidget"] {display: none;}' in styles(app("pages/explore.py", lang="zh"))
+    assert "stStatusWidget" not in styles(app("pages/explore.py", lang="en"))
