@@ -369,16 +369,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     from explorer.training.data import CLASS_NAMES
     from explorer.training.runs import RunManager
-    from explorer.views.inside import (
-        describe_subject,
-        kernel_grid,
-        part_grid,
-        relu_name,
-        side_by_side,
-        stage_grid,
-        titled,
-        view,
-    )
+    from explorer.views.inside import relu_name
+    from explorer.views.inside_service import describe_subject, view
+    from explorer.views.pictures import kernel_grid, part_grid, side_by_side, stage_grid, titled
 
     manager = RunManager(args.home, data_dir=args.data_dir, adopt_queued=False)
     v = view(manager, args.subject, args.image)

@@ -8,30 +8,20 @@ from explorer.i18n import _
 from explorer.summary import summarize
 from explorer.training.data import CLASS_NAMES
 from explorer.training.runs import server_manager
-from explorer.views.inside import (
-    DEAD_ADVICE,
-    INVERSIONS,
-    MAP_PIXELS,
+from explorer.views.inside import DEAD_ADVICE, MAP_PIXELS, conv_layers, receptive_box, relu_name, relu_table
+from explorer.views.inside_service import busy, conv_unit, describe_subject, images_of_class, mistakes, view
+from explorer.views.pictures import (
     batchnorm_chart,
-    busy,
-    conv_layers,
-    conv_unit,
-    describe_subject,
     draw_box,
     grid,
-    images_of_class,
     kernel_grid,
-    mistakes,
     part_grid,
     prediction_chart,
-    receptive_box,
-    relu_name,
-    relu_table,
     unit_chart,
     unit_chart_parts,
-    view,
 )
 from explorer.views.ui import int_param, plain, unit_param
+from explorer.views.uploads import INVERSIONS
 from pages.common import bookmark_params, fit_height, page_setup, say_run_missing, visitor
 from pages.language import use_language
 

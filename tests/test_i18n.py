@@ -55,10 +55,11 @@ def data_keys() -> set[str]:
     statistics, classes, statuses and phases, and the pages' choices."""
     from explorer.training.data import CLASS_NAMES
     from explorer.views.board import AXES, BOARD_COLUMNS
-    from explorer.views.inside import DEAD_ADVICE, INVERSIONS
+    from explorer.views.inside import DEAD_ADVICE
     from explorer.views.runviews import HISTORY_COLUMNS
     from explorer.views.tables import LAYER_COLUMNS
     from explorer.views.ui import STAGE_COLUMNS, VIEWS
+    from explorer.views.uploads import INVERSIONS
 
     keys = {*STATISTICS.values(), *CLASS_NAMES, *STATUSES, *VIEWS, *INVERSIONS, *LAYER_COLUMNS, *HISTORY_COLUMNS,
             *STAGE_COLUMNS, *AXES.values(), *BOARD_COLUMNS.values(),
@@ -184,7 +185,7 @@ def test_every_refusal_is_said_in_the_readers_language_with_its_words_and_not_th
     from explorer.identity import Visitor
     from explorer.training.recipes import TrainSettings
     from explorer.training.runs import Quotas, RunManager
-    from explorer.views.inside import read_upload
+    from explorer.views.uploads import read_upload
 
     manager = RunManager(tmp_path, quotas=Quotas(runs_per_visitor=0, runs_per_address=9, max_queue=9))
     try:

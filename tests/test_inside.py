@@ -16,18 +16,9 @@ from explorer.summary import summarize
 from explorer.training.loop import new_model
 from explorer.training.recipes import TrainSettings, preset
 from explorer.training.runs import RunManager
-from explorer.views.inside import (
-    batchnorm_chart,
-    describe_subject,
-    draw_box,
-    images_of_class,
-    layer_stats,
-    look_inside,
-    mistakes,
-    receptive_box,
-    relu_table,
-    view,
-)
+from explorer.views.inside import layer_stats, look_inside, receptive_box, relu_table
+from explorer.views.inside_service import describe_subject, images_of_class, mistakes, view
+from explorer.views.pictures import batchnorm_chart, draw_box
 from tests.test_app import app
 from tests.test_cli import run_cli
 
@@ -271,7 +262,7 @@ def test_an_upload_becomes_a_28x28_grayscale_input_and_anything_else_is_refused(
     import io
 
     from explorer.errors import ConfigError
-    from explorer.views.inside import read_upload
+    from explorer.views.uploads import read_upload
 
     for fmt in ("PNG", "JPEG"):
         buffer = io.BytesIO()
@@ -320,7 +311,7 @@ def shoe(dark_on_light: bool) -> bytes:
 
 
 def test_a_dark_shoe_on_white_and_its_light_twin_on_black_become_the_same_input(trained):
-    from explorer.views.inside import read_upload
+    from explorer.views.uploads import read_upload
 
     manager, run_id, _, _ = trained
     dark, light = read_upload(shoe(True)), read_upload(shoe(False))
@@ -361,7 +352,7 @@ def test_an_upload_claiming_a_huge_image_is_refused_with_its_own_message_before_
     import resource
 
     from explorer.errors import ConfigError
-    from explorer.views.inside import read_upload
+    from explorer.views.uploads import read_upload
 
     bomb = claiming(fmt, width, height)
     assert len(bomb) < 20_000
@@ -386,7 +377,7 @@ def test_ten_concurrent_fresh_vgg11_views_build_one_network_out_of_the_server_an
         import os, resource, threading, time
         from explorer.training.data import load_fashion_mnist
         from explorer.training.runs import RunManager
-        from explorer.views import inside
+        from explorer.views import inside_service as inside
         manager = RunManager({str(tmp_path / "home")!r}, data_dir={str(data)!r})
         load_fashion_mnist({str(data)!r})
         before, start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter()
@@ -396,7 +387,7 @@ def test_ten_concurrent_fresh_vgg11_views_build_one_network_out_of_the_server_an
         for t in views:
             t.join()
         grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024
-        service = inside._service(inside.memory_budget("cpu"))
+        service = inside.SERVICE
         status = open(f"/proc/{{service.pid}}/status").read()
         peak = int(status.split("VmHWM:")[1].split()[0]) // 1024
         pid = service.pid
@@ -414,14 +405,14 @@ def test_ten_concurrent_fresh_vgg11_views_build_one_network_out_of_the_server_an
 
 
 def test_a_view_over_the_memory_budget_is_refused_and_the_next_one_gets_a_fresh_process(trained, monkeypatch):
-    from explorer.views import inside
+    from explorer.views import inside_service as inside
 
     manager, run_id, _, _ = trained
     monkeypatch.setenv("EXPLORER_MEMORY_BUDGET_GB", "0.7")  # torch and the test data fit; VGG-11's weights do not
     with pytest.raises(QuotaError, match=r"Looking inside this network took over 0\.7 GiB of memory"):
         inside.view(manager, "vgg11", 1)
     assert inside.view(manager, run_id, 1).name == "resnet18"  # a new process, within the budget
-    assert inside._service(inside.memory_budget("cpu")).pid is not None
+    assert inside.SERVICE.pid is not None
 
 
 def test_the_inside_process_is_killed_past_its_time_and_a_failure_is_a_message():
