@@ -32,7 +32,6 @@ from explorer.training.store import RunStore
 MEASURE_CPU_SECONDS = 120.0  # a measurement that used this much CPU time is killed: the network is too slow here
 ABANDON_SECONDS = 5.0    # nobody asked for this long (a page asks every second while it shows "measuring")
 FAILED_SECONDS = 60.0    # a failed measurement is not tried again for this long: its message is the answer
-POLL_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -155,37 +154,41 @@ class Measurements:
             process = processes.start(_measure_in_process, (request, self.store_path, send), "explorer-measure")
         finally:
             send.close()
+        def check() -> None:
+            if processes.cpu_seconds(process.pid) > MEASURE_CPU_SECONDS:
+                raise QuotaError("measurement", "timing a few training steps used over {seconds:g} s of CPU time "
+                                                "here: this network is too slow to train on this server; choose a "
+                                                "smaller resolution or fewer channels", seconds=MEASURE_CPU_SECONDS)
+            if processes.resident_bytes(process.pid) > self.max_bytes:
+                raise QuotaError("EXPLORER_MEMORY_BUDGET_GB",
+                                 "timing a few training steps took over {gib:.1f} GiB of memory, this server's "
+                                 "budget (EXPLORER_MEMORY_BUDGET_GB); lower batch_size or resolution",
+                                 gib=self.max_bytes / 2**30)
+            with self._cv:
+                if time.monotonic() - self._asked.get(request, 0.0) > ABANDON_SECONDS:
+                    raise _Abandoned
+
         try:
-            while True:
-                if receive.poll(POLL_SECONDS):
-                    answer = receive.recv()
-                    if isinstance(answer, (Measured, ExplorerError)):
-                        return answer
-                    return QuotaError("measurement", "the measurement failed: {error}", error=answer)
-                if not process.is_alive() and not receive.poll():
-                    return QuotaError("measurement", "the measurement's process ended unexpectedly (exit code "
-                                                     "{code})", code=process.exitcode)
-                if processes.cpu_seconds(process.pid) > MEASURE_CPU_SECONDS:
-                    return QuotaError("measurement", "timing a few training steps used over {seconds:g} s of CPU time "
-                                                     "here: this network is too slow to train on this server; choose "
-                                                     "a smaller resolution or fewer channels",
-                                      seconds=MEASURE_CPU_SECONDS)
-                if processes.resident_bytes(process.pid) > self.max_bytes:
-                    return QuotaError("EXPLORER_MEMORY_BUDGET_GB",
-                                      "timing a few training steps took over {gib:.1f} GiB of memory, this server's "
-                                      "budget (EXPLORER_MEMORY_BUDGET_GB); lower batch_size or resolution",
-                                      gib=self.max_bytes / 2**30)
-                with self._cv:
-                    if time.monotonic() - self._asked.get(request, 0.0) > ABANDON_SECONDS:
-                        return None  # abandoned: nobody asks for it any more
-        except EOFError:
+            answer = processes.watch(process, receive, check)
+        except processes.ChildGone as gone:
             return QuotaError("measurement", "the measurement's process ended unexpectedly (exit code {code})",
-                              code=process.exitcode)
+                              code=gone.exitcode)
+        except QuotaError as err:
+            return err
+        except _Abandoned:
+            return None  # nobody asks for it any more
         finally:
             with contextlib.suppress(OSError):
                 process.kill()
             process.join()
             receive.close()
+        if isinstance(answer, (Measured, ExplorerError)):
+            return answer
+        return QuotaError("measurement", "the measurement failed: {error}", error=answer)
+
+
+class _Abandoned(Exception):
+    """Nobody asks for a measurement any more."""
 
 
 def _measure_in_process(request: Request, store_path: Path | None,

@@ -130,6 +130,36 @@ def resident_bytes(pid: int) -> int:
         return 0
 
 
+class ChildGone(Exception):
+    """A watched child process ended without its reply."""
+
+    def __init__(self, exitcode: int | None) -> None:
+        super().__init__(f"exit code {exitcode}")
+        self.exitcode = exitcode
+
+
+def watch(process: multiprocessing.process.BaseProcess, replies: multiprocessing.connection.Connection | None,
+          check: Callable[[], None], every: float = POLL_SECONDS) -> Any:
+    """Wait for a child process: for its reply on `replies`, or (None) for it to end, calling `check()` every
+    `every` seconds meanwhile. `check` gives up by raising (a deadline, CPU time, memory, nobody waiting) or
+    acts on the child (a stop request). A child that ends without replying raises ChildGone. The one loop
+    every child of the server is watched by: Inside's service, a measurement, a run's worker."""
+    while True:
+        if replies is None:
+            process.join(every)
+            if not process.is_alive():
+                return None
+        elif replies.poll(every):
+            try:
+                return replies.recv()
+            except (EOFError, OSError):
+                raise ChildGone(process.exitcode) from None
+        elif not process.is_alive() and not replies.poll():
+            process.join()
+            raise ChildGone(process.exitcode)
+        check()
+
+
 class Service:
     """A process of its own that answers one request at a time with `handler(request)`, for work a page asks
     for that must not run in the server (a network built and run for Inside). Started on the first request
@@ -161,24 +191,25 @@ class Service:
                 self._start()
             self._connection.send(request)
             started = time.monotonic()
+
+            def check() -> None:
+                if time.monotonic() - started > self.seconds:
+                    raise QuotaError(self.name, "{doing} took over {seconds:g} s here, this server's limit",
+                                     doing=self.doing, seconds=self.seconds)
+                if resident_bytes(self._process.pid) > self.max_bytes:
+                    raise QuotaError("EXPLORER_MEMORY_BUDGET_GB", "{doing} took over {gib:.1f} GiB of memory, "
+                                     "this server's budget (EXPLORER_MEMORY_BUDGET_GB)", doing=self.doing,
+                                     gib=self.max_bytes / 2**30)
+
             try:
-                while not self._connection.poll(POLL_SECONDS):
-                    if not self._process.is_alive():
-                        raise QuotaError(self.name, "the {name} process ended unexpectedly (exit code {code})",
-                                         name=self.name, code=self._process.exitcode)
-                    if time.monotonic() - started > self.seconds:
-                        raise QuotaError(self.name, "{doing} took over {seconds:g} s here, this server's limit",
-                                         doing=self.doing, seconds=self.seconds)
-                    if resident_bytes(self._process.pid) > self.max_bytes:
-                        raise QuotaError("EXPLORER_MEMORY_BUDGET_GB", "{doing} took over {gib:.1f} GiB of memory, "
-                                         "this server's budget (EXPLORER_MEMORY_BUDGET_GB)", doing=self.doing,
-                                         gib=self.max_bytes / 2**30)
-                ok, answer = self._connection.recv()
-            except (QuotaError, EOFError, OSError) as err:
+                ok, answer = watch(self._process, self._connection, check)
+            except ChildGone as gone:
                 self.stop()
-                if isinstance(err, QuotaError):
-                    raise
-                raise QuotaError(self.name, "the {name} process ended unexpectedly", name=self.name) from None
+                raise QuotaError(self.name, "the {name} process ended unexpectedly (exit code {code})",
+                                 name=self.name, code=gone.exitcode) from None
+            except QuotaError:
+                self.stop()
+                raise
             if ok:
                 return answer
             raise answer

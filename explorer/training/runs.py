@@ -576,13 +576,15 @@ class LocalWorkers:
             worker = processes.start(run_worker, (job, server_gone), f"explorer-run-{job.run_id}")
         finally:
             server_gone.close()
-        asked = None
-        while worker.is_alive():
-            worker.join(timeout=0.5)
-            if asked is None and store.stop_flag(job.run_id):
-                asked = time.monotonic()
-            if asked is not None and time.monotonic() - asked > STOP_GRACE_SECONDS:
+        asked: list[float] = []
+
+        def check() -> None:
+            if not asked and store.stop_flag(job.run_id):
+                asked.append(time.monotonic())
+            if asked and time.monotonic() - asked[0] > STOP_GRACE_SECONDS:
                 worker.kill()  # it ignored its stop flag
+
+        processes.watch(worker, None, check, every=0.5)
         server_alive.close()
         record = store.get(job.run_id)
         if record is not None and record.status == "running":  # the worker ended without recording an end
