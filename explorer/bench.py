@@ -256,14 +256,14 @@ class MemoryResult:
 def bench_memory(kinds: tuple[str, ...] = ("quick", "book"), names: list[str] | None = None,
                  threads: int = 2) -> Iterator[MemoryResult]:
     """Each preset's memory estimate beside the peak of real training steps, each in a fresh process."""
+    from explorer.training.admission import estimate_bytes
     from explorer.training.recipes import preset
-    from explorer.training.runs import RunManager
 
     for kind in kinds:
         for name in names or registry.list_models():
             p = preset(name, kind)
             yield MemoryResult(name, kind, p.settings.batch_size, p.config.resolution,
-                               RunManager.estimate_bytes(p.config, p.settings),
+                               estimate_bytes(p.config, p.settings),
                                measure_peak_bytes(p.config, p.settings.batch_size, threads))
 
 

@@ -43,14 +43,14 @@ class Totals:
     weight_bytes: int
     gradient_bytes: int
     optimizer_bytes: int            # plain SGD, as d2l's train_ch6, keeps no state (a run with momentum adds a
-                                    # buffer per weight: runs.RunManager.estimate_bytes)
+                                    # buffer per weight: admission.estimate_bytes)
     saved_bytes: int                # at batch_size: what autograd keeps for the backward pass
     in_flight_bytes: int            # at batch_size: the largest layer output, computed while those are held
 
     @property
     def training_bytes(self) -> int:
         """The network's memory at the peak of a training step at `batch_size` (a run adds the data set and
-        torch's runtime: see runs.RunManager.estimate_bytes)."""
+        torch's runtime: see admission.estimate_bytes)."""
         return (self.weight_bytes + self.gradient_bytes + self.optimizer_bytes + self.saved_bytes
                 + self.in_flight_bytes)
 

@@ -84,7 +84,7 @@ else:
     st.stop()
 
 if len(chosen) > 1:
-    named = {r.label: manager.metrics(r.id) for r in chosen}
+    named = {r.label: manager.live.metrics(r.id) for r in chosen}
     groups = seed_groups(chosen)
     smoothing, log, banded, csv = st.columns([2, 1, 1, 1], vertical_alignment="bottom")
     weight = smoothing.slider(_("Smoothing"), 0.0, 0.99, 0.6, 0.01, key="r.smooth",
@@ -122,7 +122,7 @@ if mine and r.best_test_acc is not None:
 if mine and r.status in ("queued", "running") and st.button(_("Stop this run"), key="r.stop"):
     manager.stop(r.id, me)
     st.rerun()
-metrics = manager.metrics(r.id)
+metrics = manager.live.metrics(r.id)
 if r.error:
     st.error(plain(told(r.error)))
 if r.warning:

@@ -9,11 +9,12 @@ from explorer import registry
 from explorer.errors import ExplorerError
 from explorer.i18n import _, told
 from explorer.summary import summarize
+from explorer.training.admission import NAME_CHARACTERS, check_time, estimate_bytes
 from explorer.training.estimate import human_duration
 from explorer.training.loop import cuda_available
 from explorer.training.measure import StillMeasuring
 from explorer.training.recipes import preset
-from explorer.training.runs import NAME_CHARACTERS, server_manager
+from explorer.training.runs import server_manager
 from explorer.training.store import FINISHED
 from explorer.views.runviews import reopen_settings, run_progress, run_title, training_chart
 from explorer.views.tables import human
@@ -103,13 +104,14 @@ waiting = "" if ahead < manager.max_running else (
 try:
     settings = replace(s, lr=lr, epochs=epochs, batch_size=batch, train_subset=subset or None, device=device,
                        init=init)
-    need = manager.estimate_bytes(chosen.config, settings)
+    need = estimate_bytes(chosen.config, settings)
     limit = manager.quotas.max_seconds
     limit_text = "" if limit is None else _(" This server's limit is {limit}.").format(limit=human_duration(limit))
     estimate = manager.estimate_time(chosen.config, settings, wait=1.0)  # measured out of this page's process
     info.caption(_("Estimated: {time}, {memory} of memory.").format(time=estimate.text, memory=human(need, "B"))
                  + waiting + limit_text)
-    manager.check_time(estimate)  # a busy machine's measurement never refuses: the run waits its turn
+    # a busy machine's measurement never refuses: the run waits its turn
+    check_time(estimate, manager.quotas.max_seconds)
 except ExplorerError as err:
     refusal = err
 except StillMeasuring as pending:  # Start is usable meanwhile: a run measures itself before its first step
@@ -155,7 +157,7 @@ live_now = run_id and getattr(manager.view(run_id), "status", "") not in FINISHE
 state.setdefault("t.session", secrets.token_hex(8))
 
 
-@st.fragment(run_every=manager.refresh_interval(state["t.session"]) if live_now else None)
+@st.fragment(run_every=manager.live.refresh_interval(state["t.session"]) if live_now else None)
 def live(run_id: str) -> None:
     use_language()
     view = manager.view(run_id)
@@ -176,7 +178,7 @@ def live(run_id: str) -> None:
         st.info(run_progress(r, p, view.position, manager.wait_seconds(run_id))[1])
     elif r.status == "running":
         st.progress(*run_progress(r, p, None, 0.0))
-    metrics = manager.metrics(run_id)
+    metrics = manager.live.metrics(run_id)
     tested = metrics.test_acc.dropna()
     stepped = p is not None and p.kind != "phase"
     numbers, chart = st.columns([1, 4])  # side by side: the chart stays on a 1280x720 projector's first screen

@@ -10,6 +10,8 @@ said here, in one place, with why, from measured durations (`--durations=0` on t
 """
 
 import os
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -58,6 +60,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: only in the full suite (python -m pytest --all)")
     if not _full(config):
         os.environ.setdefault("EXPLORER_PROPERTY_EXAMPLES", FAST_PROPERTY_EXAMPLES)
+    # no test reads or writes the developer's own runs (~/.cnn-explorer); a test that needs a home sets its own
+    os.environ["EXPLORER_HOME"] = tempfile.mkdtemp(prefix="explorer-tests-")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -76,6 +80,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _full(config: pytest.Config) -> bool:
     """The whole suite: --all, a marker expression, or tests named on the command line."""
     return bool(config.getoption("--all") or config.getoption("markexpr") or config.option.file_or_dir)
+
+@pytest.fixture(autouse=True)
+def _server_closed_after_each_test():
+    """The server's run manager is made from the environment of the test that first asks for it (a page, the
+    CLI's serve); closed after it, so that the next test's environment makes its own."""
+    yield
+    if (runs := sys.modules.get("explorer.training.runs")) is not None:
+        runs.close_server()
+
 
 # The app shows visitors no tracebacks (.streamlit/config.toml); AppTest failures here should show theirs.
 streamlit.config.set_option("client.showErrorDetails", "full")

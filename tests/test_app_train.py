@@ -16,7 +16,7 @@ from tests.test_app import APP
 @pytest.fixture(scope="module")
 def app_env(tmp_path_factory):
     """A run store and data directory of this module's own; the app's run manager is rebuilt on them."""
-    from explorer.training.runs import server_manager
+    from explorer.training.runs import close_server
 
     home = tmp_path_factory.mktemp("home")
     data = write_dataset(tmp_path_factory.mktemp("data"))
@@ -25,7 +25,7 @@ def app_env(tmp_path_factory):
     mp.setenv("EXPLORER_DATA_DIR", str(data))
     mp.setenv("EXPLORER_THREADS", "1")
     yield home
-    server_manager().shutdown()
+    close_server()
     mp.undo()
 
 
@@ -173,7 +173,7 @@ def test_an_unknown_run_says_so_on_every_page_and_keeps_its_url(app_env):
 
 
 def test_a_run_over_the_servers_limit_says_why_start_is_off(app_env, monkeypatch):
-    from explorer.training.runs import server_manager
+    from explorer.training.runs import close_server
 
     monkeypatch.setenv("EXPLORER_MAX_RUN_MINUTES", "1")  # another environment: a manager of its own
     try:
@@ -187,7 +187,7 @@ def test_a_run_over_the_servers_limit_says_why_start_is_off(app_env, monkeypatch
         assert not at.button(key="t.start").disabled
         assert any(c.value.startswith("Estimated: about") for c in at.caption)
     finally:
-        server_manager().shutdown()
+        close_server()
 
 
 def test_the_fast_preset_says_what_it_changes_trains_with_its_recipe_and_reopens_as_fast(app_env):
@@ -238,7 +238,7 @@ def test_a_train_url_too_big_to_train_is_refused_without_building_or_timing_anyt
     import resource
 
     from explorer.training.measure import Measurements
-    from explorer.training.runs import server_manager
+    from explorer.training.runs import close_server
 
     monkeypatch.setenv("EXPLORER_MAX_RUN_MINUTES", "1")  # this module's data set has 512 training images
 
@@ -257,7 +257,7 @@ def test_a_train_url_too_big_to_train_is_refused_without_building_or_timing_anyt
     assert "would take at least" in refusal and "over this server's limit of about 1 min" in refusal
     assert time.perf_counter() - start < 10
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 1024 * 1024  # KiB: under 1 GB
-    server_manager().shutdown()
+    close_server()
 
 
 def test_a_measurement_runs_out_of_the_server_and_blocks_no_other_visitors_page(app_env):

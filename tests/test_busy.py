@@ -119,7 +119,7 @@ def test_a_run_that_did_not_train_is_not_a_success_for_the_cli(tmp_path):
 def test_a_lessons_train_both_is_accepted_and_queued_on_a_busy_server(tmp_path, monkeypatch, hogs):
     """The pair is queued at once, busy or not: nothing is measured before Start on a server either."""
     from explorer import lessons
-    from explorer.training.runs import Quotas
+    from explorer.training.admission import Quotas
 
     manager = RunManager(tmp_path / "home", data_dir=str(write_dataset(tmp_path / "data")), threads=1,
                          quotas=Quotas(max_seconds=30 * 60))

@@ -72,7 +72,7 @@ def two_runs(tmp_path_factory):
 def test_a_run_stores_every_layer_at_every_report(two_runs):
     manager, (residual, plain), _ = two_runs
     frame = manager.store.dynamics(residual)
-    reports = manager.metrics(residual)
+    reports = manager.live.metrics(residual)
     steps = sorted(reports[reports.kind == "step"].step)
     assert sorted(frame.step.unique()) == steps  # every report, once (the epoch's report repeats none)
     from explorer import registry

@@ -183,8 +183,9 @@ def test_every_refusal_is_said_in_the_readers_language_with_its_words_and_not_th
 
     from explorer.errors import OwnerError
     from explorer.identity import Visitor
+    from explorer.training.admission import Quotas
     from explorer.training.recipes import TrainSettings
-    from explorer.training.runs import Quotas, RunManager
+    from explorer.training.runs import RunManager
     from explorer.views.uploads import read_upload
 
     manager = RunManager(tmp_path, quotas=Quotas(runs_per_visitor=0, runs_per_address=9, max_queue=9))

@@ -224,7 +224,7 @@ def test_inspect_writes_painted_pngs_and_prints_the_prediction(trained, tmp_path
 
 
 def test_the_inside_page_draws_the_image_its_stages_and_the_prediction(trained, monkeypatch):
-    from explorer.training.runs import server_manager
+    from explorer.training.runs import close_server
 
     manager, run_id, home, data = trained
     monkeypatch.setenv("EXPLORER_HOME", str(home))
@@ -255,7 +255,7 @@ def test_the_inside_page_draws_the_image_its_stages_and_the_prediction(trained, 
         first = at.selectbox(key="i.wrong").value
         assert at.query_params["image"] == str(first)
     finally:
-        server_manager().shutdown()
+        close_server()
 
 
 def test_an_upload_becomes_a_28x28_grayscale_input_and_anything_else_is_refused():
@@ -457,7 +457,7 @@ def test_a_convolution_unit_worked_out_by_hand_is_the_feature_maps_value(name):
 
 
 def test_inside_works_out_a_unit_and_steps_across_the_image(trained, monkeypatch):
-    from explorer.training.runs import server_manager
+    from explorer.training.runs import close_server
 
     manager, run_id, home, data = trained
     monkeypatch.setenv("EXPLORER_HOME", str(home))
@@ -477,7 +477,7 @@ def test_inside_works_out_a_unit_and_steps_across_the_image(trained, monkeypatch
         patch, kernel, product = (plotly_array(t["z"]) for t in parts["data"])
         assert np.allclose(patch * kernel, product, atol=1e-6)  # the product drawn is the product
     finally:
-        server_manager().shutdown()
+        close_server()
 
 
 def plotly_array(values) -> np.ndarray:

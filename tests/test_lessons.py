@@ -8,9 +8,10 @@ from explorer import i18n, lessons
 from explorer.errors import ExplorerError
 from explorer.identity import Visitor
 from explorer.summary import summarize
+from explorer.training.admission import Quotas
 from explorer.training.dynamics import STATISTICS
 from explorer.training.recipes import check_trainable
-from explorer.training.runs import Quotas, RunManager
+from explorer.training.runs import RunManager
 from explorer.views.tables import lesson_table
 from tests.test_app import app
 from tests.test_cli import run_cli

@@ -7,9 +7,10 @@ ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install -
 
 from explorer import registry  # noqa: E402
 from explorer.i18n import told  # noqa: E402
+from explorer.training.backends import LocalWorkers, backend_from_env  # noqa: E402
 from explorer.training.ray_backend import RayCluster  # noqa: E402
 from explorer.training.recipes import TrainSettings  # noqa: E402
-from explorer.training.runs import LocalWorkers, RunManager, backend_from_env  # noqa: E402
+from explorer.training.runs import RunManager  # noqa: E402
 from tests.test_faults import wait_until  # noqa: E402
 
 LENET_BN = registry.get("lenet-bn").config

@@ -152,11 +152,11 @@ def test_sixty_stages_are_refused_with_a_reason_not_an_overflow():
 def test_the_memory_estimate_is_within_25_percent_of_a_real_peak_at_book_settings(name):
     """What the run manager admits a run by, against the peak of real steps (bench memory has every preset)."""
     from explorer.bench import measure_peak_bytes
+    from explorer.training.admission import estimate_bytes
     from explorer.training.recipes import preset
-    from explorer.training.runs import RunManager
 
     p = preset(name, "book")
-    estimate = RunManager.estimate_bytes(p.config, p.settings)
+    estimate = estimate_bytes(p.config, p.settings)
     peak = measure_peak_bytes(p.config, p.settings.batch_size)
     assert peak > 2**30  # activations, not torch's runtime, dominate here
     assert 0.75 < estimate / peak < 1.25, (estimate / 2**30, peak / 2**30)

@@ -12,9 +12,10 @@ from explorer import registry
 from explorer.errors import ConfigError, OwnerError, QuotaError
 from explorer.i18n import told
 from explorer.identity import Visitor
+from explorer.training.admission import UNLIMITED, Quotas, check_time, estimate_bytes
 from explorer.training.pipeline import prepare
 from explorer.training.recipes import TrainSettings, preset
-from explorer.training.runs import UNLIMITED, Quotas, RunManager
+from explorer.training.runs import RunManager
 from explorer.training.store import RunStore
 from explorer.training.train import train
 from tests.conftest import DEBIAN_DATA
@@ -271,10 +272,10 @@ def test_run_manager_runs_in_the_background_and_stores_everything(manager):
 def test_live_pages_share_one_read_of_a_runs_metrics_until_it_grows(manager):
     run_id = manager.start("lenet-bn", LENET_BN, settings(epochs=1))
     manager.wait(run_id, timeout=120)
-    first = manager.metrics(run_id)
-    assert len(first) > 0 and manager.metrics(run_id) is first  # a refresh reads nothing new
+    first = manager.live.metrics(run_id)
+    assert len(first) > 0 and manager.live.metrics(run_id) is first  # a refresh reads nothing new
     manager.store.add_metrics(run_id, [dict(first.iloc[-1], step=10**6)])
-    grown = manager.metrics(run_id)
+    grown = manager.live.metrics(run_id)
     assert grown is not first and len(grown) == len(first) + 1
 
 
@@ -333,9 +334,10 @@ def test_a_busy_estimate_never_refuses_and_start_never_waits_for_a_measurement(t
 
     strict = RunManager(tmp_path / "home", threads=1, data_dir=tiny_data,
                         quotas=dataclasses.replace(UNLIMITED, max_seconds=10))
-    strict.check_time(Estimate(3600.0, 10.0, "measured on this machine while it was busy", busy=True))
+    busy = Estimate(3600.0, 10.0, "measured on this machine while it was busy", busy=True)
+    check_time(busy, strict.quotas.max_seconds)
     with pytest.raises(QuotaError, match="over this server's limit"):
-        strict.check_time(Estimate(3600.0, 10.0, "measured on this machine"))
+        check_time(Estimate(3600.0, 10.0, "measured on this machine"), strict.quotas.max_seconds)
     asked = []
     monkeypatch.setattr(Measurements, "get", lambda self, *a, **kw: asked.append(a))
     started = time.perf_counter()
@@ -528,10 +530,10 @@ def test_the_test_pass_follows_the_training_batch(tiny_data, monkeypatch):
 
 
 def test_live_pages_refresh_less_often_as_more_watch(manager):
-    assert manager.refresh_interval("a") == 1.0
+    assert manager.live.refresh_interval("a") == 1.0
     for i in range(19):
-        manager.refresh_interval(f"s{i}")
-    assert manager.refresh_interval("a") == 4.0  # 20 watchers: every 4 s
+        manager.live.refresh_interval(f"s{i}")
+    assert manager.live.refresh_interval("a") == 4.0  # 20 watchers: every 4 s
 
 
 @pytest.mark.parametrize("name, lr, says", [
@@ -692,7 +694,7 @@ def test_momentum_is_counted_in_a_runs_memory_a_buffer_per_weight():
 
     config = registry.get("resnet18").config
     plain, fast = settings(batch_size=32), settings(batch_size=32, momentum=0.9)
-    extra = RunManager.estimate_bytes(config, fast) - RunManager.estimate_bytes(config, plain)
+    extra = estimate_bytes(config, fast) - estimate_bytes(config, plain)
     assert extra == summarize(config).totals.params * 4 == 44_713_512  # float32, every weight trainable
 
 

@@ -17,25 +17,30 @@ import dataclasses
 import json
 import logging
 import os
-import signal
 import threading
 import time
 import uuid
-from collections import OrderedDict, deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
-import pandas as pd
 import torch
 
 from explorer import registry
-from explorer.config import ModelConfig, printable
+from explorer.config import ModelConfig
 from explorer.errors import ConfigError, MissingWeightsError, OwnerError, QuotaError
 from explorer.i18n import N_, _, keep
 from explorer.identity import OWNER, Visitor
-from explorer.summary import summarize
 from explorer.training import processes
+from explorer.training.admission import (
+    UNLIMITED,
+    Quotas,
+    check_memory,
+    check_quotas,
+    check_time,
+    memory_budget,
+    run_name,
+)
+from explorer.training.backends import Backend, backend_from_env
 from explorer.training.data import dataset_sizes, find_data_dir
 from explorer.training.estimate import (
     DataTiming,
@@ -47,76 +52,23 @@ from explorer.training.estimate import (
     over_time_limit,
     saved_step,
 )
+from explorer.training.fair_queue import FairQueue
+from explorer.training.live import LivePages
 from explorer.training.loop import default_threads
 from explorer.training.measure import Measurements, Request
 from explorer.training.recipes import KINDS, TrainSettings, check_trainable
 from explorer.training.store import FINISHED, RunRecord, RunStore, StoreError
 from explorer.training.train import Progress
-from explorer.training.worker import (
-    STOP_BY_SHUTDOWN,
-    STOP_BY_USER,
-    STOP_GRACE_SECONDS,
-    Job,
-    run_worker,
-)
+from explorer.training.worker import STOP_BY_SHUTDOWN, STOP_BY_USER, Job
 
 log = logging.getLogger(__name__)
-NAME_CHARACTERS = 60
-DATASET_BYTES = 70_000 * 28 * 28 + 70_000 * 8  # uint8 images and int64 labels on the device
-RUNTIME_BYTES = 200 * 2**20  # torch's kernels and buffers that a training process touches (bench memory)
 LEASE_SECONDS = 120.0      # a running run on another machine (Ray) whose worker has not beaten for this long was
                            # interrupted; a worker on this machine is judged by its process instead
 GONE_SECONDS = 5.0         # a worker gone this long without its supervisor recording why was interrupted
-WATCHERS_PER_SECOND = 5    # live pages refresh once a second up to this many watchers, then less often
-METRICS_CACHED = 64        # runs whose metric series the server keeps for live pages
-
-
-@dataclass(frozen=True)
-class Quotas:
-    """What one visitor may ask of a shared server; each refusal names its limit and what to do."""
-
-    runs_per_visitor: int = 2       # queued and running at once
-    max_queue: int = 50             # queued runs of everyone together
-    max_seconds: float | None = None  # the estimated time of one run; None: no limit
-    runs_per_address: int = 10      # queued and running from one network address: clearing a cookie makes a
-                                    # new visitor, not a new address
-
-    @classmethod
-    def from_env(cls) -> Quotas:
-        """A server's quotas: EXPLORER_RUNS_PER_VISITOR, EXPLORER_MAX_QUEUE, EXPLORER_MAX_RUN_MINUTES,
-        EXPLORER_RUNS_PER_ADDRESS."""
-        from explorer.training.estimate import max_run_seconds
-
-        return cls(runs_per_visitor=_env_int("EXPLORER_RUNS_PER_VISITOR", 2),
-                   max_queue=_env_int("EXPLORER_MAX_QUEUE", 50), max_seconds=max_run_seconds(),
-                   runs_per_address=_env_int("EXPLORER_RUNS_PER_ADDRESS", 10))
-
-
-UNLIMITED = Quotas(runs_per_visitor=10**9, max_queue=10**9, max_seconds=None, runs_per_address=10**9)
-
-
-def _env_int(name: str, default: int) -> int:
-    text = os.environ.get(name, "")
-    return int(text) if text.isdigit() and int(text) > 0 else default
-
-
-def run_name(text: str) -> str:
-    """A run's name as its owner typed it, made safe to show anywhere: control and formatting characters
-    (a right-to-left override, say) dropped, spaces collapsed, at most NAME_CHARACTERS characters."""
-    return " ".join(printable(text).split())[:NAME_CHARACTERS]
 
 
 def default_home() -> Path:
     return Path(os.environ.get("EXPLORER_HOME", Path.home() / ".cnn-explorer")).expanduser()
-
-
-def memory_budget(device: str) -> int:
-    """Bytes a run may need: EXPLORER_MEMORY_BUDGET_GB, else 90% of free GPU memory or half of RAM."""
-    if os.environ.get("EXPLORER_MEMORY_BUDGET_GB"):
-        return int(float(os.environ["EXPLORER_MEMORY_BUDGET_GB"]) * 2**30)
-    if device == "cuda" and torch.cuda.is_available():
-        return int(torch.cuda.mem_get_info()[0] * 0.9)
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
 
 
 @dataclass(frozen=True)
@@ -153,20 +105,16 @@ class RunManager:
         self.data_dir = data_dir
         self.quotas = quotas
         self.backend = backend or backend_from_env()
+        self.live = LivePages(self.store)
         self._cv = threading.Condition()
-        self._queue: deque[str] = deque()
-        self._owners: dict[str, str] = {}   # a queued run's owner, for the round-robin order
-        self._started: dict[str, int] = {}  # runs this manager has started, per owner
+        self._queue = FairQueue()
         self._running: set[str] = set()
         self._closing = self._shut_down = False
-        self._watchers: dict[str, float] = {}  # a live page's session -> when it last refreshed
-        self._metrics: OrderedDict[str, tuple[int, pd.DataFrame]] = OrderedDict()  # run -> (version, series)
         self.measurements = Measurements(self.store.path, memory_budget("cpu"))
         self._mark_stale()
         if adopt_queued:
             for r in self.store.with_status("queued"):
-                self._queue.append(r.id)
-                self._owners[r.id] = r.owner
+                self._queue.push(r.id, r.owner)
         self._workers = [threading.Thread(target=self._work, name=f"explorer-supervisor-{i}", daemon=True)
                          for i in range(self.max_running)]
         for w in self._workers:
@@ -209,54 +157,29 @@ class RunManager:
                               value=preset)
         name = run_name(name)
         if not visitor.admin:
-            active = self.store.with_status("queued", "running")
-            mine = [r for r in active if r.owner == visitor.id]
-            if len(mine) >= self.quotas.runs_per_visitor:
-                raise QuotaError("EXPLORER_RUNS_PER_VISITOR",
-                                 "you already have {n} runs queued or running, this server's limit per visitor "
-                                 "(EXPLORER_RUNS_PER_VISITOR); stop one, or wait: {when}", n=len(mine),
-                                 when=self._when_one_ends(mine))
-            near = [r for r in active if visitor.address is not None and r.address == visitor.address]
-            if len(near) >= self.quotas.runs_per_address:
-                raise QuotaError("EXPLORER_RUNS_PER_ADDRESS",
-                                 "{n} runs from your network address are queued or running, this server's limit per "
-                                 "address (EXPLORER_RUNS_PER_ADDRESS); wait: {when}", n=len(near),
-                                 when=self._when_one_ends(near))
+            check_quotas(self.store.with_status("queued", "running"), visitor, self.quotas, self._when_one_ends)
         check_trainable(config, settings)
         find_data_dir(self.data_dir)
-        need = self.check_memory(config, settings)
+        need = check_memory(config, settings)
         # what is known now, without waiting for a measurement: a busy machine queues the run instead of
         # refusing it, and its worker measures before its first step (and ends it there if an idle
         # measurement puts it over this server's limit)
         estimate = self.estimate_time(config, settings, measure=False)
         if estimate is not None:
-            self.check_time(estimate)
+            check_time(estimate, self.quotas.max_seconds)
         run_id = uuid.uuid4().hex[:12]
         with self._cv:  # a reentrant lock: wait_seconds takes it too
             if len(self._queue) >= self.quotas.max_queue:
-                wait = human_duration(self.wait_seconds(self._ordered()[0]))
+                wait = human_duration(self.wait_seconds(self._queue.ordered()[0]))
                 raise QuotaError("EXPLORER_MAX_QUEUE",
                                  "{n} runs are already waiting, this server's limit (EXPLORER_MAX_QUEUE); a place "
                                  "frees up when the next one starts, in {wait}", n=len(self._queue), wait=wait)
             self.store.create(run_id, model, config.kwargs(), dataclasses.asdict(settings), visitor.id, need,
                               preset=preset, name=name or None, address=visitor.address,
                               estimate_seconds=estimate.seconds if estimate is not None else None)
-            self._queue.append(run_id)
-            self._owners[run_id] = visitor.id
+            self._queue.push(run_id, visitor.id)
             self._cv.notify()
         return run_id
-
-    def _ordered(self) -> list[str]:
-        """The queue in the order runs start: round-robin over owners, so one person's runs never stand in
-        front of everyone's (the k-th waiting run of an owner who has had n started comes at turn n + k),
-        first come first served within a turn. Call with the lock held."""
-        seen: dict[str, int] = {}
-        turns = []
-        for index, run_id in enumerate(self._queue):
-            owner = self._owners.get(run_id, "")
-            seen[owner] = seen.get(owner, 0) + 1
-            turns.append((self._started.get(owner, 0) + seen[owner], index, run_id))
-        return [run_id for *_, run_id in sorted(turns)]
 
     def wait_seconds(self, run_id: str) -> float:
         """About how long until a queued run starts: the running runs' remaining estimates, then the
@@ -264,7 +187,7 @@ class RunManager:
         was measured of it counts what a run of the same network and settings is expected to take."""
         now = time.time()
         with self._cv:
-            running, order = list(self._running), self._ordered()
+            running, order = list(self._running), self._queue.ordered()
         ahead = order[:order.index(run_id)] if run_id in order else order
         records = [r for r in map(self.store.get, running + ahead) if r is not None]
         known = {_same_run(r): r.estimate_seconds for r in records if r.estimate_seconds}
@@ -317,9 +240,7 @@ class RunManager:
         second and one batch). False if it had already finished."""
         self._check_owner(run_id, visitor, N_("stop it"))
         with self._cv:
-            if run_id in self._queue:
-                self._queue.remove(run_id)
-                self._owners.pop(run_id, None)
+            self._queue.remove(run_id)
         record = self.store.get(run_id)
         if record is None or record.status in FINISHED:
             return False
@@ -342,38 +263,9 @@ class RunManager:
             data = self.store.progress(run_id)
             progress = Progress(**data) if data else None
         with self._cv:
-            order = self._ordered()
+            order = self._queue.ordered()
             position = order.index(run_id) + 1 if run_id in order else None
         return RunView(record, progress, position)
-
-    def refresh_interval(self, session: str) -> float:
-        """Seconds until a live page refreshes again: 1 s while few watch, growing with the number of live
-        pages on this server, so that a class watching runs leaves the server room for everyone else."""
-        now = time.monotonic()
-        with self._cv:
-            self._watchers[session] = now
-            for key, seen in list(self._watchers.items()):
-                if now - seen > 30:  # a closed tab
-                    del self._watchers[key]
-            watching = len(self._watchers)
-        return max(1.0, watching / WATCHERS_PER_SECOND)
-
-    def metrics(self, run_id: str) -> pd.DataFrame:
-        """A run's metric series, read from the store only when it has grown: every live page watching a run
-        shares one read per flush, not one per refresh."""
-        version = self.store.metrics_version(run_id)
-        with self._cv:
-            cached = self._metrics.get(run_id)
-            if cached is not None and cached[0] == version:
-                self._metrics.move_to_end(run_id)
-                return cached[1]
-        frame = self.store.metrics(run_id)
-        with self._cv:
-            self._metrics[run_id] = (version, frame)
-            self._metrics.move_to_end(run_id)
-            while len(self._metrics) > METRICS_CACHED:
-                self._metrics.popitem(last=False)
-        return frame
 
     def busy_slots(self) -> int:
         """Runs this manager is running or has queued: a new run waits when they fill its max_running slots.
@@ -384,7 +276,7 @@ class RunManager:
     def queue(self) -> list[RunView]:
         """Running runs, then queued ones in order: what everyone on a shared server sees."""
         with self._cv:
-            ids = [*self._running, *self._ordered()]
+            ids = [*self._running, *self._queue.ordered()]
         return [v for v in (self.view(i) for i in ids) if v is not None]
 
     def wait(self, run_id: str, timeout: float | None = None, poll: float = 0.1) -> RunView:
@@ -427,16 +319,6 @@ class RunManager:
             raise MissingWeightsError("run {run} has no saved weights", run=run_id[:40])
         return self.weights_file_of(record)
 
-    def check_memory(self, config: ModelConfig, settings: TrainSettings) -> int:
-        """The run's memory from its summary (nothing allocated); a ConfigError when it is over the budget."""
-        need = self.estimate_bytes(config, settings)
-        budget = memory_budget(settings.device)
-        if need > budget:
-            raise ConfigError("batch_size", "this run needs about {need:.1f} GiB but the budget is {budget:.1f} GiB "
-                                            "(EXPLORER_MEMORY_BUDGET_GB); lower batch_size or resolution",
-                              need=need / 2**30, budget=budget / 2**30)
-        return need
-
     def estimate_time(self, config: ModelConfig, settings: TrainSettings, wait: float | None = None,
                       measure: bool = True) -> Estimate | None:
         """How long the run would take here: earlier runs of this config, or a measurement of a few steps in
@@ -447,7 +329,7 @@ class RunManager:
         from its summary): a page view costs the server no training."""
         train_images, test_images = dataset_sizes(self.data_dir)  # what this server really has
         images = min(settings.train_subset or train_images, train_images)
-        self.check_memory(config, settings)
+        check_memory(config, settings)
         floor = fastest_seconds(config, settings.device, images * settings.epochs, self.threads)
         if self.quotas.max_seconds is not None and floor > self.quotas.max_seconds:
             raise over_time_limit(_("at least {duration} even at this machine's peak speed").format(
@@ -468,23 +350,6 @@ class RunManager:
             known = Measured(step, DataTiming(0.0, busy=False))
         return known
 
-    def check_time(self, estimate: Estimate) -> None:
-        """Refuse a run over this server's time limit, saying the estimate, the limit and what to do. Only an
-        estimate that load cannot inflate refuses: one measured on a busy machine is the time now, not the
-        run's, and the run waits its turn instead."""
-        limit = self.quotas.max_seconds
-        if limit is not None and not estimate.busy and estimate.seconds > limit:
-            raise over_time_limit(estimate.text, limit)
-
-    @staticmethod
-    def estimate_bytes(config: ModelConfig, settings: TrainSettings) -> int:
-        """The run's peak: the network's training memory at its batch size, the data set and torch's runtime
-        (within 25% of the measured peaks of the catalog's book and quick presets: bench memory)."""
-        totals = summarize(config, batch_size=settings.batch_size).totals
-        momentum = totals.gradient_bytes if settings.momentum else 0  # SGD's momentum: a buffer per weight
-        dynamics = totals.gradient_bytes  # a reported step keeps the weights before it (training.dynamics)
-        return totals.training_bytes + momentum + dynamics + DATASET_BYTES + RUNTIME_BYTES
-
     # -- supervisors ------------------------------------------------------------------------------------
     def _mark_stale(self) -> None:
         for record in self.store.with_status("running"):
@@ -498,12 +363,10 @@ class RunManager:
                     self._cv.wait()
                 if self._shut_down:  # a thread stops with its owner
                     return
-                run_id = self._ordered()[0]
-                self._queue.remove(run_id)
-                owner = self._owners.pop(run_id, "")
+                run_id, owner = self._queue.pop()
                 if not self.store.claim(run_id, processes.identity()):  # stopped, deleted, or taken by another process
                     continue
-                self._started[owner] = self._started.get(owner, 0) + 1
+                self._queue.started(owner)
                 self._running.add(run_id)
             try:
                 self._supervise(run_id)
@@ -528,68 +391,31 @@ class RunManager:
         self.backend.supervise(job)
 
 
-_SERVERS: dict[tuple[tuple[str, str], ...], RunManager] = {}
-_SERVERS_LOCK = threading.Lock()
+_SERVER: RunManager | None = None
+_SERVER_LOCK = threading.Lock()
 
 
 def server_manager() -> RunManager:
     """This server process's run manager, with the quotas, data directory and limits of its environment (the
-    EXPLORER_ variables): shared by every session, and made by `python -m explorer serve` before the first
-    visitor, so that queued runs resume as soon as a restarted server is up. Another environment (a test's)
-    gets a manager of its own; one that was shut down is made anew."""
-    key = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("EXPLORER_")))
-    with _SERVERS_LOCK:
-        manager = _SERVERS.get(key)
-        if manager is None or manager.closed:
-            manager = _SERVERS[key] = RunManager(quotas=Quotas.from_env())
+    EXPLORER_ variables, read when it is made): shared by every session, and made by `python -m explorer
+    serve` before the first visitor, so that queued runs resume as soon as a restarted server is up. One that
+    was shut down (close_server) is made anew, from the environment as it is then."""
+    global _SERVER
+    with _SERVER_LOCK:
+        if _SERVER is None or _SERVER.closed:
+            _SERVER = RunManager(quotas=Quotas.from_env())
             # the first visitor's estimate should not wait seconds for the forkserver to import torch
             threading.Thread(target=processes.warm, name="explorer-warm-forkserver", daemon=True).start()
-    return manager
+        return _SERVER
 
 
-class Backend(Protocol):
-    def supervise(self, job: Job) -> None:
-        """Execute the run to its end, however it ends; the run's state is in the store."""
-
-
-def backend_from_env() -> Backend:
-    """A Ray cluster when EXPLORER_RAY_ADDRESS is set (the optional extra, requirements-ray.txt), else local
-    worker processes."""
-    address = os.environ.get("EXPLORER_RAY_ADDRESS", "").strip()
-    if not address:
-        return LocalWorkers()
-    from explorer.training.ray_backend import RayCluster
-
-    return RayCluster(address)
-
-
-class LocalWorkers:
-    """Each run in a worker process of this machine, forked from a forkserver that has torch loaded."""
-
-    def supervise(self, job: Job) -> None:
-        """Start the run's worker process and wait for it; record a worker that died as failed."""
-        store = RunStore(Path(job.store_path))
-        # The worker holds the reading end of this pipe; when this process dies, even by kill -9, the worker
-        # reads end-of-file and stops its run as interrupted, rather than train on as an orphan.
-        server_gone, server_alive = processes.context().Pipe(duplex=False)
-        try:
-            worker = processes.start(run_worker, (job, server_gone), f"explorer-run-{job.run_id}")
-        finally:
-            server_gone.close()
-        asked: list[float] = []
-
-        def check() -> None:
-            if not asked and store.stop_flag(job.run_id):
-                asked.append(time.monotonic())
-            if asked and time.monotonic() - asked[0] > STOP_GRACE_SECONDS:
-                worker.kill()  # it ignored its stop flag
-
-        processes.watch(worker, None, check, every=0.5)
-        server_alive.close()
-        record = store.get(job.run_id)
-        if record is not None and record.status == "running":  # the worker ended without recording an end
-            status = "interrupted" if record.stop_requested == STOP_BY_SHUTDOWN else "failed"
-            store.set_status(job.run_id, status, error=_exit_reason(worker.exitcode))
+def close_server() -> None:
+    """Shut the server's run manager down, if one was made (its runs are recorded as interrupted)."""
+    global _SERVER
+    with _SERVER_LOCK:
+        manager, _SERVER = _SERVER, None
+    if manager is not None:
+        manager.shutdown()
 
 
 INTERRUPTED = keep("the process that ran it stopped (a server restart or a kill) while it was running")
@@ -611,15 +437,4 @@ def _stale(record: RunRecord) -> bool:
     return not alive and (record.heartbeat or 0) < time.time() - GONE_SECONDS
 
 
-def _exit_reason(code: int | None) -> str:
-    """Why a worker ended without a result, kept to be read in the reader's language."""
-    if code is not None and code < 0:
-        name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
-        if -code == signal.SIGKILL:
-            return keep("the worker process was ended by signal {name} (killed from outside, or by the system for "
-                        "lack of memory)", name=name)
-        return keep("the worker process was ended by signal {name}", name=name)
-    return keep("the worker process exited with code {code} before recording a result", code=code)
-
-
-__all__ = ["RunManager", "RunView", "Quotas", "UNLIMITED", "default_home", "memory_budget", "server_manager"]
+__all__ = ["RunManager", "RunView", "close_server", "default_home", "server_manager"]

@@ -18,9 +18,9 @@ from explorer.errors import ConfigError
 from explorer.i18n import N_, _
 from explorer.summary import summarize
 from explorer.training import processes
+from explorer.training.admission import memory_budget
 from explorer.training.data import CLASS_NAMES, load_fashion_mnist
 from explorer.training.loop import new_model
-from explorer.training.runs import memory_budget
 from explorer.views.inside import ConvUnit, Inside, layer_stats, look_inside, trained_model, unit_arithmetic
 from explorer.views.runviews import accuracy, confused_images, preset_of
 from explorer.views.uploads import Upload, read_upload
