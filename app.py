@@ -5,6 +5,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from explorer import server
 from explorer.i18n import _
 from pages.language import language_switch, use_language
 
@@ -12,6 +13,7 @@ ICON = str(Path(__file__).parent / "assets" / "icon.png")  # served by the app i
 # presentation mode (?present=1, a lecturer's bookmark) opens with the editor out of the way
 st.set_page_config(page_title="CNN Explorer", page_icon=ICON, layout="wide",
                    initial_sidebar_state="collapsed" if st.query_params.get("present") == "1" else "auto")
+server.tune()  # once per process, as `python -m explorer serve` does it
 use_language()
 explore = st.Page("pages/explore.py", title=_("Explore"), icon=":material/search:", url_path="explore")
 page = st.navigation([

@@ -257,31 +257,14 @@ def cmd_bench_dynamics(args: argparse.Namespace) -> int:
     return 0
 
 
-# One interpreter serves every visitor. CPython gives its lock to a waiting thread only once the holder has
-# run this long, and a page gives the lock up at every element it sends (a socket write): at the default 5 ms
-# a page waited for it again and again while others computed. Load test with the attacks, alternately (before
-# summaries moved out): knob p95 2.40 and 2.38 s at 5 ms, 1.50 and 1.09 s at 0.5 ms.
-SWITCH_INTERVAL = 0.0005
-SUMMARY_PROCESSES = 2  # new configs' summaries, traced beside the server (two sessions' at once)
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
-    import gc
     from pathlib import Path
 
     from streamlit.web import cli as streamlit_cli
 
-    import explorer.views.charts  # noqa: F401 - with torch, pandas and Plotly: loaded before the freeze below
-    from explorer.summary import summarize_in_processes
-    from explorer.training.runs import server_manager
+    from explorer import server
 
-    server_manager()  # the same one every page gets in this process: queued runs resume now, not at a visit
-    summarize_in_processes(SUMMARY_PROCESSES)
-    sys.setswitchinterval(SWITCH_INTERVAL)
-    # what is loaded now lives as long as the server: full collections skip it (their pauses, which stop every
-    # page, went from at most 0.38 s to 0.20 s under the load test)
-    gc.collect()
-    gc.freeze()
+    server.tune()  # before the first visitor; app.py's own call then finds it done
     app = Path(__file__).resolve().parent.parent / "app.py"
     sys.argv = ["streamlit", "run", str(app), *args.streamlit_options]
     return streamlit_cli.main()

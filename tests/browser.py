@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from explorer.server import SUMMARY_PROCESSES
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -50,7 +52,9 @@ def streamlit_server(env: dict[str, str], serve: bool = False) -> Iterator[Serve
         [sys.executable, "-m", *start, "--server.headless", "true", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
          "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+        # a real server has its summary processes, whatever the test process was told (conftest)
+        cwd=ROOT, env={**os.environ, "EXPLORER_SUMMARY_PROCESSES": str(SUMMARY_PROCESSES), **env}, stdout=log,
+        stderr=subprocess.STDOUT)
     url = ServerURL(f"http://127.0.0.1:{port}")
     url.pid = proc.pid
     try:

@@ -62,6 +62,9 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ.setdefault("EXPLORER_PROPERTY_EXAMPLES", FAST_PROPERTY_EXAMPLES)
     # no test reads or writes the developer's own runs (~/.cnn-explorer); a test that needs a home sets its own
     os.environ["EXPLORER_HOME"] = tempfile.mkdtemp(prefix="explorer-tests-")
+    # AppTest runs the app in the test process: new configs are traced there, not in server processes (the
+    # browser tests start real servers, which have them)
+    os.environ.setdefault("EXPLORER_SUMMARY_PROCESSES", "0")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -1,12 +1,16 @@
 """The pages through Streamlit's AppTest: knobs change what is shown, URLs restore it, errors stay calm."""
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from explorer import registry
+from explorer import registry, server
 from explorer.summary import summarize
 from explorer.views.tables import human
 
@@ -229,3 +233,29 @@ def test_a_switch_knob_is_a_checkbox_that_takes_the_shortcut_away_and_says_so_in
     assert restored.sidebar.selectbox(key="x.resnet18.norm").value == "none"
     assert metric(restored, "parameters") == params_of("resnet18", residual=False, norm="none")
     assert not any("BatchNorm2d" in str(layer) for layer in table(restored, "kernel").layer)
+
+
+def test_streamlit_run_app_tunes_its_server_as_explorer_serve_does(tmp_path):
+    """The README's quickstart serves as the hosting command does: summaries traced in two processes beside
+    the server, a short switch interval, the loaded modules frozen out of the collector, the run manager up."""
+    script = textwrap.dedent(f"""
+        import gc, sys, threading
+        from streamlit.testing.v1 import AppTest
+        from explorer import summary
+        from explorer.training import runs
+        at = AppTest.from_file({APP!r}, default_timeout=120)
+        at.run()
+        at.run()  # a second script run does nothing more
+        print(len(summary._processes.services), sys.getswitchinterval(), gc.get_freeze_count() > 0,
+              runs._SERVER is not None, flush=True)
+        for thread in threading.enumerate():
+            if thread.name.startswith("explorer-warm"):
+                thread.join()
+        runs.close_server()
+        summary._processes.stop()
+    """)
+    env = {**os.environ, "EXPLORER_SUMMARY_PROCESSES": "2", "EXPLORER_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env,
+                         cwd=Path(APP).parent)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-4:] == ["2", str(server.SWITCH_INTERVAL), "True", "True"]
