@@ -44,6 +44,7 @@ def knob_named(err: ConfigError, allowed: set[str]) -> bool:
 def test_url_parameter_sets_never_raise(values):
     name, config, problems = config_from_params(values)
     assert name in NAMES  # an unknown model falls back to the default, with a warning
+    assert values["model"] in NAMES or problems, "an unknown model was replaced without a word"
     assert all(isinstance(p, str) and "Traceback" not in p for p in problems)
     assert all("://" not in plain(p) for p in problems)  # shown on the page, no URL in it stays a link
     summarize(config)  # what the page then draws: a config the URL reading let through always summarizes

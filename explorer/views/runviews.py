@@ -87,11 +87,7 @@ def smooth(values: pd.Series, weight: float) -> pd.Series:
     value rather than at zero. weight 0 leaves the values as they are."""
     if weight <= 0 or values.empty:
         return values
-    out, last = [], 0.0
-    for i, v in enumerate(values, start=1):
-        last = last * weight + (1 - weight) * v
-        out.append(last / (1 - weight ** i))
-    return pd.Series(out, index=values.index)
+    return values.ewm(alpha=1 - weight, adjust=True).mean()  # adjust: the weights over what came so far sum to 1
 
 
 def runs_csv(records: list[RunRecord], metrics: list[pd.DataFrame]) -> str:
