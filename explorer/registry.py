@@ -97,13 +97,17 @@ class BlockView:
 
         def lines(leaves: Sequence[Leaf], chain: Callable[[Sequence[Leaf]], list[str]]) -> tuple[str, ...]:
             main = [leaf for leaf in leaves if not leaf.path.endswith(projection)]
-            return (*chain(main), f"+ {skip(leaves)} · ReLU")
+            preact = bool(main) and main[0].type.startswith("BatchNorm")  # a pre-activation block ends on the sum
+            return (*chain(main), f"+ {skip(leaves)}" + ("" if preact else " · ReLU"))
 
         def taps(module: nn.Module) -> list[Tap]:
             shortcut = (Tap(N_("identity path: the block's input, added unchanged"), module, "input")
                         if getattr(module, projection[0]) is None
                         else Tap(N_("shortcut: {projection}"), getattr(module, projection[-1]),
                                  values={"projection": projection_label}))
+            if getattr(module, "preact", False):  # its branch ends on a convolution, its output on the sum
+                return [shortcut, Tap(branch_label, getattr(module, branch[-1])),
+                        Tap(N_("output: F(x) + x, no ReLU after the sum"), module)]
             end = next(m for name in branch if (m := getattr(module, name, None)) is not None)
             return [shortcut, Tap(branch_label, end),
                     Tap(N_("output: ReLU(F(x) + x)"), module, after_relu=True)]

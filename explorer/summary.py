@@ -10,7 +10,7 @@ import contextlib
 import threading
 import warnings
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import pandas as pd
 import torch
@@ -469,7 +469,8 @@ def _shape_error(config: ModelConfig, where: str | None, err: Exception) -> Conf
 
 
 def _smallest_resolution(config: ModelConfig) -> int | None:
-    """Binary search for the smallest resolution at which the network runs (None if none up to 1024)."""
+    """Binary search for the smallest resolution at which the network runs (None if none up to the
+    resolution knob's largest)."""
     def runs(resolution: int) -> bool:
         try:
             model = _build_on_meta(replace(config, resolution=resolution))
@@ -479,7 +480,7 @@ def _smallest_resolution(config: ModelConfig) -> int | None:
         except (RuntimeError, ValueError, ConfigError):
             return False
 
-    lo, hi = 1, 1024
+    lo, hi = 1, next((f.metadata.get("hi") or 1024 for f in fields(config) if f.name == "resolution"), 1024)
     if not runs(hi):
         return None
     while lo < hi:

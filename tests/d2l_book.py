@@ -302,6 +302,66 @@ def regnetx32():
     return net
 
 
+# The exercises' networks: written here from the papers' tables in the book's conventions (every convolution has
+# a bias, a 1x1 shortcut has no batch norm, the book's b1 stem, one input channel, ten classes), independently of
+# explorer/, as the reference the catalog's are checked against.
+
+def vgg16():  # Simonyan and Zisserman's Table 1, configuration D
+    return vgg(((2, 64), (2, 128), (3, 256), (3, 512), (3, 512)))
+
+
+def vgg19():  # configuration E
+    return vgg(((2, 64), (2, 128), (4, 256), (4, 512), (4, 512)))
+
+
+class BottleneckBlock(nn.Module):  # He et al. 2016, Figure 5 (right); ReLUs as the book's Residual applies them
+    def __init__(self, in_channels, out_channels, stride):
+        super().__init__()
+        mid = out_channels // 4
+        self.a, self.a_bn = nn.Conv2d(in_channels, mid, 1), nn.BatchNorm2d(mid)
+        self.b, self.b_bn = nn.Conv2d(mid, mid, 3, stride=stride, padding=1), nn.BatchNorm2d(mid)
+        self.c, self.c_bn = nn.Conv2d(mid, out_channels, 1), nn.BatchNorm2d(out_channels)
+        self.project = (nn.Conv2d(in_channels, out_channels, 1, stride=stride)
+                        if in_channels != out_channels or stride != 1 else None)
+
+    def forward(self, x):
+        y = F.relu(self.a_bn(self.a(x)))
+        y = F.relu(self.b_bn(self.b(y)))
+        y = self.c_bn(self.c(y))
+        return F.relu(y + (x if self.project is None else self.project(x)))
+
+
+def bottleneck_resnet(depths):  # He et al. 2016, Table 1: ResNet-50, -101, -152
+    layers, in_channels = [_b1()], 64
+    for i, (depth, out_channels) in enumerate(zip(depths, (256, 512, 1024, 2048), strict=True)):
+        for j in range(depth):
+            layers.append(BottleneckBlock(in_channels, out_channels, 2 if i > 0 and j == 0 else 1))
+            in_channels = out_channels
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.Linear(2048, 10))
+
+
+def densenet_bc(blocks, growth=32):  # Huang et al. 2017, Table 1: DenseNet-121, -169, -201, -264
+    class Layer(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.f = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(), nn.Conv2d(c, 4 * growth, 1),
+                                   nn.BatchNorm2d(4 * growth), nn.ReLU(), nn.Conv2d(4 * growth, growth, 3, padding=1))
+
+        def forward(self, x):
+            return torch.cat((x, self.f(x)), dim=1)
+
+    layers, c = [_b1()], 64
+    for i, n in enumerate(blocks):
+        for _ in range(n):
+            layers.append(Layer(c))
+            c += growth
+        if i != len(blocks) - 1:
+            layers += [nn.BatchNorm2d(c), nn.ReLU(), nn.Conv2d(c, c // 2, 1), nn.AvgPool2d(2, 2)]
+            c //= 2
+    return nn.Sequential(*layers, nn.BatchNorm2d(c), nn.ReLU(), nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(),
+                         nn.Linear(c, 10))
+
+
 BOOK = {
     "lenet": lenet,
     "lenet-bn-scratch": lenet_bn,  # same parameters as the scratch version: gamma/beta per channel
@@ -315,6 +375,15 @@ BOOK = {
     "resnet34": lambda: resnet((3, 4, 6, 3)),
     "densenet": densenet,
     "regnetx32": regnetx32,
+    "vgg16": vgg16,
+    "vgg19": vgg19,
+    "resnet50": lambda: bottleneck_resnet((3, 4, 6, 3)),
+    "resnet101": lambda: bottleneck_resnet((3, 4, 23, 3)),
+    "resnet152": lambda: bottleneck_resnet((3, 8, 36, 3)),
+    "densenet121": lambda: densenet_bc((6, 12, 24, 16)),
+    "densenet169": lambda: densenet_bc((6, 12, 32, 32)),
+    "densenet201": lambda: densenet_bc((6, 12, 48, 32)),
+    "densenet264": lambda: densenet_bc((6, 12, 64, 48)),
 }
 
 
@@ -333,4 +402,14 @@ TRAINING = {
     "resnet34": (0.05, 256, 10, 96),
     "densenet": (0.1, 256, 10, 96),
     "regnetx32": (0.05, 128, 10, 96),  # the English edition's Trainer(max_epochs=10), FashionMNIST(128, (96, 96))
+    # the exercises' networks, trained as the book trains their family
+    "vgg16": (0.05, 128, 10, 224),
+    "vgg19": (0.05, 128, 10, 224),
+    "resnet50": (0.05, 256, 10, 96),
+    "resnet101": (0.05, 256, 10, 96),
+    "resnet152": (0.05, 256, 10, 96),
+    "densenet121": (0.1, 256, 10, 96),
+    "densenet169": (0.1, 256, 10, 96),
+    "densenet201": (0.1, 256, 10, 96),
+    "densenet264": (0.1, 256, 10, 96),
 }

@@ -144,10 +144,10 @@ def test_the_cli_speaks_chinese_only_when_lang_asks(language, monkeypatch, capsy
         table = lines[lines.index(next(line for line in lines if "首层梯度" in line)):][:3]
         widths = {sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in line) for line in table}
         assert len(widths) == 1, table  # its columns line up in a terminal: a Chinese character is two cells
-        assert err == "错误：model: 未知模型 'resnet19'；你是不是想找 resnet18, resnet34, densenet？\n"
+        assert err == "错误：model: 未知模型 'resnet19'；你是不是想找 resnet18, resnet152, resnet101？\n"
     else:
         assert out.startswith("7.6 (English edition 8.6) ResNet: the shortcut keeps the gradient alive\n")
-        assert err == "error: model: unknown model 'resnet19'; did you mean resnet18, resnet34, densenet?\n"
+        assert err == "error: model: unknown model 'resnet19'; did you mean resnet18, resnet152, resnet101?\n"
 
 
 def test_an_errors_english_message_fills_a_marked_word_from_the_same_values_as_text_does():

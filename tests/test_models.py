@@ -88,7 +88,7 @@ def test_registry_refuses_duplicates():
 
 def test_unknown_model_suggests_close_names():
     with pytest.raises(Exception, match="did you mean vgg11"):
-        registry.get("vgg1")
+        registry.get("vgg-11")
 
 
 def test_configs_are_hashable_and_frozen():

@@ -26,12 +26,22 @@ def conv_block(input_channels, num_channels, norm="builtin"):
                          nn.Conv2d(input_channels, num_channels, kernel_size=3, padding=1))
 
 
-class DenseBlock(nn.Module):
-    """`num_convs` conv blocks; each adds `num_channels` (the growth rate) channels to its input."""
+def bottleneck_block(input_channels, num_channels, norm="builtin"):
+    """DenseNet-B's layer (Huang et al.): BN, ReLU and a 1x1 convolution to 4x the growth rate, then the
+    book's conv_block, so a 3x3 convolution never sees the whole, ever wider, concatenation."""
+    return nn.Sequential(*_bn(input_channels, norm), nn.ReLU(),
+                         nn.Conv2d(input_channels, 4 * num_channels, kernel_size=1),
+                         *conv_block(4 * num_channels, num_channels, norm))
 
-    def __init__(self, num_convs, input_channels, num_channels, norm="builtin"):
+
+class DenseBlock(nn.Module):
+    """`num_convs` conv blocks; each adds `num_channels` (the growth rate) channels to its input (bottleneck
+    blocks with `bottleneck`)."""
+
+    def __init__(self, num_convs, input_channels, num_channels, norm="builtin", bottleneck=False):
         super().__init__()
-        self.net = nn.Sequential(*[conv_block(num_channels * i + input_channels, num_channels, norm)
+        self.net = nn.Sequential(*[bottleneck_block(num_channels * i + input_channels, num_channels, norm)
+                                   if bottleneck else conv_block(num_channels * i + input_channels, num_channels, norm)
                                    for i in range(num_convs)])
 
     def forward(self, X):
@@ -41,22 +51,24 @@ class DenseBlock(nn.Module):
         return X
 
 
-def transition_block(input_channels, num_channels, norm="builtin"):
-    """A 1x1 convolution to `num_channels` and a 2x2 average pool that halves height and width."""
+def transition_block(input_channels, num_channels, norm="builtin", pool="avg"):
+    """A 1x1 convolution to `num_channels` and a 2x2 average pool (max pool: the exercise) that halves height
+    and width."""
     return nn.Sequential(*_bn(input_channels, norm), nn.ReLU(),
                          nn.Conv2d(input_channels, num_channels, kernel_size=1),
-                         nn.AvgPool2d(kernel_size=2, stride=2))
+                         (nn.AvgPool2d if pool == "avg" else nn.MaxPool2d)(kernel_size=2, stride=2))
 
 
-def densenet(growth_rate, num_convs_in_dense_blocks, stem_channels, norm, resolution, in_channels, num_classes):
+def densenet(growth_rate, num_convs_in_dense_blocks, stem_channels, norm, bottleneck, pool, resolution, in_channels,
+             num_classes):
     """Dense blocks with transition blocks between them that halve the channel count."""
     num_channels = stem_channels
     blks = []
     for i, num_convs in enumerate(num_convs_in_dense_blocks):
-        blks.append(DenseBlock(num_convs, num_channels, growth_rate, norm))
+        blks.append(DenseBlock(num_convs, num_channels, growth_rate, norm, bottleneck))
         num_channels += num_convs * growth_rate
         if i != len(num_convs_in_dense_blocks) - 1:
-            blks.append(transition_block(num_channels, num_channels // 2, norm))
+            blks.append(transition_block(num_channels, num_channels // 2, norm, pool))
             num_channels = num_channels // 2
     return nn.Sequential(stem(in_channels, stem_channels, norm), *blks,
                          *_bn(num_channels, norm), nn.ReLU(),
@@ -71,13 +83,17 @@ class DenseNetConfig(ModelConfig):
     stem_channels: int = knob(64, lo=2, hi=1024, help="output channels of the first convolution")
     norm: Literal["builtin", "none"] = knob("builtin", help="batch normalization (nn.BatchNorm2d) before each "
                                                              "ReLU, or none")
+    bottleneck: bool = knob(False, help="DenseNet-B: a 1x1 convolution to 4x the growth rate before each 3x3 "
+                                        "(DenseNet-121 and up)")
+    pool: Literal["avg", "max"] = knob("avg", help="the transition blocks' pooling: average (the book) or max")
     resolution: int = knob(96, lo=8, hi=1024, help="input height and width in pixels")
 
     depth_knob: ClassVar[str | None] = "num_convs_in_dense_blocks"
 
     def layer_count(self) -> int:
         blocks, norms = self.num_convs_in_dense_blocks, self.norm == "builtin"
-        return (3 if norms else 2) * sum(blocks) + (4 if norms else 3) * (len(blocks) - 1) + (9 if norms else 7)
+        per_layer = (3 if norms else 2) * (2 if self.bottleneck else 1)
+        return per_layer * sum(blocks) + (4 if norms else 3) * (len(blocks) - 1) + (9 if norms else 7)
 
     def check(self) -> None:
         if len(self.num_convs_in_dense_blocks) > 12:
@@ -87,7 +103,10 @@ class DenseNetConfig(ModelConfig):
 
 def _lines(leaves, chain) -> tuple[str, ...]:
     convs = [leaf for leaf in leaves if leaf.type == "Conv2d"]
-    growth = convs[0].shape.split("×")[0] if convs else "?"
+    threes = [leaf for leaf in convs if leaf.kernel == "3x3"]
+    growth = threes[0].shape.split("×")[0] if threes else "?"
+    if len(threes) != len(convs):  # DenseNet-B
+        return f"{len(threes)}× BN · ReLU · Conv 1x1 · BN · ReLU · Conv 3x3", f"concat, +{growth} ch each"
     return f"{len(convs)}× BN · ReLU · Conv 3x3", f"concat, +{growth} ch each"
 
 
@@ -102,3 +121,13 @@ register(ModelEntry("densenet", "DenseNet", "DenseNet: dense blocks of concatena
                                     quick={"epochs": 1, "batch_size": 64, "train_subset": 30_000},
                                     fast={"epochs": 3, "batch_size": 64, "lr": 0.1, "train_subset": None}),
                     blocks=(BlockView(DenseBlock, _lines, _taps),)))
+# Huang et al.'s Table 1 (DenseNet-BC: bottlenecks, transitions that halve), in the book's conventions
+LARGE = Presets(network={"resolution": 32, "growth_rate": 12, "stem_channels": 32},
+                quick={"epochs": 1, "batch_size": 32, "train_subset": 12_000},
+                fast={"epochs": 2, "batch_size": 64, "lr": 0.1, "train_subset": None})
+for name, blocks in (("densenet121", (6, 12, 24, 16)), ("densenet169", (6, 12, 32, 32)),
+                     ("densenet201", (6, 12, 48, 32)), ("densenet264", (6, 12, 64, 48))):
+    register(ModelEntry(name, "DenseNet", f"DenseNet-{name[8:]}: bottleneck dense blocks {blocks}, Huang et al.'s "
+                        "Table 1", "7.7", DenseNetConfig(num_convs_in_dense_blocks=blocks, bottleneck=True),
+                        densenet, BookSettings(lr=0.1, batch_size=256), presets=LARGE,
+                        blocks=(BlockView(DenseBlock, _lines, _taps),)))

@@ -3,35 +3,46 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from torch import nn
 
 from explorer.config import ModelConfig, knob
+from explorer.errors import ConfigError
+from explorer.models.layers import norm_after
 from explorer.registry import BookSettings, ModelEntry, Presets, register
 
 
-def nin_block(in_channels, out_channels, kernel_size, strides, padding):
-    """One ordinary convolution followed by two 1x1 convolutions, each with ReLU."""
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel_size, strides, padding), nn.ReLU(),
-        nn.Conv2d(out_channels, out_channels, kernel_size=1), nn.ReLU(),
-        nn.Conv2d(out_channels, out_channels, kernel_size=1), nn.ReLU())
+def nin_block(in_channels, out_channels, kernel_size, strides, padding, num_1x1=2, kernel_1x1=1, norm="none"):
+    """One ordinary convolution followed by two 1x1 convolutions, each with ReLU (`num_1x1` of them, `kernel_1x1`
+    wide: the exercises; a batch norm before each ReLU with `norm`)."""
+    layers = [nn.Conv2d(in_channels, out_channels, kernel_size, strides, padding), *norm_after(norm, out_channels),
+              nn.ReLU()]
+    for _ in range(num_1x1):
+        layers += [nn.Conv2d(out_channels, out_channels, kernel_size=kernel_1x1, padding=kernel_1x1 // 2),
+                   *norm_after(norm, out_channels), nn.ReLU()]
+    return nn.Sequential(*layers)
 
 
-def nin(channels, dropout, resolution, in_channels, num_classes):
-    """Three NiN blocks with max pooling; the last block has one channel per class, averaged globally."""
+def nin(channels, dropout, num_1x1, kernel_1x1, head, norm, resolution, in_channels, num_classes):
+    """Three NiN blocks with max pooling; the last block has one channel per class, averaged globally (or,
+    with `head` "dense", flattened into one dense layer)."""
     c1, c2, c3 = channels
+    size = (resolution - 11) // 4 + 1           # the first block's 11x11 convolution, stride 4
+    for _ in range(3):                          # three 3x3 max pools of stride 2
+        size = (size - 3) // 2 + 1
+    pooled = [nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten()] if head == "average" else [
+        nn.Flatten(), nn.Linear(num_classes * size * size, num_classes)]
     return nn.Sequential(
-        nin_block(in_channels, c1, kernel_size=11, strides=4, padding=0),
+        nin_block(in_channels, c1, 11, 4, 0, num_1x1, kernel_1x1, norm),
         nn.MaxPool2d(3, stride=2),
-        nin_block(c1, c2, kernel_size=5, strides=1, padding=2),
+        nin_block(c1, c2, 5, 1, 2, num_1x1, kernel_1x1, norm),
         nn.MaxPool2d(3, stride=2),
-        nin_block(c2, c3, kernel_size=3, strides=1, padding=1),
+        nin_block(c2, c3, 3, 1, 1, num_1x1, kernel_1x1, norm),
         nn.MaxPool2d(3, stride=2),
         nn.Dropout(dropout),
-        nin_block(c3, num_classes, kernel_size=3, strides=1, padding=1),
-        nn.AdaptiveAvgPool2d((1, 1)),
-        nn.Flatten())
+        nin_block(c3, num_classes, 3, 1, 1, num_1x1, kernel_1x1, norm),
+        *pooled)
 
 
 @dataclass(frozen=True)
@@ -39,6 +50,18 @@ class NiNConfig(ModelConfig):
     channels: tuple[int, int, int] = knob((96, 256, 384), lo=1, hi=4096,
                                           help="output channels of the first three NiN blocks")
     dropout: float = knob(0.5, lo=0.0, hi=0.95, help="dropout probability before the last NiN block")
+    num_1x1: int = knob(2, lo=0, hi=3, help="1x1 convolutions in each NiN block (the book: two)")
+    kernel_1x1: int = knob(1, lo=1, hi=5, help="the kernel size of those convolutions (1 = the book; 3 turns them "
+                                               "into ordinary convolutions)")
+    head: Literal["average", "dense"] = knob("average", help="global average pooling of the last block's class "
+                                                             "maps (the book), or one dense layer over them")
+    norm: Literal["none", "builtin"] = knob("none", help="a batch norm after every convolution (the book has "
+                                                         "none), or none")
+
+    def check(self) -> None:
+        if self.kernel_1x1 % 2 == 0:
+            raise ConfigError("kernel_1x1", "must be odd (1, 3 or 5), so that padding keeps the map's size, not "
+                                            "{kernel}", kernel=self.kernel_1x1)
 
 
 register(ModelEntry("nin", "NiN", "Network in Network: 1x1 convolutions and global average pooling", "7.3",

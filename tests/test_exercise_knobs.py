@@ -1,0 +1,125 @@
+"""The knobs the chapter's exercises turn: each changes exactly the layers it names (the networks the exercises
+name are checked against independent builds in test_models)."""
+
+import pytest
+import torch
+from torch import nn
+
+from explorer import registry
+from explorer.errors import ConfigError
+from explorer.summary import summarize
+
+
+def build(name: str, **changes) -> nn.Module:
+    return registry.build(registry.config_from(name, changes))
+
+
+def count(model: nn.Module, kind: type) -> int:
+    return sum(isinstance(m, kind) for m in model.modules())
+
+
+def params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_lenet_modernised_max_pooling_relu_dropout_and_a_third_convolution():
+    book = build("lenet")
+    modern = build("lenet", pool="max", activation="relu", dropout=0.5, channels=(6, 16, 32), kernel=3)
+    assert count(book, nn.AvgPool2d) == 2 and count(book, nn.Sigmoid) == 4 and count(book, nn.Dropout) == 0
+    assert count(modern, nn.MaxPool2d) == 3 and count(modern, nn.AvgPool2d) == 0
+    assert count(modern, nn.ReLU) == 5 and count(modern, nn.Sigmoid) == 0 and count(modern, nn.Dropout) == 2
+    assert [m.kernel_size for m in modern.modules() if isinstance(m, nn.Conv2d)] == [(3, 3)] * 3
+    assert modern(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    assert params(build("lenet", fc=(120,))) == params(book) - (120 * 84 + 84) - (84 * 10 + 10) + (120 * 10 + 10)
+
+
+def test_batch_norm_where_it_goes_without_biases_and_with_frozen_scale_and_shift():
+    every, convs = build("lenet-bn"), build("lenet-bn", norm_at="convolutions")
+    assert count(every, nn.BatchNorm2d) == 2 and count(every, nn.BatchNorm1d) == 2
+    assert count(convs, nn.BatchNorm2d) == 2 and count(convs, nn.BatchNorm1d) == 0
+    unbiased = build("lenet-bn", bias=False)
+    layers = [m for m in unbiased.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert [m.bias is None for m in layers] == [True, True, True, True, False]  # the output layer keeps its own
+    assert params(every) - params(unbiased) == 6 + 16 + 120 + 84
+    frozen = build("lenet-bn", affine=False)
+    assert params(every) - params(frozen) == 2 * (6 + 16 + 120 + 84)
+
+
+def test_a_lite_batch_norm_removes_only_the_mean_or_only_the_variance():
+    from explorer.models.lenet import BatchNorm
+
+    x = torch.randn(64, 3) * 5 + 2
+    mean_only, var_only = BatchNorm(3, 2, stats="mean"), BatchNorm(3, 2, stats="variance")
+    assert torch.allclose(mean_only(x), x - x.mean(0), atol=1e-5)
+    assert torch.allclose(var_only(x), x / torch.sqrt(x.var(0, unbiased=False) + 1e-5), atol=1e-5)
+    with pytest.raises(ConfigError, match="set norm to scratch") as err:
+        registry.config_from("lenet-bn", {"norm_stats": "mean"})
+    assert err.value.knob == "norm_stats"
+    assert registry.config_from("lenet-bn-scratch", {"norm_stats": "mean"}).norm_stats == "mean"
+
+
+@pytest.mark.parametrize("name, convs, dense", [("alexnet", 5, 2), ("vgg11", 8, 2), ("nin", 12, 0)])
+def test_batch_norm_on_every_family_follows_each_convolution_and_hidden_dense_layer(name, convs, dense):
+    model = build(name, norm="builtin")
+    assert count(model, nn.BatchNorm2d) == convs and count(model, nn.BatchNorm1d) == dense
+
+
+def test_googlenet_with_batch_norm_and_the_5x5_path_factorised():
+    normed = build("googlenet", norm="builtin")
+    assert count(normed, nn.BatchNorm2d) == count(normed, nn.Conv2d)
+    book, factorised = build("googlenet"), build("googlenet", factorize=True)
+    for block in (m for m in factorised.modules() if type(m).__name__ == "Inception"):
+        assert block.p3_2.kernel_size == block.p3_3.kernel_size == (3, 3)
+        assert block.p3_2.out_channels == block.p3_1.out_channels  # the reduced width, then the path's own
+    assert params(factorised) < params(book)  # two 3x3 see as far as one 5x5, with fewer weights
+    small = registry.config_from("googlenet", {"stem": "small", "resolution": 28})
+    assert summarize(small).layers.output_shape.iloc[-1] == (10,)
+
+
+def test_an_alexnet_that_fits_28x28_images():
+    config = registry.config_from("alexnet", {"first_kernel": 3, "first_stride": 1, "resolution": 28})
+    assert registry.build(config)(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    with pytest.raises(ConfigError) as err:
+        summarize(registry.config_from("alexnet", {"resolution": 28}))
+    assert err.value.knob == "resolution"  # the book's first layer leaves nothing of 28 pixels
+
+
+def test_nin_blocks_with_one_or_three_1x1_convolutions_3x3_ones_or_a_dense_head():
+    book = build("nin")
+    assert count(build("nin", num_1x1=1), nn.Conv2d) == 8 and count(book, nn.Conv2d) == 12
+    assert count(build("nin", num_1x1=3), nn.Conv2d) == 16
+    three = build("nin", kernel_1x1=3)
+    assert params(three) - params(book) == 8 * sum(c * c for c in (96, 96, 256, 256, 384, 384, 10, 10))
+    dense = build("nin", head="dense")
+    assert count(dense, nn.AdaptiveAvgPool2d) == 0 and params(dense) - params(book) == 10 * 5 * 5 * 10 + 10
+    with pytest.raises(ConfigError, match="must be odd"):
+        registry.config_from("nin", {"kernel_1x1": 2})
+
+
+def test_pre_activation_blocks_start_on_batch_norm_and_end_on_a_convolution_in_the_layer_table():
+    layers = summarize(registry.config_from("resnet18", {"preact": True})).layers
+    leaves = layers[layers.is_leaf]
+    block = leaves[leaves.path.str.startswith("1.0.")]  # the first stage's first block
+    assert list(block.type) == ["BatchNorm2d", "Conv2d", "BatchNorm2d", "Conv2d"]
+    head = list(leaves.type)[-5:]
+    assert head == ["BatchNorm2d", "ReLU", "AdaptiveAvgPool2d", "Flatten", "Linear"]
+    post = summarize(registry.get("resnet18").config).layers
+    assert list(post[post.is_leaf & post.path.str.startswith("1.0.")].type) == ["Conv2d", "BatchNorm2d", "Conv2d",
+                                                                              "BatchNorm2d"]
+
+
+def test_bottleneck_blocks_and_the_plain_network_refused_with_them():
+    model = build("resnet18", block="bottleneck", channels=(256, 512, 1024, 2048))
+    kernels = [m.kernel_size for m in model[1][0].modules() if isinstance(m, nn.Conv2d)]
+    assert kernels == [(1, 1), (3, 3), (1, 1), (1, 1)]  # narrow, 3x3, widen, and the shortcut
+    with pytest.raises(ConfigError) as err:
+        registry.config_from("resnet50", {"residual": False})
+    assert err.value.knob == "residual"
+
+
+def test_densenet_b_layers_and_max_pooling_transitions():
+    b = build("densenet", bottleneck=True)
+    assert [m.kernel_size for m in b[1].net[0].modules() if isinstance(m, nn.Conv2d)] == [(1, 1), (3, 3)]
+    assert b[1].net[0][2].out_channels == 4 * 32
+    pooled = build("densenet", pool="max")
+    assert count(pooled, nn.MaxPool2d) == 1 + 3 and count(pooled, nn.AvgPool2d) == 0  # the stem's and three
