@@ -26,6 +26,7 @@ page = st.navigation([
     st.Page("pages/runs.py", title=_("Runs"), icon=":material/history:"),
     st.Page("pages/inside.py", title=_("Inside"), icon=":material/visibility:"),
     st.Page("pages/lessons.py", title=_("Lessons"), icon=":material/school:"),
+    st.Page("pages/exercises.py", title=_("Exercises"), icon=":material/assignment:"),
     st.Page("pages/board.py", title=_("Class board"), icon=":material/scatter_plot:"),
     st.Page("pages/catalog.py", title=_("Catalog"), icon=":material/menu_book:"),
 ])

@@ -114,6 +114,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--data-dir")
     s.set_defaults(func=cmd_lesson)
 
+    s = sub.add_parser("exercises", help="the chapter's exercises, both editions, with what answers each")
+    s.add_argument("--edition", choices=("zh", "en"), help="one edition's (default: both)")
+    s.add_argument("--format", choices=("table", "json", "markdown"), default="table",
+                   help="markdown: docs/exercises.md, the coverage table and every exercise")
+    s.set_defaults(func=cmd_exercises)
+    s = sub.add_parser("exercise", help="one exercise: its question, setups and computed answer")
+    s.add_argument("exercise", metavar="ID", help="as each edition numbers it: zh-7.6-3 or en-8.6-3")
+    s.set_defaults(func=cmd_exercise)
+
     s = sub.add_parser("dynamics", help="a run's gradients, updates and outputs per layer, one row per (report, "
                                         "layer)")
     s.add_argument("run_id", metavar="RUN_ID")
@@ -426,6 +435,40 @@ def cmd_lessons(args: argparse.Namespace) -> int:
         print(f"{lesson.section} ({lesson.english})  {lesson.name:10s} {_(lesson.title)}: {answer}", flush=True)
     if args.markdown:
         print(lessons.markdown(), end="")
+    return 0
+
+
+def cmd_exercises(args: argparse.Namespace) -> int:
+    from explorer import exercises
+
+    chosen = exercises.of_edition(args.edition)
+    if args.format == "json":
+        print(json.dumps([exercises.as_json(e) for e in chosen], ensure_ascii=False, indent=1))
+    elif args.format == "markdown":
+        print(exercises.markdown(), end="")
+    else:
+        for e in chosen:
+            print(f"{e.id:10s} {_(e.coverage):12s} {_(e.question)}")
+    return 0
+
+
+def cmd_exercise(args: argparse.Namespace) -> int:
+    import shlex
+
+    from explorer import exercises
+
+    e = exercises.get(args.exercise)
+    print(f"{e.id} ({exercises.EDITIONS[e.edition]} {e.section}, {_('exercise')} {e.number}) · {_(e.kind)}")
+    print(f"\n{_(e.question)}\n")
+    if e.same:
+        print(_("The same exercise in the other edition: {id}").format(id=e.same))
+    for setup in e.setups:
+        print(f"  {_(setup.label) if setup.label else setup.model}: python -m explorer summary {setup.model}"
+              + "".join(f" --set {shlex.quote(f'{k}={v}')}" for k, v in setup.texts().items()))
+    if e.note:
+        print(_(e.note))
+    for what, value in exercises.answer(e):
+        print(f"  {what}: {value}")
     return 0
 
 

@@ -170,6 +170,15 @@ def _as_list(hint: Any, value: Any) -> Any:
     return value
 
 
+def knob_text(value: object) -> str:
+    """A knob's value as the text a URL or a text box holds; `parse_value` reads it back."""
+    if isinstance(value, tuple):
+        return ", ".join(knob_text(v) if not isinstance(v, tuple) else f"({knob_text(v)})" for v in value)
+    if isinstance(value, bool):
+        return str(value).lower()  # true or false, as the CLI's --set takes it
+    return str(value)
+
+
 def with_overrides(config: ModelConfig, overrides: typing.Mapping[str, str]) -> ModelConfig:
     """A copy of `config` with KEY=VALUE strings applied, validated."""
     hints = typing.get_type_hints(type(config))

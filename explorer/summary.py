@@ -54,6 +54,12 @@ class Totals:
         return (self.weight_bytes + self.gradient_bytes + self.optimizer_bytes + self.saved_bytes
                 + self.in_flight_bytes)
 
+    @property
+    def inference_bytes(self) -> int:
+        """The network's memory to predict `batch_size` images, at most: its weights, and a layer's input and
+        output at once (each at most the largest output); nothing is kept for a backward pass."""
+        return self.weight_bytes + 2 * self.in_flight_bytes
+
 
 @dataclass(frozen=True)
 class Summary:
@@ -446,7 +452,7 @@ def _widest_knob(config: ModelConfig) -> str:
 
 def _shape_error(config: ModelConfig, where: str | None, err: Exception) -> ConfigError:
     """Explain a failed build or forward pass: the layer, and the smallest resolution that works."""
-    smallest = _smallest_resolution(config)
+    smallest = smallest_resolution(config)
     values = {"where": where, "detail": str(err).splitlines()[0], "resolution": config.resolution,
               "smallest": smallest, "knob": config.depth_knob}
     if smallest is None:
@@ -468,7 +474,7 @@ def _shape_error(config: ModelConfig, where: str | None, err: Exception) -> Conf
     return ConfigError("resolution", too_small[bool(where), bool(config.depth_knob)], **values)
 
 
-def _smallest_resolution(config: ModelConfig) -> int | None:
+def smallest_resolution(config: ModelConfig) -> int | None:
     """Binary search for the smallest resolution at which the network runs (None if none up to the
     resolution knob's largest)."""
     def runs(resolution: int) -> bool:

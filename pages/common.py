@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from explorer import i18n, registry
-from explorer.config import Column, ModelConfig, knob_info, literal_choices, parse_value
+from explorer.config import Column, ModelConfig, knob_info, knob_text, literal_choices, parse_value
 from explorer.errors import ConfigError
 from explorer.i18n import _
 from explorer.identity import Visitor, identify, valid_token, visitor_id
@@ -17,7 +17,7 @@ from explorer.summary import check
 from explorer.training.dynamics import STATISTICS
 from explorer.training.runs import server_manager
 from explorer.views.layerdynamics import dynamics_heatmap, dynamics_lines, shared_range
-from explorer.views.ui import config_from_params, knob_text, plain
+from explorer.views.ui import config_from_params, plain
 from pages.language import browser_locale
 
 

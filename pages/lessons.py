@@ -3,7 +3,8 @@ that shows its effect as measured on the real data, and the same pair trained by
 
 import streamlit as st
 
-from explorer import lessons
+from explorer import i18n, lessons
+from explorer.config import knob_text
 from explorer.errors import ExplorerError
 from explorer.i18n import _
 from explorer.summary import summarize
@@ -11,7 +12,7 @@ from explorer.training.dynamics import STATISTICS
 from explorer.training.runs import server_manager
 from explorer.views.runviews import run_progress
 from explorer.views.tables import human, lesson_table
-from explorer.views.ui import config_params, knob_text, plain
+from explorer.views.ui import config_params, plain
 from pages.common import (
     bookmark_params,
     dynamics_params,
@@ -122,6 +123,10 @@ if lesson.exercise:  # full width: the question is a sentence
     st.page_link(lesson.exercise_page, label=_("The book's exercise {zh} (English edition {en}): ").format(
         zh=zh_number, en=en_number) + _(lesson.exercise), icon=":material/quiz:",
                  query_params={**lesson.exercise_params, **bookmark_params()})
+edition, section = ("zh", lesson.section) if i18n.current() == "zh" else ("en", lesson.english)
+st.page_link("pages/exercises.py", label=_("All of section {section}'s exercises, each set up in one click").format(
+    section=section), icon=":material/assignment:",
+    query_params={"exercise": f"{edition}-{section}-1", **bookmark_params()})
 st.subheader(_("Train the pair yourself"), anchor=False)
 st.caption(" · ".join(_("{label}: {model}, quick preset").format(label=_(side.label), model=side.model)
                       + "".join(f", {k}={knob_text(v)}" for k, v in {**side.network, **side.settings}.items())

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from explorer import cli, i18n, lessons, registry
+from explorer import cli, exercises, i18n, lessons, registry
 from explorer.config import knob_info
 from explorer.errors import ConfigError, QuotaError
 from explorer.i18n import _
@@ -74,6 +74,7 @@ def data_keys() -> set[str]:
             keys.add(info["help"])
             for column in info["columns"]:
                 keys |= {column.header, column.help}
+    keys |= {*exercises.KINDS, *exercises.COVERAGE}
     for lesson in lessons.LESSONS:
         keys |= {lesson.title, lesson.claim, *(side.label for side in lesson.pair)}
         if lesson.exercise:

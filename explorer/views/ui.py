@@ -9,7 +9,7 @@ from collections.abc import Mapping
 import pandas as pd
 
 from explorer import registry
-from explorer.config import ModelConfig, printable, with_overrides
+from explorer.config import ModelConfig, knob_text, printable, with_overrides
 from explorer.errors import ConfigError
 from explorer.i18n import _
 from explorer.summary import Summary, check, summarize
@@ -79,15 +79,6 @@ def unit_param(params: Mapping[str, str], key: str, height: int, width: int) -> 
         return None
     row, col = int_param({"v": parts[0]}, "v", 0, height - 1), int_param({"v": parts[1]}, "v", 0, width - 1)
     return None if row is None or col is None else (row, col)
-
-
-def knob_text(value: object) -> str:
-    """A knob's value as the text a URL or a text box holds; `parse_value` reads it back."""
-    if isinstance(value, tuple):
-        return ", ".join(knob_text(v) if not isinstance(v, tuple) else f"({knob_text(v)})" for v in value)
-    if isinstance(value, bool):
-        return str(value).lower()  # true or false, as the CLI's --set takes it
-    return str(value)
 
 
 def config_params(name: str, config: ModelConfig, prefix: str = "") -> dict[str, str]:
