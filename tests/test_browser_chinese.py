@@ -12,7 +12,7 @@ pytestmark = pytest.mark.browser
 
 # each link's icon (a ligature's name) and its title
 NAVIGATION = ["search探索", "compare_arrows比较", "model_training训练", "history运行记录", "visibility内部",
-              "school课程", "scatter_plot班级看板", "menu_book目录"]
+              "school课程", "assignment练习", "scatter_plot班级看板", "menu_book目录"]
 PAGES = {
     "explore": ("/?model=vgg11-small&lang=zh", "vgg11-small"),
     "compare": ("/compare?lang=zh", "A vgg11 对比 B vgg11-small"),
@@ -20,6 +20,7 @@ PAGES = {
     "runs": ("/runs?lang=zh", "运行记录"),
     "inside": ("/inside?model=lenet&image=3&lang=zh", "网络内部"),
     "lessons": ("/lessons?lesson=resnet&lang=zh", "7.6 ResNet：捷径让梯度保持下去"),
+    "exercises": ("/exercises?exercise=zh-7.6-3&lang=zh", "练习 zh-7.6-3"),
     "board": ("/board?lang=zh", "班级看板"),
     "catalog": ("/catalog?lang=zh", "CNN Explorer"),
 }
@@ -130,3 +131,21 @@ def test_the_switch_changes_the_language_and_it_holds_across_pages(server):
         page.get_by_test_id("stSidebarNavLink").filter(has_text="课程").click()
         wait_idle(page)
         expect(page.get_by_role("heading", level=1).first).to_have_text("6.6 LeNet：基线")
+
+
+@pytest.mark.parametrize("lang, exercise, question, link", [
+    ("zh", "zh-7.6-4", "批量规范化层、激活层、卷积层", "训练：批量规范化、ReLU、卷积"),
+    ("en", "en-8.6-3", "bottleneck block", "Compare basic blocks (ResNet-34) with bottleneck blocks (ResNet-50)")])
+def test_an_exercise_shows_its_question_and_links_on_the_first_screen(server, lang, exercise, question, link):
+    """A student opening an exercise's link sees the question and its one-click setups without scrolling."""
+    with chromium_page() as page:
+        page.goto(f"{server}/exercises?exercise={exercise}&lang={lang}")
+        wait_idle(page)
+        main = page.get_by_test_id("stMain")
+        asked = main.get_by_text(question).first
+        setup = main.get_by_role("link", name=link).first
+        assert in_first_screen(asked) and in_first_screen(setup)
+        shot(page, f"{lang}-exercise-{exercise}-1280x720", full_page=False)
+        setup.click()
+        wait_idle(page)
+        assert ("compare" in page.url or "train" in page.url) and page.get_by_test_id("stException").count() == 0

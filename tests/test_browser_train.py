@@ -37,7 +37,7 @@ def test_train_live_stop_and_see_the_confusion_matrix(tmp_path):
         wait_idle(page)
         expect(page.get_by_test_id("stSidebarNavLink")).to_have_text(
             ["searchExplore", "compare_arrowsCompare", "model_trainingTrain", "historyRuns", "visibilityInside",
-             "schoolLessons", "scatter_plotClass board", "menu_bookCatalog"],
+             "schoolLessons", "assignmentExercises", "scatter_plotClass board", "menu_bookCatalog"],
             use_inner_text=False)
         choose(page, "Architecture", "LeNet")
         choose(page, "Preset", "lenet-bn (d2l 7.5.4)")
