@@ -123,6 +123,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("exercise", metavar="ID", help="as each edition numbers it: zh-7.6-3 or en-8.6-3")
     s.set_defaults(func=cmd_exercise)
 
+    s = sub.add_parser("docs", help="write the docs' generated parts from the data they show (README's exercise "
+                                    "coverage, docs/exercises.md, docs/lessons.md's measurements)")
+    s.add_argument("--check", action="store_true", help="only say which differ (exit status 1 if any)")
+    s.set_defaults(func=cmd_docs)
+
     s = sub.add_parser("dynamics", help="a run's gradients, updates and outputs per layer, one row per (report, "
                                         "layer)")
     s.add_argument("run_id", metavar="RUN_ID")
@@ -450,6 +455,15 @@ def cmd_exercises(args: argparse.Namespace) -> int:
         for e in chosen:
             print(f"{e.id:10s} {_(e.coverage):12s} {_(e.question)}")
     return 0
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    from explorer import docs
+
+    changed = docs.stale() if args.check else docs.write()
+    for path in changed:
+        print(("differs: " if args.check else "written: ") + path)
+    return 1 if args.check and changed else 0
 
 
 def cmd_exercise(args: argparse.Namespace) -> int:
