@@ -47,7 +47,13 @@ SLOW: dict[str, str | set[str]] = {
                     "test_ten_concurrent_fresh_vgg11_views_build_one_network_out_of_the_server_and_stay_under_2_gb"},
     "test_dynamics": {"test_the_cli_prints_a_runs_dynamics_one_row_per_report_and_layer"},  # three CLI processes
     "test_lessons": {"test_the_cli_lists_the_lessons_and_prints_one"},  # three CLI processes
+    "test_app": {"test_streamlit_run_app_tunes_its_server_as_explorer_serve_does"},  # a fresh interpreter: 7 s
 }
+# The exercises' catalog networks (VGG-16, ResNet-50, DenseNet-121, ...) share their family's code: the fast tier
+# runs the per-network tests on the book's networks, and on these only where the test is their own check
+EXERCISE_NETWORKS = {"vgg16", "vgg19", "resnet50", "resnet101", "resnet152", "densenet121", "densenet169",
+                     "densenet201", "densenet264"}
+OWN_CHECKS = {"test_models", "test_summary"}  # the independent builds and the exact layer counts
 FAST_PROPERTY_EXAMPLES = "30"  # the property tests' examples in the fast tier (the full suite: 5,000 each)
 
 
@@ -70,7 +76,10 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         slow = SLOW.get(item.module.__name__.rsplit(".", 1)[-1], set())
-        if slow == "*" or item.originalname in slow:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        exercise_network = module not in OWN_CHECKS and any(
+            v in EXERCISE_NETWORKS for v in getattr(getattr(item, "callspec", None), "params", {}).values())
+        if slow == "*" or item.originalname in slow or exercise_network:
             item.add_marker(pytest.mark.slow)
     if _full(config):
         return

@@ -45,6 +45,9 @@ def test_presentation_mode_enlarges_the_diagrams_type_and_it_still_fits(name):
     assert sizes and all(b >= 1.25 * a for a, b in sizes)  # every label, 12 px -> 16 px
     assert "font-size:14px" in large.layout.annotations[1].text or not u[1].lines
     assert large.layout.height <= 600 and large.layout.height >= plain.layout.height  # taller rows, still whole
+
+
+def test_a_deep_unfolded_network_in_presentation_mode_still_fits():
     assert diagram_figure(units("resnet18", fold=False, blocks=(10, 10, 10, 3)), scale=1.3).layout.height <= 620
 
 
