@@ -24,6 +24,7 @@ from explorer.i18n import _
 from explorer.summary import summarize
 from explorer.training.estimate import human_duration
 from explorer.training.recipes import TrainSettings, preset
+from explorer.training.runs import RunRequest
 from explorer.training.train import train
 
 MEASURED = Path(__file__).with_name("lessons_measured.json")
@@ -138,14 +139,9 @@ def queue_pair(manager, lesson: Lesson, visitor) -> tuple[str, str]:
     section and side in English, read in each reader's language (i18n.said_name). A refusal never asks for a
     change the lesson cannot make: over the time limit it says to wait or to open the pair in Train."""
     try:
-        first = manager.start(lesson.pair[0].model, lesson.pair[0].config(), lesson.pair[0].train_settings(),
-                              visitor, preset="quick", name=f"{lesson.section} {lesson.pair[0].label}")
-        try:
-            second = manager.start(lesson.pair[1].model, lesson.pair[1].config(), lesson.pair[1].train_settings(),
-                                   visitor, preset="quick", name=f"{lesson.section} {lesson.pair[1].label}")
-        except (ConfigError, QuotaError):
-            manager.delete(first, visitor)
-            raise
+        first, second = manager.start_many(
+            [RunRequest(side.model, side.config(), side.train_settings(), "quick", f"{lesson.section} {side.label}")
+             for side in lesson.pair], visitor)
     except QuotaError as err:
         if err.limit != "EXPLORER_MAX_RUN_MINUTES":
             raise  # the per-visitor, per-address and queue refusals already say what to wait for

@@ -494,6 +494,44 @@ def test_cookie_less_identities_from_one_address_queue_at_most_ten_runs(tmp_path
         server.shutdown()
 
 
+def test_admission_is_one_decision_however_many_start_at_once(tmp_path, tiny_data):
+    """A lesson's pair clicked while the same student presses Start on Train, and two servers (or the CLI and
+    a server) sharing one store: the quota is counted and the runs inserted in one transaction, so it holds;
+    a pair is queued both or neither."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from explorer.training.runs import RunRequest
+
+    quotas = Quotas(runs_per_visitor=2, max_queue=50, max_seconds=None, runs_per_address=10)
+    slow = settings(epochs=200, batch_size=8)
+    servers = [RunManager(tmp_path / "home", threads=1, data_dir=tiny_data, quotas=quotas, max_running=1)
+               for _ in range(2)]
+    pair = [RunRequest("lenet-bn", LENET_BN, slow, "quick", "a"), RunRequest("lenet-bn", LENET_BN, slow, "quick", "b")]
+    try:
+        for round_ in range(5):
+            me = Visitor(f"student-{round_}")
+            with ThreadPoolExecutor(8) as pool:
+                starts = [pool.submit(servers[i % 2].start_many, pair if i % 3 == 0 else pair[:1], me)
+                          for i in range(8)]
+            admitted = [f.result() for f in starts if f.exception() is None]
+            assert all(isinstance(f.exception(), QuotaError) for f in starts if f.exception() is not None), [
+                repr(f.exception()) for f in starts]
+            mine = [r for r in servers[0].store.list(owner=me.id)]
+            assert len(mine) == sum(len(ids) for ids in admitted) <= 2, round_
+            assert all(len(ids) in (1, 2) for ids in admitted)  # a pair whole, or a single run
+        students = [Visitor(f"cookie-{i}", address="203.0.113.7") for i in range(6)]
+        with ThreadPoolExecutor(6) as pool:  # six fresh cookies on one address, Train both at once
+            for f in [pool.submit(servers[i % 2].start_many, pair, v) for i, v in enumerate(students)]:
+                assert f.exception() is None or isinstance(f.exception(), QuotaError)
+        near = [r for r in servers[0].store.with_status("queued", "running") if r.address == "203.0.113.7"]
+        assert len(near) <= 10 and len(near) % 2 == 0  # pairs only: none waits alone for its other half
+    finally:
+        for r in servers[0].store.with_status("queued", "running"):
+            servers[0].stop(r.id)
+        for server in servers:
+            server.shutdown()
+
+
 def test_the_queue_takes_turns_over_owners(tmp_path, tiny_data):
     server = RunManager(tmp_path / "home", threads=1, data_dir=tiny_data)
     slow = settings(epochs=200, batch_size=8)

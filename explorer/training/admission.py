@@ -5,7 +5,6 @@ made safe here too."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -65,22 +64,38 @@ def memory_budget(device: str) -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
 
 
-def check_quotas(active: list[RunRecord], visitor: Visitor, quotas: Quotas,
-                 when_one_ends: Callable[[list[RunRecord]], str]) -> None:
-    """Refuse a visitor's new run when they, or their network address, already have as many queued or running
-    (`active`) as the quotas allow; `when_one_ends` says, in words, when the first of theirs should end."""
+class Refusal(Exception):
+    """Over a quota: which (its EXPLORER_ variable) and the runs that count against it. Raised inside the run
+    store's admission transaction, said in words (quota_error) once it is over."""
+
+    def __init__(self, limit: str, runs: list[RunRecord]) -> None:
+        super().__init__(limit)
+        self.limit, self.runs = limit, runs
+
+
+def over_quota(active: list[RunRecord], visitor: Visitor, quotas: Quotas, adding: int = 1) -> Refusal | None:
+    """Whether `adding` new runs of `visitor` would put them, their network address, or the queue over a
+    quota, given every queued and running run (`active`); an admin is bound by the queue's length only."""
     mine = [r for r in active if r.owner == visitor.id]
-    if len(mine) >= quotas.runs_per_visitor:
-        raise QuotaError("EXPLORER_RUNS_PER_VISITOR",
-                         "you already have {n} runs queued or running, this server's limit per visitor "
-                         "(EXPLORER_RUNS_PER_VISITOR); stop one, or wait: {when}", n=len(mine),
-                         when=when_one_ends(mine))
+    if not visitor.admin and len(mine) + adding > quotas.runs_per_visitor:
+        return Refusal("EXPLORER_RUNS_PER_VISITOR", mine)
     near = [r for r in active if visitor.address is not None and r.address == visitor.address]
-    if len(near) >= quotas.runs_per_address:
-        raise QuotaError("EXPLORER_RUNS_PER_ADDRESS",
-                         "{n} runs from your network address are queued or running, this server's limit per "
-                         "address (EXPLORER_RUNS_PER_ADDRESS); wait: {when}", n=len(near),
-                         when=when_one_ends(near))
+    if not visitor.admin and len(near) + adding > quotas.runs_per_address:
+        return Refusal("EXPLORER_RUNS_PER_ADDRESS", near)
+    queued = [r for r in active if r.status == "queued"]
+    if len(queued) + adding > quotas.max_queue:
+        return Refusal("EXPLORER_MAX_QUEUE", queued)
+    return None
+
+
+def quota_error(refusal: Refusal, when: str) -> QuotaError:
+    """A visitor's or an address's refusal, saying how many runs count and `when` the first should end."""
+    if refusal.limit == "EXPLORER_RUNS_PER_VISITOR":
+        return QuotaError(refusal.limit, "you already have {n} runs queued or running, this server's limit per "
+                          "visitor (EXPLORER_RUNS_PER_VISITOR); stop one, or wait: {when}", n=len(refusal.runs),
+                          when=when)
+    return QuotaError(refusal.limit, "{n} runs from your network address are queued or running, this server's limit "
+                      "per address (EXPLORER_RUNS_PER_ADDRESS); wait: {when}", n=len(refusal.runs), when=when)
 
 
 def estimate_bytes(config: ModelConfig, settings: TrainSettings) -> int:

@@ -34,10 +34,12 @@ from explorer.training import processes
 from explorer.training.admission import (
     UNLIMITED,
     Quotas,
+    Refusal,
     check_memory,
-    check_quotas,
     check_time,
     memory_budget,
+    over_quota,
+    quota_error,
     run_name,
 )
 from explorer.training.backends import Backend, backend_from_env
@@ -57,7 +59,7 @@ from explorer.training.live import LivePages
 from explorer.training.loop import default_threads
 from explorer.training.measure import Measurements, Request
 from explorer.training.recipes import KINDS, TrainSettings, check_trainable
-from explorer.training.store import FINISHED, RunRecord, RunStore, StoreError
+from explorer.training.store import FINISHED, NewRun, RunRecord, RunStore, StoreError
 from explorer.training.train import Progress
 from explorer.training.worker import STOP_BY_SHUTDOWN, STOP_BY_USER, Job
 
@@ -69,6 +71,17 @@ GONE_SECONDS = 5.0         # a worker gone this long without its supervisor reco
 
 def default_home() -> Path:
     return Path(os.environ.get("EXPLORER_HOME", Path.home() / ".cnn-explorer")).expanduser()
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A run to start: a catalog network, its config and settings, the preset it came from, its name."""
+
+    model: str
+    config: ModelConfig
+    settings: TrainSettings
+    preset: str | None = None
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -151,35 +164,59 @@ class RunManager:
         """Validate and queue a run; returns its id at once. `preset` records which one it came from (book,
         quick, fast), `name` what its owner calls it. Raises ConfigError for what cannot run or is over a
         quota."""
-        registry.get(model)
-        if preset is not None and preset not in KINDS:
+        return self.start_many([RunRequest(model, config, settings, preset, name)], visitor)[0]
+
+    def start_many(self, requests: list[RunRequest], visitor: Visitor = OWNER) -> list[str]:
+        """Validate and queue runs together (a lesson's pair): all of them or, refused, none. Each is checked
+        on its own first (trainable, memory, time); then one decision in the run store's transaction admits
+        them against every quota at once, so that no other start, in this process or another, slips between
+        the count and the insert."""
+        rows = [self._validated(r, visitor) for r in requests]
+
+        def check(active: list[RunRecord]) -> None:  # in the store's transaction: it takes no lock of ours
+            if (refusal := over_quota(active, visitor, self.quotas, len(rows))) is not None:
+                raise refusal
+
+        try:
+            self.store.admit(rows, check)
+        except Refusal as refusal:  # said in words once the store's lock is released
+            raise self._refusal(refusal) from None
+        with self._cv:
+            for row in rows:
+                self._queue.push(row.run_id, visitor.id)
+            self._cv.notify_all()
+        return [row.run_id for row in rows]
+
+    def _validated(self, request: RunRequest, visitor: Visitor) -> NewRun:
+        """A run checked on its own, before any quota: its network and settings train, fit the memory budget
+        and (by what is known now, nothing measured) the time limit."""
+        registry.get(request.model)
+        if request.preset is not None and request.preset not in KINDS:
             raise ConfigError("preset", "must be one of {choices}, not {value!r}", choices=", ".join(KINDS),
-                              value=preset)
-        name = run_name(name)
-        if not visitor.admin:
-            check_quotas(self.store.with_status("queued", "running"), visitor, self.quotas, self._when_one_ends)
-        check_trainable(config, settings)
+                              value=request.preset)
+        check_trainable(request.config, request.settings)
         find_data_dir(self.data_dir)
-        need = check_memory(config, settings)
+        need = check_memory(request.config, request.settings)
         # what is known now, without waiting for a measurement: a busy machine queues the run instead of
         # refusing it, and its worker measures before its first step (and ends it there if an idle
         # measurement puts it over this server's limit)
-        estimate = self.estimate_time(config, settings, measure=False)
+        estimate = self.estimate_time(request.config, request.settings, measure=False)
         if estimate is not None:
             check_time(estimate, self.quotas.max_seconds)
-        run_id = uuid.uuid4().hex[:12]
-        with self._cv:  # a reentrant lock: wait_seconds takes it too
-            if len(self._queue) >= self.quotas.max_queue:
-                wait = human_duration(self.wait_seconds(self._queue.ordered()[0]))
-                raise QuotaError("EXPLORER_MAX_QUEUE",
-                                 "{n} runs are already waiting, this server's limit (EXPLORER_MAX_QUEUE); a place "
-                                 "frees up when the next one starts, in {wait}", n=len(self._queue), wait=wait)
-            self.store.create(run_id, model, config.kwargs(), dataclasses.asdict(settings), visitor.id, need,
-                              preset=preset, name=name or None, address=visitor.address,
-                              estimate_seconds=estimate.seconds if estimate is not None else None)
-            self._queue.push(run_id, visitor.id)
-            self._cv.notify()
-        return run_id
+        return NewRun(uuid.uuid4().hex[:12], request.model, request.config.kwargs(),
+                      dataclasses.asdict(request.settings), visitor.id, need, request.preset,
+                      run_name(request.name) or None, visitor.address,
+                      estimate.seconds if estimate is not None else None)
+
+    def _refusal(self, refusal: Refusal) -> QuotaError:
+        """A quota's refusal in words, with when a place should free up (worked out after the transaction)."""
+        if refusal.limit == "EXPLORER_MAX_QUEUE":
+            with self._cv:
+                ahead = self._queue.ordered()
+            wait = human_duration(self.wait_seconds(ahead[0])) if ahead else _("a moment")
+            return QuotaError(refusal.limit, "{n} runs are already waiting, this server's limit (EXPLORER_MAX_QUEUE); "
+                              "a place frees up when the next one starts, in {wait}", n=len(refusal.runs), wait=wait)
+        return quota_error(refusal, self._when_one_ends(refusal.runs))
 
     def wait_seconds(self, run_id: str) -> float:
         """About how long until a queued run starts: the running runs' remaining estimates, then the
@@ -364,8 +401,11 @@ class RunManager:
                 if self._shut_down:  # a thread stops with its owner
                     return
                 run_id, owner = self._queue.pop()
-                if not self.store.claim(run_id, processes.identity()):  # stopped, deleted, or taken by another process
-                    continue
+            # claimed outside the lock: a store write may wait for another process's, and admission (which
+            # holds the store's write lock) must never wait for this lock
+            if not self.store.claim(run_id, processes.identity()):  # stopped, deleted, or taken by another process
+                continue
+            with self._cv:
                 self._queue.started(owner)
                 self._running.add(run_id)
             try:

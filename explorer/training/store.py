@@ -15,7 +15,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,6 +183,22 @@ def _nearly_full(directory: Path) -> bool:
     return free is not None and free < FULL_BYTES  # unknown is not full: the error's own words are kept
 
 
+@dataclass(frozen=True)
+class NewRun:
+    """A run as it is queued: what RunStore.admit inserts."""
+
+    run_id: str
+    model: str
+    config: dict
+    settings: dict
+    owner: str
+    estimate_bytes: int
+    preset: str | None = None
+    name: str | None = None
+    address: str | None = None
+    estimate_seconds: float | None = None
+
+
 class RunStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -254,11 +270,26 @@ class RunStore:
     def create(self, run_id: str, model: str, config: dict, settings: dict, owner: str, estimate_bytes: int,
                preset: str | None = None, name: str | None = None, address: str | None = None,
                estimate_seconds: float | None = None) -> None:
+        self.admit([NewRun(run_id, model, config, settings, owner, estimate_bytes, preset, name, address,
+                           estimate_seconds)])
+
+    def admit(self, runs: list[NewRun], check: Callable[[list[RunRecord]], None] | None = None) -> None:
+        """Queue `runs`, all or none, in one transaction that no other process's admission interleaves with:
+        `check` sees every queued and running run as they are at that moment, and refuses (by raising) before
+        anything is written. Two pages, or the CLI and a page, starting runs at once cannot both pass a quota
+        that only one of them fits under."""
         with self._db() as db:
-            db.execute("INSERT INTO runs (id, model, config, settings, owner, status, created, estimate_bytes, preset, "
-                       "name, address, estimate_seconds) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
-                       (run_id, model, json.dumps(config), json.dumps(settings), owner, time.time(), estimate_bytes,
-                        preset, name, address, estimate_seconds))
+            db.execute("BEGIN IMMEDIATE")  # the write lock first: the count and the insert are one step
+            if check is not None:
+                db.row_factory = sqlite3.Row
+                check([_record(r) for r in db.execute("SELECT * FROM runs WHERE status IN ('queued', 'running') "
+                                                      "ORDER BY created")])
+            now = time.time()
+            db.executemany("INSERT INTO runs (id, model, config, settings, owner, status, created, estimate_bytes, "
+                           "preset, name, address, estimate_seconds) "
+                           "VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
+                           [(r.run_id, r.model, json.dumps(r.config), json.dumps(r.settings), r.owner, now,
+                             r.estimate_bytes, r.preset, r.name, r.address, r.estimate_seconds) for r in runs])
 
     def claim(self, run_id: str, worker: str) -> bool:
         """Take a queued run for the process `worker` (its identity, until the run's own worker records its
