@@ -184,7 +184,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_summary(args: argparse.Namespace) -> int:
     from explorer.summary import summarize
-    from explorer.views.tables import format_layers, totals_dict
+    from explorer.views.tables import csv_text, format_layers, totals_dict
 
     summary = summarize(_config(args), batch_size=args.batch_size)
     if args.format == "json":
@@ -192,7 +192,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
         print(json.dumps({"layers": layers.to_dict(orient="records"), "totals": totals_dict(summary.totals)},
                          default=list))
     elif args.format == "csv":
-        print(summary.layers.to_csv(index=False), end="")
+        print(csv_text(summary.layers), end="")
     else:
         print(format_layers(summary.layers, summary.totals).to_string(index=False))
         print()
@@ -278,6 +278,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from explorer import server
 
+    server.trust_proxies()  # read by the web server as it starts
     server.tune()  # before the first visitor; app.py's own call then finds it done
     app = Path(__file__).resolve().parent.parent / "app.py"
     sys.argv = ["streamlit", "run", str(app), *args.streamlit_options]
@@ -521,6 +522,7 @@ def cmd_dynamics(args: argparse.Namespace) -> int:
 
     from explorer.training.runs import default_home
     from explorer.training.store import RunStore
+    from explorer.views.tables import csv_text
 
     store = RunStore(Path(args.home or default_home()) / "runs.sqlite")
     record = store.get(args.run_id)
@@ -535,7 +537,7 @@ def cmd_dynamics(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(frame.to_json(orient="records"))
     elif args.format == "csv":
-        print(frame.to_csv(index=False), end="")
+        print(csv_text(frame), end="")
     else:
         print(frame.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     return 0

@@ -80,13 +80,14 @@ def identify(ip: str | None, headers: Mapping[str, str], token: str, login: str 
 
 def client_address(ip: str | None, headers: Mapping[str, str]) -> str | None:
     """The address a browser comes from: its connection's, or behind a proxy the host vouches for
-    (EXPLORER_TRUSTED_PROXY=1) the first address in X-Forwarded-For. A header is trusted only then: any
-    client can write one. Anonymous identities are free (clear the cookie), addresses are not."""
+    (EXPLORER_TRUSTED_PROXY=1) the last address in X-Forwarded-For, the one that proxy wrote (the entries
+    before it are whatever the client sent). A header is trusted only then: any client can write one.
+    Anonymous identities are free (clear the cookie), addresses are not."""
     if os.environ.get("EXPLORER_TRUSTED_PROXY", "").strip() in ("1", "true", "yes"):
         forwarded = {k.lower(): v for k, v in headers.items()}.get("x-forwarded-for", "")
-        first = forwarded.split(",")[0].strip()
-        if first:
-            return first[:64]
+        nearest = forwarded.split(",")[-1].strip()
+        if nearest:
+            return nearest[:64]
     return ip or ("loopback" if headers else None)
 
 

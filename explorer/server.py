@@ -16,6 +16,16 @@ import threading
 SWITCH_INTERVAL = 0.0005
 SUMMARY_PROCESSES = 2  # new configs' summaries, traced beside the server (two sessions' at once)
 
+def trust_proxies() -> None:
+    """Before the web server starts: which peers may set the client's address through X-Forwarded-For.
+    uvicorn (under Streamlit) trusts them from 127.0.0.1 by default, so a proxy or tunnel on the same host
+    would pass a student's own header through, and every new value would be a fresh quota. Without
+    EXPLORER_TRUSTED_PROXY no peer is trusted, loopback included; with it, the loopback proxy the host runs
+    is (identity.client_address then counts its own, the last, entry)."""
+    trusted = os.environ.get("EXPLORER_TRUSTED_PROXY", "").strip() in ("1", "true", "yes")
+    os.environ["FORWARDED_ALLOW_IPS"] = "127.0.0.1,::1" if trusted else ""
+
+
 _tuned = False
 _lock = threading.Lock()
 

@@ -5,6 +5,7 @@ import streamlit as st
 from explorer.i18n import _
 from explorer.training.runs import server_manager
 from explorer.views.board import AXES, board_chart, board_display, board_table, time_chart
+from explorer.views.tables import csv_text
 from pages.common import fit_height, page_setup, visitor
 from pages.language import use_language
 
@@ -26,5 +27,5 @@ table = board_table(records)
 size, time = st.columns(2)
 size.plotly_chart(board_chart(table, axis), key="b.size")
 time.plotly_chart(time_chart(table), key="b.time")
-st.download_button(_("The board (CSV)"), table.to_csv(index=False), file_name="class-board.csv", mime="text/csv")
+st.download_button(_("The board (CSV)"), csv_text(table), file_name="class-board.csv", mime="text/csv")
 st.dataframe(board_display(table), hide_index=True, width="stretch", height=fit_height(len(table), 400))

@@ -8,7 +8,7 @@ from explorer.i18n import _
 from explorer.summary import summarize
 from explorer.views import charts
 from explorer.views.diagram import diagram_figure, diagram_units
-from explorer.views.tables import format_layers
+from explorer.views.tables import csv_text, format_layers
 from explorer.views.ui import VIEWS, config_params, headline, int_param, warm_up
 from pages.common import bookmark_params, config_editor, fit_height, page_setup, show_fallback
 from pages.language import use_language
@@ -57,7 +57,7 @@ if view == "Layers":
         depth = right.slider(_("Unfold blocks to depth"), 1, max_depth, key="x.depth")
     table = format_layers(summary.layers, summary.totals, depth)
     st.dataframe(table, hide_index=True, width="stretch", height=fit_height(len(table), 390))
-    st.download_button(_("Download the layer table (CSV)"), summary.layers.to_csv(index=False),
+    st.download_button(_("Download the layer table (CSV)"), csv_text(summary.layers),
                        file_name=f"{name}-layers.csv", mime="text/csv")
 elif view == "Charts":
     log = right.toggle(_("Log scale for parameters"), value=True, key="x.log")

@@ -22,6 +22,7 @@ from explorer.views.runviews import (
     seed_groups,
     training_chart,
 )
+from explorer.views.tables import csv_text
 from explorer.views.ui import plain
 from pages.common import (
     admin_notices,
@@ -159,7 +160,7 @@ dynamics_section(manager, chosen[:2], "r")
 st.page_link("pages/inside.py", label=_("Look inside this run"), icon=":material/visibility:",
              query_params={"run": r.id, **bookmark_params()})
 downloads = st.columns(3)
-downloads[0].download_button(_("Download the metrics (CSV)"), metrics.to_csv(index=False),
+downloads[0].download_button(_("Download the metrics (CSV)"), csv_text(metrics),
                              file_name=f"{r.model}-{r.id}.csv", mime="text/csv")
 if mine and r.weights_path:  # read only when clicked
     downloads[1].download_button(_("Download the weights (state_dict)"), lambda: manager.weights_file(r.id, me),

@@ -234,3 +234,25 @@ def test_explore_by_name_opens_explore_and_links_keep_the_language(class_server)
         expect(page).to_have_url(re.compile(r"/explore\?model=resnet18"))
         page.wait_for_timeout(1000)
         assert "Page not found" not in page.content()
+
+
+@pytest.mark.parametrize("trusted", [False, True])
+def test_a_forwarding_header_is_a_quota_only_behind_a_proxy_the_host_names(tmp_path, trusted):
+    """`python -m explorer serve` bound to loopback, as behind a proxy on the same host: a browser sending its
+    own X-Forwarded-For (on the page and its websocket handshake) is counted at its connection's address
+    unless the host set EXPLORER_TRUSTED_PROXY; then the address its proxy wrote counts."""
+    from explorer.training.store import RunStore
+
+    need_chromium()
+    data = str(write_dataset(tmp_path / "data"))
+    env = {"EXPLORER_HOME": str(tmp_path / "home"), "EXPLORER_DATA_DIR": data, "EXPLORER_THREADS": "1",
+           "EXPLORER_SHARED": "1", **({"EXPLORER_TRUSTED_PROXY": "1"} if trusted else {})}
+    with streamlit_server(env, serve=True) as url, chromium_page() as page:
+        page.context.set_extra_http_headers({"X-Forwarded-For": "203.0.113.77"})
+        page.goto(f"{url}/train?model=lenet")
+        wait_idle(page)
+        page.get_by_role("button", name="Start").click()
+        wait_idle(page)
+        runs = RunStore(tmp_path / "home" / "runs.sqlite").list()
+        assert len(runs) == 1
+        assert runs[0].address == ("203.0.113.77" if trusted else "loopback"), runs[0].address  # its connection

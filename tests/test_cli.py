@@ -41,8 +41,13 @@ def test_summary_json_round_trip(capsys):
 
 def test_summary_csv_and_table(capsys):
     assert main(["summary", "lenet", "--format", "csv"]) == 0
-    csv = capsys.readouterr().out.splitlines()
-    assert csv[0].startswith("path,depth,type,output_shape,params") and len(csv) == 13
+    import io
+
+    import pandas as pd
+
+    table = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert list(table.columns[:5]) == ["path", "depth", "type", "output_shape", "params"] and len(table) == 12
+    assert table[table.is_leaf].params.sum() == 61_706  # every weight of the book's LeNet, once
     assert main(["summary", "lenet"]) == 0
     out = capsys.readouterr().out
     assert "61,706" in out and "Conv2d" in out

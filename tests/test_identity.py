@@ -30,9 +30,10 @@ def test_a_class_server_has_no_owner_and_admins_by_name(monkeypatch):
 
 
 def test_a_forwarded_address_is_trusted_only_behind_a_proxy_the_host_names(monkeypatch):
-    headers = {**BROWSER, "X-Forwarded-For": "203.0.113.7, 10.0.0.1"}
+    # the student wrote the first entry; the host's proxy appended the address it saw the student at
+    headers = {**BROWSER, "X-Forwarded-For": "198.51.100.99, 203.0.113.7"}
     monkeypatch.delenv("EXPLORER_TRUSTED_PROXY", raising=False)
     assert client_address("10.0.0.1", headers) == "10.0.0.1"  # any client can write the header
     monkeypatch.setenv("EXPLORER_TRUSTED_PROXY", "1")
-    assert client_address("10.0.0.1", headers) == "203.0.113.7"
+    assert client_address("10.0.0.1", headers) == "203.0.113.7"  # only the nearest proxy's entry counts
     assert client_address(None, BROWSER) == "loopback" and client_address(None, {}) is None

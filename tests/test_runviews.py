@@ -175,3 +175,50 @@ def test_runs_of_one_config_over_seeds_are_one_band_and_all_selected_runs_one_cs
     table = pd.read_csv(__import__("io").StringIO(runs_csv(records, [manager.store.metrics(r.id) for r in records])))
     assert set(table.run) == {r.id for r in records} and len(table) == sum(
         len(manager.store.metrics(r.id)) for r in records)
+
+
+HOSTILE_NAMES = ['=HYPERLINK("http://evil.example/x","click")', "+1+1", "-2+3", "@SUM(A1)", "\tcmd", "\rcmd"]
+
+
+def test_every_csv_export_neutralises_cells_that_a_spreadsheet_would_evaluate(finished, capsys):
+    """OWASP's rule, names included: a cell that begins with = + - @ tab or CR is written with a leading
+    apostrophe; numbers, negative ones too, stay numbers."""
+    import io
+
+    import pandas as pd
+
+    from explorer.cli import main
+    from explorer.views.board import board_table
+    from explorer.views.runviews import runs_csv
+    from explorer.views.tables import csv_text
+
+    manager, records, _ = finished
+    for name in HOSTILE_NAMES:
+        named = [dataclasses.replace(r, name=name) for r in records]
+        text = runs_csv(named, [manager.store.metrics(r.id) for r in records])
+        column = pd.read_csv(io.StringIO(text), keep_default_na=False)["name"]
+        assert set(column) == {"'" + name}, name
+        board = pd.read_csv(io.StringIO(csv_text(board_table(named).assign(note=name))), keep_default_na=False)
+        assert set(board.note) == {"'" + name} and board.params.dtype.kind == "i"  # the board's own columns too
+    frame = pd.DataFrame({"x": [-0.5, 2.0], "=y": ["-x", "ok"]})
+    assert csv_text(frame).splitlines() == ["\"x\",\"'=y\"", "-0.5,\"'-x\"", "2.0,\"ok\""]
+    assert main(["dynamics", records[0].id, "--format", "csv", "--home", str(manager.home)]) == 0
+    assert all(not line.startswith(("=", "+", "@")) for line in capsys.readouterr().out.splitlines())
+
+
+def test_a_run_name_is_text_in_every_chart_never_markup(finished):
+    """Plotly renders <b>, <br> and <a href> in titles, legends and hover labels: a name is escaped there."""
+    from explorer.views.layerdynamics import dynamics_lines
+    from explorer.views.runviews import band_chart, training_chart
+
+    manager, records, _ = finished
+    link, bold = '<a href="javascript:alert(1)">x</a>', "<b>x</b>"
+    metrics = manager.store.metrics(records[0].id)
+    legend = overlay_chart({link: metrics, bold: metrics}, "test_acc", "Test accuracy")
+    assert [t.name for t in legend.data] == ['&lt;a href="javascript:alert(1)"&gt;x&lt;/a&gt;', "&lt;b&gt;x&lt;/b&gt;"]
+    titled = training_chart(metrics, f"{bold}: loss and accuracy")
+    assert titled.layout.title.text == "&lt;b&gt;x&lt;/b&gt;: loss and accuracy"
+    band = band_chart({link: [metrics, metrics]}, "test_acc", "Test accuracy")
+    assert all("<a" not in (t.name or "") for t in band.data)
+    lines = dynamics_lines({bold: manager.store.dynamics(records[0].id)}, "grad_norm")
+    assert lines.data and all(t.name.startswith("&lt;b&gt;x&lt;/b&gt;: ") for t in lines.data)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -11,6 +13,12 @@ FONT = {"size": 16}
 AXIS = {"tickfont": {"size": 15}, "title_font": {"size": 16}}
 
 
+def chart_text(text: str) -> str:
+    """Text for a Plotly title, legend or hover label, shown as typed: Plotly renders some HTML there (<b>,
+    <br>, <a href>), so a run's name is escaped as it is everywhere else."""
+    return html.escape(text, quote=False)
+
+
 def style(fig: go.Figure, title: str, x_title: str, y_title: str, log: bool = False,
           height: int = 420) -> go.Figure:
     """Projector-sized fonts, a title and axis names; the app's light or dark theme does the colours.
@@ -18,7 +26,7 @@ def style(fig: go.Figure, title: str, x_title: str, y_title: str, log: bool = Fa
     The axis type is left to Plotly unless `log` asks for a log axis: forcing "linear" would turn a
     heatmap's class-name categories into numbers and draw an empty plot.
     """
-    fig.update_layout(title={"text": _(title), "font": {"size": 20}}, font=FONT, height=height,
+    fig.update_layout(title={"text": chart_text(_(title)), "font": {"size": 20}}, font=FONT, height=height,
                       margin={"l": 60, "r": 20, "t": 60, "b": 60}, legend={"orientation": "h", "y": -0.25})
     fig.update_yaxes(title=_(y_title), **AXIS)
     if log:  # labels at powers of ten only; Plotly's minor "2" and "5" labels clutter a projector

@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 
 from explorer.i18n import _
 from explorer.training.dynamics import STATISTICS
-from explorer.views.charts import style
+from explorer.views.charts import chart_text, style
 
 LOG_SCALE = ("grad_norm", "update_ratio")  # spread over orders of magnitude: shown as log10
 LINES = 6  # layers drawn as lines: the first, the last and evenly spaced ones between
@@ -70,7 +70,7 @@ def dynamics_lines(named: dict[str, pd.DataFrame], stat: str, height: int = 380)
         framed = frame.assign(name=frame.layer + " " + frame.type, value=frame[stat].astype(float))
         for rank, i in enumerate(picks):
             one = framed[framed.name == names[i]]
-            fig.add_scatter(x=one.epoch, y=one.value, mode="lines", name=f"{run}: {names[i]}",
+            fig.add_scatter(x=one.epoch, y=one.value, mode="lines", name=chart_text(f"{run}: {names[i]}"),
                             line={"dash": dash, "color": _depth_colour(rank, len(picks))})
     style(fig, _("{statistic}, a few layers from first to last").format(statistic=_(STATISTICS[stat])), _("epoch"),
           _(STATISTICS[stat]), log=stat in LOG_SCALE, height=height)

@@ -19,7 +19,8 @@ from explorer.training.data import CLASS_NAMES, FashionMNIST, load_fashion_mnist
 from explorer.training.estimate import human_duration
 from explorer.training.recipes import TrainSettings, preset
 from explorer.training.store import RunRecord
-from explorer.views.charts import style
+from explorer.views.charts import chart_text, style
+from explorer.views.tables import csv_text
 
 MAX_POINTS = 400  # thin long series before drawing: each redraw ships the whole figure
 
@@ -49,7 +50,7 @@ def overlay_chart(named: dict[str, pd.DataFrame], column: str, title: str, smoot
     fig = go.Figure()
     for name, metrics in named.items():
         rows = _series(metrics, column, smoothing)
-        fig.add_scatter(x=rows.epoch, y=rows[column], name=name,
+        fig.add_scatter(x=rows.epoch, y=rows[column], name=chart_text(name),
                         mode="lines+markers" if column == "test_acc" else "lines")
     return style(fig, title, _("epoch"), _(column.replace("_", " ")), log=log, height=400)
 
@@ -66,7 +67,7 @@ def band_chart(groups: dict[str, list[pd.DataFrame]], column: str, title: str, s
         x = list(joined.index)
         fig.add_scatter(x=x + x[::-1], y=list(high) + list(low[::-1]), fill="toself", fillcolor=colour,
                         opacity=0.25, line={"width": 0}, hoverinfo="skip", showlegend=False)
-        fig.add_scatter(x=x, y=mean, name=_("{label}: mean of {n} seeds").format(label=label, n=len(runs)),
+        fig.add_scatter(x=x, y=mean, name=chart_text(_("{label}: mean of {n} seeds").format(label=label, n=len(runs))),
                         mode="lines", line={"color": colour})
     return style(fig, title, _("epoch"), _(column.replace("_", " ")), log=log, height=400)
 
@@ -92,8 +93,7 @@ def smooth(values: pd.Series, weight: float) -> pd.Series:
 
 def runs_csv(records: list[RunRecord], metrics: list[pd.DataFrame]) -> str:
     """Several runs' metrics as one CSV, each row marked with its run's id and name."""
-    return pd.concat([m.assign(run=r.id, name=r.label) for r, m in zip(records, metrics, strict=True)]).to_csv(
-        index=False)
+    return csv_text(pd.concat([m.assign(run=r.id, name=r.label) for r, m in zip(records, metrics, strict=True)]))
 
 
 def seed_groups(records: list[RunRecord]) -> dict[str, list[RunRecord]]:

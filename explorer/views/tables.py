@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import csv
 from typing import Any
 
 import pandas as pd
 
 from explorer.i18n import _
 from explorer.summary import Totals
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet reads as a formula (OWASP's CSV injection)
+
+
+def csv_text(frame: pd.DataFrame) -> str:
+    """A table as CSV that is safe to open in a spreadsheet: a text cell (or header) that begins like a
+    formula gets a leading apostrophe, so a run named '=HYPERLINK(...)' is shown, never evaluated. Numbers
+    stay numbers (a negative one is not text)."""
+    def safe(value: Any) -> Any:
+        return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+    out = frame.rename(columns=safe)
+    for column in out.select_dtypes(include=["object", "string"]).columns:
+        out[column] = out[column].map(safe)
+    return out.to_csv(index=False, quoting=csv.QUOTE_NONNUMERIC)  # text quoted: a CR inside stays inside
 
 
 def human(n: float, unit: str = "") -> str:
