@@ -91,6 +91,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int)
     s.add_argument("--train-subset", type=int, help="train on this many images (default: the preset's)")
     s.add_argument("--init", choices=("xavier", "kaiming"), help="weight init (default: the preset's)")
+    recipe = s.add_argument_group("one recipe switch at a time (default: the preset's; fast turns several on)")
+    recipe.add_argument("--optimizer", choices=("sgd", "adam"), help="the book's SGD, or Adam (decoupled decay)")
+    recipe.add_argument("--momentum", type=float, help="SGD's momentum, 0 to below 1 (the book: 0)")
+    recipe.add_argument("--weight-decay", type=float, help="on the weights, 0 to 0.1 (the book: 0)")
+    recipe.add_argument("--label-smoothing", type=float, help="0 to 0.5 (the book: 0)")
+    recipe.add_argument("--warmup", type=float, help="the fraction of steps the rate rises over, 0 to 0.5")
+    recipe.add_argument("--cosine", action=argparse.BooleanOptionalAction, help="the rate falls along a half cosine")
+    recipe.add_argument("--augment", action=argparse.BooleanOptionalAction,
+                        help="random flips and shifts of up to 2 pixels")
     s.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     s.add_argument("--name", dest="run_name", help="what to call the run in lists and legends")
     s.add_argument("--data-dir", help="directory with the four Fashion-MNIST IDX files")
@@ -295,7 +304,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     chosen = preset(args.name, args.preset, args.device)
     config = _config(args, chosen.config)
     changes = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr), ("batch_size", args.batch_size),
-                                 ("train_subset", args.train_subset), ("init", args.init)) if v is not None}
+                                 ("train_subset", args.train_subset), ("init", args.init),
+                                 ("optimizer", args.optimizer), ("momentum", args.momentum),
+                                 ("weight_decay", args.weight_decay), ("label_smoothing", args.label_smoothing),
+                                 ("warmup", args.warmup), ("cosine", args.cosine), ("augment", args.augment))
+               if v is not None}
     settings: TrainSettings = replace(chosen.settings, **changes)
     manager = RunManager(args.home, data_dir=args.data_dir, adopt_queued=False)  # a server's queue stays its own
     if manager.store.recovered:

@@ -16,7 +16,7 @@ from explorer.training.measure import StillMeasuring
 from explorer.training.recipes import preset
 from explorer.training.runs import server_manager
 from explorer.training.store import FINISHED
-from explorer.views.runviews import reopen_settings, run_progress, run_title, training_chart
+from explorer.views.runviews import recipe_widgets, reopen_settings, run_progress, run_title, training_chart
 from explorer.views.tables import human
 from explorer.views.ui import config_label, config_params, plain
 from pages.common import (
@@ -73,7 +73,7 @@ chosen = preset(name, kind, device, config)
 s = chosen.settings
 key = f"t.{name}.{kind}"
 for widget, value in (("lr", s.lr), ("epochs", s.epochs), ("batch", s.batch_size), ("subset", s.train_subset or 0),
-                      ("init", s.init)):
+                      ("init", s.init), *recipe_widgets(s)):
     state.setdefault(f"{key}.{widget}", value)  # the preset's value, unless the user or a reopened run set one
 with st.sidebar:  # beside the network's knobs: the main area keeps the live chart on a projector's first screen
     st.subheader(_("Training: the {kind} preset's settings").format(kind=kind), anchor=False)
@@ -87,6 +87,19 @@ with st.sidebar:  # beside the network's knobs: the main area keeps the live cha
     init = st.selectbox(_("Init"), ["xavier", "kaiming"], key=key + ".init",
                         help=_("xavier: d2l's; kaiming: He et al.'s, which keeps the signal through deep ReLU "
                                "stacks (NiN dies without it)"))
+    with st.expander(_("Recipe: one switch at a time"), expanded=kind == "fast"):
+        optimizer = st.selectbox(_("Optimizer"), ["sgd", "adam"], key=key + ".optimizer",
+                                 help=_("sgd: the book's; adam: Adam, its weight decay decoupled (AdamW)"))
+        momentum = st.number_input(_("Momentum"), 0.0, 0.99, step=0.1, key=key + ".momentum",
+                                   disabled=optimizer == "adam", help=_("SGD's momentum (the book: 0)"))
+        weight_decay = st.number_input(_("Weight decay"), 0.0, 0.1, step=0.0005, format="%.4f",
+                                       key=key + ".weight_decay", help=_("on the weights only (the book: 0)"))
+        smoothing = st.number_input(_("Label smoothing"), 0.0, 0.5, step=0.05, key=key + ".label_smoothing")
+        warmup = st.number_input(_("Warm-up (fraction of the steps)"), 0.0, 0.5, step=0.05, key=key + ".warmup")
+        cosine = st.checkbox(_("Cosine schedule"), key=key + ".cosine",
+                             help=_("after the warm-up the rate falls to zero along a half cosine"))
+        augment = st.checkbox(_("Augmentation"), key=key + ".augment",
+                              help=_("random horizontal flips and shifts of up to 2 pixels"))
 st.markdown(_("Trains **{network}** ({params:,} parameters), {kind} preset: learning rate {lr:g}, {epochs} "
               "{epoch_word} of {images} images at batch size {batch}, {init} init.").format(
     epoch_word=_("epoch") if epochs == 1 else _("epochs"),
@@ -103,7 +116,9 @@ waiting = "" if ahead < manager.max_running else (
     n=ahead, wait=human_duration(manager.wait_seconds("")))
 try:
     settings = replace(s, lr=lr, epochs=epochs, batch_size=batch, train_subset=subset or None, device=device,
-                       init=init)
+                       init=init, optimizer=optimizer, momentum=0.0 if optimizer == "adam" else momentum,
+                       nesterov=s.nesterov and optimizer == "sgd" and momentum > 0, weight_decay=weight_decay,
+                       label_smoothing=smoothing, warmup=warmup, cosine=cosine, augment=augment)
     need = estimate_bytes(chosen.config, settings)
     limit = manager.quotas.max_seconds
     limit_text = "" if limit is None else _(" This server's limit is {limit}.").format(limit=human_duration(limit))

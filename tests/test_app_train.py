@@ -209,6 +209,27 @@ def test_the_fast_preset_says_what_it_changes_trains_with_its_recipe_and_reopens
     assert again.radio(key="t.preset").value == "fast"
 
 
+def test_one_recipe_switch_at_a_time_trains_and_reopens_as_set(app_env):
+    """The quick preset with only label smoothing and Adam switched on: the run stores exactly those, the
+    rest stays the book's, and its link reopens them."""
+    from explorer.training.runs import server_manager
+
+    at = train_page()
+    pick_lenet_bn(at, epochs=1, batch=64)
+    at.selectbox(key="t.lenet-bn.quick.optimizer").set_value("adam").run()
+    at.number_input(key="t.lenet-bn.quick.label_smoothing").set_value(0.1).run()
+    until_measured(at)
+    at.button(key="t.start").click().run()
+    run_id = at.query_params["run"]
+    settings = server_manager().store.get(run_id).settings
+    assert settings["optimizer"] == "adam" and settings["label_smoothing"] == 0.1
+    assert settings["momentum"] == 0 and not settings["augment"] and not settings["cosine"]
+    assert server_manager().wait(run_id, timeout=120).status == "done"
+    again = train_page(run=run_id)
+    assert again.selectbox(key="t.lenet-bn.quick.optimizer").value == "adam"
+    assert again.number_input(key="t.lenet-bn.quick.label_smoothing").value == 0.1
+
+
 def test_a_run_whose_weights_went_missing_still_shows_and_can_be_deleted(app_env):
     from explorer import registry
     from explorer.identity import OWNER

@@ -780,3 +780,18 @@ def test_an_old_store_is_migrated_once_by_number(tmp_path):
     RunStore(path)  # opened again: nothing left to apply
     with pytest.raises(ValueError, match="not a run status"):
         store.set_status("0123456789ab", "finished")  # an error, not an assert (gone under python -O)
+
+
+def test_adam_keeps_two_buffers_a_weight_and_refuses_a_momentum_of_its_own():
+    from explorer.training.admission import estimate_bytes
+    from explorer.training.loop import make_optimizer
+
+    model = registry.build(LENET_BN)
+    adam = make_optimizer(model, settings(optimizer="adam", weight_decay=0.01))
+    assert isinstance(adam, torch.optim.AdamW) and [g["weight_decay"] for g in adam.param_groups] == [0.01, 0.0]
+    assert isinstance(make_optimizer(model, settings()), torch.optim.SGD)
+    with pytest.raises(ConfigError, match="0 with Adam"):
+        settings(optimizer="adam", momentum=0.9)
+    plain, momentum, both = (estimate_bytes(LENET_BN, settings(**s)) for s in
+                             ({}, {"momentum": 0.9}, {"optimizer": "adam"}))
+    assert both - momentum == momentum - plain > 0  # a buffer per weight, and Adam one more

@@ -102,7 +102,8 @@ def estimate_bytes(config: ModelConfig, settings: TrainSettings) -> int:
     """The run's peak: the network's training memory at its batch size, the data set and torch's runtime
     (within 25% of the measured peaks of the catalog's book and quick presets: bench memory)."""
     totals = summarize(config, batch_size=settings.batch_size).totals
-    momentum = totals.gradient_bytes if settings.momentum else 0  # SGD's momentum: a buffer per weight
+    # SGD's momentum keeps a buffer per weight, Adam two (its running mean and variance)
+    momentum = totals.gradient_bytes * (2 if settings.optimizer == "adam" else 1 if settings.momentum else 0)
     dynamics = totals.gradient_bytes  # a reported step keeps the weights before it (training.dynamics)
     return totals.training_bytes + momentum + dynamics + DATASET_BYTES + RUNTIME_BYTES
 

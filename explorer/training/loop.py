@@ -78,16 +78,18 @@ def predict(model: nn.Module, images: torch.Tensor, resolution: int, channels_la
     return torch.cat(out)
 
 
-def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.SGD:
-    """SGD as the settings ask; weight decay only on the weights of convolutions and linear layers, since
-    decaying biases and batch norm's scale and shift only hurts. (Not "every tensor of two or more
-    dimensions": d2l's own BatchNorm keeps its scale and shift as (1, C, 1, 1) tensors.)"""
+def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
+    """SGD (or Adam) as the settings ask; weight decay only on the weights of convolutions and linear layers,
+    since decaying biases and batch norm's scale and shift only hurts. (Not "every tensor of two or more
+    dimensions": d2l's own BatchNorm keeps its scale and shift as (1, C, 1, 1) tensors.) Adam's decay is
+    decoupled from its update (AdamW), so that it decays the weights as SGD's does."""
     decayed = {id(m.weight) for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear))}
     weights = [p for p in model.parameters() if id(p) in decayed]
     others = [p for p in model.parameters() if id(p) not in decayed]
-    return torch.optim.SGD([{"params": weights, "weight_decay": settings.weight_decay},
-                            {"params": others, "weight_decay": 0.0}],
-                           lr=settings.lr, momentum=settings.momentum, nesterov=settings.nesterov)
+    groups = [{"params": weights, "weight_decay": settings.weight_decay}, {"params": others, "weight_decay": 0.0}]
+    if settings.optimizer == "adam":
+        return torch.optim.AdamW(groups, lr=settings.lr)
+    return torch.optim.SGD(groups, lr=settings.lr, momentum=settings.momentum, nesterov=settings.nesterov)
 
 
 def lr_factor(step: int, total: int, settings: TrainSettings) -> float:

@@ -20,6 +20,7 @@ Device = Literal["cpu", "cuda"]
 
 
 Init = Literal["xavier", "kaiming"]
+Optimizer = Literal["sgd", "adam"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class TrainSettings:
     label_smoothing: float = 0.0
     augment: bool = False         # random horizontal flips and shifts of up to 2 pixels, on the device
     tta: bool = False             # test-time augmentation: average the predictions of each image and its mirror
+    optimizer: Optimizer = "sgd"  # the book's SGD, or Adam (its weight decay decoupled, as AdamW's)
 
     def __post_init__(self) -> None:
         checks = [
@@ -65,6 +67,9 @@ class TrainSettings:
              N_("a number in [0, 0.5]")),
             ("augment", isinstance(self.augment, bool), N_("true or false")),
             ("tta", isinstance(self.tta, bool), N_("true or false")),
+            ("optimizer", self.optimizer in ("sgd", "adam"), N_("sgd or adam")),
+            ("momentum", self.optimizer == "sgd" or self.momentum == 0,
+             N_("0 with Adam, which keeps its own running averages")),
         ]
         for knob, ok, expected in checks:
             if not ok:

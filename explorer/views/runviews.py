@@ -230,7 +230,14 @@ def reopen_settings(record: RunRecord) -> tuple[str, ModelConfig, str, dict[str,
     if record.preset is None and preset(record.model, "quick", config=config).config == config:
         kind = "fast" if s.momentum > 0 else "quick"
     return record.model, config, kind, {"lr": s.lr, "epochs": s.epochs, "batch": s.batch_size,
-                                        "subset": s.train_subset or 0, "init": s.init}
+                                        "subset": s.train_subset or 0, "init": s.init, **dict(recipe_widgets(s))}
+
+
+def recipe_widgets(s: TrainSettings) -> list[tuple[str, float | bool | str]]:
+    """The Train page's recipe switches (its widgets' keys) as a run's settings set them."""
+    return [("optimizer", s.optimizer), ("momentum", s.momentum), ("weight_decay", s.weight_decay),
+            ("label_smoothing", s.label_smoothing), ("warmup", s.warmup), ("cosine", s.cosine),
+            ("augment", s.augment)]
 
 
 def confusion_heatmap(confusion: list[list[int]]) -> go.Figure:
