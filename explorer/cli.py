@@ -137,6 +137,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--check", action="store_true", help="only say which differ (exit status 1 if any)")
     s.set_defaults(func=cmd_docs)
 
+    s = sub.add_parser("prune", help="delete finished runs older than an age, with their weights (an admin's tool)")
+    s.add_argument("--older-than", required=True, metavar="AGE", help="30d, 12h or 90m")
+    s.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
+    s.add_argument("--home")
+    s.set_defaults(func=cmd_prune)
+
     s = sub.add_parser("dynamics", help="a run's gradients, updates and outputs per layer, one row per (report, "
                                         "layer)")
     s.add_argument("run_id", metavar="RUN_ID")
@@ -478,6 +484,28 @@ def cmd_docs(args: argparse.Namespace) -> int:
     for path in changed:
         print(("differs: " if args.check else "written: ") + path)
     return 1 if args.check and changed else 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    import re
+
+    from explorer.training.runs import RunManager
+
+    age = re.fullmatch(r"(\d+)([dhm])", args.older_than.strip())
+    if age is None:
+        raise ConfigError("older_than", "an age like 30d, 12h or 90m, not {value!r}", value=args.older_than[:20])
+    seconds = int(age.group(1)) * {"d": 86400, "h": 3600, "m": 60}[age.group(2)]
+    manager = RunManager(args.home, adopt_queued=False)
+    try:
+        pruned = manager.prune(seconds, dry_run=args.dry_run)
+    finally:
+        manager.shutdown()
+    for record, size in pruned:
+        print(f"{record.id}  {record.label[:40]:40s} {record.status:11s} {size / 2**20:8.1f} MB")
+    freed = sum(size for _, size in pruned) / 2**20
+    print((_("would delete {n} runs, {mb:.1f} MB") if args.dry_run else _("deleted {n} runs, {mb:.1f} MB")).format(
+        n=len(pruned), mb=freed))
+    return 0
 
 
 def cmd_exercise(args: argparse.Namespace) -> int:

@@ -180,3 +180,25 @@ def test_the_lines_legend_sits_beside_the_plot_clear_of_the_x_axis_title(two_run
     fig = dynamics_lines({"a": manager.store.dynamics(residual), "b": manager.store.dynamics(plain)}, "grad_norm")
     assert fig.layout.legend.orientation == "v" and fig.layout.legend.x > 1  # right of the plot area
     assert fig.layout.xaxis.title.text == "epoch"
+
+
+def test_a_long_run_reads_its_layers_on_at_most_a_fixed_number_of_reports_evenly_spread(tiny_data, monkeypatch):
+    """So that a 200-epoch run stores what a 20-epoch one does: the dynamics thin themselves."""
+    from explorer import registry
+    from explorer.training import train as training
+
+    config = registry.get("lenet-bn").config
+    settings = TrainSettings(lr=0.5, epochs=4, batch_size=16)  # 32 steps an epoch: a report every step
+
+    def watched() -> tuple[int, list[int]]:
+        seen: list = []
+        training.train(config, settings, on_progress=seen.append, threads=1, data_dir=tiny_data)
+        steps = [p.step for p in seen if p.kind == "step"]
+        return len(steps), [p.step for p in seen if p.dynamics]
+
+    reports, every = watched()
+    assert len(every) == reports > 100  # a short run reads its layers on every report
+    monkeypatch.setattr(training, "MAX_DYNAMICS_REPORTS", 10)
+    reports, thinned = watched()
+    gaps = {b - a for a, b in zip(thinned, thinned[1:], strict=False)}
+    assert len(thinned) <= 10 and len(gaps) == 1 and thinned[0] <= min(gaps)  # evenly, from the start

@@ -18,6 +18,7 @@ from explorer.training.recipes import TrainSettings
 from explorer.training.store import RunRecord
 
 NAME_CHARACTERS = 60
+STORE_MB_PER_VISITOR = 100  # a class of 30 keeps 3 GB: a dozen quick runs each, or two long ResNet runs
 DATASET_BYTES = 70_000 * 28 * 28 + 70_000 * 8  # uint8 images and int64 labels on the device
 RUNTIME_BYTES = 200 * 2**20  # torch's kernels and buffers that a training process touches (bench memory)
 
@@ -31,14 +32,17 @@ class Quotas:
     max_seconds: float | None = None  # the estimated time of one run; None: no limit
     runs_per_address: int = 10      # queued and running from one network address: clearing a cookie makes a
                                     # new visitor, not a new address
+    store_mb_per_visitor: int | None = None  # what one visitor's runs may keep (weights, metrics, dynamics,
+                                             # predictions); None: no limit
 
     @classmethod
     def from_env(cls) -> Quotas:
         """A server's quotas: EXPLORER_RUNS_PER_VISITOR, EXPLORER_MAX_QUEUE, EXPLORER_MAX_RUN_MINUTES,
-        EXPLORER_RUNS_PER_ADDRESS."""
+        EXPLORER_RUNS_PER_ADDRESS, EXPLORER_STORE_MB_PER_VISITOR."""
         return cls(runs_per_visitor=_env_int("EXPLORER_RUNS_PER_VISITOR", 2),
                    max_queue=_env_int("EXPLORER_MAX_QUEUE", 50), max_seconds=max_run_seconds(),
-                   runs_per_address=_env_int("EXPLORER_RUNS_PER_ADDRESS", 10))
+                   runs_per_address=_env_int("EXPLORER_RUNS_PER_ADDRESS", 10),
+                   store_mb_per_visitor=_env_int("EXPLORER_STORE_MB_PER_VISITOR", STORE_MB_PER_VISITOR))
 
 
 UNLIMITED = Quotas(runs_per_visitor=10**9, max_queue=10**9, max_seconds=None, runs_per_address=10**9)

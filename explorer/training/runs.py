@@ -172,6 +172,7 @@ class RunManager:
         them against every quota at once, so that no other start, in this process or another, slips between
         the count and the insert."""
         rows = [self._validated(r, visitor) for r in requests]
+        self._check_kept(visitor)
 
         def check(active: list[RunRecord]) -> None:  # in the store's transaction: it takes no lock of ours
             if (refusal := over_quota(active, visitor, self.quotas, len(rows))) is not None:
@@ -207,6 +208,41 @@ class RunManager:
                       dataclasses.asdict(request.settings), visitor.id, need, request.preset,
                       run_name(request.name) or None, visitor.address,
                       estimate.seconds if estimate is not None else None)
+
+    def stored_bytes(self, owner: str | None = None) -> dict[str, int]:
+        """About how many bytes each run (of `owner`, or every run) keeps: its rows in the store and its
+        weights file."""
+        sizes = self.store.stored_bytes(owner)
+        for record in self.store.list(owner):
+            if record.weights_path and (path := self.weights_file_of(record)).is_file():
+                sizes[record.id] = sizes.get(record.id, 0) + path.stat().st_size
+        return sizes
+
+    def _check_kept(self, visitor: Visitor) -> None:
+        """Refuse a new run of a visitor whose runs already keep EXPLORER_STORE_MB_PER_VISITOR, naming the
+        largest of them to delete."""
+        limit = self.quotas.store_mb_per_visitor
+        if visitor.admin or limit is None:
+            return
+        sizes = self.stored_bytes(visitor.id)
+        if sum(sizes.values()) < limit * 2**20:
+            return
+        largest = sorted(sizes, key=sizes.get, reverse=True)[:3]
+        names = ", ".join(f"{self.store.get(r).label} ({sizes[r] / 2**20:.1f} MB)" for r in largest)
+        raise QuotaError("EXPLORER_STORE_MB_PER_VISITOR", "your runs keep {kept:.1f} MB on this server, its limit "
+                         "per visitor (EXPLORER_STORE_MB_PER_VISITOR, {limit} MB); delete some on the Runs page: "
+                         "the largest are {runs}", kept=sum(sizes.values()) / 2**20, limit=limit, runs=names)
+
+    def prune(self, older_than: float, dry_run: bool = False) -> list[tuple[RunRecord, int]]:
+        """Delete finished runs created more than `older_than` seconds ago, with their weights (an admin's
+        tool: `python -m explorer prune`); the runs and the bytes each kept. With `dry_run`, delete nothing."""
+        cutoff = time.time() - older_than
+        sizes = self.stored_bytes()
+        old = [r for r in self.store.list() if r.status in FINISHED and r.created < cutoff]
+        if not dry_run:
+            for record in old:
+                self.delete(record.id)
+        return [(r, sizes.get(r.id, 0)) for r in old]
 
     def _refusal(self, refusal: Refusal) -> QuotaError:
         """A quota's refusal in words, with when a place should free up (worked out after the transaction)."""

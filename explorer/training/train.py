@@ -57,6 +57,9 @@ class Progress:
 
 
 DEAD_REPORTS = 5  # reports in a row with constant outputs before a network is called dead
+# a run reads its layers (training.dynamics) on at most this many reports, evenly spread: a 200-epoch run
+# stores what a 20-epoch one does (about 25 reports an epoch, each a row per layer of about 130 bytes)
+MAX_DYNAMICS_REPORTS = 500
 
 
 class DeadNetwork:
@@ -160,6 +163,9 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
     steps_per_epoch = n // settings.batch_size + (1 if n % settings.batch_size >= 2 else 0)
     total = steps_per_epoch * settings.epochs
     report_every = max(1, steps_per_epoch // 25)
+    reports = settings.epochs * (steps_per_epoch // report_every + 1)  # at most: the epoch's last step reports too
+    watch_every = math.ceil(reports / MAX_DYNAMICS_REPORTS)  # reports between two that read the layers
+    reported = 0
     generator = torch.Generator(device=device).manual_seed(settings.seed)
     train_seconds, step, stopped, images = 0.0, 0, False, 0
     test_seconds: float | None = None  # the first test pass's time, once measured
@@ -184,7 +190,8 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
             for group in optimizer.param_groups:
                 group["lr"] = settings.lr * lr_factor(step, total, settings)
             reporting = (step + 1) % report_every == 0 or i == steps_per_epoch - 1
-            with watch.step() if reporting else contextlib.nullcontext([]) as readings:
+            watching = reporting and reported % watch_every == 0
+            with watch.step() if watching else contextlib.nullcontext([]) as readings:
                 loss, y_hat = sgd_step(model, optimizer, loss_fn, X, y, scaler, amp_dtype)
             with torch.no_grad():
                 loss_sum += loss.detach().float() * len(y)
@@ -192,6 +199,7 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
             seen += len(y)
             step += 1
             if reporting:
+                reported += 1
                 images_per_sec = (images + seen) / max(train_seconds + time.perf_counter() - t_epoch, 1e-9)
                 # what remains: the steps at the measured rate, and a test pass per epoch left (a forward
                 # pass costs about a third of a step per image until the first test pass is timed)
