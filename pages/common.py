@@ -147,9 +147,12 @@ def forget_browser(me: Visitor) -> None:
 
 def admin_notices(me: Visitor) -> None:
     """What only the machine's owner or an admin needs to hear: a damaged run store moved aside (its server
-    paths included). Visitors are not told, neither on every page nor forever."""
+    paths included), a full disk. Visitors are not told, neither on every page nor forever."""
     if me.admin and server_manager().store.recovered:
         st.warning(plain(server_manager().store.recovered), icon="⚠️")
+    if me.admin and server_manager().store.full:
+        st.warning(_("The disk under the run store is full: stored runs can be looked at, but new runs cannot be "
+                     "saved until space is freed."), icon="⚠️")
 
 
 def config_editor(prefix: str, where, params: dict[str, str] | None = None,

@@ -136,7 +136,7 @@ def test_a_full_disk_leaves_no_partial_weights(tmp_path):
         assert list(disk.iterdir()) == []
 
 
-def test_a_full_disk_under_the_run_store_is_said_as_such(tmp_path, tiny_data):
+def test_a_full_disk_under_the_run_store_is_said_as_such(tmp_path, tiny_data, monkeypatch):
     with small_disk(tmp_path / "tiny", "4m") as disk:
         manager = RunManager(disk / "home", threads=1, data_dir=tiny_data)
         first = manager.wait(manager.start("lenet-bn", LENET_BN, QUICK), timeout=120)
@@ -147,11 +147,38 @@ def test_a_full_disk_under_the_run_store_is_said_as_such(tmp_path, tiny_data):
                 filler.flush()
         rows = [{"step": i, "epoch": 0.0, "kind": "step", "train_loss": 1.0, "train_acc": 0.5, "test_acc": None,
                  "images_per_sec": 1.0, "elapsed": 1.0} for i in range(200)]
-        with pytest.raises(StoreError, match="the disk is full: the run store .* cannot be written"):
+        with pytest.raises(StoreError, match="the disk is full: the run store cannot be written"):
             for _ in range(1000):  # rows of metrics until the disk is full (the log has room for a few writes)
                 manager.store.add_metrics("f" * 12, rows)
-        with pytest.raises(StoreError, match="the disk is full: the run store .* cannot be written"):
+        with pytest.raises(StoreError, match="the disk is full: the run store cannot be written") as refused:
             manager.start("lenet-bn", LENET_BN, QUICK)  # what the page and the CLI show
+        assert str(disk) not in refused.value.text()  # a visitor never reads the server's paths
+        # reads never fail because writes cannot: every page that shows stored runs still shows them
+        assert manager.store.get(first.id).status == "done" and len(manager.store.metrics(first.id)) > 0
+        assert [r.id for r in manager.store.list()] == [first.id] and manager.view(first.id).status == "done"
+        assert manager.board() and len(manager.store.dynamics(first.id)) > 0 and manager.store.full
+        restarted = RunManager(disk / "home", threads=1, data_dir=tiny_data, adopt_queued=False)
+        assert restarted.store.get(first.id).status == "done" and not restarted.store.recovered  # not moved aside
+        restarted.shutdown()
+        assert not list((disk / "home").glob("runs.sqlite.damaged-*"))
+        from explorer.identity import OWNER, Visitor
+        from explorer.training.runs import close_server
+        from tests.test_app import app
+
+        monkeypatch.setenv("EXPLORER_HOME", str(disk / "home"))
+        monkeypatch.setenv("EXPLORER_DATA_DIR", tiny_data)
+        for page, params in (("pages/runs.py", {"run": first.id}), ("pages/board.py", {}),
+                             ("pages/train.py", {"run": first.id}), ("pages/inside.py", {"run": first.id})):
+            owner = app(page, state={"visitor": OWNER}, **params)  # no exception box: it draws what is stored
+            said = [w.value for w in owner.warning if "disk under the run store is full" in w.value]
+            assert said or page not in ("pages/runs.py", "pages/train.py"), page  # said to the owner where runs start
+        monkeypatch.setenv("EXPLORER_SHARED", "1")
+        close_server()
+        student = app("pages/runs.py", state={"visitor": Visitor("student")}, run=first.id)
+        shown = " ".join(str(e.value) for kind in ("warning", "error", "info", "markdown", "caption")
+                         for e in getattr(student, kind))
+        assert str(disk) not in shown and "disk under the run store" not in shown  # visitors are not told
+        close_server()
         (disk / "filler").unlink()  # space again: what was stored is all there, and runs start
         assert manager.store.get(first.id).status == "done"
         assert manager.wait(manager.start("lenet-bn", LENET_BN, QUICK), timeout=120).status == "done"

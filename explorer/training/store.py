@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import sqlite3
@@ -27,6 +28,7 @@ from explorer.errors import ExplorerError
 from explorer.i18n import said_name
 
 STATUSES = ("queued", "running", "done", "stopped", "failed", "interrupted")
+log = logging.getLogger(__name__)
 FINISHED = ("done", "stopped", "failed", "interrupted")
 
 _SCHEMA = """
@@ -206,11 +208,18 @@ class RunStore:
         self.recovered: str | None = None  # what was wrong with the file found here, if anything
         if not self.path.exists():
             self._create()
+        elif self.path.stat().st_size and _nearly_full(self.path.parent):
+            # a server restarted on a full disk: the store is read as it stands (RunStore._read), and its checks
+            # and migrations wait for a start with room to write
+            log.warning("the disk under %s is full: the run store opens for reading only", self.path)
+            return
         try:
             self._open()
         except sqlite3.DatabaseError as err:
             if isinstance(err, sqlite3.OperationalError) and "locked" in str(err):
                 raise
+            if _nearly_full(self.path.parent):  # a full disk is not a damaged file: it stays where it is
+                raise self._failure(err) from None
             aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
             self.path.rename(aside)
             for extra in ("-wal", "-shm"):
@@ -246,6 +255,11 @@ class RunStore:
                 migrate(db)
                 db.execute(f"PRAGMA user_version = {number}")
 
+    @property
+    def full(self) -> bool:
+        """Whether the disk under the store has no room left for a run (its pages still read it)."""
+        return _nearly_full(self.path.parent)
+
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         with closing(sqlite3.connect(self.path, timeout=30)) as db:
@@ -260,12 +274,41 @@ class RunStore:
             with self._connect() as db:
                 yield db
         except sqlite3.DatabaseError as err:
-            if getattr(err, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or _nearly_full(self.path.parent):
-                raise StoreError("the disk is full: the run store {path} cannot be written; free some space or set "
-                                 "EXPLORER_HOME to another directory", path=str(self.path)) from None
-            raise StoreError("the run store {path} cannot be used ({error}); check the disk's free space and the "
-                             "file, or set EXPLORER_HOME to another directory", path=str(self.path),
-                             error=str(err)) from None
+            raise self._failure(err) from None
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A connection for reading. On a full disk SQLite cannot map the store's shared index, and every read
+        would fail although nothing needs writing: the file is then read as it stands on disk (immutable,
+        read-only), so that the pages that show stored runs still show them."""
+        try:
+            db = sqlite3.connect(self.path, timeout=30)
+        except sqlite3.DatabaseError as err:
+            raise self._failure(err) from None
+        try:
+            db.execute("PRAGMA busy_timeout=30000")
+            db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()  # takes the read lock: fails here if it will
+        except sqlite3.DatabaseError as err:
+            db.close()
+            if not _nearly_full(self.path.parent):
+                raise self._failure(err) from None
+            log.warning("the disk under %s is full: reading it as it stands on disk", self.path)
+            db = sqlite3.connect(f"{self.path.resolve().as_uri()}?immutable=1", uri=True)
+        try:
+            with closing(db):
+                yield db
+        except sqlite3.DatabaseError as err:
+            raise self._failure(err) from None
+
+    def _failure(self, err: sqlite3.DatabaseError) -> StoreError:
+        """What a visitor reads of a store that cannot be used: why and what to do, never the server's path
+        (the log has it)."""
+        log.error("run store %s: %s", self.path, err)
+        if getattr(err, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or _nearly_full(self.path.parent):
+            return StoreError("the disk is full: the run store cannot be written; free some space or set "
+                              "EXPLORER_HOME to another directory")
+        return StoreError("the run store cannot be used ({error}); check the disk's free space and the file, or set "
+                          "EXPLORER_HOME to another directory", error=str(err))
 
     def create(self, run_id: str, model: str, config: dict, settings: dict, owner: str, estimate_bytes: int,
                preset: str | None = None, name: str | None = None, address: str | None = None,
@@ -326,7 +369,7 @@ class RunStore:
     def stop_flag(self, run_id: str) -> int:
         """0: go on; else why the run should stop (see request_stop), set by any process. A deleted run
         reads as stopped by its owner."""
-        with self._db() as db:
+        with self._read() as db:
             row = db.execute("SELECT stop_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
         return int(row[0]) if row else 1
 
@@ -341,7 +384,7 @@ class RunStore:
 
     def calibration(self, key: str) -> dict[str, Any] | None:
         """A step-rate measurement saved under `key` (see estimate.measure_step), or None."""
-        with self._db() as db:
+        with self._read() as db:
             row = db.execute("SELECT data FROM calibrations WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
 
@@ -361,7 +404,7 @@ class RunStore:
 
     def progress(self, run_id: str) -> dict[str, Any] | None:
         """The newest progress record of a run: one small row, what a live page reads each second."""
-        with self._db() as db:
+        with self._read() as db:
             row = db.execute("SELECT data FROM progress WHERE run_id = ?", (run_id,)).fetchone()
         return json.loads(row[0]) if row else None
 
@@ -390,7 +433,7 @@ class RunStore:
     def dynamics(self, run_id: str) -> pd.DataFrame:
         """A run's per-layer readings, by step and in the network's order; empty for a run trained before
         they were recorded."""
-        with self._db() as db:
+        with self._read() as db:
             rows = db.execute(f"SELECT {', '.join(DYNAMICS_COLUMNS)} FROM dynamics WHERE run_id = ? "
                               "ORDER BY step, rowid", (run_id,)).fetchall()
         return pd.DataFrame(rows, columns=DYNAMICS_COLUMNS)
@@ -412,14 +455,14 @@ class RunStore:
                         predictions, weights_path, seconds, error, run_id))
 
     def get(self, run_id: str) -> RunRecord | None:
-        with self._db() as db:
+        with self._read() as db:
             db.row_factory = sqlite3.Row
             row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         return _record(row) if row else None
 
     def list(self, owner: str | None = None) -> list[RunRecord]:
         """Newest first; with `owner`, only that owner's runs."""
-        with self._db() as db:
+        with self._read() as db:
             db.row_factory = sqlite3.Row
             if owner is None:
                 rows = db.execute("SELECT * FROM runs ORDER BY created DESC").fetchall()
@@ -428,7 +471,7 @@ class RunStore:
         return [_record(r) for r in rows]
 
     def with_status(self, *statuses: str) -> list[RunRecord]:
-        with self._db() as db:
+        with self._read() as db:
             db.row_factory = sqlite3.Row
             rows = db.execute(f"SELECT * FROM runs WHERE status IN ({', '.join('?' * len(statuses))}) "
                               "ORDER BY created", statuses).fetchall()
@@ -437,12 +480,12 @@ class RunStore:
     def metrics_version(self, run_id: str) -> int:
         """Changes whenever a run's metrics do (the newest row's id): one indexed lookup, what a live page
         checks before it reads the whole series again."""
-        with self._db() as db:
+        with self._read() as db:
             row = db.execute("SELECT MAX(rowid) FROM metrics WHERE run_id = ?", (run_id,)).fetchone()
         return row[0] or 0
 
     def metrics(self, run_id: str) -> pd.DataFrame:
-        with self._db() as db:
+        with self._read() as db:
             rows = db.execute(f"SELECT {', '.join(METRIC_COLUMNS)} FROM metrics WHERE run_id = ? ORDER BY step, kind",
                               (run_id,)).fetchall()
         return pd.DataFrame(rows, columns=METRIC_COLUMNS)
@@ -453,7 +496,7 @@ class RunStore:
         and 16 for the row (SQLite's own record header and row id; measured 122-134 bytes a dynamics row).
         Weights files are the run manager's to add."""
         where, args = ("WHERE owner = ?", (owner,)) if owner is not None else ("", ())
-        with self._db() as db:
+        with self._read() as db:
             own = dict(db.execute(f"SELECT id, 200 + IFNULL(LENGTH(predictions), 0) + IFNULL(LENGTH(confusion), 0) "
                                   f"+ LENGTH(config) + LENGTH(settings) FROM runs {where}", args).fetchall())
             for table, numbers, texts in (("metrics", 7, "LENGTH(kind)"),
