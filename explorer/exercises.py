@@ -142,6 +142,7 @@ Q = {  # questions both editions ask alike, said once
 HOUSE = N_("a tabular regression task (Kaggle's house prices), not an image network: out of this tool's scope")
 RESEARCH = N_("a research question: no single setup answers it")
 MNIST = N_("MNIST is not offered yet: these setups run on Fashion-MNIST")
+LABEL_SMOOTHING = N_("label smoothing is one of Train's recipe switches (--label-smoothing in the CLI)")
 
 EXERCISES: tuple[Exercise, ...] = (
     # 动手学深度学习 6.6 LeNet
@@ -191,9 +192,8 @@ EXERCISES: tuple[Exercise, ...] = (
     E("zh-7.4-1", Q["successors"], "experiment", S("googlenet", N_("the book's GoogLeNet")),
       S("googlenet", N_("with batch norm"), norm="builtin"),
       S("googlenet", N_("path 3 factorised into two 3x3"), factorize=True),
-      page="train", same="en-8.4-1", partly=True,
-      note=N_("label smoothing is a Train setting (the fast preset uses 0.1); residual connections inside the "
-              "Inception block are not offered yet")),
+      S("googlenet", N_("with residual connections"), residual=True),
+      page="train", same="en-8.4-1", note=LABEL_SMOOTHING),
     E("zh-7.4-2", Q["min_size"], "measurement", S("googlenet", "GoogLeNet"), same="en-8.4-2", answer="min_size"),
     E("zh-7.4-3", Q["sizes"], "measurement", S("alexnet", "AlexNet"), S("vgg11", "VGG-11"), S("nin", "NiN"),
       S("googlenet", "GoogLeNet"), same="en-8.4-4", answer="params"),
@@ -307,9 +307,8 @@ EXERCISES: tuple[Exercise, ...] = (
     E("en-8.4-1", Q["successors"], "experiment", S("googlenet", N_("the book's GoogLeNet")),
       S("googlenet", N_("with batch norm"), norm="builtin"),
       S("googlenet", N_("path 3 factorised into two 3x3"), factorize=True),
-      page="train", same="zh-7.4-1", partly=True,
-      note=N_("label smoothing is a Train setting (the fast preset uses 0.1); residual connections inside the "
-              "Inception block are not offered yet")),
+      S("googlenet", N_("with residual connections"), residual=True),
+      page="train", same="zh-7.4-1", note=LABEL_SMOOTHING),
     E("en-8.4-2", Q["min_size"], "measurement", S("googlenet", "GoogLeNet"), same="zh-7.4-2", answer="min_size"),
     E("en-8.4-3", N_("Design a GoogLeNet that works at Fashion-MNIST's own 28x28: what must change in its stem, "
                      "body and head?"), "experiment",

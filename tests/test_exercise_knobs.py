@@ -123,3 +123,17 @@ def test_densenet_b_layers_and_max_pooling_transitions():
     assert b[1].net[0][2].out_channels == 4 * 32
     pooled = build("densenet", pool="max")
     assert count(pooled, nn.MaxPool2d) == 1 + 3 and count(pooled, nn.AvgPool2d) == 0  # the stem's and three
+
+
+def test_inception_blocks_with_residual_connections():
+    model = build("googlenet", residual=True)
+    blocks = [m for m in model.modules() if type(m).__name__ == "Inception"]
+    changing = [b for b in blocks if b.p1_1.in_channels != b.p1_1.out_channels + b.p2_2.out_channels
+                + b.p3_2.out_channels + b.p4_2.out_channels]
+    assert all(b.shortcut is not None for b in changing) and any(b.shortcut is None for b in blocks)
+    same = next(b for b in blocks if b.shortcut is None)
+    x = torch.rand(1, same.p1_1.in_channels, 6, 6)
+    same.residual = False
+    concatenated = same(x)
+    same.residual = True
+    assert torch.allclose(same(x), torch.relu(concatenated + x))  # the block's input added to its paths

@@ -18,9 +18,10 @@ from explorer.registry import BlockView, BookSettings, ModelEntry, Presets, Tap,
 class Inception(nn.Module):
     """c1..c4 are the output channels of the four paths (c2 and c3 are (reduce, out) pairs). GoogLeNet's
     successors, the exercise: `norm` puts a batch norm after every convolution (Inception-v2), `factorize`
-    replaces path 3's 5x5 convolution by two 3x3 ones (Inception-v3)."""
+    replaces path 3's 5x5 convolution by two 3x3 ones (Inception-v3), `residual` adds the block's input to
+    its concatenated paths (Inception-ResNet; through a 1x1 convolution where the channels differ)."""
 
-    def __init__(self, in_channels, c1, c2, c3, c4, norm="none", factorize=False):
+    def __init__(self, in_channels, c1, c2, c3, c4, norm="none", factorize=False, residual=False):
         super().__init__()
         self.p1_1 = nn.Conv2d(in_channels, c1, kernel_size=1)
         self.p2_1 = nn.Conv2d(in_channels, c2[0], kernel_size=1)
@@ -34,7 +35,11 @@ class Inception(nn.Module):
             self.p3_3 = None
         self.p4_1 = nn.MaxPool2d(kernel_size=3, stride=1, padding=1)
         self.p4_2 = nn.Conv2d(in_channels, c4, kernel_size=1)
-        convs = {name: m for name, m in self.named_children() if isinstance(m, nn.Conv2d)}
+        out_channels = c1 + c2[1] + c3[1] + c4
+        self.residual = residual
+        self.shortcut = (nn.Conv2d(in_channels, out_channels, kernel_size=1)
+                         if residual and in_channels != out_channels else None)
+        convs = {name: m for name, m in self.named_children() if isinstance(m, nn.Conv2d) and name != "shortcut"}
         self.norms = (nn.ModuleDict({name: nn.BatchNorm2d(m.out_channels) for name, m in convs.items()})
                       if norm == "builtin" else None)
 
@@ -49,17 +54,20 @@ class Inception(nn.Module):
         if self.p3_3 is not None:
             p3 = self.act("p3_3", self.p3_3(p3))
         p4 = self.act("p4_2", self.p4_2(self.p4_1(x)))
-        return torch.cat((p1, p2, p3, p4), dim=1)
+        y = torch.cat((p1, p2, p3, p4), dim=1)
+        if self.residual:
+            return F.relu(y + (x if self.shortcut is None else self.shortcut(x)))
+        return y
 
 
-def googlenet(width, norm, factorize, stem, resolution, in_channels, num_classes):
+def googlenet(width, norm, factorize, residual, stem, resolution, in_channels, num_classes):
     """The book's stages b1..b5; `width` scales every channel count (1.0 is the book's network). `stem`
     "small" starts with a 3x3 convolution of stride 1 and no pool, for 28x28 images."""
     def w(c):
         return max(1, round(c * width))
 
     def inception(in_c, c1, c2, c3, c4):
-        block = Inception(in_c, w(c1), (w(c2[0]), w(c2[1])), (w(c3[0]), w(c3[1])), w(c4), norm, factorize)
+        block = Inception(in_c, w(c1), (w(c2[0]), w(c2[1])), (w(c3[0]), w(c3[1])), w(c4), norm, factorize, residual)
         return block, w(c1) + w(c2[1]) + w(c3[1]) + w(c4)
 
     def stage(in_c, specs):
@@ -96,6 +104,8 @@ class GoogLeNetConfig(ModelConfig):
                                                          "blocks too (the book has none), or none")
     factorize: bool = knob(False, help="path 3 of each Inception block: two 3x3 convolutions in place of the 5x5 "
                                        "(the same field of view, fewer weights)")
+    residual: bool = knob(False, help="each Inception block adds its input to its concatenated paths "
+                                      "(Inception-ResNet; a 1x1 convolution where the channels differ)")
     stem: Literal["book", "small"] = knob("book", help="the book's 7x7 stride-2 convolution and pool, or a 3x3 "
                                                        "convolution of stride 1 without the pool, for 28x28 images")
     resolution: int = knob(96, lo=8, hi=1024, help="input height and width in pixels")
@@ -109,7 +119,8 @@ def _lines(leaves, chain) -> tuple[str, ...]:
                 and not leaf.type.startswith("BatchNorm")]
         paths.append("→".join((leaf.kernel or "") if leaf.type == "Conv2d" else "pool" for leaf in path))
     normed = any(leaf.type.startswith("BatchNorm") for leaf in leaves)
-    return " | ".join(paths), "4 paths → concat" + (" · BN" if normed else "")
+    projected = any(leaf.path.endswith("shortcut") for leaf in leaves)  # a residual block whose channels change
+    return " | ".join(paths), "4 paths → concat" + (" · BN" if normed else "") + (" + 1x1 conv" if projected else "")
 
 
 def _taps(block: Inception) -> list[Tap]:
