@@ -372,9 +372,11 @@ def _follow(manager, run_id: str):
             print(f"\r{_(p.phase)}…{' ' * 60}", end="", file=sys.stderr, flush=True)
         elif p is not None:
             filled = int(30 * p.step / p.total_steps)
-            test = _(" test {acc:.3f}").format(acc=p.test_acc) if p.test_acc is not None else ""
-            line = _("epoch {epoch:5.2f} loss {loss:.3f} acc {acc:.3f}{test} {rate:.0f} img/s ETA {eta:4.0f}s").format(
-                epoch=p.epoch, loss=p.train_loss, acc=p.train_acc, test=test, rate=p.images_per_sec, eta=p.eta)
+            line = (_("epoch {epoch:5.2f} loss {loss:.3f} acc {acc:.3f} {rate:.0f} img/s ETA {eta:4.0f}s")
+                    if p.test_acc is None else
+                    _("epoch {epoch:5.2f} loss {loss:.3f} acc {acc:.3f} test {test:.3f} {rate:.0f} img/s ETA "
+                      "{eta:4.0f}s")).format(epoch=p.epoch, loss=p.train_loss, acc=p.train_acc, test=p.test_acc,
+                                             rate=p.images_per_sec, eta=p.eta)
             print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {line} ", end="", file=sys.stderr, flush=True)
         time.sleep(0.2)
 

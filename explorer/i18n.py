@@ -53,6 +53,12 @@ class Key(str):
     """Words kept untranslated now, to be said later in the language of whoever reads them."""
 
 
+def plural(n: int, one: str, many: str, **values: object) -> str:
+    """The sentence for one thing or for `n` of them, each a whole catalog key (Chinese has one form, English
+    two), with `n` and `values` filled in: both marked N_ where they are written."""
+    return _(one if n == 1 else many).format(n=n, **values)
+
+
 def N_(text: str) -> Key:
     """Marks `text` as a catalog key without translating it (gettext's no-op), for an error's values: its
     text() says a Key in the reader's language and any other value (what a visitor typed) as it is."""

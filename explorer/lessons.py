@@ -186,7 +186,7 @@ def verdict(results: list[Result]) -> str:
     if ratio < 0.01 or ratio > 100:
         said += _('; the gradient at the first layer of "{b}" was {ratio:.1g} times that of "{a}"').format(
             a=_(a.label), b=_(b.label), ratio=ratio)
-    return said + _(".")
+    return _("{sentence}.").format(sentence=said)
 
 
 def result_of(side: Side, record, store) -> Result | None:

@@ -50,11 +50,12 @@ if deleted := state.pop("r.deleted", None):
     st.success(plain(deleted), icon=":material/delete:")
 queue = manager.queue()
 if queue:
-    st.caption(_("The server's queue: ") + " · ".join(  # others' runs are counted, not named
-        (_("your {model} {run}").format(model=v.record.model, run=v.id) if manager.may_act(v.id, me)
-         else _("another visitor's run"))
-        + (_(" running") if v.position is None else _(" waiting #{position}").format(position=v.position))
-        for v in queue))
+    said = {(True, True): _("your {model} {run}, running"), (True, False): _("your {model} {run}, waiting #{position}"),
+            (False, True): _("another visitor's run, running"),
+            (False, False): _("another visitor's run, waiting #{position}")}
+    st.caption(_("The server's queue: {runs}").format(runs=" · ".join(  # others' runs are counted, not named
+        said[manager.may_act(v.id, me), v.position is None].format(model=v.record.model, run=v.id,
+                                                                  position=v.position) for v in queue)))
 
 linked_id = st.query_params.get("run")
 linked = manager.store.get(linked_id) if linked_id else None

@@ -7,7 +7,7 @@ import streamlit as st
 
 from explorer import registry
 from explorer.errors import ExplorerError
-from explorer.i18n import _, told
+from explorer.i18n import N_, _, plural, told
 from explorer.summary import summarize
 from explorer.training.admission import NAME_CHARACTERS, check_time, estimate_bytes
 from explorer.training.estimate import human_duration
@@ -102,7 +102,7 @@ with st.sidebar:  # beside the network's knobs: the main area keeps the live cha
                               help=_("random horizontal flips and shifts of up to 2 pixels"))
 st.markdown(_("Trains **{network}** ({params:,} parameters), {kind} preset: learning rate {lr:g}, {epochs} "
               "{epoch_word} of {images} images at batch size {batch}, {init} init.").format(
-    epoch_word=_("epoch") if epochs == 1 else _("epochs"),
+    epoch_word=plural(epochs, N_("epoch"), N_("epochs")),
     network=plain(config_label(name, chosen.config), 200), params=summarize(chosen.config).totals.params,
     kind=kind, lr=lr, epochs=epochs, images=f"{subset:,}" if subset else _("all 60,000"), batch=batch,
     init=init.capitalize()))
@@ -110,10 +110,9 @@ st.markdown(_("Trains **{network}** ({params:,} parameters), {kind} preset: lear
 info, button = st.columns([4, 1], vertical_alignment="center")
 refusal = measuring = None
 ahead = manager.busy_slots()  # a new run waits for these when every worker is taken
-waiting = "" if ahead < manager.max_running else (
-    _(" It would start after the run ahead of it, in {wait}.") if ahead == 1 else
-    _(" It would start after {n} other runs, in {wait}.")).format(
-    n=ahead, wait=human_duration(manager.wait_seconds("")))
+waiting = "" if ahead < manager.max_running else plural(
+    ahead, N_(" It would start after the run ahead of it, in {wait}."),
+    N_(" It would start after {n} other runs, in {wait}."), wait=human_duration(manager.wait_seconds("")))
 try:
     settings = replace(s, lr=lr, epochs=epochs, batch_size=batch, train_subset=subset or None, device=device,
                        init=init, optimizer=optimizer, momentum=0.0 if optimizer == "adam" else momentum,

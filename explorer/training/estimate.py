@@ -32,7 +32,7 @@ from torch import nn
 from explorer import registry
 from explorer.config import ModelConfig
 from explorer.errors import ConfigError, QuotaError
-from explorer.i18n import _
+from explorer.i18n import N_, _, plural
 from explorer.summary import summarize
 from explorer.training import pipeline
 from explorer.training.loop import default_threads, new_model, sgd_step
@@ -70,12 +70,12 @@ def human_duration(seconds: float, about: bool = True) -> str:
     """'about 40 s', 'about 4 min', 'about 2 h' (without `about`: '40 s'): never raw seconds."""
     hours = seconds / 3600
     if seconds < 60:
-        amount, unit = max(1, round(seconds)), _("s")
+        amount, said = max(1, round(seconds)), (N_("about {amount} s"), N_("{amount} s"))
     elif seconds < 90 * 60:
-        amount, unit = round(seconds / 60), _("min")
+        amount, said = round(seconds / 60), (N_("about {amount} min"), N_("{amount} min"))
     else:
-        amount, unit = (f"{hours:.1f}" if hours < 10 else round(hours)), _("h")
-    return (_("about {amount} {unit}") if about else "{amount} {unit}").format(amount=amount, unit=unit)
+        amount, said = (f"{hours:.1f}" if hours < 10 else round(hours)), (N_("about {amount} h"), N_("{amount} h"))
+    return _(said[0] if about else said[1]).format(amount=amount)
 
 
 def max_run_seconds() -> float:
@@ -112,8 +112,8 @@ def estimate_run(config: ModelConfig, batch_size: int, epochs: int, train_images
     rates = [float(r.images_per_sec) for r in runs if _tells_rate(r)][:PAST_RUNS]
     if rates:
         rate, busy = statistics.median(rates), False
-        source = (_("measured by an earlier run of this config") if len(rates) == 1 else
-                  _("measured by {n} earlier runs of this config").format(n=len(rates)))
+        source = plural(len(rates), N_("measured by an earlier run of this config"),
+                        N_("measured by {n} earlier runs of this config"))
     else:
         m = measured() if measured is not None else measure(config, batch_size, device, threads, store, augment)
         if m is None:

@@ -206,13 +206,14 @@ def run_progress(record: RunRecord, progress, position: int | None, wait_seconds
         doing = _(progress.phase) if progress is not None else _("starting")
         return 0.0, f"{doing}… ({(progress.elapsed if progress else 0):.0f} s)"
     if record.status == "running":
-        eta = "" if math.isnan(progress.eta) else _(" · {time} left").format(time=human_duration(progress.eta))
-        return min(progress.step / progress.total_steps, 1.0), _(
-            "epoch {epoch}/{epochs} · batch {step}/{steps} · {rate:.0f} images/s").format(
+        line = (_("epoch {epoch}/{epochs} · batch {step}/{steps} · {rate:.0f} images/s") if math.isnan(progress.eta)
+                else _("epoch {epoch}/{epochs} · batch {step}/{steps} · {rate:.0f} images/s · {time} left"))
+        return min(progress.step / progress.total_steps, 1.0), line.format(
             epoch=min(int(progress.epoch) + 1, record.settings["epochs"]), epochs=record.settings["epochs"],
-            step=progress.step, steps=progress.total_steps, rate=progress.images_per_sec) + eta
-    ended = _(record.status) + (_(" · test acc {acc}").format(acc=accuracy(record.test_acc))
-                                if record.test_acc is not None else "")
+            step=progress.step, steps=progress.total_steps, rate=progress.images_per_sec,
+            time=human_duration(progress.eta) if not math.isnan(progress.eta) else "")
+    ended = (_(record.status) if record.test_acc is None else
+             _("{status} · test acc {acc}").format(status=_(record.status), acc=accuracy(record.test_acc)))
     return (1.0 if record.status == "done" else 0.0), ended
 
 
