@@ -95,8 +95,13 @@ def test_the_cli_prints_a_runs_dynamics_one_row_per_report_and_layer(two_runs):
     rows = json.loads(out.stdout)
     assert len(rows) == len(frame) and rows[0]["layer"] == frame.layer.iloc[0]
     assert rows[0]["grad_norm"] == pytest.approx(frame.grad_norm.iloc[0])
-    csv = run_cli("dynamics", residual, "--format", "csv", "--home", str(home)).stdout.splitlines()
-    assert csv[0].split(",")[:5] == ["step", "epoch", "layer", "type", "grad_norm"] and len(csv) == len(frame) + 1
+    import io
+
+    import pandas as pd
+
+    table = pd.read_csv(io.StringIO(run_cli("dynamics", residual, "--format", "csv", "--home", str(home)).stdout))
+    assert list(table.columns[:5]) == ["step", "epoch", "layer", "type", "grad_norm"] and len(table) == len(frame)
+    assert table.layer.iloc[0] == frame.layer.iloc[0]
     table = run_cli("dynamics", residual, "--home", str(home)).stdout.splitlines()
     assert table[0].split()[:4] == ["step", "epoch", "layer", "type"] and len(table) == len(frame) + 1
     missing = run_cli("dynamics", "nosuchrun", "--home", str(home))
