@@ -106,6 +106,12 @@ st.markdown(_("Trains **{network}** ({params:,} parameters), {kind} preset: lear
     network=plain(config_label(name, chosen.config), 200), params=summarize(chosen.config).totals.params,
     kind=kind, lr=lr, epochs=epochs, images=f"{subset:,}" if subset else _("all 60,000"), batch=batch,
     init=init.capitalize()))
+switched = [f"{_(label)} {value}" for label, value, book in (
+    (N_("Optimizer"), optimizer, "sgd"), (N_("Momentum"), momentum, 0.0), (N_("Weight decay"), weight_decay, 0.0),
+    (N_("Label smoothing"), smoothing, 0.0), (N_("Warm-up (fraction of the steps)"), warmup, 0.0),
+    (N_("Cosine schedule"), cosine, False), (N_("Augmentation"), augment, False)) if value != book]
+if switched:  # what the recipe changes from the book's plain SGD, on the first screen with the rest
+    st.caption(_("Recipe, beyond the book's plain SGD: {switches}.").format(switches="; ".join(switched)))
 
 info, button = st.columns([4, 1], vertical_alignment="center")
 refusal = measuring = None

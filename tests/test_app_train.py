@@ -218,6 +218,8 @@ def test_one_recipe_switch_at_a_time_trains_and_reopens_as_set(app_env):
     pick_lenet_bn(at, epochs=1, batch=64)
     at.selectbox(key="t.lenet-bn.quick.optimizer").set_value("adam").run()
     at.number_input(key="t.lenet-bn.quick.label_smoothing").set_value(0.1).run()
+    said = "Recipe, beyond the book's plain SGD: Optimizer adam; Label smoothing 0.1."
+    assert any(c.value == said for c in at.caption)  # what it will train with, said before Start
     until_measured(at)
     at.button(key="t.start").click().run()
     run_id = at.query_params["run"]
