@@ -10,7 +10,7 @@ Inside or a lesson). A measurement's answer is computed from the setups' own sum
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from explorer import registry
@@ -144,7 +144,16 @@ RESEARCH = N_("a research question: no single setup answers it")
 MNIST = N_("MNIST is not offered yet: these setups run on Fashion-MNIST")
 LABEL_SMOOTHING = N_("label smoothing is one of Train's recipe switches (--label-smoothing in the CLI)")
 
-EXERCISES: tuple[Exercise, ...] = (
+@dataclass(frozen=True)
+class Mirror:
+    """The same exercise in the other edition, asked alike: entry `original`'s question and setups, under this
+    edition's `id`."""
+
+    original: str
+    id: str
+
+
+_ENTRIES: tuple[Exercise | Mirror, ...] = (
     # 动手学深度学习 6.6 LeNet
     E("zh-6.6-1", Q["max_pool"], "experiment", S("lenet", N_("average pooling (the book)")),
       S("lenet", N_("max pooling"), pool="max"), page="train", same="en-7.6-1"),
@@ -248,44 +257,31 @@ EXERCISES: tuple[Exercise, ...] = (
     E("en-7.6-2", Q["lenet_bigger"], "experiment", S("lenet", N_("3x3 kernels"), kernel=3),
       S("lenet", N_("more channels"), channels=(16, 32)), S("lenet", N_("a third convolution"), **LENET_28),
       S("lenet", N_("a third dense layer"), fc=(120, 84, 42)), page="train", same="zh-6.6-2"),
-    E("en-7.6-3", Q["mnist"], "experiment", S("lenet", N_("max pooling and ReLU"), pool="max", activation="relu"),
-      page="train", same="zh-6.6-3", partly=True, note=MNIST),
-    E("en-7.6-4", Q["activations"], "experiment", S("lenet", N_("a pullover (test image 1)")), page="inside",
-      same="zh-6.6-4", extra={"image": "1"}),
+    Mirror("zh-6.6-3", "en-7.6-3"),
+    Mirror("zh-6.6-4", "en-7.6-4"),
     E("en-7.6-5", N_("What happens to the activations when very different images go in: cats, cars, random "
                      "noise?"), "experiment", S("lenet", "LeNet"), page="inside",
       note=N_("upload any picture on Inside; it is made to look like Fashion-MNIST first")),
     # 8.1 AlexNet
-    E("en-8.1-1", Q["alex_compute"], "measurement", S("alexnet", "AlexNet"), same="zh-7.1-4", answer="dominant"),
+    Mirror("zh-7.1-4", "en-8.1-1"),
     E("en-8.1-2", N_("As a chip designer, how would you trade computation against memory bandwidth?"),
       "conceptual", S("alexnet", "AlexNet"), note=N_("the layer table's compute and memory per layer are the "
                                                       "two sides of that trade")),
     E("en-8.1-3", N_("Why do engineers no longer report benchmarks on AlexNet?"), "conceptual",
       S("alexnet", "AlexNet"), S("resnet18", "ResNet-18"), page="compare",
       note=N_("compare its cost and accuracy with a later network of less compute")),
-    E("en-8.1-4", Q["epochs"], "experiment", S("alexnet", "AlexNet"), S("lenet", "LeNet"), page="train",
-      same="zh-7.1-1"),
-    E("en-8.1-5", Q["simpler"], "experiment",
-      S("alexnet", N_("narrower, at 67 pixels (the quick preset's)"), resolution=67, channels=(24, 64, 96, 96, 64),
-        fc_width=512),
-      S("alexnet", N_("at 28x28: a 3x3 first layer of stride 1"), resolution=28, first_kernel=3, first_stride=1),
-      page="compare", same="zh-7.1-2"),
-    E("en-8.1-6", Q["batch"], "measurement", S("alexnet", "AlexNet"), page="train", same="zh-7.1-3",
-      answer="batch_memory"),
-    E("en-8.1-7", Q["lenet_relu"], "experiment", S("lenet", N_("the book's LeNet")),
-      S("lenet", N_("ReLU and dropout"), activation="relu", dropout=0.5), page="train", same="zh-7.1-5",
-      note=N_("preprocessing: the fast preset adds augmentation (random flips and shifts)")),
+    Mirror("zh-7.1-1", "en-8.1-4"),
+    Mirror("zh-7.1-2", "en-8.1-5"),
+    Mirror("zh-7.1-3", "en-8.1-6"),
+    Mirror("zh-7.1-5", "en-8.1-7"),
     E("en-8.1-8", N_("Can you make AlexNet overfit? Which feature must you remove or change to break training?"),
       "experiment", S("alexnet", N_("no dropout"), dropout=0.0, resolution=67, channels=(24, 64, 96, 96, 64),
                       fc_width=512), page="train",
       note=N_("train on a small subset (the Train page's images setting) without dropout")),
     # 8.2 VGG
-    E("en-8.2-1", Q["vgg_slow"], "measurement", S("alexnet", "AlexNet"), S("vgg11", "VGG-11"), page="compare",
-      same="zh-7.2-2", answer="pair_costs"),
-    E("en-8.2-2", Q["eight"], "conceptual", S("vgg11", "VGG-11"), same="zh-7.2-1",
-      note=N_("the layer table shows the five VGG blocks and the dense head; open a block to see its layers")),
-    E("en-8.2-3", Q["vgg16"], "measurement", S("vgg16", "VGG-16"), S("vgg19", "VGG-19"), page="compare",
-      same="zh-7.2-4", answer="pair_costs"),
+    Mirror("zh-7.2-2", "en-8.2-1"),
+    Mirror("zh-7.2-1", "en-8.2-2"),
+    Mirror("zh-7.2-4", "en-8.2-3"),
     E("en-8.2-4", Q["vgg_res"], "experiment", S("vgg11-small", N_("56 pixels"), resolution=56),
       S("vgg11-small", N_("84 pixels"), resolution=84), page="compare", same="zh-7.2-3", answer="pair_costs"),
     # 8.3 NiN
@@ -296,72 +292,44 @@ EXERCISES: tuple[Exercise, ...] = (
     E("en-8.3-3", N_("What if NiN's global average pooling is replaced by a dense layer (speed, accuracy, "
                      "parameters)?"), "measurement", S("nin", N_("global average pooling (the book)")),
       S("nin", N_("a dense layer"), head="dense"), page="compare", answer="pair_costs"),
-    E("en-8.3-4", Q["nin_cost"], "measurement", S("nin", "NiN"), same="zh-7.3-3", answer="resources"),
-    E("en-8.3-5", Q["nin_384"], "conceptual", S("nin", "NiN"), page="inside", same="zh-7.3-4",
-      note=N_("Inside's ReLU statistics: a last block squeezed to 10 channels at once can die (all zeros)")),
+    Mirror("zh-7.3-3", "en-8.3-4"),
+    Mirror("zh-7.3-4", "en-8.3-5"),
     E("en-8.3-6", N_("Design a family of NiN-like networks from VGG's design decisions (as VGG-11, -16, -19 "
                      "are)."), "experiment", S("nin", N_("wider"), channels=(192, 512, 768)),
       S("nin", N_("deeper blocks"), num_1x1=3), page="compare", partly=True,
       note=N_("NiN's blocks are not a list like VGG's conv_arch yet: width and block depth are the knobs")),
     # 8.4 GoogLeNet
-    E("en-8.4-1", Q["successors"], "experiment", S("googlenet", N_("the book's GoogLeNet")),
-      S("googlenet", N_("with batch norm"), norm="builtin"),
-      S("googlenet", N_("path 3 factorised into two 3x3"), factorize=True),
-      S("googlenet", N_("with residual connections"), residual=True),
-      page="train", same="zh-7.4-1", note=LABEL_SMOOTHING),
-    E("en-8.4-2", Q["min_size"], "measurement", S("googlenet", "GoogLeNet"), same="zh-7.4-2", answer="min_size"),
+    Mirror("zh-7.4-1", "en-8.4-1"),
+    Mirror("zh-7.4-2", "en-8.4-2"),
     E("en-8.4-3", N_("Design a GoogLeNet that works at Fashion-MNIST's own 28x28: what must change in its stem, "
                      "body and head?"), "experiment",
       S("googlenet", N_("a 3x3 stem of stride 1, at 28x28"), stem="small", resolution=28), page="train"),
-    E("en-8.4-4", Q["sizes"], "measurement", S("alexnet", "AlexNet"), S("vgg11", "VGG-11"), S("nin", "NiN"),
-      S("googlenet", "GoogLeNet"), same="zh-7.4-3", answer="params"),
+    Mirror("zh-7.4-3", "en-8.4-4"),
     E("en-8.4-5", N_("Compare the computation of GoogLeNet and AlexNet. What does it mean for an accelerator's "
                      "memory, bandwidth, cache and arithmetic?"), "measurement", S("alexnet", "AlexNet"),
       S("googlenet", "GoogLeNet"), page="compare", answer="pair_costs"),
     # 8.5 batch normalization
-    E("en-8.5-1", Q["bias"], "measurement", S("lenet-bn", N_("with biases (the book)")),
-      S("lenet-bn", N_("no bias before a batch norm"), bias=False), page="compare", same="zh-7.5-1",
-      answer="pair_costs"),
-    E("en-8.5-2", Q["bn_lr"], "experiment", S("lenet", N_("without batch norm")),
-      S("lenet-bn", N_("with batch norm")), page="lessons", same="zh-7.5-2", extra={"lesson": "batchnorm"},
-      note=N_("the lesson trains both; raise the learning rate in Train until one fails")),
-    E("en-8.5-3", Q["every"], "experiment", S("lenet-bn", N_("after every layer (the book)")),
-      S("lenet-bn", N_("after the convolutions only"), norm_at="convolutions"),
-      S("lenet-bn", N_("after the dense layers only"), norm_at="dense"), page="train", same="zh-7.5-3"),
+    Mirror("zh-7.5-1", "en-8.5-1"),
+    Mirror("zh-7.5-2", "en-8.5-2"),
+    Mirror("zh-7.5-3", "en-8.5-3"),
     E("en-8.5-4", N_("Implement a lite batch norm that removes only the mean, or only the variance. How does it "
                      "behave?"), "experiment", S("lenet-bn-scratch", N_("the mean only"), norm_stats="mean"),
       S("lenet-bn-scratch", N_("the variance only"), norm_stats="variance"), page="train"),
-    E("en-8.5-5", Q["gamma"], "experiment", S("lenet-bn", N_("learned γ and β")),
-      S("lenet-bn", N_("γ and β fixed at 1 and 0"), affine=False), page="train", same="zh-7.5-5"),
-    E("en-8.5-6", Q["dropout_bn"], "experiment", S("alexnet", N_("dropout (the book)")),
-      S("alexnet", N_("batch norm, no dropout"), norm="builtin", dropout=0.0), page="train", same="zh-7.5-4"),
-    E("en-8.5-7", Q["research"], "out of scope", same="zh-7.5-7", note=RESEARCH),
+    Mirror("zh-7.5-5", "en-8.5-5"),
+    Mirror("zh-7.5-4", "en-8.5-6"),
+    Mirror("zh-7.5-7", "en-8.5-7"),
     # 8.6 ResNet
-    E("en-8.6-1", Q["inception_vs_res"], "conceptual", S("googlenet", "GoogLeNet"), S("resnet18", "ResNet-18"),
-      page="compare", same="zh-7.6-1",
-      note=N_("compare the blocks' compute per stage; the ResNet lesson measures what the shortcut does")),
-    E("en-8.6-2", Q["table1"], "measurement", S("resnet18", "ResNet-18"), S("resnet34", "ResNet-34"),
-      S("resnet50", "ResNet-50"), S("resnet101", "ResNet-101"), S("resnet152", "ResNet-152"), same="zh-7.6-2",
-      answer="params"),
-    E("en-8.6-3", Q["bottleneck"], "measurement", S("resnet34", N_("basic blocks (ResNet-34)")),
-      S("resnet50", N_("bottleneck blocks (ResNet-50)")), page="compare", same="zh-7.6-3", answer="pair_costs"),
-    E("en-8.6-4", Q["preact"], "experiment", S("resnet18", N_("convolution, batch norm, ReLU (the book)")),
-      S("resnet18", N_("batch norm, ReLU, convolution"), preact=True), page="train", same="zh-7.6-4"),
-    E("en-8.6-5", Q["nested"], "conceptual", S("resnet18", "ResNet-18"), S("resnet152", "ResNet-152"),
-      page="compare", same="zh-7.6-5", note=N_("more capacity costs compute and data, and can overfit")),
+    Mirror("zh-7.6-1", "en-8.6-1"),
+    Mirror("zh-7.6-2", "en-8.6-2"),
+    Mirror("zh-7.6-3", "en-8.6-3"),
+    Mirror("zh-7.6-4", "en-8.6-4"),
+    Mirror("zh-7.6-5", "en-8.6-5"),
     # 8.7 DenseNet
-    E("en-8.7-1", Q["avg_pool"], "experiment", S("densenet", N_("average pooling (the book)")),
-      S("densenet", N_("max pooling"), pool="max"), page="train", same="zh-7.7-1"),
-    E("en-8.7-2", Q["dense_params"], "measurement", S("densenet", "DenseNet"), S("resnet18", "ResNet-18"),
-      page="compare", same="zh-7.7-2", answer="pair_costs"),
-    E("en-8.7-3", Q["dense_memory"], "measurement", S("densenet", N_("DenseNet at 224"), resolution=224),
-      S("resnet18", N_("ResNet-18 at 224"), resolution=224), page="compare", same="zh-7.7-3", answer="pair_costs",
-      partly=True, note=N_("the memory is the summary's estimate of training at batch 1 (bench memory measures "
-                           "real peaks); ways to reduce it (shared memory, recomputation) are not offered")),
-    E("en-8.7-4", Q["dense_table1"], "measurement", S("densenet121", "DenseNet-121"),
-      S("densenet169", "DenseNet-169"), S("densenet201", "DenseNet-201"), S("densenet264", "DenseNet-264"),
-      same="zh-7.7-4", answer="params"),
-    E("en-8.7-5", Q["dense_mlp"], "out of scope", same="zh-7.7-5", note=HOUSE),
+    Mirror("zh-7.7-1", "en-8.7-1"),
+    Mirror("zh-7.7-2", "en-8.7-2"),
+    Mirror("zh-7.7-3", "en-8.7-3"),
+    Mirror("zh-7.7-4", "en-8.7-4"),
+    Mirror("zh-7.7-5", "en-8.7-5"),
     # 8.8 designing convolution network architectures (RegNet)
     E("en-8.8-1", N_("Use four stages. Can you design a deeper RegNetX that performs better?"), "experiment",
       S("regnetx32", N_("two stages (the book)")),
@@ -379,6 +347,9 @@ EXERCISES: tuple[Exercise, ...] = (
       note=N_("multilayer perceptrons are not image networks of this chapter: out of this tool's scope")),
 )
 
+_WRITTEN = {e.id: e for e in _ENTRIES if isinstance(e, Exercise)}
+EXERCISES: tuple[Exercise, ...] = tuple(
+    e if isinstance(e, Exercise) else replace(_WRITTEN[e.original], id=e.id, same=e.original) for e in _ENTRIES)
 BY_ID = {exercise.id: exercise for exercise in EXERCISES}
 
 
