@@ -3,15 +3,11 @@
 import streamlit as st
 
 from explorer.i18n import _
-from explorer.training.runs import server_manager
 from explorer.views.board import AXES, board_chart, board_display, board_table, time_chart
 from explorer.views.tables import csv_text
-from pages.common import fit_height, page_setup, visitor
-from pages.language import use_language
+from pages.common import fit_height, page_context, page_setup
 
-use_language()  # this run's language (app.py sets it first; AppTest's reruns start at the page)
-manager = server_manager()
-me = visitor()
+manager, me = page_context()[:2]
 with st.sidebar:
     axis = st.radio(_("Size"), list(AXES), format_func=lambda a: _(AXES[a]), key="b.axis", horizontal=True)
 page_setup()

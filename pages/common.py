@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import typing
+from typing import NamedTuple
 
 import pandas as pd
 import streamlit as st
@@ -15,10 +16,10 @@ from explorer.i18n import _
 from explorer.identity import Visitor, identify, valid_token, visitor_id
 from explorer.summary import check
 from explorer.training.dynamics import STATISTICS
-from explorer.training.runs import server_manager
+from explorer.training.runs import RunManager, server_manager
 from explorer.views.layerdynamics import dynamics_heatmap, dynamics_lines, shared_range
 from explorer.views.ui import config_from_params, plain
-from pages.language import browser_locale
+from pages.language import browser_locale, use_language
 
 
 def _through_app_navigation() -> None:
@@ -93,6 +94,21 @@ def bookmark_params() -> dict[str, str]:
 
 
 COOKIE = "cnn_explorer_visitor"
+
+
+class PageContext(NamedTuple):
+    """What a page that shows runs starts from: the server's run manager, who is looking, the URL's parameters."""
+
+    manager: RunManager
+    me: Visitor
+    params: dict[str, str]
+
+
+def page_context() -> PageContext:
+    """Every runs page's first line: this script run's language (app.py sets it first; AppTest's reruns start
+    at the page), then the run manager, the visitor and the URL."""
+    use_language()
+    return PageContext(server_manager(), visitor(), st.query_params.to_dict())
 
 
 def visitor() -> Visitor:

@@ -7,7 +7,6 @@ from explorer.errors import ExplorerError
 from explorer.i18n import _
 from explorer.summary import summarize
 from explorer.training.data import CLASS_NAMES
-from explorer.training.runs import server_manager
 from explorer.views.inside import DEAD_ADVICE, MAP_PIXELS, conv_layers, receptive_box, relu_name, relu_table
 from explorer.views.inside_service import busy, conv_unit, describe_subject, images_of_class, mistakes, view
 from explorer.views.pictures import (
@@ -22,14 +21,10 @@ from explorer.views.pictures import (
 )
 from explorer.views.ui import int_param, plain, unit_param
 from explorer.views.uploads import INVERSIONS
-from pages.common import bookmark_params, fit_height, page_setup, say_run_missing, visitor
-from pages.language import use_language
+from pages.common import bookmark_params, fit_height, page_context, page_setup, say_run_missing
 
-use_language()  # this run's language (app.py sets it first; AppTest's reruns start at the page)
-manager = server_manager()
-me = visitor()
+manager, me, params = page_context()
 state = st.session_state
-params = st.query_params.to_dict()
 linked_id = params.get("run")
 linked = manager.store.get(linked_id) if linked_id else None
 runs = [r for r in manager.store.list(None if me.admin else me.id) if r.weights_path]

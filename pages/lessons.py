@@ -9,7 +9,6 @@ from explorer.errors import ExplorerError
 from explorer.i18n import _
 from explorer.summary import summarize
 from explorer.training.dynamics import STATISTICS
-from explorer.training.runs import server_manager
 from explorer.views.runviews import run_progress
 from explorer.views.tables import human, lesson_table
 from explorer.views.ui import config_params, plain
@@ -18,17 +17,14 @@ from pages.common import (
     dynamics_params,
     dynamics_section,
     fit_height,
+    page_context,
     page_setup,
     say_run_missing,
-    visitor,
 )
 from pages.language import use_language
 
-use_language()  # this run's language (app.py sets it first; AppTest's reruns start at the page)
-manager = server_manager()
-me = visitor()
+manager, me, params = page_context()
 state = st.session_state
-params = st.query_params.to_dict()
 names = [lesson.name for lesson in lessons.LESSONS]
 asked = params.get("lesson")
 with st.sidebar:

@@ -4,7 +4,6 @@ import streamlit as st
 
 from explorer.errors import ExplorerError
 from explorer.i18n import _, told
-from explorer.training.runs import server_manager
 from explorer.views.runviews import (
     accuracy,
     band_chart,
@@ -31,15 +30,12 @@ from pages.common import (
     dynamics_section,
     fit_height,
     forget_browser,
+    page_context,
     page_setup,
     say_run_missing,
-    visitor,
 )
-from pages.language import use_language
 
-use_language()  # this run's language (app.py sets it first; AppTest's reruns start at the page)
-manager = server_manager()
-me = visitor()
+manager, me = page_context()[:2]
 state = st.session_state
 admin_notices(me)
 forget_browser(me)

@@ -14,7 +14,6 @@ from explorer.training.estimate import human_duration
 from explorer.training.loop import cuda_available
 from explorer.training.measure import StillMeasuring
 from explorer.training.recipes import preset
-from explorer.training.runs import server_manager
 from explorer.training.store import FINISHED
 from explorer.views.runviews import recipe_widgets, reopen_settings, run_progress, run_title, training_chart
 from explorer.views.tables import human
@@ -25,18 +24,15 @@ from pages.common import (
     config_editor,
     dynamics_params,
     dynamics_section,
+    page_context,
     page_setup,
     say_run_missing,
     show_fallback,
-    visitor,
 )
 from pages.language import use_language
 
-use_language()  # this run's language (app.py sets it first; AppTest's reruns start at the page)
-manager = server_manager()
+manager, me, params = page_context()
 state = st.session_state
-params = st.query_params.to_dict()
-me = visitor()
 admin_notices(me)
 
 seed_params = params
