@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
+import os
+import platform
 import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from explorer import registry
 from explorer.summary import summaries, summarize
@@ -33,6 +38,31 @@ def bench_summary(repeat: int = 5) -> list[SummaryTiming]:
         cached = [_timed(summarize, config) for _ in range(repeat)]
         out.append(SummaryTiming(name, first, statistics.median(warm), statistics.median(cached)))
     return out
+
+
+SUMMARY_MEASURED = Path(__file__).parent.parent / "docs" / "measured" / "summary.json"
+
+
+def machine() -> str:
+    """Where a kept measurement was taken: the architecture and the CPU cores this process may use."""
+    return f"{platform.machine()}, {len(os.sched_getaffinity(0))} CPU cores"
+
+
+def save_summary(rows: list[SummaryTiming], path: Path = SUMMARY_MEASURED) -> None:
+    """Keep a summary benchmark with where and when it ran: docs/performance.md's table is made from it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"machine": machine(), "date": time.strftime("%Y-%m-%d"),
+                                "rows": [dataclasses.asdict(r) for r in rows]}, indent=1) + "\n")
+
+
+def summary_markdown(path: Path = SUMMARY_MEASURED) -> str:
+    """The kept summary benchmark as a Markdown table (generated into docs/performance.md, never typed)."""
+    kept = json.loads(path.read_text())
+    lines = [f"Measured {kept['date']} on {kept['machine']} (`python -m explorer bench summary --save`).", "",
+             "| model | first in a process (ms) | warm, uncached (ms) | cached (ms) |", "|---|---:|---:|---:|"]
+    lines += [f"| {r['name']} | {r['first_ms']:.1f} | {r['warm_ms']:.1f} | {r['cached_ms']:.3f} |"
+              for r in kept["rows"]]
+    return "\n".join(lines) + "\n"
 
 
 def _timed(fn, *args) -> float:

@@ -53,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="benchmarks").add_subparsers(required=True, metavar="WHAT")
     s = bench.add_parser("summary", help="warm summary time per catalog model")
     s.add_argument("--repeat", type=int, default=5)
+    s.add_argument("--save", action="store_true", help="keep it in docs/measured/summary.json, the source of "
+                                                       "docs/performance.md's table (python -m explorer docs)")
     s.set_defaults(func=cmd_bench_summary)
     s = bench.add_parser("train", help="images/s of d2l's pipeline against ours, and the ratio")
     s.add_argument("name")
@@ -227,11 +229,14 @@ def cmd_code(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_summary(args: argparse.Namespace) -> int:
-    from explorer.bench import bench_summary
+    from explorer.bench import bench_summary, save_summary
 
+    rows = bench_summary(repeat=args.repeat)
     print(f"{'model':18s} {'first ms':>9s} {'warm ms':>8s} {'cached ms':>9s}")
-    for row in bench_summary(repeat=args.repeat):
+    for row in rows:
         print(f"{row.name:18s} {row.first_ms:9.1f} {row.warm_ms:8.1f} {row.cached_ms:9.3f}")
+    if args.save:
+        save_summary(rows)
     return 0
 
 

@@ -1,6 +1,8 @@
 """The generated parts of the docs, each written from the data it shows, never typed: a block between
 `<!-- generated: NAME -->` and `<!-- end generated -->` in a Markdown file, or a whole file.
-`python -m explorer docs` writes them all; `--check` says which differ (a test runs it)."""
+`python -m explorer docs` writes them all; `--check` says which differ (a test runs it). A measured table's
+data is kept beside the docs (docs/measured/*.json, written by the benchmark's --save) or with its module
+(explorer/lessons_measured.json)."""
 
 from __future__ import annotations
 
@@ -23,6 +25,12 @@ def _exercises() -> str:
     return exercises.markdown()
 
 
+def _summary_timings() -> str:
+    from explorer import bench
+
+    return bench.summary_markdown()
+
+
 def _lessons() -> str:
     from explorer import lessons
 
@@ -34,6 +42,7 @@ GENERATED: tuple[tuple[str, str | None, Callable[[], str]], ...] = (
     ("README.md", "exercise coverage", _exercise_coverage),
     ("docs/exercises.md", None, _exercises),
     ("docs/lessons.md", "lessons measured", _lessons),
+    ("docs/performance.md", "summary timings", _summary_timings),
 )
 
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import platform
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from explorer.bench import machine
 from explorer.config import ModelConfig
 from explorer.errors import ConfigError, QuotaError
 from explorer.i18n import _
@@ -219,7 +218,7 @@ def measure(lesson: Lesson, data_dir: str | None = None, threads: int | None = N
 def save(lesson: Lesson, results: list[Result], path: Path = MEASURED) -> None:
     """Keep a lesson's measurement with where and when it was taken (other lessons' stay as they were)."""
     kept = json.loads(path.read_text()) if path.exists() else {}
-    kept[lesson.name] = {"machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} CPU cores",
+    kept[lesson.name] = {"machine": machine(),
                          "date": time.strftime("%Y-%m-%d"), "results": [dataclasses.asdict(r) for r in results]}
     path.write_text(json.dumps(kept, indent=1) + "\n")
 
