@@ -31,23 +31,37 @@ SLOW: dict[str, str | set[str]] = {
     "test_properties": "*",  # 5,000 generated configs each: 60 s
     "test_summary": {"test_summaries_free_their_networks_and_the_cache_levels_off",  # 300 configs: 15 s
                      "test_the_memory_estimate_is_within_25_percent_of_a_real_peak_at_book_settings"},  # 30 s
-    "test_app_train": {"test_start_watch_stop_and_inspect",  # real runs watched to their end: 25 s
-                       "test_a_measurement_runs_out_of_the_server_and_blocks_no_other_visitors_page",
-                       "test_the_fast_preset_says_what_it_changes_trains_with_its_recipe_and_reopens_as_fast"},
     "test_cli": {"test_train_and_runs_commands", "test_ctrl_c_of_train_stops_the_run_cleanly",  # real runs: 28 s
                  "test_bench_train_prints_the_ceiling_both_pipelines_efficiency_and_ratio",
                  "test_invalid_config_exits_2_with_one_line"},
-    "test_training": {"test_a_run_over_the_time_limit_is_refused_with_advice",  # real runs, 3 s each: the
+    "test_training": {"test_a_run_over_the_time_limit_is_refused_with_advice",  # real runs, 2-3 s each: the
                       "test_a_restart_marks_running_runs_interrupted_and_keeps_the_rest",  # fast tier keeps
                       "test_queue_order_positions_and_stop",  # a dozen others
                       "test_a_run_records_the_measured_rates_and_the_format_they_chose",
                       "test_the_eta_converges_to_the_real_remaining_time",
-                      "test_a_healthy_run_is_not_flagged_and_a_dead_one_is_stored"},
+                      "test_a_healthy_run_is_not_flagged_and_a_dead_one_is_stored",
+                      "test_admission_is_one_decision_however_many_start_at_once",
+                      "test_a_dying_network_is_flagged_with_what_helps",
+                      "test_a_failing_run_is_marked_failed_and_the_worker_lives_on",
+                      "test_weights_load_safely", "test_a_started_run_says_what_it_is_doing_within_a_second",
+                      "test_live_pages_share_one_read_of_a_runs_metrics_until_it_grows",
+                      "test_the_test_pass_follows_the_training_batch", "test_the_queue_takes_turns_over_owners"},
+    "test_store_size": "*",  # real runs for each test: 13 s
+    "test_board": {"test_a_student_sees_the_shared_runs_an_admin_all_and_only_an_owner_shares"},  # 7 s of runs
+    "test_app_train": {"test_start_watch_stop_and_inspect",  # real runs watched to their end: 25 s
+                       "test_a_measurement_runs_out_of_the_server_and_blocks_no_other_visitors_page",
+                       "test_the_fast_preset_says_what_it_changes_trains_with_its_recipe_and_reopens_as_fast",
+                       "test_one_recipe_switch_at_a_time_trains_and_reopens_as_set",
+                       "test_a_train_url_too_big_to_train_is_refused_without_building_or_timing_anything",
+                       "test_a_run_whose_weights_went_missing_still_shows_and_can_be_deleted"},
     "test_inside": {"test_inspect_writes_painted_pngs_and_prints_the_prediction",  # a CLI process: 11 s
                     "test_ten_concurrent_fresh_vgg11_views_build_one_network_out_of_the_server_and_stay_under_2_gb"},
     "test_dynamics": {"test_the_cli_prints_a_runs_dynamics_one_row_per_report_and_layer"},  # three CLI processes
-    "test_lessons": {"test_the_cli_lists_the_lessons_and_prints_one"},  # three CLI processes
-    "test_app": {"test_streamlit_run_app_tunes_its_server_as_explorer_serve_does"},  # a fresh interpreter: 7 s
+    "test_lessons": {"test_the_cli_lists_the_lessons_and_prints_one",  # three CLI processes
+                     "test_a_lessons_runs_are_named_in_each_readers_language",  # a pair of real runs each
+                     "test_a_visitors_finished_pair_is_read_in_the_kept_measurements_columns"},
+    "test_app": {"test_streamlit_run_app_tunes_its_server_as_explorer_serve_does",  # a fresh interpreter: 7 s
+                 "test_catalog_lists_every_model"},  # every catalog network summarized on one page: 6 s
 }
 # The exercises' catalog networks (VGG-16, ResNet-50, DenseNet-121, ...) share their family's code: the fast tier
 # runs the per-network tests on the book's networks, and on these only where the test is their own check
