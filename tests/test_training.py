@@ -96,12 +96,18 @@ def test_a_step_rate_measurement_is_saved_in_the_store_and_reused(tmp_path, monk
 
 
 def test_a_run_records_the_measured_rates_and_the_format_they_chose(manager):
-    # the Train page's estimate measures the config; the worker then reuses that measurement instead of its own
-    # (one taken while the machine was busy is not kept: the worker measures anew)
-    estimate = manager.estimate_time(LENET_BN, settings(epochs=1, batch_size=96))
+    # the Train page's estimate measures the config; the worker then reuses that step measurement instead of
+    # its own (one taken while the machine was busy is not saved: the worker measures anew)
+    from explorer.training.estimate import saved_step
+    from explorer.training.loop import default_threads
+
+    manager.estimate_time(LENET_BN, settings(epochs=1, batch_size=96))
+    saved = saved_step(LENET_BN, 96, "cpu", manager.threads or default_threads(), manager.store)
     view = manager.wait(manager.start("lenet-bn", LENET_BN, settings(epochs=1, batch_size=96)), timeout=120)
     c = view.record.calibration
-    assert c["contiguous"] > 0 and c["channels_last"] > 0 and c["cached"] is not estimate.busy
+    assert c["contiguous"] > 0 and c["channels_last"] > 0 and c["cached"] is (saved is not None)
+    if saved is not None:
+        assert (c["contiguous"], c["channels_last"]) == (round(saved.contiguous, 1), round(saved.channels_last, 1))
     assert c["memory_format"] == ("channels_last" if c["channels_last"] > c["contiguous"] else "contiguous")
 
 

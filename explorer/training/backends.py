@@ -45,6 +45,7 @@ class LocalWorkers:
             worker = processes.start(run_worker, (job, server_gone), f"explorer-run-{job.run_id}")
         finally:
             server_gone.close()
+        who = processes.identity(worker.pid)
         asked: list[float] = []
 
         def check() -> None:
@@ -54,6 +55,13 @@ class LocalWorkers:
                 worker.kill()  # it ignored its stop flag
 
         processes.watch(worker, None, check, every=0.5)
+        # A forkserver killed with its process group (a service manager's stop) reports its workers as ended,
+        # with no exit code (255), while they still save what they learned: wait for the worker itself.
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        while processes.alive(who) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if processes.alive(who):  # it ignored its stop flag too
+            os.kill(worker.pid, signal.SIGKILL)
         server_alive.close()
         record = store.get(job.run_id)
         if record is not None and record.status == "running":  # the worker ended without recording an end
