@@ -1,0 +1,100 @@
+"""`python -m explorer bench ...`: the benchmarks (explorer.bench) printed as tables."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(required=True, metavar="WHAT")
+    s = bench.add_parser("summary", help="warm summary time per catalog model")
+    s.add_argument("--repeat", type=int, default=5)
+    s.add_argument("--save", action="store_true", help="keep it in docs/measured/summary.json, the source of "
+                                                       "docs/performance.md's table (python -m explorer docs)")
+    s.set_defaults(func=cmd_bench_summary)
+    s = bench.add_parser("train", help="images/s of d2l's pipeline against ours, and the ratio")
+    s.add_argument("name")
+    s.add_argument("--resolution", type=int)
+    s.add_argument("--batch-size", type=int)
+    s.add_argument("--batches", type=int, default=20)
+    s.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    s.add_argument("--data-dir")
+    s.set_defaults(func=cmd_bench_train)
+    s = bench.add_parser("memory", help="each preset's memory estimate beside the measured peak of real steps")
+    s.add_argument("names", nargs="*", help="catalog names (default: all)")
+    s.add_argument("--preset", choices=("quick", "book"), action="append", help="default: both")
+    s.set_defaults(func=cmd_bench_memory)
+    s = bench.add_parser("dynamics", help="what reading each layer's gradients and outputs adds to a training step")
+    s.add_argument("names", nargs="*", help="catalog names (default: all)")
+    s.add_argument("--steps", type=int, default=12)
+    s.set_defaults(func=cmd_bench_dynamics)
+    s = bench.add_parser("presets", help="train each preset on the real data: test accuracy over seeds, time")
+    s.add_argument("names", nargs="*", help="catalog names (default: all)")
+    s.add_argument("--preset", choices=("quick", "fast", "book"), default="quick")
+    s.add_argument("--seeds", type=int, default=1, help="train seeds 0 to N-1 (default: 1)")
+    s.add_argument("--data-dir")
+    s.set_defaults(func=cmd_bench_presets)
+
+
+def cmd_bench_summary(args: argparse.Namespace) -> int:
+    from explorer.bench import bench_summary, save_summary
+
+    rows = bench_summary(repeat=args.repeat)
+    print(f"{'model':18s} {'first ms':>9s} {'warm ms':>8s} {'cached ms':>9s}")
+    for row in rows:
+        print(f"{row.name:18s} {row.first_ms:9.1f} {row.warm_ms:8.1f} {row.cached_ms:9.3f}")
+    if args.save:
+        save_summary(rows)
+    return 0
+
+
+def cmd_bench_train(args: argparse.Namespace) -> int:
+    from explorer.bench import bench_train
+
+    r = bench_train(args.name, args.resolution, args.batch_size, args.batches, args.device, args.data_dir)
+    print(f"{r.name} at {r.resolution}x{r.resolution}, batch {r.batch_size}, {r.batches} batches "
+          f"({args.device}, first 3 not timed)")
+    print(f"ceiling       {r.ceiling_images_per_sec:10.1f} images/s  (the train step alone, one fixed batch)")
+    print(f"ours          {r.ours_images_per_sec:10.1f} images/s")
+    print(f"d2l pipeline  {r.d2l_images_per_sec:10.1f} images/s")
+    print(f"efficiency {r.efficiency:.2f}")
+    print(f"ratio {r.ratio:.2f}")
+    return 0
+
+
+def cmd_bench_presets(args: argparse.Namespace) -> int:
+    from explorer.bench import bench_presets
+
+    if args.seeds < 1:
+        print("error: --seeds must be at least 1", file=sys.stderr)
+        return 2
+    print(f"| model | test acc, lowest | highest | time (s), longest | estimated (s) | time / estimate | images/s | "
+          f"{args.preset} preset changes |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in bench_presets(args.preset, args.names or None, args.seeds, args.data_dir):
+        print(f"| {r.name} | {min(r.accuracies):.3f} | {max(r.accuracies):.3f} | {max(r.seconds):.0f} | "
+              f"{r.estimate_seconds:.0f} | {max(r.seconds) / r.estimate_seconds:.2f} | {r.images_per_sec:.0f} | "
+              f"{'; '.join(r.changes)} |", flush=True)
+    return 0
+
+
+def cmd_bench_memory(args: argparse.Namespace) -> int:
+    from explorer.bench import bench_memory
+
+    print(f"{'model':18s} {'preset':6s} {'batch':>5s} {'size':>4s} {'estimate':>9s} {'peak':>9s} {'ratio':>5s}")
+    for r in bench_memory(tuple(args.preset or ("quick", "book")), args.names or None):
+        print(f"{r.name:18s} {r.kind:6s} {r.batch_size:5d} {r.resolution:4d} {r.estimate_bytes / 2**30:8.2f}G "
+              f"{r.peak_bytes / 2**30:8.2f}G {r.ratio:5.2f}", flush=True)
+    return 0
+
+
+def cmd_bench_dynamics(args: argparse.Namespace) -> int:
+    from explorer.bench import bench_dynamics
+
+    print("| model | batch | step (ms) | watched step (ms) | a watched step's cost | reported every | cost to a run |")
+    print("|---|---|---|---|---|---|---|")
+    for r in bench_dynamics(args.names or None, steps=args.steps):
+        print(f"| {r.name} | {r.batch_size} | {r.step_ms:.1f} | {r.watched_ms:.1f} | {r.watched_cost:+.1%} | "
+              f"{r.report_every} steps | {r.run_cost:+.2%} |", flush=True)
+    return 0
