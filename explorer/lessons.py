@@ -189,7 +189,7 @@ def verdict(results: list[Result]) -> str:
 
 
 def result_of(side: Side, record, store) -> Result | None:
-    """One side of a lesson as a visitor's run of it measured it (explorer.training.store.RunRecord), in the
+    """One side of a lesson as a visitor's run of it measured it (explorer.training.schema.RunRecord), in the
     kept measurement's columns; None until the run has finished with a result."""
     if record is None or record.status != "done" or record.test_acc is None:
         return None

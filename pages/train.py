@@ -14,7 +14,7 @@ from explorer.training.estimate import human_duration
 from explorer.training.loop import cuda_available
 from explorer.training.measure import StillMeasuring
 from explorer.training.recipes import preset
-from explorer.training.store import FINISHED
+from explorer.training.schema import FINISHED
 from explorer.views.runviews import recipe_widgets, reopen_settings, run_progress, run_title, training_chart
 from explorer.views.tables import human
 from explorer.views.ui import config_label, config_params, plain

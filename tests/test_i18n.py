@@ -15,7 +15,7 @@ from explorer.config import knob_info
 from explorer.errors import ConfigError, QuotaError
 from explorer.i18n import _
 from explorer.training.dynamics import STATISTICS
-from explorer.training.store import STATUSES
+from explorer.training.schema import STATUSES
 from tests.test_app import APP
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -766,7 +766,7 @@ def test_threads_and_processes_stop_with_their_manager(tmp_path, tiny_data):
 def test_an_old_store_is_migrated_once_by_number(tmp_path):
     import sqlite3
 
-    from explorer.training.store import MIGRATIONS
+    from explorer.training.schema import MIGRATIONS
 
     path = tmp_path / "runs.sqlite"
     with sqlite3.connect(path) as db:  # the first schema, before runs had a heartbeat or a name

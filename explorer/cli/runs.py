@@ -123,7 +123,7 @@ def _follow(manager, run_id: str):
     """Draw a progress bar on stderr until the run finishes."""
     import time
 
-    from explorer.training.store import FINISHED
+    from explorer.training.schema import FINISHED
 
     while True:
         view = manager.view(run_id)

@@ -15,7 +15,7 @@ from explorer.identity import Visitor
 from explorer.summary import summarize
 from explorer.training.estimate import Estimate, max_run_seconds, over_time_limit
 from explorer.training.recipes import TrainSettings
-from explorer.training.store import RunRecord
+from explorer.training.schema import RunRecord
 
 NAME_CHARACTERS = 60
 STORE_MB_PER_VISITOR = 100  # a class of 30 keeps 3 GB: a dozen quick runs each, or two long ResNet runs

@@ -36,7 +36,8 @@ from explorer.i18n import N_, _, plural
 from explorer.summary import summarize
 from explorer.training import pipeline
 from explorer.training.loop import default_threads, new_model, sgd_step
-from explorer.training.store import RunRecord, RunStore, StoreError
+from explorer.training.schema import RunRecord
+from explorer.training.store import RunStore, StoreError
 
 TEST_IMAGES = 10_000
 STARTUP_SECONDS = 2.0           # reading the data and building the model, measured on a 2-core CPU

@@ -59,7 +59,8 @@ from explorer.training.live import LivePages
 from explorer.training.loop import default_threads
 from explorer.training.measure import Measurements, Request
 from explorer.training.recipes import KINDS, TrainSettings, check_trainable
-from explorer.training.store import FINISHED, NewRun, RunRecord, RunStore, StoreError
+from explorer.training.schema import FINISHED, RunRecord
+from explorer.training.store import NewRun, RunStore, StoreError
 from explorer.training.train import Progress
 from explorer.training.worker import STOP_BY_SHUTDOWN, STOP_BY_USER, Job
 

@@ -25,144 +25,18 @@ from typing import Any
 import pandas as pd
 
 from explorer.errors import ExplorerError
-from explorer.i18n import said_name
+from explorer.training.schema import (
+    DYNAMICS_COLUMNS,
+    FINISHED,
+    METRIC_COLUMNS,
+    MIGRATIONS,
+    SCHEMA,
+    STATUSES,
+    RunRecord,
+    record_of,
+)
 
-STATUSES = ("queued", "running", "done", "stopped", "failed", "interrupted")
 log = logging.getLogger(__name__)
-FINISHED = ("done", "stopped", "failed", "interrupted")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY,
-    model TEXT NOT NULL,
-    config TEXT NOT NULL,
-    settings TEXT NOT NULL,
-    owner TEXT NOT NULL DEFAULT '',
-    status TEXT NOT NULL,
-    error TEXT,
-    created REAL NOT NULL,
-    started REAL,
-    finished REAL,
-    estimate_bytes INTEGER,
-    best_test_acc REAL,
-    train_loss REAL,
-    train_acc REAL,
-    test_acc REAL,
-    images_per_sec REAL,
-    seconds REAL,
-    confusion TEXT,
-    predictions BLOB,
-    weights_path TEXT,
-    heartbeat REAL,
-    stop_requested INTEGER NOT NULL DEFAULT 0,
-    worker TEXT,
-    warning TEXT,
-    calibration TEXT,
-    preset TEXT,
-    name TEXT,
-    address TEXT,
-    estimate_seconds REAL,
-    shared INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS metrics (
-    run_id TEXT NOT NULL,
-    step INTEGER NOT NULL,
-    epoch REAL NOT NULL,
-    kind TEXT NOT NULL,
-    train_loss REAL,
-    train_acc REAL,
-    test_acc REAL,
-    images_per_sec REAL,
-    elapsed REAL
-);
-CREATE INDEX IF NOT EXISTS metrics_by_run ON metrics(run_id, step);
-CREATE TABLE IF NOT EXISTS dynamics (
-    run_id TEXT NOT NULL,
-    step INTEGER NOT NULL,
-    epoch REAL NOT NULL,
-    layer TEXT NOT NULL,
-    type TEXT NOT NULL,
-    grad_norm REAL,
-    update_ratio REAL,
-    out_mean REAL,
-    out_std REAL,
-    dead REAL,
-    saturated REAL
-);
-CREATE INDEX IF NOT EXISTS dynamics_by_run ON dynamics(run_id, step);
-CREATE TABLE IF NOT EXISTS calibrations (
-    key TEXT PRIMARY KEY,
-    data TEXT NOT NULL,
-    measured REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS progress (
-    run_id TEXT PRIMARY KEY,
-    data TEXT NOT NULL
-);
-"""
-# A run's rows in other tables are deleted with it by delete(), in one transaction (no foreign keys: a worker
-# may still report for a run its owner just deleted, and must not fail for it).
-# Migrations, numbered: the store's PRAGMA user_version is the last one applied. Each brings a store written by
-# an older version to the schema above; a new one is appended, never edited.
-_ADDED_COLUMNS = {"heartbeat": "REAL", "stop_requested": "INTEGER NOT NULL DEFAULT 0",  # since the first schema
-                  "worker": "TEXT", "warning": "TEXT", "calibration": "TEXT", "preset": "TEXT", "name": "TEXT",
-                  "address": "TEXT", "estimate_seconds": "REAL", "shared": "INTEGER NOT NULL DEFAULT 0"}
-
-
-def _add_columns(db: sqlite3.Connection) -> None:
-    """1: the columns runs gained before migrations were numbered, on a store that lacks any of them."""
-    have = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
-    for column, kind in _ADDED_COLUMNS.items():
-        if column not in have:
-            db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
-
-
-MIGRATIONS = (_add_columns,)
-
-METRIC_COLUMNS = ["step", "epoch", "kind", "train_loss", "train_acc", "test_acc", "images_per_sec", "elapsed"]
-DYNAMICS_COLUMNS = ["step", "epoch", "layer", "type", "grad_norm", "update_ratio", "out_mean", "out_std", "dead",
-                    "saturated"]
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    id: str
-    model: str
-    config: dict[str, Any]
-    settings: dict[str, Any]
-    owner: str
-    status: str
-    error: str | None
-    created: float
-    started: float | None
-    finished: float | None
-    estimate_bytes: int | None
-    best_test_acc: float | None
-    train_loss: float | None
-    train_acc: float | None
-    test_acc: float | None
-    images_per_sec: float | None
-    seconds: float | None
-    confusion: list[list[int]] | None
-    predictions: bytes | None
-    weights_path: str | None
-    heartbeat: float | None = None
-    stop_requested: int = 0
-    worker: str | None = None       # the process that trains it (processes.identity), or a Ray actor
-    warning: str | None = None      # what training noticed, e.g. a dead network
-    calibration: dict[str, Any] | None = None  # the measured step rates and the settings they chose
-    preset: str | None = None       # book, quick or fast; None for runs stored before presets were recorded
-    name: str | None = None         # what its owner called it, shown instead of the id where given
-    address: str | None = None      # the network address it was started from (per-address quotas)
-    estimate_seconds: float | None = None  # how long it was estimated to take when it was queued
-    shared: int = 0                 # its owner put it on the class board (anonymously)
-
-    @property
-    def label(self) -> str:
-        """How lists and legends name the run: its name (a lesson pair's in the reader's language), else its
-        model and id."""
-        return said_name(self.name) if self.name else f"{self.model} {self.id}"
-
 
 class StoreError(ExplorerError):
     """The data directory (EXPLORER_HOME) cannot be read or written: a full disk, a damaged run store, weights
@@ -235,7 +109,7 @@ class RunStore:
         fresh = self.path.with_name(f"{self.path.name}.new-{os.getpid()}-{threading.get_ident()}")
         try:
             with closing(sqlite3.connect(fresh)) as db:
-                db.executescript(_SCHEMA)
+                db.executescript(SCHEMA)
                 db.commit()
             with contextlib.suppress(FileExistsError):  # another process made it first: theirs is used
                 os.link(fresh, self.path)
@@ -249,7 +123,7 @@ class RunStore:
             db.execute("PRAGMA journal_mode=WAL")
             if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
                 raise sqlite3.DatabaseError("the file is damaged")
-            db.executescript(_SCHEMA)
+            db.executescript(SCHEMA)
             version = db.execute("PRAGMA user_version").fetchone()[0]
             for number, migrate in enumerate(MIGRATIONS[version:], start=version + 1):
                 migrate(db)
@@ -325,7 +199,7 @@ class RunStore:
             db.execute("BEGIN IMMEDIATE")  # the write lock first: the count and the insert are one step
             if check is not None:
                 db.row_factory = sqlite3.Row
-                check([_record(r) for r in db.execute("SELECT * FROM runs WHERE status IN ('queued', 'running') "
+                check([record_of(r) for r in db.execute("SELECT * FROM runs WHERE status IN ('queued', 'running') "
                                                       "ORDER BY created")])
             now = time.time()
             db.executemany("INSERT INTO runs (id, model, config, settings, owner, status, created, estimate_bytes, "
@@ -458,7 +332,7 @@ class RunStore:
         with self._read() as db:
             db.row_factory = sqlite3.Row
             row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
-        return _record(row) if row else None
+        return record_of(row) if row else None
 
     def list(self, owner: str | None = None) -> list[RunRecord]:
         """Newest first; with `owner`, only that owner's runs."""
@@ -468,14 +342,14 @@ class RunStore:
                 rows = db.execute("SELECT * FROM runs ORDER BY created DESC").fetchall()
             else:
                 rows = db.execute("SELECT * FROM runs WHERE owner = ? ORDER BY created DESC", (owner,)).fetchall()
-        return [_record(r) for r in rows]
+        return [record_of(r) for r in rows]
 
     def with_status(self, *statuses: str) -> list[RunRecord]:
         with self._read() as db:
             db.row_factory = sqlite3.Row
             rows = db.execute(f"SELECT * FROM runs WHERE status IN ({', '.join('?' * len(statuses))}) "
                               "ORDER BY created", statuses).fetchall()
-        return [_record(r) for r in rows]
+        return [record_of(r) for r in rows]
 
     def metrics_version(self, run_id: str) -> int:
         """Changes whenever a run's metrics do (the newest row's id): one indexed lookup, what a live page
@@ -513,12 +387,3 @@ class RunStore:
             db.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
             db.execute("DELETE FROM dynamics WHERE run_id = ?", (run_id,))
             db.execute("DELETE FROM progress WHERE run_id = ?", (run_id,))
-
-
-def _record(row: sqlite3.Row) -> RunRecord:
-    data = dict(row)
-    data["config"] = json.loads(data["config"])
-    data["settings"] = json.loads(data["settings"])
-    data["confusion"] = json.loads(data["confusion"]) if data["confusion"] else None
-    data["calibration"] = json.loads(data["calibration"]) if data["calibration"] else None
-    return RunRecord(**data)

@@ -32,7 +32,8 @@ from explorer.training.estimate import (
     over_time_limit,
 )
 from explorer.training.recipes import TrainSettings
-from explorer.training.store import RunRecord, RunStore, StoreError, free_bytes
+from explorer.training.schema import RunRecord
+from explorer.training.store import RunStore, StoreError, free_bytes
 from explorer.training.train import Progress, TrainResult, train
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 from explorer import registry
 from explorer.i18n import _
 from explorer.summary import summarize
-from explorer.training.store import RunRecord
+from explorer.training.schema import RunRecord
 from explorer.views.charts import style
 from explorer.views.runviews import describe_config, preset_of
 from explorer.views.tables import human

@@ -18,7 +18,7 @@ from explorer.i18n import _
 from explorer.training.data import CLASS_NAMES, FashionMNIST, load_fashion_mnist
 from explorer.training.estimate import human_duration
 from explorer.training.recipes import TrainSettings, preset
-from explorer.training.store import RunRecord
+from explorer.training.schema import RunRecord
 from explorer.views.charts import chart_text, style
 from explorer.views.tables import csv_text
 
