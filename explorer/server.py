@@ -8,6 +8,10 @@ import gc
 import os
 import sys
 import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from explorer.training.runs import RunManager
 
 # One interpreter serves every visitor. CPython gives its lock to a waiting thread only once the holder has
 # run this long, and a page gives the lock up at every element it sends (a socket write): at the default 5 ms
@@ -47,7 +51,6 @@ def tune() -> None:
         _tuned = True
     import explorer.views.charts  # noqa: F401 - with torch, pandas and Plotly: loaded before the freeze below
     from explorer.summary import summarize_in_processes
-    from explorer.training.runs import server_manager
 
     server_manager()
     if summary_processes():
@@ -57,3 +60,34 @@ def tune() -> None:
     # page, went from at most 0.38 s to 0.20 s under the load test)
     gc.collect()
     gc.freeze()
+
+
+_SERVER: RunManager | None = None
+_SERVER_LOCK = threading.Lock()
+
+
+def server_manager() -> RunManager:
+    """This server process's run manager, with the quotas, data directory and limits of its environment (the
+    EXPLORER_ variables, read when it is made): shared by every session, and made by `python -m explorer
+    serve` before the first visitor, so that queued runs resume as soon as a restarted server is up. One that
+    was shut down (close_server) is made anew, from the environment as it is then."""
+    global _SERVER
+    with _SERVER_LOCK:
+        if _SERVER is None or _SERVER.closed:
+            from explorer.training import processes
+            from explorer.training.admission import Quotas
+            from explorer.training.runs import RunManager
+
+            _SERVER = RunManager(quotas=Quotas.from_env())
+            # the first visitor's estimate should not wait seconds for the forkserver to import torch
+            threading.Thread(target=processes.warm, name="explorer-warm-forkserver", daemon=True).start()
+        return _SERVER
+
+
+def close_server() -> None:
+    """Shut the server's run manager down, if one was made (its runs are recorded as interrupted)."""
+    global _SERVER
+    with _SERVER_LOCK:
+        manager, _SERVER = _SERVER, None
+    if manager is not None:
+        manager.shutdown()

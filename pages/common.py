@@ -14,9 +14,10 @@ from explorer.config import Column, ModelConfig, knob_info, knob_text, literal_c
 from explorer.errors import ConfigError
 from explorer.i18n import _
 from explorer.identity import Visitor, identify, valid_token, visitor_id
+from explorer.server import server_manager
 from explorer.summary import check
 from explorer.training.dynamics import STATISTICS
-from explorer.training.runs import RunManager, server_manager
+from explorer.training.runs import RunManager
 from explorer.views.layerdynamics import dynamics_heatmap, dynamics_lines, shared_range
 from explorer.views.ui import config_from_params, plain
 from pages.language import browser_locale, use_language

@@ -144,7 +144,7 @@ if r.confusion:
         st.image([img for img, _ in examples], caption=[c for _, c in examples], width=112)
 
 try:
-    norms = batchnorm_parameters(r.model, r.config, manager.load_weights(r.id)) if r.weights_path else {}
+    norms = batchnorm_parameters(r.model, r.config, manager.kept.load(r.id)) if r.weights_path else {}
 except ExplorerError as err:  # the file was moved or damaged: the rest of the run is still shown, and can go
     st.warning(plain(_("{message}: what it learned cannot be shown.").format(message=err.text())), icon="⚠️")
     norms = {}

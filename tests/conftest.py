@@ -112,8 +112,8 @@ def _server_closed_after_each_test():
     """The server's run manager is made from the environment of the test that first asks for it (a page, the
     CLI's serve); closed after it, so that the next test's environment makes its own."""
     yield
-    if (runs := sys.modules.get("explorer.training.runs")) is not None:
-        runs.close_server()
+    if (server := sys.modules.get("explorer.server")) is not None:
+        server.close_server()
 
 
 # The app shows visitors no tracebacks (.streamlit/config.toml); AppTest failures here should show theirs.

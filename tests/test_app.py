@@ -242,16 +242,16 @@ def test_streamlit_run_app_tunes_its_server_as_explorer_serve_does(tmp_path):
         import gc, sys, threading
         from streamlit.testing.v1 import AppTest
         from explorer import summary
-        from explorer.training import runs
+        from explorer import server
         at = AppTest.from_file({APP!r}, default_timeout=120)
         at.run()
         at.run()  # a second script run does nothing more
         print(len(summary._processes.services), sys.getswitchinterval(), gc.get_freeze_count() > 0,
-              runs._SERVER is not None, flush=True)
+              server._SERVER is not None, flush=True)
         for thread in threading.enumerate():
             if thread.name.startswith("explorer-warm"):
                 thread.join()
-        runs.close_server()
+        server.close_server()
         summary._processes.stop()
     """)
     env = {**os.environ, "EXPLORER_SUMMARY_PROCESSES": "2", "EXPLORER_HOME": str(tmp_path)}

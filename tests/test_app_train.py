@@ -16,7 +16,7 @@ from tests.test_app import APP
 @pytest.fixture(scope="module")
 def app_env(tmp_path_factory):
     """A run store and data directory of this module's own; the app's run manager is rebuilt on them."""
-    from explorer.training.runs import close_server
+    from explorer.server import close_server
 
     home = tmp_path_factory.mktemp("home")
     data = write_dataset(tmp_path_factory.mktemp("data"))
@@ -173,7 +173,7 @@ def test_an_unknown_run_says_so_on_every_page_and_keeps_its_url(app_env):
 
 
 def test_a_run_over_the_servers_limit_says_why_start_is_off(app_env, monkeypatch):
-    from explorer.training.runs import close_server
+    from explorer.server import close_server
 
     monkeypatch.setenv("EXPLORER_MAX_RUN_MINUTES", "1")  # another environment: a manager of its own
     try:
@@ -191,7 +191,7 @@ def test_a_run_over_the_servers_limit_says_why_start_is_off(app_env, monkeypatch
 
 
 def test_the_fast_preset_says_what_it_changes_trains_with_its_recipe_and_reopens_as_fast(app_env):
-    from explorer.training.runs import server_manager
+    from explorer.server import server_manager
 
     at = train_page()
     at.sidebar.selectbox(key="t.family").set_value("LeNet").run()
@@ -212,7 +212,7 @@ def test_the_fast_preset_says_what_it_changes_trains_with_its_recipe_and_reopens
 def test_one_recipe_switch_at_a_time_trains_and_reopens_as_set(app_env):
     """The quick preset with only label smoothing and Adam switched on: the run stores exactly those, the
     rest stays the book's, and its link reopens them."""
-    from explorer.training.runs import server_manager
+    from explorer.server import server_manager
 
     at = train_page()
     pick_lenet_bn(at, epochs=1, batch=64)
@@ -235,13 +235,13 @@ def test_one_recipe_switch_at_a_time_trains_and_reopens_as_set(app_env):
 def test_a_run_whose_weights_went_missing_still_shows_and_can_be_deleted(app_env):
     from explorer import registry
     from explorer.identity import OWNER
+    from explorer.server import server_manager
     from explorer.training.recipes import TrainSettings
-    from explorer.training.runs import server_manager
 
     manager = server_manager()
     run_id = manager.start("lenet-bn", registry.get("lenet-bn").config, TrainSettings(lr=0.5, epochs=1, batch_size=64))
     record = manager.wait(run_id, timeout=120).record
-    weights = manager.weights_file_of(record)
+    weights = manager.kept.weights_of(record)
     weights.rename(weights.with_suffix(".moved"))  # the file went away
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state["visitor"] = OWNER  # the person at the machine, as a loopback browser is
@@ -260,8 +260,8 @@ def test_a_train_url_too_big_to_train_is_refused_without_building_or_timing_anyt
     """The attack: a URL whose network would take hundreds of hours. Its page view must not train in the server."""
     import resource
 
+    from explorer.server import close_server
     from explorer.training.measure import Measurements
-    from explorer.training.runs import close_server
 
     monkeypatch.setenv("EXPLORER_MAX_RUN_MINUTES", "1")  # this module's data set has 512 training images
 
@@ -288,8 +288,8 @@ def test_a_measurement_runs_out_of_the_server_and_blocks_no_other_visitors_page(
     timed in a process of its own, one at a time, and the page says it is measuring."""
     import resource
 
+    from explorer.server import server_manager
     from explorer.training import measure
-    from explorer.training.runs import server_manager
 
     heavy = {"model": "lenet", "resolution": "160", "channels": "[64, 256]"}  # seconds of steps, 1.5 GiB to train
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -322,8 +322,8 @@ def test_a_measurement_runs_out_of_the_server_and_blocks_no_other_visitors_page(
 
 def test_the_estimate_says_how_many_runs_a_new_one_would_wait_for(app_env):
     from explorer import registry
+    from explorer.server import server_manager
     from explorer.training.recipes import TrainSettings
-    from explorer.training.runs import server_manager
 
     manager = server_manager()
     running = manager.start("lenet-bn", registry.get("lenet-bn").config, TrainSettings(lr=0.5, epochs=200,

@@ -162,7 +162,7 @@ def test_a_full_disk_under_the_run_store_is_said_as_such(tmp_path, tiny_data, mo
         restarted.shutdown()
         assert not list((disk / "home").glob("runs.sqlite.damaged-*"))
         from explorer.identity import OWNER, Visitor
-        from explorer.training.runs import close_server
+        from explorer.server import close_server
         from tests.test_app import app
 
         monkeypatch.setenv("EXPLORER_HOME", str(disk / "home"))
@@ -292,7 +292,7 @@ def test_a_data_directory_moved_elsewhere_keeps_every_runs_weights(tmp_path, tin
     (tmp_path / "home").rename(tmp_path / "moved")  # a new disk, a backup restored elsewhere
     moved = RunManager(tmp_path / "moved", threads=1, data_dir=tiny_data)
     assert moved.store.get(run_id).weights_path == f"{run_id}.pt"  # stored by name, not by absolute path
-    assert moved.load_weights(run_id).keys() == registry.build(LENET_BN).state_dict().keys()
+    assert moved.kept.load(run_id).keys() == registry.build(LENET_BN).state_dict().keys()
     moved.delete(run_id)
     assert not (tmp_path / "moved" / "weights" / f"{run_id}.pt").exists()
     moved.shutdown()

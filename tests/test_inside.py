@@ -224,7 +224,7 @@ def test_inspect_writes_painted_pngs_and_prints_the_prediction(trained, tmp_path
 
 
 def test_the_inside_page_draws_the_image_its_stages_and_the_prediction(trained, monkeypatch):
-    from explorer.training.runs import close_server
+    from explorer.server import close_server
 
     manager, run_id, home, data = trained
     monkeypatch.setenv("EXPLORER_HOME", str(home))
@@ -457,7 +457,7 @@ def test_a_convolution_unit_worked_out_by_hand_is_the_feature_maps_value(name):
 
 
 def test_inside_works_out_a_unit_and_steps_across_the_image(trained, monkeypatch):
-    from explorer.training.runs import close_server
+    from explorer.server import close_server
 
     manager, run_id, home, data = trained
     monkeypatch.setenv("EXPLORER_HOME", str(home))

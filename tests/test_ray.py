@@ -38,7 +38,7 @@ def test_a_run_trains_on_ray_and_its_metrics_and_weights_reach_the_store(manager
     metrics = manager.store.metrics(view.id)
     assert (metrics.kind == "epoch").sum() == 2 and metrics.train_loss.notna().all()
     assert view.record.confusion is not None and view.record.test_acc is not None
-    weights = manager.load_weights(view.id)
+    weights = manager.kept.load(view.id)
     assert weights.keys() == registry.build(LENET_BN).state_dict().keys()
 
 

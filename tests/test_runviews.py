@@ -74,7 +74,7 @@ def test_confusions_and_per_class_accuracy(finished):
 def test_scratch_batchnorm_gamma_and_beta(finished):
     manager, records, _ = finished
     r = records[1]
-    norms = batchnorm_parameters(r.model, r.config, manager.load_weights(r.id))
+    norms = batchnorm_parameters(r.model, r.config, manager.kept.load(r.id))
     assert {name: len(gamma) for name, (gamma, _beta) in norms.items()} == {"1": 6, "5": 16, "10": 120, "13": 84}
     assert any(abs(g - 1.0) > 1e-4 for g in norms["1"][0])  # training moved gamma off its initial 1
 

@@ -31,21 +31,21 @@ def kept(tmp_path, tiny_data):
 
 def test_what_a_run_keeps_counts_its_weights_and_its_rows(kept):
     manager, alice, (short, long) = kept
-    sizes = manager.stored_bytes(alice.id)
-    weights = manager.weights_path(short).stat().st_size
+    sizes = manager.kept.sizes(alice.id)
+    weights = manager.kept.weights_path(short).stat().st_size
     assert set(sizes) == {short, long} and sizes[short] > weights
     rows = len(manager.store.dynamics(long)) - len(manager.store.dynamics(short))
     assert sizes[long] - sizes[short] > rows * 70  # each dynamics row costs what it stores
-    assert manager.stored_bytes("bob") == {}
+    assert manager.kept.sizes("bob") == {}
 
 
 def test_a_visitor_over_the_store_limit_is_told_which_runs_to_delete(kept, monkeypatch):
     manager, alice, (short, long) = kept
     settings = TrainSettings(lr=0.5, epochs=1, batch_size=32)
-    assert sum(manager.stored_bytes(alice.id).values()) < 2**20  # under a megabyte: still admitted
+    assert sum(manager.kept.sizes(alice.id).values()) < 2**20  # under a megabyte: still admitted
     manager.stop(manager.start("lenet-bn", CONFIG, settings, alice))
     # as if her runs had grown past the limit (a real megabyte of runs takes minutes to train)
-    monkeypatch.setattr("explorer.training.runs.RunManager.stored_bytes",
+    monkeypatch.setattr("explorer.training.kept.Kept.sizes",
                         lambda self, owner=None: {short: 700_000, long: 900_000} if owner == alice.id else {})
     with pytest.raises(QuotaError) as err:
         manager.start("lenet-bn", CONFIG, settings, alice)
@@ -57,7 +57,7 @@ def test_a_visitor_over_the_store_limit_is_told_which_runs_to_delete(kept, monke
 
 def test_prune_deletes_old_finished_runs_and_their_weights_never_a_running_one(kept, capsys):
     manager, alice, (short, long) = kept
-    weights = manager.weights_path(short)
+    weights = manager.kept.weights_path(short)
     queued = manager.start("lenet-bn", CONFIG, TrainSettings(lr=0.5, epochs=200, batch_size=8), alice)
     time.sleep(0.1)
     assert main(["prune", "--older-than", "0m", "--dry-run", "--home", str(manager.home)]) == 0

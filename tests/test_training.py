@@ -270,7 +270,7 @@ def test_run_manager_runs_in_the_background_and_stores_everything(manager):
     metrics = manager.store.metrics(run_id)
     assert set(metrics.kind) == {"step", "epoch"}
     assert (metrics.kind == "epoch").sum() == 2
-    weights = manager.load_weights(run_id)
+    weights = manager.kept.load(run_id)
     model = registry.build(LENET_BN)
     model.load_state_dict(weights)
 
@@ -393,7 +393,7 @@ def test_a_restart_marks_running_runs_interrupted_and_keeps_the_rest(tmp_path, t
     kept = second.view(done).record
     assert kept.status == "done" and kept.confusion is not None
     assert len(second.store.metrics(done)) > 0
-    assert second.load_weights(done).keys() == registry.build(LENET_BN).state_dict().keys()
+    assert second.kept.load(done).keys() == registry.build(LENET_BN).state_dict().keys()
 
 
 def test_a_failing_run_is_marked_failed_and_the_worker_lives_on(manager, tiny_data):
@@ -411,7 +411,7 @@ def test_weights_load_safely(manager, tmp_path):
     with manager.store._db() as db:
         db.execute("UPDATE runs SET weights_path = ? WHERE id = ?", (str(evil), run_id))
     with pytest.raises(Exception, match="[Ww]eights only"):
-        manager.load_weights(run_id)
+        manager.kept.load(run_id)
 
 
 @pytest.mark.realdata

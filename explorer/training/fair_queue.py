@@ -3,7 +3,10 @@ runs never stand in front of everyone's."""
 
 from __future__ import annotations
 
+import json
 from collections import deque
+
+from explorer.training.schema import RunRecord
 
 
 class FairQueue:
@@ -55,3 +58,26 @@ class FairQueue:
     def started(self, owner: str) -> None:
         """Count a run of `owner` as started (one that was popped and then claimed)."""
         self._started[owner] = self._started.get(owner, 0) + 1
+
+
+def expected_wait(records: list[RunRecord], running: set[str], max_running: int, now: float) -> float:
+    """About how long until the run after `records` starts: the running runs' remaining estimates, then the
+    estimates of the queued runs among `records` (in order), over `max_running` slots. A run admitted before
+    anything was measured of it counts what a run of the same network and settings is expected to take."""
+    known = {_same_run(r): r.estimate_seconds for r in records if r.estimate_seconds}
+
+    def expected(r: RunRecord) -> float:
+        return r.estimate_seconds or known.get(_same_run(r), 0.0)
+
+    slots = [max(0.0, expected(r) - (now - (r.started or now))) for r in records if r.id in running]
+    slots = sorted(slots + [0.0] * max(0, max_running - len(slots)))[:max(1, max_running)]
+    for record in records:
+        if record.id not in running:
+            slots[0] += expected(record)
+            slots.sort()
+    return slots[0]
+
+
+def _same_run(record: RunRecord) -> str:
+    """What makes two runs take the same time: their network, config and settings."""
+    return json.dumps([record.model, record.config, record.settings], sort_keys=True, default=str)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import dataclasses
-import json
 import logging
 import os
 import threading
@@ -23,11 +22,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from explorer import registry
 from explorer.config import ModelConfig
-from explorer.errors import ConfigError, MissingWeightsError, OwnerError, QuotaError
+from explorer.errors import ConfigError, OwnerError, QuotaError
 from explorer.i18n import N_, _, keep
 from explorer.identity import OWNER, Visitor
 from explorer.training import processes
@@ -54,7 +51,8 @@ from explorer.training.estimate import (
     over_time_limit,
     saved_step,
 )
-from explorer.training.fair_queue import FairQueue
+from explorer.training.fair_queue import FairQueue, expected_wait
+from explorer.training.kept import Kept
 from explorer.training.live import LivePages
 from explorer.training.loop import default_threads
 from explorer.training.measure import Measurements, Request
@@ -114,6 +112,7 @@ class RunManager:
         self.store = RunStore(self.home / "runs.sqlite")
         self.weights_dir = self.home / "weights"
         self.weights_dir.mkdir(parents=True, exist_ok=True)
+        self.kept = Kept(self.store, self.weights_dir)
         self.max_running = max_running or int(os.environ.get("EXPLORER_MAX_RUNNING", 1))
         self.threads = threads
         self.data_dir = data_dir
@@ -173,7 +172,8 @@ class RunManager:
         them against every quota at once, so that no other start, in this process or another, slips between
         the count and the insert."""
         rows = [self._validated(r, visitor) for r in requests]
-        self._check_kept(visitor)
+        if not visitor.admin:
+            self.kept.check_quota(visitor.id, self.quotas.store_mb_per_visitor)
 
         def check(active: list[RunRecord]) -> None:  # in the store's transaction: it takes no lock of ours
             if (refusal := over_quota(active, visitor, self.quotas, len(rows))) is not None:
@@ -210,40 +210,14 @@ class RunManager:
                       run_name(request.name) or None, visitor.address,
                       estimate.seconds if estimate is not None else None)
 
-    def stored_bytes(self, owner: str | None = None) -> dict[str, int]:
-        """About how many bytes each run (of `owner`, or every run) keeps: its rows in the store and its
-        weights file."""
-        sizes = self.store.stored_bytes(owner)
-        for record in self.store.list(owner):
-            if record.weights_path and (path := self.weights_file_of(record)).is_file():
-                sizes[record.id] = sizes.get(record.id, 0) + path.stat().st_size
-        return sizes
-
-    def _check_kept(self, visitor: Visitor) -> None:
-        """Refuse a new run of a visitor whose runs already keep EXPLORER_STORE_MB_PER_VISITOR, naming the
-        largest of them to delete."""
-        limit = self.quotas.store_mb_per_visitor
-        if visitor.admin or limit is None:
-            return
-        sizes = self.stored_bytes(visitor.id)
-        if sum(sizes.values()) < limit * 2**20:
-            return
-        largest = sorted(sizes, key=sizes.get, reverse=True)[:3]
-        names = ", ".join(f"{self.store.get(r).label} ({sizes[r] / 2**20:.1f} MB)" for r in largest)
-        raise QuotaError("EXPLORER_STORE_MB_PER_VISITOR", "your runs keep {kept:.1f} MB on this server, its limit "
-                         "per visitor (EXPLORER_STORE_MB_PER_VISITOR, {limit} MB); delete some on the Runs page: "
-                         "the largest are {runs}", kept=sum(sizes.values()) / 2**20, limit=limit, runs=names)
-
     def prune(self, older_than: float, dry_run: bool = False) -> list[tuple[RunRecord, int]]:
         """Delete finished runs created more than `older_than` seconds ago, with their weights (an admin's
         tool: `python -m explorer prune`); the runs and the bytes each kept. With `dry_run`, delete nothing."""
-        cutoff = time.time() - older_than
-        sizes = self.stored_bytes()
-        old = [r for r in self.store.list() if r.status in FINISHED and r.created < cutoff]
+        old = self.kept.finished_before(time.time() - older_than)
         if not dry_run:
-            for record in old:
+            for record, _size in old:
                 self.delete(record.id)
-        return [(r, sizes.get(r.id, 0)) for r in old]
+        return old
 
     def _refusal(self, refusal: Refusal) -> QuotaError:
         """A quota's refusal in words, with when a place should free up (worked out after the transaction)."""
@@ -256,26 +230,13 @@ class RunManager:
         return quota_error(refusal, self._when_one_ends(refusal.runs))
 
     def wait_seconds(self, run_id: str) -> float:
-        """About how long until a queued run starts: the running runs' remaining estimates, then the
-        estimates of the runs ahead of it, over this server's max_running slots. A run admitted before anything
-        was measured of it counts what a run of the same network and settings is expected to take."""
-        now = time.time()
+        """About how long until a queued run starts (fair_queue.expected_wait), by what this manager runs and
+        has queued."""
         with self._cv:
             running, order = list(self._running), self._queue.ordered()
         ahead = order[:order.index(run_id)] if run_id in order else order
         records = [r for r in map(self.store.get, running + ahead) if r is not None]
-        known = {_same_run(r): r.estimate_seconds for r in records if r.estimate_seconds}
-
-        def expected(r: RunRecord) -> float:
-            return r.estimate_seconds or known.get(_same_run(r), 0.0)
-
-        slots = [max(0.0, expected(r) - (now - (r.started or now))) for r in records if r.id in running]
-        slots = sorted(slots + [0.0] * max(0, self.max_running - len(slots)))[:max(1, self.max_running)]
-        for record in records:
-            if record.id not in running:
-                slots[0] += expected(record)
-                slots.sort()
-        return slots[0]
+        return expected_wait(records, set(running), self.max_running, time.time())
 
     def _when_one_ends(self, runs: list[RunRecord]) -> str:
         """When the first of these runs should end, in words, for a refusal that asks to wait for one."""
@@ -369,29 +330,13 @@ class RunManager:
         self.stop(run_id, visitor)
         record = self.store.get(run_id)
         if record and record.weights_path:
-            self.weights_file_of(record).unlink(missing_ok=True)
+            self.kept.weights_of(record).unlink(missing_ok=True)
         self.store.delete(run_id)
-
-    def load_weights(self, run_id: str) -> dict[str, torch.Tensor]:
-        """A run's trained weights (weights_only=True), to look at: a run's link is a read-only view for
-        whoever has it. Downloading the file stays the owner's (weights_file)."""
-        return torch.load(self.weights_path(run_id), map_location="cpu", weights_only=True)
 
     def weights_file(self, run_id: str, visitor: Visitor = OWNER) -> bytes:
         """The run's weights file (a state_dict) for its owner or an admin to download."""
         self._check_owner(run_id, visitor, N_("download its weights"))
-        return self.weights_path(run_id).read_bytes()
-
-    def weights_file_of(self, record: RunRecord) -> Path:
-        """Where a run's weights are: stored by file name in this data directory's weights/, so the directory
-        can move (runs stored before this kept absolute paths, still honoured)."""
-        return self.weights_dir / record.weights_path
-
-    def weights_path(self, run_id: str) -> Path:
-        record = self.store.get(run_id)
-        if record is None or not record.weights_path or not self.weights_file_of(record).is_file():
-            raise MissingWeightsError("run {run} has no saved weights", run=run_id[:40])
-        return self.weights_file_of(record)
+        return self.kept.weights_path(run_id).read_bytes()
 
     def estimate_time(self, config: ModelConfig, settings: TrainSettings, wait: float | None = None,
                       measure: bool = True) -> Estimate | None:
@@ -468,39 +413,7 @@ class RunManager:
         self.backend.supervise(job)
 
 
-_SERVER: RunManager | None = None
-_SERVER_LOCK = threading.Lock()
-
-
-def server_manager() -> RunManager:
-    """This server process's run manager, with the quotas, data directory and limits of its environment (the
-    EXPLORER_ variables, read when it is made): shared by every session, and made by `python -m explorer
-    serve` before the first visitor, so that queued runs resume as soon as a restarted server is up. One that
-    was shut down (close_server) is made anew, from the environment as it is then."""
-    global _SERVER
-    with _SERVER_LOCK:
-        if _SERVER is None or _SERVER.closed:
-            _SERVER = RunManager(quotas=Quotas.from_env())
-            # the first visitor's estimate should not wait seconds for the forkserver to import torch
-            threading.Thread(target=processes.warm, name="explorer-warm-forkserver", daemon=True).start()
-        return _SERVER
-
-
-def close_server() -> None:
-    """Shut the server's run manager down, if one was made (its runs are recorded as interrupted)."""
-    global _SERVER
-    with _SERVER_LOCK:
-        manager, _SERVER = _SERVER, None
-    if manager is not None:
-        manager.shutdown()
-
-
 INTERRUPTED = keep("the process that ran it stopped (a server restart or a kill) while it was running")
-
-
-def _same_run(record: RunRecord) -> str:
-    """What makes two runs take the same time: their network, config and settings."""
-    return json.dumps([record.model, record.config, record.settings], sort_keys=True, default=str)
 
 
 def _stale(record: RunRecord) -> bool:
@@ -514,4 +427,4 @@ def _stale(record: RunRecord) -> bool:
     return not alive and (record.heartbeat or 0) < time.time() - GONE_SECONDS
 
 
-__all__ = ["RunManager", "RunView", "close_server", "default_home", "server_manager"]
+__all__ = ["RunManager", "RunRequest", "RunView", "default_home"]

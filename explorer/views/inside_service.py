@@ -67,7 +67,7 @@ def _look(manager, subject: str, image: int | bytes, invert: bool | None) -> Loo
     if subject in registry.list_models():
         return Look(subject, registry.get(subject).config, None, manager.data_dir, image, invert)
     if (record := manager.store.get(subject)) is not None:
-        return Look(record.model, registry.config_from(record.model, record.config), manager.weights_path(subject),
+        return Look(record.model, registry.config_from(record.model, record.config), manager.kept.weights_path(subject),
                     manager.data_dir, image, invert)
     raise ConfigError("run", "{subject!r} is neither a run in this run store nor a catalog network",
                       subject=subject[:40])
