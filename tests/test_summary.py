@@ -12,7 +12,8 @@ from torch import nn
 from explorer import registry
 from explorer.config import with_overrides
 from explorer.errors import ConfigError
-from explorer.summary import COLUMNS, describe, summarize
+from explorer.summary import summarize
+from explorer.trace import COLUMNS, describe
 
 MODELS = registry.list_models()
 
@@ -175,7 +176,8 @@ def test_summaries_free_their_networks_and_the_cache_levels_off(monkeypatch):
     import os
     import weakref
 
-    from explorer.summary import build_meta, describe, summaries
+    from explorer.summary import build_meta, summaries
+    from explorer.trace import describe
 
     model = build_meta(registry.get("resnet18").config).eval()
     describe(model, (1, 96, 96))
