@@ -13,6 +13,7 @@ from explorer.errors import ConfigError, OwnerError, QuotaError
 from explorer.i18n import told
 from explorer.identity import Visitor
 from explorer.training.admission import UNLIMITED, Quotas, check_time, estimate_bytes
+from explorer.training.load import Readings
 from explorer.training.pipeline import prepare
 from explorer.training.recipes import TrainSettings, preset
 from explorer.training.runs import RunManager
@@ -88,7 +89,7 @@ def test_a_step_rate_measurement_is_saved_in_the_store_and_reused(tmp_path, monk
     config = dataclasses.replace(LENET_BN, resolution=32)  # not measured yet in this process
     first = measure_step(config, 48, "cpu", 1, store)
     assert measure_step(config, 48, "cpu", 1, store) is first  # this process keeps its own
-    monkeypatch.setattr(estimate, "_step_readings", estimate.Readings())  # another process, say: the store alone
+    monkeypatch.setattr(estimate, "_step_readings", Readings())  # another process, say: the store alone
     again = measure_step(config, 48, "cpu", 1, RunStore(tmp_path / "runs.sqlite"))
     assert not first.cached and again.cached
     assert (again.contiguous, again.channels_last) == (first.contiguous, first.channels_last)

@@ -26,7 +26,8 @@ from explorer.config import ModelConfig
 from explorer.errors import ExplorerError, QuotaError
 from explorer.i18n import _
 from explorer.training import processes
-from explorer.training.estimate import Measured, Readings, measure
+from explorer.training.estimate import Measured, measure
+from explorer.training.load import Readings
 from explorer.training.store import RunStore
 
 MEASURE_CPU_SECONDS = 120.0  # a measurement that used this much CPU time is killed: the network is too slow here
@@ -65,7 +66,7 @@ class StillMeasuring(Exception):
 
 class Measurements:
     """A server's measurements: asked for by any thread, taken one at a time by a thread of its own, each in
-    a fresh process; kept like the in-process ones (explorer.training.estimate.Readings)."""
+    a fresh process; kept like the in-process ones (explorer.training.load.Readings)."""
 
     def __init__(self, store_path: Path | None, max_bytes: int) -> None:
         self.store_path, self.max_bytes = store_path, max_bytes

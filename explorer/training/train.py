@@ -24,7 +24,8 @@ from explorer.config import ModelConfig
 from explorer.i18n import N_, keep
 from explorer.training.data import CLASS_NAMES, load_fashion_mnist
 from explorer.training.dynamics import Watch
-from explorer.training.estimate import MachineLoad, StepTiming, measure_step, run_seconds
+from explorer.training.estimate import StepTiming, measure_step, run_seconds
+from explorer.training.load import MachineLoad
 from explorer.training.loop import default_threads, lr_factor, make_optimizer, new_model, predict, sgd_step
 from explorer.training.pipeline import DeviceData, augment, prepare
 from explorer.training.recipes import TrainSettings, check_trainable
@@ -111,7 +112,7 @@ class TrainResult:
     predictions: bytes = b""    # predicted class of every test image, for the detail page
     state_dict: dict[str, torch.Tensor] = field(default_factory=dict)
     seconds: float = 0.0
-    others_cpu: float = 0.0     # the share of the CPUs other processes took meanwhile (estimate.MachineLoad)
+    others_cpu: float = 0.0     # the share of the CPUs other processes took meanwhile (load.MachineLoad)
 
 
 def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[Progress], None] | None = None,

@@ -24,13 +24,13 @@ from explorer.errors import ExplorerError
 from explorer.i18n import N_, keep
 from explorer.training import processes
 from explorer.training.estimate import (
-    BUSY_SHARE,
     MIN_RUN_SECONDS,
     StepTiming,
     check_against_run,
     human_duration,
     over_time_limit,
 )
+from explorer.training.load import BUSY_SHARE
 from explorer.training.recipes import TrainSettings
 from explorer.training.schema import RunRecord
 from explorer.training.store import RunStore, StoreError, free_bytes
