@@ -40,7 +40,7 @@ def bench_summary(repeat: int = 5) -> list[SummaryTiming]:
     return out
 
 
-SUMMARY_MEASURED = Path(__file__).parent.parent / "docs" / "measured" / "summary.json"
+MEASURED = Path(__file__).parent.parent / "docs" / "measured"  # kept benchmarks, the docs' tables' source
 
 
 def machine() -> str:
@@ -48,20 +48,27 @@ def machine() -> str:
     return f"{platform.machine()}, {len(os.sched_getaffinity(0))} CPU cores"
 
 
-def save_summary(rows: list[SummaryTiming], path: Path = SUMMARY_MEASURED) -> None:
-    """Keep a summary benchmark with where and when it ran: docs/performance.md's table is made from it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"machine": machine(), "date": time.strftime("%Y-%m-%d"),
-                                "rows": [dataclasses.asdict(r) for r in rows]}, indent=1) + "\n")
+def save(what: str, rows: list, directory: Path = MEASURED) -> None:
+    """Keep a benchmark's rows (dataclasses) with where and when it ran, as docs/measured/WHAT.json: the
+    source of its table in docs/performance.md (python -m explorer docs)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{what}.json").write_text(json.dumps(
+        {"machine": machine(), "date": time.strftime("%Y-%m-%d"),
+         "rows": [dataclasses.asdict(r) for r in rows]}, indent=1) + "\n")
 
 
-def summary_markdown(path: Path = SUMMARY_MEASURED) -> str:
+def _kept(what: str, directory: Path) -> tuple[str, list[dict]]:
+    kept = json.loads((directory / f"{what}.json").read_text())
+    return (f"Measured {kept['date']} on {kept['machine']} (`python -m explorer bench {what} --save`).",
+            kept["rows"])
+
+
+def summary_markdown(directory: Path = MEASURED) -> str:
     """The kept summary benchmark as a Markdown table (generated into docs/performance.md, never typed)."""
-    kept = json.loads(path.read_text())
-    lines = [f"Measured {kept['date']} on {kept['machine']} (`python -m explorer bench summary --save`).", "",
-             "| model | first in a process (ms) | warm, uncached (ms) | cached (ms) |", "|---|---:|---:|---:|"]
-    lines += [f"| {r['name']} | {r['first_ms']:.1f} | {r['warm_ms']:.1f} | {r['cached_ms']:.3f} |"
-              for r in kept["rows"]]
+    where, rows = _kept("summary", directory)
+    lines = [where, "", "| model | first in a process (ms) | warm, uncached (ms) | cached (ms) |",
+             "|---|---:|---:|---:|"]
+    lines += [f"| {r['name']} | {r['first_ms']:.1f} | {r['warm_ms']:.1f} | {r['cached_ms']:.3f} |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -108,11 +115,11 @@ def bench_train(name: str, resolution: int | None = None, batch_size: int | None
     import torch
 
     from explorer.errors import ConfigError
-    from explorer.training.data import load_fashion_mnist
+    from explorer.training.data import load_data
 
     if batches <= WARMUP_BATCHES:
         raise ConfigError("batches", "must be more than {warmup} (the warm-up batches)", warmup=WARMUP_BATCHES)
-    available = len(load_fashion_mnist(data_dir).train_labels)
+    available = len(load_data(data_dir).train_labels)
     if (batches + 1) * batch_size > available:
         raise ConfigError("batches", "{batches} batches of {batch_size} need {need} training images; the data has "
                                      "{available}", batches=batches, batch_size=batch_size,
@@ -246,12 +253,12 @@ def bench_presets(kind: str = "quick", names: list[str] | None = None, seeds: in
                   data_dir: str | None = None) -> Iterator[PresetResult]:
     """Train each model's preset on the real data, seed 0 to seeds-1, one run at a time: final test
     accuracy and wall time of each, beside the estimate made before the first."""
-    from explorer.training.data import load_fashion_mnist
+    from explorer.training.data import load_data
     from explorer.training.estimate import estimate_run
     from explorer.training.recipes import preset
     from explorer.training.train import train
 
-    data = load_fashion_mnist(data_dir)
+    data = load_data(data_dir)
     for name in names or registry.list_models():
         p = preset(name, kind)
         images = min(p.settings.train_subset or len(data.train_labels), len(data.train_labels))
@@ -382,3 +389,36 @@ def bench_dynamics(names: list[str] | None = None, kind: str = "quick", steps: i
         images = p.settings.train_subset or 60_000
         report_every = max(1, images // batch // 25)  # as training.train reports: about 25 times an epoch
         yield DynamicsBench(name, batch, report_every, statistics.median(plain), statistics.median(watched))
+
+
+def memory_markdown(directory: Path = MEASURED) -> str:
+    """The kept memory benchmark: each model's presets, estimate beside measured peak (generated into
+    docs/performance.md)."""
+    where, rows = _kept("memory", directory)
+    kinds = list(dict.fromkeys(r["kind"] for r in rows))
+    by = {(r["name"], r["kind"]): r for r in rows}
+    lines = [where, "", "| model | " + " | ".join(f"{k}: batch, size | estimate / peak (GiB) | ratio" for k in kinds)
+             + " |", "|---|" + "---|---:|---:|" * len(kinds)]
+    for name in dict.fromkeys(r["name"] for r in rows):
+        cells = []
+        for kind in kinds:
+            r = by.get((name, kind))
+            cells += ["", "", ""] if r is None else [
+                f"{r['batch_size']}, {r['resolution']}",
+                f"{r['estimate_bytes'] / 2**30:.2f} / {r['peak_bytes'] / 2**30:.2f}",
+                f"{r['estimate_bytes'] / r['peak_bytes']:.2f}"]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def dynamics_markdown(directory: Path = MEASURED) -> str:
+    """The kept dynamics benchmark: what reading each layer costs a step and a run (generated into
+    docs/performance.md)."""
+    where, rows = _kept("dynamics", directory)
+    lines = [where, "", "| model | batch | step (ms) | watched step (ms) | a watched step's cost | reported every | "
+             "cost to a run |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        b = DynamicsBench(**r)
+        lines.append(f"| {b.name} | {b.batch_size} | {b.step_ms:.1f} | {b.watched_ms:.1f} | {b.watched_cost:+.1%} | "
+                     f"{b.report_every} steps | {b.run_cost:+.2%} |")
+    return "\n".join(lines) + "\n"

@@ -25,10 +25,13 @@ def _exercises() -> str:
     return exercises.markdown()
 
 
-def _summary_timings() -> str:
-    from explorer import bench
+def _bench(what: str) -> Callable[[], str]:
+    def make() -> str:
+        from explorer import bench
 
-    return bench.summary_markdown()
+        return getattr(bench, f"{what}_markdown")()
+
+    return make
 
 
 def _lessons() -> str:
@@ -42,7 +45,9 @@ GENERATED: tuple[tuple[str, str | None, Callable[[], str]], ...] = (
     ("README.md", "exercise coverage", _exercise_coverage),
     ("docs/exercises.md", None, _exercises),
     ("docs/lessons.md", "lessons measured", _lessons),
-    ("docs/performance.md", "summary timings", _summary_timings),
+    ("docs/performance.md", "summary timings", _bench("summary")),
+    ("docs/performance.md", "memory against peaks", _bench("memory")),
+    ("docs/performance.md", "dynamics cost", _bench("dynamics")),
 )
 
 

@@ -10,8 +10,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     bench = sub.add_parser("bench", help="benchmarks").add_subparsers(required=True, metavar="WHAT")
     s = bench.add_parser("summary", help="warm summary time per catalog model")
     s.add_argument("--repeat", type=int, default=5)
-    s.add_argument("--save", action="store_true", help="keep it in docs/measured/summary.json, the source of "
-                                                       "docs/performance.md's table (python -m explorer docs)")
+    _save_arg(s, "summary")
     s.set_defaults(func=cmd_bench_summary)
     s = bench.add_parser("train", help="images/s of d2l's pipeline against ours, and the ratio")
     s.add_argument("name")
@@ -24,10 +23,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s = bench.add_parser("memory", help="each preset's memory estimate beside the measured peak of real steps")
     s.add_argument("names", nargs="*", help="catalog names (default: all)")
     s.add_argument("--preset", choices=("quick", "book"), action="append", help="default: both")
+    _save_arg(s, "memory")
     s.set_defaults(func=cmd_bench_memory)
     s = bench.add_parser("dynamics", help="what reading each layer's gradients and outputs adds to a training step")
     s.add_argument("names", nargs="*", help="catalog names (default: all)")
     s.add_argument("--steps", type=int, default=12)
+    _save_arg(s, "dynamics")
     s.set_defaults(func=cmd_bench_dynamics)
     s = bench.add_parser("presets", help="train each preset on the real data: test accuracy over seeds, time")
     s.add_argument("names", nargs="*", help="catalog names (default: all)")
@@ -37,15 +38,20 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=cmd_bench_presets)
 
 
+def _save_arg(s: argparse.ArgumentParser, what: str) -> None:
+    s.add_argument("--save", action="store_true", help=f"keep it in docs/measured/{what}.json, the source of "
+                                                       "its table in docs/performance.md (python -m explorer docs)")
+
+
 def cmd_bench_summary(args: argparse.Namespace) -> int:
-    from explorer.bench import bench_summary, save_summary
+    from explorer.bench import bench_summary, save
 
     rows = bench_summary(repeat=args.repeat)
     print(f"{'model':18s} {'first ms':>9s} {'warm ms':>8s} {'cached ms':>9s}")
     for row in rows:
         print(f"{row.name:18s} {row.first_ms:9.1f} {row.warm_ms:8.1f} {row.cached_ms:9.3f}")
     if args.save:
-        save_summary(rows)
+        save("summary", rows)
     return 0
 
 
@@ -80,21 +86,29 @@ def cmd_bench_presets(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_memory(args: argparse.Namespace) -> int:
-    from explorer.bench import bench_memory
+    from explorer.bench import bench_memory, save
 
     print(f"{'model':18s} {'preset':6s} {'batch':>5s} {'size':>4s} {'estimate':>9s} {'peak':>9s} {'ratio':>5s}")
+    rows = []
     for r in bench_memory(tuple(args.preset or ("quick", "book")), args.names or None):
         print(f"{r.name:18s} {r.kind:6s} {r.batch_size:5d} {r.resolution:4d} {r.estimate_bytes / 2**30:8.2f}G "
               f"{r.peak_bytes / 2**30:8.2f}G {r.ratio:5.2f}", flush=True)
+        rows.append(r)
+    if args.save:
+        save("memory", rows)
     return 0
 
 
 def cmd_bench_dynamics(args: argparse.Namespace) -> int:
-    from explorer.bench import bench_dynamics
+    from explorer.bench import bench_dynamics, save
 
-    print("| model | batch | step (ms) | watched step (ms) | a watched step's cost | reported every | cost to a run |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"{'model':18s} {'batch':>5s} {'step ms':>8s} {'watched':>8s} {'step cost':>9s} {'every':>5s} "
+          f"{'run cost':>8s}")
+    rows = []
     for r in bench_dynamics(args.names or None, steps=args.steps):
-        print(f"| {r.name} | {r.batch_size} | {r.step_ms:.1f} | {r.watched_ms:.1f} | {r.watched_cost:+.1%} | "
-              f"{r.report_every} steps | {r.run_cost:+.2%} |", flush=True)
+        print(f"{r.name:18s} {r.batch_size:5d} {r.step_ms:8.1f} {r.watched_ms:8.1f} {r.watched_cost:+9.1%} "
+              f"{r.report_every:5d} {r.run_cost:+8.2%}", flush=True)
+        rows.append(r)
+    if args.save:
+        save("dynamics", rows)
     return 0
