@@ -6,9 +6,17 @@ from explorer import registry
 from explorer.errors import ExplorerError
 from explorer.i18n import _
 from explorer.summary import summarize
-from explorer.training.data import CLASS_NAMES
+from explorer.training.data import class_names
 from explorer.views.inside import DEAD_ADVICE, MAP_PIXELS, conv_layers, receptive_box, relu_name, relu_table
-from explorer.views.inside_service import busy, conv_unit, describe_subject, images_of_class, mistakes, view
+from explorer.views.inside_service import (
+    busy,
+    conv_unit,
+    dataset_of,
+    describe_subject,
+    images_of_class,
+    mistakes,
+    view,
+)
 from explorer.views.pictures import (
     batchnorm_chart,
     draw_box,
@@ -47,13 +55,15 @@ with st.sidebar:
             state["i.model"] = params["model"] if params.get("model") in names else seen.model if seen else names[0]
         subject = st.selectbox(_("Network (Xavier-initialised, untrained)"), names, key="i.model")
     wrong = mistakes(manager, subject)
+    dataset = dataset_of(manager, subject)
+    classes = class_names(dataset)
     ways = ["by index", "by class"] + (["one it got wrong"] if len(wrong) else [])
     way = st.radio(_("Pick a test image"), ways, key="i.way", horizontal=True, format_func=_)
     if way == "by class":
-        label = st.selectbox(_("Class"), range(len(CLASS_NAMES)), format_func=lambda k: _(CLASS_NAMES[k]),
+        label = st.selectbox(_("Class"), range(len(classes)), format_func=lambda k: _(classes[k]),
                              key="i.class")
-        of_class = images_of_class(manager, label)
-        nth = st.number_input(_("Which {item} (0 is the first)").format(item=_(CLASS_NAMES[label])), 0,
+        of_class = images_of_class(manager, label, dataset)
+        nth = st.number_input(_("Which {item} (0 is the first)").format(item=_(classes[label])), 0,
                               len(of_class) - 1, key="i.nth")
         image = of_class[nth]
     elif way == "one it got wrong":
@@ -100,11 +110,11 @@ picture, saliency, chart = st.columns([1, 1, 2])
 if v.upload is not None:
     picture.image(v.upload.preview, width=96, caption=_("your picture"))
 shown = (_("what the network sees: 28x28") + (_(", light and dark swapped") if v.upload.inverted else "")
-         if v.upload is not None else _("test image {image}: {item}").format(image=image, item=_(CLASS_NAMES[v.label])))
+         if v.upload is not None else _("test image {image}: {item}").format(image=image, item=_(classes[v.label])))
 picture.image(v.image, width=200 if v.upload is None else 112, clamp=True, caption=shown)
 saliency.image(grid(v.inside.saliency[None]), width=200,
-               caption=_("where it looked for '{item}' (saliency)").format(item=_(CLASS_NAMES[top])))
-chart.plotly_chart(prediction_chart(v.inside.probabilities, v.label), key="i.prediction")
+               caption=_("where it looked for '{item}' (saliency)").format(item=_(classes[top])))
+chart.plotly_chart(prediction_chart(v.inside.probabilities, v.label, dataset=dataset), key="i.prediction")
 
 dead = v.stats[v.stats.dead]
 if len(dead):

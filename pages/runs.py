@@ -134,11 +134,11 @@ else:
     st.info(_("This run stopped before its first report: it has no curve."))
 if r.confusion:
     left, right = st.columns([3, 2])
-    left.plotly_chart(confusion_heatmap(r.confusion), key="r.confusion")
-    right.dataframe(per_class_accuracy(r.confusion), hide_index=True, width="stretch", height=fit_height(10),
+    left.plotly_chart(confusion_heatmap(r.confusion, r.dataset), key="r.confusion")
+    right.dataframe(per_class_accuracy(r.confusion, r.dataset), hide_index=True, width="stretch", height=fit_height(10),
                     column_config={_("accuracy"): st.column_config.ProgressColumn(min_value=0, max_value=1,
                                                                                format="%.3f")})
-    examples = confused_examples(r, data_dir=manager.data_dir)
+    examples = confused_examples(r, data_dir=manager.data_of(r.dataset))
     if examples:
         st.subheader(_("Test images it gets wrong, most confused pairs first"))
         st.image([img for img, _ in examples], caption=[c for _, c in examples], width=112)

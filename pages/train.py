@@ -10,6 +10,7 @@ from explorer.errors import ExplorerError
 from explorer.i18n import N_, _, plural, told
 from explorer.summary import summarize
 from explorer.training.admission import NAME_CHARACTERS, check_time, estimate_bytes
+from explorer.training.data import DATASETS, DEFAULT_DATASET
 from explorer.training.estimate import human_duration
 from explorer.training.loop import cuda_available
 from explorer.training.measure import StillMeasuring
@@ -31,6 +32,7 @@ from pages.common import (
 )
 from pages.language import use_language
 
+TITLES = {"fashion-mnist": N_("Train on Fashion-MNIST"), "mnist": N_("Train on MNIST")}
 manager, me, params = page_context()
 state = st.session_state
 admin_notices(me)
@@ -44,6 +46,7 @@ if "t.init" not in state:
         name, config, kind, settings = reopen_settings(linked)
         seed_params = config_params(name, config)
         state["t.preset"] = kind
+        state["t.dataset"] = linked.dataset
         for widget, value in settings.items():
             state[f"t.{name}.{kind}.{widget}"] = value
     elif "model" not in params and state.get("x.last_valid"):  # the config from Explore carries over
@@ -52,20 +55,29 @@ with st.sidebar:
     name, config, error = config_editor("t.", st.sidebar, seed_params)
 page_setup()
 
-st.title(_("Train on Fashion-MNIST"))
+asked = params.get("dataset", DEFAULT_DATASET)
+if state.get("t.dataset") not in DATASETS:
+    state["t.dataset"] = asked if asked in DATASETS else DEFAULT_DATASET
+st.title(_(TITLES[state["t.dataset"]]))
+if asked not in DATASETS:  # said, and kept in the URL: the page never silently trains on another data set
+    st.warning(plain(_("The link asks for data set {value!r}; this page trains on fashion-mnist or mnist.").format(
+        value=asked[:40])), icon="⚠️")
 if linked_id and linked is None:  # the URL names a run this store does not have: say so, keep the URL
     say_run_missing(linked_id, _("The settings below train a new run."))
 show_fallback(error)
-top = st.columns([1.7, 0.9, 2])
+top = st.columns([1.7, 0.9, 1.1, 1.8])
 kind = top[0].radio(_("Preset"), ["quick", "fast", "book"], horizontal=True, key="t.preset",
                     help=_("quick: about a minute on a laptop CPU; fast: the quick network with a modern recipe "
                            "(a few minutes); book: exactly d2l's settings"))
 devices = ["cuda", "cpu"] if cuda_available() else ["cpu"]
 device = top[1].selectbox(_("Device"), devices, key="t.device")
-run_label = top[2].text_input(_("Run name (optional)"), key="t.name", max_chars=NAME_CHARACTERS,
+dataset = top[2].selectbox(_("Data set"), list(DATASETS), key="t.dataset", format_func=lambda d: DATASETS[d].title,
+                           help=_("the book's Fashion-MNIST, or the original MNIST digits the chapter's exercises "
+                                  "ask about"))
+run_label = top[3].text_input(_("Run name (optional)"), key="t.name", max_chars=NAME_CHARACTERS,
                               placeholder=_("e.g. resnet without batch norm"),
                               help=_("Shown in lists and legends instead of the run's id"))
-chosen = preset(name, kind, device, config)
+chosen = preset(name, kind, device, config, dataset)
 s = chosen.settings
 key = f"t.{name}.{kind}"
 for widget, value in (("lr", s.lr), ("epochs", s.epochs), ("batch", s.batch_size), ("subset", s.train_subset or 0),
@@ -95,7 +107,7 @@ with st.sidebar:  # beside the network's knobs: the main area keeps the live cha
         cosine = st.checkbox(_("Cosine schedule"), key=key + ".cosine",
                              help=_("after the warm-up the rate falls to zero along a half cosine"))
         augment = st.checkbox(_("Augmentation"), key=key + ".augment",
-                              help=_("random horizontal flips and shifts of up to 2 pixels"))
+                              help=_("random horizontal flips (not of digits) and shifts of up to 2 pixels"))
 st.markdown(_("Trains **{network}** ({params:,} parameters), {kind} preset: learning rate {lr:g}, {epochs} "
               "{epoch_word} of {images} images at batch size {batch}, {init} init.").format(
     epoch_word=plural(epochs, N_("epoch"), N_("epochs")),
@@ -163,8 +175,10 @@ if run_id:
     wanted = {"run": run_id}
 elif linked_id:  # the URL named a run that is not here: it stays as it was
     wanted = {"run": linked_id}
-else:  # a Train URL names the network it trains
-    wanted = config_params(name, config)
+else:  # a Train URL names the network it trains, and the data unless it is the book's
+    wanted = config_params(name, config) | ({} if dataset == DEFAULT_DATASET else {"dataset": dataset})
+    if asked not in DATASETS and dataset == DEFAULT_DATASET:  # kept until another data set is picked
+        wanted["dataset"] = asked
 wanted |= bookmark_params() | dynamics_params()
 if st.query_params.to_dict() != wanted:
     st.query_params.from_dict(wanted)

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torchvision.transforms.functional as TF
 
-from explorer.training.data import CLASS_NAMES, FILES, DataError, find_data_dir, load_fashion_mnist, read_idx, write_idx
+from explorer.training.data import CLASS_NAMES, FILES, DataError, find_data_dir, load_data, read_idx, write_idx
 from explorer.training.pipeline import prepare
 from tests.conftest import DEBIAN_DATA, write_dataset
 
@@ -14,7 +14,7 @@ from tests.conftest import DEBIAN_DATA, write_dataset
 def test_reads_gzip_and_raw_idx(tmp_path):
     for gz in (True, False):
         d = write_dataset(tmp_path / str(gz), n_train=30, n_test=20, gz=gz)
-        data = load_fashion_mnist(str(d))
+        data = load_data(str(d))
         assert data.train_images.shape == (30, 28, 28) and data.train_images.dtype == torch.uint8
         assert data.test_labels.tolist() == [i % 10 for i in range(20)]
         assert data.train_labels.dtype == torch.int64
@@ -47,7 +47,7 @@ def test_corrupt_files_are_named(tmp_path, damage, expected):
     path = d / FILES["train_images"]
     path.write_bytes(damage(path.read_bytes()))
     with pytest.raises(DataError, match=expected) as err:
-        load_fashion_mnist(str(d))
+        load_data(str(d))
     assert str(path) in str(err.value)
 
 
@@ -63,10 +63,10 @@ def test_counts_and_labels_are_checked(tmp_path):
     d = write_dataset(tmp_path / "d", n_train=20, n_test=10)
     write_idx(d / (FILES["train_labels"] + ".gz"), torch.zeros(19, dtype=torch.uint8))
     with pytest.raises(DataError, match="20 images but 19 labels"):
-        load_fashion_mnist(str(d))
+        load_data(str(d))
     write_idx(d / (FILES["train_labels"] + ".gz"), torch.full((20,), 12, dtype=torch.uint8))
     with pytest.raises(DataError, match="label 12"):
-        load_fashion_mnist(str(d))
+        load_data(str(d))
 
 
 def test_resize_matches_torchvision_resize_and_to_tensor():
@@ -81,7 +81,7 @@ def test_resize_matches_torchvision_resize_and_to_tensor():
 @pytest.mark.skipif(not DEBIAN_DATA.is_dir(), reason="Debian's dataset-fashion-mnist is not installed "
                     "(apt-get install dataset-fashion-mnist)")
 def test_real_fashion_mnist():
-    data = load_fashion_mnist(str(DEBIAN_DATA))
+    data = load_data(str(DEBIAN_DATA))
     assert data.train_images.shape == (60_000, 28, 28) and data.test_images.shape == (10_000, 28, 28)
     assert torch.bincount(data.train_labels).tolist() == [6000] * 10
     assert len(CLASS_NAMES) == 10

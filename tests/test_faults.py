@@ -17,7 +17,7 @@ import pytest
 
 from explorer import registry
 from explorer.i18n import told
-from explorer.training.data import DataError, find_data_dir, load_fashion_mnist, read_idx
+from explorer.training.data import DataError, find_data_dir, load_data, read_idx
 from explorer.training.recipes import TrainSettings
 from explorer.training.runs import RunManager
 from explorer.training.store import RunStore, StoreError
@@ -237,7 +237,7 @@ def test_a_named_directory_missing_a_file_is_reported_not_replaced(tmp_path):
     with pytest.raises(DataError) as err:
         find_data_dir(str(data))
     assert "lacks t10k-labels-idx1-ubyte" in err.value.message
-    load_fashion_mnist.cache_clear()
+    load_data.cache_clear()
 
 
 def test_a_server_killed_mid_run_leaves_no_orphan_and_a_restart_goes_on(tmp_path, tiny_data):

@@ -65,8 +65,8 @@ def data_keys() -> set[str]:
             *STAGE_COLUMNS, *AXES.values(), *BOARD_COLUMNS.values(),
             DEAD_ADVICE, "mean", "var", "input", "logits", "identity", "1x1 conv",
             "A trained run", "Fresh weights", "by index", "by class", "one it got wrong",
-            "loading Fashion-MNIST", "measuring the fastest memory format", "building the model", "first batch",
-            "starting a worker process"}
+            "loading Fashion-MNIST", "loading MNIST", "measuring the fastest memory format", "building the model",
+            "first batch", "starting a worker process"}
     for name in registry.list_models():
         entry = registry.get(name)
         keys.add(entry.description)

@@ -187,9 +187,9 @@ def test_a_trained_run_is_shown_by_its_id_and_is_not_dead(trained):
 
 def test_images_to_pick_are_a_runs_mistakes_or_a_class(trained):
     manager, run_id, _, data = trained
-    from explorer.training.data import CLASS_NAMES, load_fashion_mnist
+    from explorer.training.data import CLASS_NAMES, load_data
 
-    test = load_fashion_mnist(str(data))
+    test = load_data(str(data))
     wrong = mistakes(manager, run_id)
     predicted = np.frombuffer(manager.store.get(run_id).predictions, dtype=np.uint8)
     assert len(wrong) > 0 and (wrong.true != wrong.predicted).all()
@@ -375,11 +375,11 @@ def test_ten_concurrent_fresh_vgg11_views_build_one_network_out_of_the_server_an
     data = write_dataset(tmp_path / "data")
     script = textwrap.dedent(f"""
         import os, resource, threading, time
-        from explorer.training.data import load_fashion_mnist
+        from explorer.training.data import load_data
         from explorer.training.runs import RunManager
         from explorer.views import inside_service as inside
         manager = RunManager({str(tmp_path / "home")!r}, data_dir={str(data)!r})
-        load_fashion_mnist({str(data)!r})
+        load_data({str(data)!r})
         before, start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter()
         views = [threading.Thread(target=inside.view, args=(manager, "vgg11", i)) for i in range(10)]
         for t in views:

@@ -77,10 +77,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     from PIL import Image
 
-    from explorer.training.data import CLASS_NAMES
+    from explorer.training.data import class_names
     from explorer.training.runs import RunManager
     from explorer.views.inside import relu_name
-    from explorer.views.inside_service import describe_subject, view
+    from explorer.views.inside_service import dataset_of, describe_subject, view
     from explorer.views.pictures import kernel_grid, part_grid, side_by_side, stage_grid, titled
 
     manager = RunManager(args.home, data_dir=args.data_dir, adopt_queued=False)
@@ -88,7 +88,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     what = describe_subject(manager, args.subject)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    truth = CLASS_NAMES[v.label]
+    names = class_names(dataset_of(manager, args.subject))
+    truth = names[v.label]
     images = {"input.png": titled(v.image, f"test image {args.image}: {truth}, as the network gets it (28x28)")}
     images |= {f"stage-{i:02d}-{s.type.lower()}.png":
                titled(stage_grid(s), f"stage {s.path} {s.type} -> {'x'.join(map(str, s.shape))}: "
@@ -102,14 +103,14 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     if len(v.inside.kernels):
         images["kernels.png"] = titled(kernel_grid(v.inside.kernels), "the first convolution's kernels")
     images["saliency.png"] = titled((v.inside.saliency * 255).round().astype("uint8"),
-                                    f"where it looked for '{CLASS_NAMES[int(v.inside.probabilities.argmax())]}' "
+                                    f"where it looked for '{names[int(v.inside.probabilities.argmax())]}' "
                                     "(saliency)", min_width=224)
     for file, pixels in images.items():
         Image.fromarray(pixels).save(out / file)
     top = int(v.inside.probabilities.argmax())
     print(what)
     print(_("test image {image} ({truth}): predicted {predicted} with probability {p:.3f}").format(
-        image=args.image, truth=_(truth), predicted=_(CLASS_NAMES[top]), p=v.inside.probabilities[top]))
+        image=args.image, truth=_(truth), predicted=_(names[top]), p=v.inside.probabilities[top]))
     for row in v.stats[v.stats.dead].itertuples():
         print(_("warning: layer {layer} is dead (zero for {fraction:.0%} of outputs)").format(
             layer=relu_name(row.layer, row.part), fraction=row.zero_fraction), file=sys.stderr)

@@ -29,9 +29,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     recipe.add_argument("--cosine", action=argparse.BooleanOptionalAction, help="the rate falls along a half cosine")
     recipe.add_argument("--augment", action=argparse.BooleanOptionalAction,
                         help="random flips and shifts of up to 2 pixels")
+    s.add_argument("--dataset", choices=("fashion-mnist", "mnist"), default="fashion-mnist",
+                   help="the book's Fashion-MNIST, or the original MNIST digits (the chapter's exercises)")
     s.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     s.add_argument("--name", dest="run_name", help="what to call the run in lists and legends")
-    s.add_argument("--data-dir", help="directory with the four Fashion-MNIST IDX files")
+    s.add_argument("--data-dir", help="directory with the data set's four IDX files")
     s.add_argument("--home", help="data directory for the run store (default: $EXPLORER_HOME or ~/.cnn-explorer)")
     s.set_defaults(func=cmd_train)
 
@@ -52,8 +54,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--home")
     s.set_defaults(func=cmd_prune)
 
-    s = sub.add_parser("data", help="Fashion-MNIST: where it is, or download it")
+    s = sub.add_parser("data", help="Fashion-MNIST (or MNIST): where it is, or download it")
     s.add_argument("action", choices=("where", "download"))
+    s.add_argument("--dataset", choices=("fashion-mnist", "mnist"), default="fashion-mnist")
     s.add_argument("--data-dir")
     s.set_defaults(func=cmd_data)
 
@@ -64,13 +67,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    import os
     from dataclasses import replace
 
+    from explorer.training.data import DEFAULT_DATASET, dataset
     from explorer.training.recipes import TrainSettings, preset
     from explorer.training.runs import RunManager
     from explorer.views.runviews import accuracy, calibration_text
 
-    chosen = preset(args.name, args.preset, args.device)
+    chosen = preset(args.name, args.preset, args.device, dataset=args.dataset)
     config = config_from(args, chosen.config)
     changes = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr), ("batch_size", args.batch_size),
                                  ("train_subset", args.train_subset), ("init", args.init),
@@ -79,7 +84,11 @@ def cmd_train(args: argparse.Namespace) -> int:
                                  ("warmup", args.warmup), ("cosine", args.cosine), ("augment", args.augment))
                if v is not None}
     settings: TrainSettings = replace(chosen.settings, **changes)
-    manager = RunManager(args.home, data_dir=args.data_dir, adopt_queued=False)  # a server's queue stays its own
+    data_dir = args.data_dir
+    if data_dir and args.dataset != DEFAULT_DATASET:  # a manager's data_dir is Fashion-MNIST's; MNIST's by name
+        os.environ[dataset(args.dataset).env] = data_dir
+        data_dir = None
+    manager = RunManager(args.home, data_dir=data_dir, adopt_queued=False)  # a server's queue stays its own
     if manager.store.recovered:
         print(_("warning: {message}").format(message=manager.store.recovered), file=sys.stderr)
     # the CLI has no time limit: it says what it knows of the time and trains, busy machine or not
@@ -218,7 +227,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
 def cmd_data(args: argparse.Namespace) -> int:
     from explorer.training.data import download, find_data_dir
 
-    print(find_data_dir(args.data_dir) if args.action == "where" else download())
+    print(find_data_dir(args.data_dir, args.dataset) if args.action == "where" else download(name=args.dataset))
     return 0
 
 

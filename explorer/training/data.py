@@ -1,8 +1,10 @@
-"""Fashion-MNIST as uint8 tensors, read from IDX files we validate ourselves.
+"""Fashion-MNIST (the book's data) or the original MNIST digits, as uint8 tensors, read from IDX files we
+validate ourselves. Both are four IDX files of 28x28 grey images in ten classes.
 
-Found in this order: a directory the user names (argument or EXPLORER_DATA_DIR), Debian's package
-`dataset-fashion-mnist`, then the cache torchvision's downloader fills (`python -m explorer data download`).
-Debian recompressed its .gz files, so their checksums differ from torchvision's list: we read IDX directly.
+Found in this order: a directory the user names (argument, or EXPLORER_DATA_DIR for Fashion-MNIST and
+EXPLORER_MNIST_DIR for MNIST), Debian's package `dataset-fashion-mnist` (Debian packages no MNIST), then the
+cache torchvision's downloader fills (`python -m explorer data download [--dataset mnist]`). Debian
+recompressed its .gz files, so their checksums differ from torchvision's list: we read IDX directly.
 """
 
 from __future__ import annotations
@@ -22,7 +24,42 @@ from explorer.i18n import N_
 
 CLASS_NAMES = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
                "ankle boot")
+DIGITS = tuple(str(d) for d in range(10))
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A data set the runs can train on: its classes, the variable that names its directory, where Debian
+    packages it and torchvision's name for it (its downloader's folder too)."""
+
+    name: str
+    title: str
+    classes: tuple[str, ...]
+    env: str
+    debian: bool          # packaged by Debian (dataset-fashion-mnist), in DEBIAN_DIR
+    torchvision: str
+    mirrors: bool         # an image means the same mirrored left-right (clothes do, digits do not)
+
+
+DATASETS = {"fashion-mnist": Dataset("fashion-mnist", "Fashion-MNIST", CLASS_NAMES, "EXPLORER_DATA_DIR", True,
+                                     "FashionMNIST", mirrors=True),
+            "mnist": Dataset("mnist", "MNIST", DIGITS, "EXPLORER_MNIST_DIR", False, "MNIST",
+                             mirrors=False)}
+DEFAULT_DATASET = "fashion-mnist"  # the book's
+
+
+def dataset(name: str) -> Dataset:
+    """The data set called `name`; ConfigError (naming the choices) for any other."""
+    if name not in DATASETS:
+        raise ConfigError("dataset", "must be one of {choices}, not {value!r}", choices=", ".join(DATASETS),
+                          value=str(name)[:40])
+    return DATASETS[name]
+
+
+def class_names(name: str = DEFAULT_DATASET) -> tuple[str, ...]:
+    """What a data set's labels 0-9 name."""
+    return dataset(name).classes
 FILES = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",
@@ -41,7 +78,7 @@ class DataError(ConfigError):
 
 
 @dataclass(frozen=True)
-class FashionMNIST:
+class ImageData:
     train_images: torch.Tensor  # (60000, 28, 28) uint8
     train_labels: torch.Tensor  # (60000,) int64
     test_images: torch.Tensor
@@ -54,6 +91,11 @@ HOW_TO_GET = N_("Get it in one of three ways: "
                 "2) python -m explorer data download (needs the internet; uses torchvision's downloader); "
                 "3) put the four IDX files (train-images-idx3-ubyte[.gz] ...) in a directory and pass --data-dir "
                 "DIR or set EXPLORER_DATA_DIR.")
+HOW_TO_GET_MNIST = N_("Get it in one of two ways: "
+                      "1) python -m explorer data download --dataset mnist (needs the internet; uses torchvision's "
+                      "downloader); "
+                      "2) put the four IDX files (train-images-idx3-ubyte[.gz] ...) in a directory and pass "
+                      "--data-dir DIR or set EXPLORER_MNIST_DIR.")
 
 
 def cache_dir() -> Path:
@@ -62,17 +104,20 @@ def cache_dir() -> Path:
     return Path(base) / "cnn-explorer"
 
 
-def candidate_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
-    named = data_dir or os.environ.get("EXPLORER_DATA_DIR")
+def candidate_dirs(data_dir: str | os.PathLike | None = None, name: str = DEFAULT_DATASET) -> list[Path]:
+    ds = dataset(name)
+    named = data_dir or os.environ.get(ds.env)
     dirs = [Path(named).expanduser()] if named else []
-    return dirs + [DEBIAN_DIR, cache_dir() / "FashionMNIST" / "raw"]
+    return dirs + ([DEBIAN_DIR] if ds.debian else []) + [cache_dir() / ds.torchvision / "raw"]
 
 
-def find_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
+def find_data_dir(data_dir: str | os.PathLike | None = None, name: str = DEFAULT_DATASET) -> Path:
     """The directory a user named, which must hold all four files; else the first that does, or a DataError
-    saying the three ways to get them."""
-    dirs = candidate_dirs(data_dir)
-    named = data_dir or os.environ.get("EXPLORER_DATA_DIR")
+    saying the ways to get them."""
+    ds = dataset(name)
+    dirs = candidate_dirs(data_dir, name)
+    named = data_dir or os.environ.get(ds.env)
+    how = HOW_TO_GET if ds.debian else HOW_TO_GET_MNIST
     if named:  # a directory the user named is used or reported, never silently replaced by another copy
         d = Path(named).expanduser()
         if not d.is_dir():
@@ -80,25 +125,25 @@ def find_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
         missing = [name for name in FILES.values() if _file(d, name) is None]
         if missing:
             raise DataError("{path} lacks {missing} (or .gz), and a directory you name is not replaced by another "
-                            "copy. {how}", path=str(d), missing=", ".join(missing), how=HOW_TO_GET)
+                            "copy. {how}", path=str(d), missing=", ".join(missing), how=how)
         return d
     for d in dirs:
-        if all(_file(d, name) is not None for name in FILES.values()):
+        if all(_file(d, file) is not None for file in FILES.values()):
             return d
-    raise DataError("Fashion-MNIST was not found (looked in {dirs}). {how}", dirs=", ".join(map(str, dirs)),
-                    how=HOW_TO_GET)
+    raise DataError("{dataset} was not found (looked in {dirs}). {how}", dataset=ds.title,
+                    dirs=", ".join(map(str, dirs)), how=how)
 
 
 
 
-def load_fashion_mnist(data_dir: str | None = None) -> FashionMNIST:
-    """All four arrays, validated: magic numbers, dimensions, counts and label range. Kept per directory
-    found (not per argument: None means whatever EXPLORER_DATA_DIR or the system copy names now)."""
-    return _load(find_data_dir(data_dir))
+def load_data(data_dir: str | None = None, name: str = DEFAULT_DATASET) -> ImageData:
+    """All four arrays of a data set, validated: magic numbers, dimensions, counts and label range. Kept per
+    directory found (not per argument: None means whatever EXPLORER_DATA_DIR or the system copy names now)."""
+    return _load(find_data_dir(data_dir, name))
 
 
 @functools.lru_cache(maxsize=4)
-def _load(d: Path) -> FashionMNIST:
+def _load(d: Path) -> ImageData:
     arrays = {key: read_idx(_file(d, name)) for key, name in FILES.items()}
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
@@ -111,19 +156,19 @@ def _load(d: Path) -> FashionMNIST:
             raise DataError("{split}: {images} images but {labels} labels in {path}", split=split, images=len(images),
                             labels=len(labels), path=str(d))
         if len(labels) and int(labels.max()) >= len(CLASS_NAMES):
-            raise DataError("{path}: label {label} is not a Fashion-MNIST class (0-9)",
+            raise DataError("{path}: label {label} is not one of the ten classes (0-9)",
                             path=str(_file(d, FILES[split + "_labels"])), label=int(labels.max()))
         arrays[f"{split}_labels"] = labels.long()
-    return FashionMNIST(source=d, **arrays)
+    return ImageData(source=d, **arrays)
 
 
-load_fashion_mnist.cache_clear = _load.cache_clear  # a test that changes a directory's files reads them anew
+load_data.cache_clear = _load.cache_clear  # a test that changes a directory's files reads them anew
 
 
-def dataset_sizes(data_dir: str | None = None) -> tuple[int, int]:
+def dataset_sizes(data_dir: str | None = None, name: str = DEFAULT_DATASET) -> tuple[int, int]:
     """(training, test) image counts from the label files' headers: what an estimate needs, without
     loading the data into the caller (a server's page process)."""
-    d = find_data_dir(data_dir)
+    d = find_data_dir(data_dir, name)
     (train,), _ = _read(_file(d, FILES["train_labels"]), header_only=True)
     (test,), _ = _read(_file(d, FILES["test_labels"]), header_only=True)
     return train, test
@@ -154,8 +199,8 @@ def _read(path: Path, header_only: bool = False) -> tuple[tuple[int, ...], bytes
             for dim in dims:
                 count *= dim
             if count > MAX_IDX_BYTES:
-                raise DataError("{path}: its header claims {dims} ({count:,} bytes), more than any Fashion-MNIST "
-                                "file; the file is not Fashion-MNIST or is corrupt", path=str(path), dims=dims,
+                raise DataError("{path}: its header claims {dims} ({count:,} bytes), more than any MNIST or "
+                                "Fashion-MNIST file; the file is neither or is corrupt", path=str(path), dims=dims,
                                 count=count)
             if header_only:
                 return dims, b""
@@ -178,14 +223,15 @@ def write_idx(path: Path, array: torch.Tensor) -> None:
         f.write(data)
 
 
-def download(root: Path | None = None) -> Path:
-    """Fetch Fashion-MNIST with torchvision's downloader into the cache (needs the internet)."""
-    from torchvision.datasets import FashionMNIST as TorchvisionFashionMNIST
+def download(root: Path | None = None, name: str = DEFAULT_DATASET) -> Path:
+    """Fetch a data set with torchvision's downloader into the cache (needs the internet)."""
+    import torchvision.datasets
 
+    ds = dataset(name)
     root = root or cache_dir()
-    TorchvisionFashionMNIST(str(root), train=True, download=True)
-    TorchvisionFashionMNIST(str(root), train=False, download=True)
-    return root / "FashionMNIST" / "raw"
+    for train in (True, False):
+        getattr(torchvision.datasets, ds.torchvision)(str(root), train=train, download=True)
+    return root / ds.torchvision / "raw"
 
 
 def _file(directory: Path, name: str) -> Path | None:

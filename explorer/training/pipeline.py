@@ -6,13 +6,13 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from explorer.training.data import FashionMNIST
+from explorer.training.data import ImageData
 
 
 class DeviceData:
     """Fashion-MNIST as uint8 tensors on the device; a batch is resized there, never per sample."""
 
-    def __init__(self, data: FashionMNIST, device: torch.device, subset: int | None, seed: int) -> None:
+    def __init__(self, data: ImageData, device: torch.device, subset: int | None, seed: int) -> None:
         n = len(data.train_labels)
         if subset is not None and subset < n:
             keep = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:subset]
@@ -38,12 +38,13 @@ def prepare(x: torch.Tensor, resolution: int, channels_last: bool) -> torch.Tens
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
-def augment(x: torch.Tensor, generator: torch.Generator, shift: int = 2) -> torch.Tensor:
-    """Random horizontal flips and shifts of up to `shift` pixels of a batch (N, C, H, W), each image its own,
-    on the device (Fashion-MNIST's clothes are left-right symmetric; a vertical flip would not be)."""
+def augment(x: torch.Tensor, generator: torch.Generator, shift: int = 2, flip: bool = True) -> torch.Tensor:
+    """Random horizontal flips (with `flip`) and shifts of up to `shift` pixels of a batch (N, C, H, W), each
+    image its own, on the device (Fashion-MNIST's clothes are left-right symmetric; digits are not)."""
     n, _, h, w = x.shape
-    flip = torch.rand(n, device=x.device, generator=generator) < 0.5
-    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    if flip:
+        flipped = torch.rand(n, device=x.device, generator=generator) < 0.5
+        x = torch.where(flipped[:, None, None, None], x.flip(-1), x)
     dy, dx = torch.randint(-shift, shift + 1, (2, n, 1), device=x.device, generator=generator)
     rows = torch.arange(h, device=x.device) + shift - dy  # (n, h): the padded row each output row reads
     cols = torch.arange(w, device=x.device) + shift - dx

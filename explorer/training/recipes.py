@@ -14,7 +14,7 @@ from explorer.config import ModelConfig
 from explorer.errors import ConfigError
 from explorer.i18n import N_
 from explorer.summary import check
-from explorer.training.data import CLASS_NAMES
+from explorer.training.data import CLASS_NAMES, DATASETS, DEFAULT_DATASET
 
 Device = Literal["cpu", "cuda"]
 
@@ -42,6 +42,7 @@ class TrainSettings:
     augment: bool = False         # random horizontal flips and shifts of up to 2 pixels, on the device
     tta: bool = False             # test-time augmentation: average the predictions of each image and its mirror
     optimizer: Optimizer = "sgd"  # the book's SGD, or Adam (its weight decay decoupled, as AdamW's)
+    dataset: str = DEFAULT_DATASET  # Fashion-MNIST, the book's, or the original MNIST digits (explorer.training.data)
 
     def __post_init__(self) -> None:
         checks = [
@@ -70,6 +71,9 @@ class TrainSettings:
             ("optimizer", self.optimizer in ("sgd", "adam"), N_("sgd or adam")),
             ("momentum", self.optimizer == "sgd" or self.momentum == 0,
              N_("0 with Adam, which keeps its own running averages")),
+            ("dataset", self.dataset in DATASETS, N_("fashion-mnist or mnist")),
+            ("tta", not self.tta or self.dataset not in DATASETS or DATASETS[self.dataset].mirrors,
+             N_("false on MNIST, where a mirrored digit is another digit or none")),
         ]
         for knob, ok, expected in checks:
             if not ok:
@@ -106,15 +110,17 @@ KINDS = ("book", "quick", "fast")
 
 
 def preset(name: str, kind: Literal["book", "quick", "fast"] = "book", device: Device = "cpu",
-           config: ModelConfig | None = None) -> Preset:
+           config: ModelConfig | None = None, dataset: str = DEFAULT_DATASET) -> Preset:
     """The book's settings for a catalog model, or the quick or fast variant and what it changed.
 
     `config` (default: the catalog's) is the network to train; the quick and fast presets change it too.
+    On a `dataset` whose images do not mirror (MNIST), the fast recipe's mirrored test pass is left out and
+    its augmentation only shifts.
     """
     entry = registry.get(name)
     config = config or entry.config
     book = TrainSettings(lr=entry.book.lr, epochs=entry.book.epochs, batch_size=entry.book.batch_size,
-                         device=device)
+                         device=device, dataset=dataset)
     if kind == "book":
         return Preset(config, book, ())
     if kind not in KINDS:
@@ -122,6 +128,8 @@ def preset(name: str, kind: Literal["book", "quick", "fast"] = "book", device: D
     config_changes, settings_changes = entry.presets.network, entry.presets.quick
     if kind == "fast":
         settings_changes = {**settings_changes, **RECIPE, **entry.presets.fast}
+        if dataset in DATASETS and not DATASETS[dataset].mirrors:
+            settings_changes["tta"] = False
     changes = [f"{key} {_text(getattr(config, key))} -> {_text(value)}" for key, value in config_changes.items()
                if getattr(config, key) != value]
     changes += [f"{key} {_text(getattr(book, key))} -> {_text(value)}" for key, value in settings_changes.items()
@@ -136,10 +144,11 @@ def _text(value: object) -> str:
 
 
 def check_trainable(config: ModelConfig, settings: TrainSettings) -> None:
-    """What a run needs before it starts: Fashion-MNIST's shape, the device, and a config that runs."""
+    """What a run needs before it starts: the data's shape (MNIST's and Fashion-MNIST's alike), the device,
+    and a config that runs."""
     if config.in_channels != 1 or config.num_classes != len(CLASS_NAMES):
         raise ConfigError("in_channels" if config.in_channels != 1 else "num_classes",
-                          "Fashion-MNIST needs in_channels=1 and num_classes=10")
+                          "Fashion-MNIST and MNIST need in_channels=1 and num_classes=10")
     if settings.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device", "CUDA is not available on this machine; use cpu")
     check(config)  # an impossible config is a ConfigError naming the knob, not a torch error mid-run

@@ -40,7 +40,7 @@ from explorer.training.admission import (
     run_name,
 )
 from explorer.training.backends import Backend, backend_from_env
-from explorer.training.data import dataset_sizes, find_data_dir
+from explorer.training.data import DEFAULT_DATASET, dataset_sizes, find_data_dir
 from explorer.training.estimate import (
     DataTiming,
     Estimate,
@@ -197,7 +197,7 @@ class RunManager:
             raise ConfigError("preset", "must be one of {choices}, not {value!r}", choices=", ".join(KINDS),
                               value=request.preset)
         check_trainable(request.config, request.settings)
-        find_data_dir(self.data_dir)
+        self.data_of(request.settings.dataset)  # a DataError, saying how to get it, when it is not here
         need = check_memory(request.config, request.settings)
         # what is known now, without waiting for a measurement: a busy machine queues the run instead of
         # refusing it, and its worker measures before its first step (and ends it there if an idle
@@ -338,6 +338,11 @@ class RunManager:
         self._check_owner(run_id, visitor, N_("download its weights"))
         return self.kept.weights_path(run_id).read_bytes()
 
+    def data_of(self, dataset: str = DEFAULT_DATASET) -> str:
+        """The directory of a data set's files: this manager's data_dir names Fashion-MNIST's; MNIST is found
+        by EXPLORER_MNIST_DIR or torchvision's cache (explorer.training.data). DataError when it is missing."""
+        return str(find_data_dir(self.data_dir if dataset == DEFAULT_DATASET else None, dataset))
+
     def estimate_time(self, config: ModelConfig, settings: TrainSettings, wait: float | None = None,
                       measure: bool = True) -> Estimate | None:
         """How long the run would take here: earlier runs of this config, or a measurement of a few steps in
@@ -346,7 +351,7 @@ class RunManager:
         known already (None if nothing is): nothing is started. Nothing is measured for a run over the memory
         budget, or that even the fastest machine could not train within this server's time limit (bounded
         from its summary): a page view costs the server no training."""
-        train_images, test_images = dataset_sizes(self.data_dir)  # what this server really has
+        train_images, test_images = dataset_sizes(self.data_of(settings.dataset), settings.dataset)  # what is here
         images = min(settings.train_subset or train_images, train_images)
         check_memory(config, settings)
         floor = fastest_seconds(config, settings.device, images * settings.epochs, self.threads)
@@ -408,7 +413,10 @@ class RunManager:
         self.store.set_progress(run_id, dataclasses.asdict(Progress.phase_report("starting a worker process")))
         # resolved here and passed on: a worker forks from a forkserver (or runs on another machine) that keeps
         # the environment it started with, so EXPLORER_DATA_DIR or EXPLORER_THREADS set later would never reach it
-        job = Job(str(self.store.path), str(self.weights_dir), run_id, str(find_data_dir(self.data_dir)),
+        record = self.store.get(run_id)
+        if record is None:  # deleted since it was claimed
+            return
+        job = Job(str(self.store.path), str(self.weights_dir), run_id, self.data_of(record.dataset),
                   self.threads or default_threads(), self.quotas.max_seconds)
         self.backend.supervise(job)
 

@@ -139,6 +139,11 @@ class RunRecord:
     shared: int = 0                 # its owner put it on the class board (anonymously)
 
     @property
+    def dataset(self) -> str:
+        """What it trained on (runs stored before MNIST was offered trained on Fashion-MNIST)."""
+        return self.settings.get("dataset", "fashion-mnist")
+
+    @property
     def label(self) -> str:
         """How lists and legends name the run: its name (a lesson pair's in the reader's language), else its
         model and id."""

@@ -22,7 +22,7 @@ from torch import nn
 
 from explorer.config import ModelConfig
 from explorer.i18n import N_, keep
-from explorer.training.data import CLASS_NAMES, load_fashion_mnist
+from explorer.training.data import CLASS_NAMES, DATASETS, DEFAULT_DATASET, load_data
 from explorer.training.dynamics import Watch
 from explorer.training.estimate import StepTiming, measure_step, run_seconds
 from explorer.training.load import MachineLoad
@@ -143,9 +143,10 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
     def phase(text: str) -> None:
         emit(Progress.phase_report(text, time.perf_counter() - start))
 
-    phase("loading Fashion-MNIST")
+    phase("loading Fashion-MNIST" if settings.dataset == DEFAULT_DATASET else "loading MNIST")
     torch.manual_seed(settings.seed)
-    data = DeviceData(load_fashion_mnist(data_dir), device, settings.train_subset, settings.seed)
+    data = DeviceData(load_data(data_dir, settings.dataset), device, settings.train_subset, settings.seed)
+    mirrors = DATASETS[settings.dataset].mirrors
     phase("measuring the fastest memory format")
     timing = measure_step(config, settings.batch_size, settings.device, threads, cache)
     if on_measured is not None:
@@ -185,7 +186,7 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
                 stopped = True
                 break
             idx = order[i * settings.batch_size:(i + 1) * settings.batch_size]
-            x = augment(data.train_x[idx], generator) if settings.augment else data.train_x[idx]
+            x = augment(data.train_x[idx], generator, flip=mirrors) if settings.augment else data.train_x[idx]
             X = prepare(x, config.resolution, channels_last)
             y = data.train_y[idx]
             for group in optimizer.param_groups:

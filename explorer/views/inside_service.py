@@ -19,7 +19,7 @@ from explorer.i18n import N_, _
 from explorer.summary import summarize
 from explorer.training import processes
 from explorer.training.admission import memory_budget
-from explorer.training.data import CLASS_NAMES, load_fashion_mnist
+from explorer.training.data import DEFAULT_DATASET, class_names, load_data
 from explorer.training.loop import new_model
 from explorer.views.inside import ConvUnit, Inside, layer_stats, look_inside, trained_model, unit_arithmetic
 from explorer.views.runviews import accuracy, confused_images, preset_of
@@ -65,10 +65,10 @@ def conv_unit(manager, subject: str, image: int | bytes, invert: bool | None, la
 
 def _look(manager, subject: str, image: int | bytes, invert: bool | None) -> Look:
     if subject in registry.list_models():
-        return Look(subject, registry.get(subject).config, None, manager.data_dir, image, invert)
+        return Look(subject, registry.get(subject).config, None, manager.data_of(), DEFAULT_DATASET, image, invert)
     if (record := manager.store.get(subject)) is not None:
         return Look(record.model, registry.config_from(record.model, record.config), manager.kept.weights_path(subject),
-                    manager.data_dir, image, invert)
+                    manager.data_of(record.dataset), record.dataset, image, invert)
     raise ConfigError("run", "{subject!r} is neither a run in this run store nor a catalog network",
                       subject=subject[:40])
 
@@ -79,12 +79,14 @@ INSIDE_SECONDS = 120.0  # a view still computing after this long is refused: VGG
 @dataclass(frozen=True)
 class Look:
     """One view, as the Inside process is asked for it: the network, its weights file (None: fresh, seeded
-    Xavier weights), where the data is, the image and how to read an upload."""
+    Xavier weights), where the data is and which (a run's test images are of the data set it trained on),
+    the image and how to read an upload."""
 
     name: str
     config: ModelConfig
     weights: Path | None
     data_dir: str | None
+    dataset: str
     image: int | bytes
     invert: bool | None
 
@@ -146,7 +148,7 @@ def _picture(look: Look) -> tuple[torch.Tensor, int, Upload | None]:
     if isinstance(look.image, bytes):
         upload = read_upload(look.image, look.invert)
         return torch.from_numpy(upload.image), -1, upload
-    data = load_fashion_mnist(look.data_dir)
+    data = load_data(look.data_dir, look.dataset)
     if not 0 <= look.image < len(data.test_labels):
         raise ConfigError("image", "must be a test image index from 0 to {last}", last=len(data.test_labels) - 1)
     return data.test_images[look.image], int(data.test_labels[look.image]), None
@@ -156,7 +158,7 @@ def _compute(look: Look) -> View:
     """One view, in the Inside process."""
     picture, label, upload = _picture(look)
     model = _model(look)
-    data = load_fashion_mnist(look.data_dir)
+    data = load_data(look.data_dir, look.dataset)
     n = max(4, min(STATS_IMAGES, int(STATS_MULT_ADDS // max(1, summarize(look.config).totals.mult_adds))))
     return View(look.name, look.config, picture.numpy(), label, look_inside(model, look.config, picture),
                 *layer_stats(model, look.config, data.test_images[:n]), n, upload)
@@ -173,8 +175,8 @@ def mistakes(manager, subject: str, per_pair: int = 3) -> pd.DataFrame:
     record = None if subject in registry.list_models() else manager.store.get(subject)
     rows = []
     if record is not None:
-        data = load_fashion_mnist(manager.data_dir)
-        rows = [(i, CLASS_NAMES[t], CLASS_NAMES[p]) for i, t, p in confused_images(record, data, per_pair, pairs=8)]
+        data, names = load_data(manager.data_of(record.dataset), record.dataset), class_names(record.dataset)
+        rows = [(i, names[t], names[p]) for i, t, p in confused_images(record, data, per_pair, pairs=8)]
     return pd.DataFrame(rows, columns=["image", "true", "predicted"])
 
 
@@ -185,12 +187,20 @@ def describe_subject(manager, subject: str) -> str:
         return _("{name} with fresh Xavier weights, untrained: its predictions are guesses").format(name=subject)
     r = manager.store.get(subject)
     named = f"{r.name}: " if r.name else ""
-    return named + _("{model} trained with the {preset} preset ({status}, best test accuracy {best}), "
-                     "run {run}").format(model=r.model, preset=preset_of(r), status=_(r.status),
-                                         best=accuracy(r.best_test_acc), run=r.id)
+    said = (_("{model} trained with the {preset} preset ({status}, best test accuracy {best}), run {run}")
+            if r.dataset == DEFAULT_DATASET else
+            _("{model} trained on MNIST with the {preset} preset ({status}, best test accuracy {best}), run {run}"))
+    return named + said.format(model=r.model, preset=preset_of(r), status=_(r.status), best=accuracy(r.best_test_acc),
+                               run=r.id)
 
 
-def images_of_class(manager, label: int) -> list[int]:
+def dataset_of(manager, subject: str) -> str:
+    """The data set a view's test images come from: a run's own, else Fashion-MNIST."""
+    record = None if subject in registry.list_models() else manager.store.get(subject)
+    return DEFAULT_DATASET if record is None else record.dataset
+
+
+def images_of_class(manager, label: int, dataset: str = DEFAULT_DATASET) -> list[int]:
     """Indices of the test images of one class, in order."""
-    data = load_fashion_mnist(manager.data_dir)
+    data = load_data(manager.data_of(dataset), dataset)
     return torch.nonzero(data.test_labels == label).flatten().tolist()

@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from explorer.i18n import _
-from explorer.training.data import CLASS_NAMES
+from explorer.training.data import DEFAULT_DATASET, class_names
 from explorer.views.inside import ConvUnit, Part, ReceptiveField, Stage
 
 
@@ -92,9 +92,11 @@ def draw_box(image: np.ndarray, box: ReceptiveField, resolution: int, size: int 
     return out
 
 
-def prediction_chart(probabilities: np.ndarray, label: int, height: int = 300) -> go.Figure:
+def prediction_chart(probabilities: np.ndarray, label: int, height: int = 300,
+                     dataset: str = DEFAULT_DATASET) -> go.Figure:
     """Class probabilities as horizontal bars, the true class marked, for a projector."""
-    names = [_("{item} (true)").format(item=_(name)) if i == label else _(name) for i, name in enumerate(CLASS_NAMES)]
+    names = [_("{item} (true)").format(item=_(name)) if i == label else _(name)
+             for i, name in enumerate(class_names(dataset))]
     fig = go.Figure(go.Bar(x=probabilities, y=names, orientation="h",
                            marker_color=["#2a9d8f" if i == label else "#457b9d" for i in range(len(names))]))
     fig.update_layout(title=_("Prediction"), height=height, margin={"l": 10, "r": 10, "t": 40, "b": 30},

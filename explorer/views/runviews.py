@@ -15,7 +15,7 @@ from explorer import registry
 from explorer.config import ModelConfig
 from explorer.errors import ConfigError
 from explorer.i18n import _
-from explorer.training.data import CLASS_NAMES, FashionMNIST, load_fashion_mnist
+from explorer.training.data import DEFAULT_DATASET, ImageData, class_names, load_data
 from explorer.training.estimate import human_duration
 from explorer.training.recipes import TrainSettings, preset
 from explorer.training.schema import RunRecord
@@ -241,8 +241,8 @@ def recipe_widgets(s: TrainSettings) -> list[tuple[str, float | bool | str]]:
             ("augment", s.augment)]
 
 
-def confusion_heatmap(confusion: list[list[int]]) -> go.Figure:
-    names = [_(name) for name in CLASS_NAMES]
+def confusion_heatmap(confusion: list[list[int]], dataset: str = DEFAULT_DATASET) -> go.Figure:
+    names = [_(name) for name in class_names(dataset)]
     fig = go.Figure(go.Heatmap(z=confusion, x=names, y=names, colorscale="Blues",
                                text=confusion, texttemplate="%{text}",
                                hovertemplate=_("true %{y}, predicted %{x}: %{z}") + "<extra></extra>"))
@@ -250,13 +250,13 @@ def confusion_heatmap(confusion: list[list[int]]) -> go.Figure:
     return style(fig, _("Confusion matrix (test set)"), _("predicted"), _("true"), height=560)
 
 
-def per_class_accuracy(confusion: list[list[int]]) -> pd.DataFrame:
+def per_class_accuracy(confusion: list[list[int]], dataset: str = DEFAULT_DATASET) -> pd.DataFrame:
     m = np.array(confusion)
-    return pd.DataFrame({_("class"): [_(name) for name in CLASS_NAMES],
+    return pd.DataFrame({_("class"): [_(name) for name in class_names(dataset)],
                          _("accuracy"): m.diagonal() / m.sum(axis=1).clip(min=1), _("images"): m.sum(axis=1)})
 
 
-def confused_images(record: RunRecord, data: FashionMNIST, per_pair: int = 4,
+def confused_images(record: RunRecord, data: ImageData, per_pair: int = 4,
                     pairs: int = 6) -> list[tuple[int, int, int]]:
     """(test image index, true class, predicted class) of misclassified images, the most confused
     (true, predicted) pairs first."""
@@ -280,11 +280,11 @@ def confused_images(record: RunRecord, data: FashionMNIST, per_pair: int = 4,
 
 def confused_examples(record: RunRecord, per_pair: int = 4, pairs: int = 6,
                       data_dir: str | None = None) -> list[tuple[np.ndarray, str]]:
-    """Misclassified test images with captions, the most confused (true, predicted) pairs first."""
-    data = load_fashion_mnist(data_dir)
+    """Misclassified test images with captions, the most confused (true, predicted) pairs first. `data_dir`:
+    where the run's data set is (RunManager.data_of)."""
+    data, names = load_data(data_dir, record.dataset), class_names(record.dataset)
     return [(data.test_images[i].numpy(), _("true {true} / predicted {predicted}").format(
-        true=_(CLASS_NAMES[t]), predicted=_(CLASS_NAMES[p]))) for i, t, p in confused_images(record, data, per_pair,
-                                                                                         pairs)]
+        true=_(names[t]), predicted=_(names[p]))) for i, t, p in confused_images(record, data, per_pair, pairs)]
 
 
 def batchnorm_parameters(model: str, config: dict, state_dict: dict[str, torch.Tensor]) -> dict[str, tuple]:
