@@ -57,6 +57,7 @@ SLOW: dict[str, str | set[str]] = {
     "test_inside": {"test_inspect_writes_painted_pngs_and_prints_the_prediction",  # a CLI process: 11 s
                     "test_ten_concurrent_fresh_vgg11_views_build_one_network_out_of_the_server_and_stay_under_2_gb"},
     "test_dynamics": {"test_the_cli_prints_a_runs_dynamics_one_row_per_report_and_layer"},  # three CLI processes
+    "test_mnist": {"test_the_cli_trains_on_the_directory_it_names"},  # a CLI process training: 10 s
     "test_lessons": {"test_the_cli_lists_the_lessons_and_prints_one",  # three CLI processes
                      "test_a_lessons_runs_are_named_in_each_readers_language",  # a pair of real runs each
                      "test_a_visitors_finished_pair_is_read_in_the_kept_measurements_columns"},
