@@ -75,6 +75,11 @@ class ModelConfig:
         Families whose depth is fixed stay far below the budget and count 0."""
         return 0
 
+    def peak_config(self) -> ModelConfig:
+        """The config whose summary a run's memory is admitted by: itself, unless an option keeps less for
+        the backward pass than a real training step's peak comes down by (DenseNet's memory_efficient)."""
+        return self
+
     def kwargs(self) -> dict[str, Any]:
         """The fields as keyword arguments for the family's builder function."""
         return {f.name: getattr(self, f.name) for f in fields(self)}

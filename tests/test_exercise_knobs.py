@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from explorer import registry
+from explorer.codegen import export_code
 from explorer.errors import ConfigError
 from explorer.summary import summarize
 
@@ -123,6 +124,29 @@ def test_densenet_b_layers_and_max_pooling_transitions():
     assert b[1].net[0][2].out_channels == 4 * 32
     pooled = build("densenet", pool="max")
     assert count(pooled, nn.MaxPool2d) == 1 + 3 and count(pooled, nn.AvgPool2d) == 0  # the stem's and three
+
+
+def test_a_memory_efficient_densenet_computes_the_same_and_keeps_less_for_the_backward_pass():
+    book = registry.config_from("densenet121", {"resolution": 64})
+    lean = registry.config_from("densenet121", {"resolution": 64, "memory_efficient": True})
+    torch.manual_seed(0)
+    a = registry.build(book).train()
+    b = registry.build(lean).train()
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(4, 1, 64, 64)
+    ya, yb = a(x), b(x)
+    assert torch.allclose(ya, yb, atol=1e-5)
+    ya.square().sum().backward()
+    yb.square().sum().backward()
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters(), strict=True):
+        assert torch.allclose(pa.grad, pb.grad, rtol=1e-4, atol=1e-5), name  # the same gradients, recomputed
+    full, saved = summarize(book).totals, summarize(lean).totals
+    assert saved.params == full.params and saved.mult_adds == full.mult_adds  # the same network
+    assert saved.saved_bytes < 0.5 * full.saved_bytes  # each layer's channels kept once, not every concatenation
+    assert summarize(book).layers.path.tolist() == summarize(lean).layers.path.tolist()
+    exported: dict = {"__name__": "exported"}
+    exec(export_code(lean), exported)  # the code export recomputes too, with torch alone
+    exported["net"](x).sum().backward()
 
 
 def test_inception_blocks_with_residual_connections():

@@ -106,7 +106,7 @@ def estimate_bytes(config: ModelConfig, settings: TrainSettings) -> int:
     """The run's peak: the network's training memory at its batch size, the data set and torch's runtime
     (0.88-1.15 of the measured peaks of the book's networks' book and quick presets; RegNetX-32's book preset
     0.71: bench memory, docs/performance.md)."""
-    totals = summarize(config, batch_size=settings.batch_size).totals
+    totals = summarize(config.peak_config(), batch_size=settings.batch_size).totals
     # SGD's momentum keeps a buffer per weight, Adam two (its running mean and variance)
     momentum = totals.gradient_bytes * (2 if settings.optimizer == "adam" else 1 if settings.momentum else 0)
     dynamics = totals.gradient_bytes  # a reported step keeps the weights before it (training.dynamics)
