@@ -20,7 +20,7 @@ from explorer.i18n import told
 from explorer.training.data import DataError, find_data_dir, load_data, read_idx
 from explorer.training.recipes import TrainSettings
 from explorer.training.runs import RunManager
-from explorer.training.store import RunStore, StoreError
+from explorer.training.store import RESERVE_BYTES, RunStore, StoreError
 from explorer.training.worker import save_weights
 from tests.browser import streamlit_server
 from tests.conftest import write_dataset
@@ -134,6 +134,32 @@ def test_a_full_disk_leaves_no_partial_weights(tmp_path):
         with pytest.raises(StoreError, match="the disk is full"):
             save_weights({"w": torch.zeros(1_000_000)}, disk / "run.pt")
         assert list(disk.iterdir()) == []
+
+
+def fill(disk: Path) -> None:
+    """Take every byte left on `disk`, as a log or a download fills a real one."""
+    with open(disk / "filler", "wb") as filler, pytest.raises(OSError):
+        while True:
+            filler.write(b"\0" * 65536)
+            filler.flush()
+
+
+def test_a_disk_that_fills_during_a_run_ends_it_failed_and_keeps_its_metrics(tmp_path, tiny_data):
+    with small_disk(tmp_path / "tiny", "8m") as disk:
+        manager = RunManager(disk / "home", threads=1, data_dir=tiny_data)
+        try:
+            run_id = manager.start("lenet-bn", LENET_BN, TrainSettings(lr=0.5, epochs=200, batch_size=8))
+            wait_until(lambda: len(manager.store.metrics(run_id)) > 0)  # it trains and reports
+            fill(disk)
+            view = manager.wait(run_id, timeout=120)
+            assert view.status == "failed" and "the disk is full" in told(view.record.error), view.record.error
+            assert str(disk) not in told(view.record.error)
+            assert len(manager.store.metrics(run_id)) > 0  # what it reported before is kept
+            (disk / "filler").unlink()
+            assert manager.wait(manager.start("lenet-bn", LENET_BN, QUICK), timeout=120).status == "done"
+            assert (disk / "home" / "runs.sqlite.reserve").stat().st_size == RESERVE_BYTES  # held again
+        finally:
+            manager.shutdown()
 
 
 def test_a_full_disk_under_the_run_store_is_said_as_such(tmp_path, tiny_data, monkeypatch):

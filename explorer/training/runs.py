@@ -291,8 +291,9 @@ class RunManager:
         if record is None:
             return None
         if record.status == "running" and _stale(record):
-            self.store.set_status(run_id, "interrupted", error=INTERRUPTED)
-            record = self.store.get(run_id)
+            with contextlib.suppress(StoreError):  # a page reads what is stored even when nothing can be written
+                self.store.set_status(run_id, "interrupted", error=INTERRUPTED)
+                record = self.store.get(run_id)
         progress = None
         if record.status == "running":
             data = self.store.progress(run_id)

@@ -43,6 +43,7 @@ class StoreError(ExplorerError):
     that cannot be saved. The message says what to do."""
 
 
+RESERVE_BYTES = 1 << 20  # held beside the store while there is room, given back to record runs' ends on a full disk
 FULL_BYTES = 1 << 20  # a disk with less free space than this is full (SQLite may call it an I/O error)
 
 
@@ -89,6 +90,7 @@ class RunStore:
             return
         try:
             self._open()
+            self._keep_reserve()
         except sqlite3.DatabaseError as err:
             if isinstance(err, sqlite3.OperationalError) and "locked" in str(err):
                 raise
@@ -128,6 +130,34 @@ class RunStore:
             for number, migrate in enumerate(MIGRATIONS[version:], start=version + 1):
                 migrate(db)
                 db.execute(f"PRAGMA user_version = {number}")
+
+    def _keep_reserve(self) -> None:
+        """Hold RESERVE_BYTES beside the store (best effort): on a disk that fills while runs train, giving
+        them back lets each run's end be recorded (see _final)."""
+        reserve = self.path.with_name(f"{self.path.name}.reserve")
+        if reserve.exists():
+            return
+        try:
+            with open(reserve, "wb") as f:
+                f.write(b"\0" * RESERVE_BYTES)
+        except OSError:
+            reserve.unlink(missing_ok=True)
+
+    def _final(self, write: Callable[[sqlite3.Connection], None]) -> None:
+        """Record how a run ended with `write`. On a disk that filled up, the reserve is given back and the
+        write tried once more: a run never stays 'running' for lack of a few pages."""
+        reserve = self.path.with_name(f"{self.path.name}.reserve")
+        try:
+            with self._db() as db:
+                write(db)
+            return
+        except StoreError:
+            if not reserve.exists():
+                raise
+        reserve.unlink(missing_ok=True)
+        log.warning("the disk under %s is full: its reserve was given back to record a run's end", self.path)
+        with self._db() as db:
+            write(db)
 
     @property
     def full(self) -> bool:
@@ -195,6 +225,7 @@ class RunStore:
         `check` sees every queued and running run as they are at that moment, and refuses (by raising) before
         anything is written. Two pages, or the CLI and a page, starting runs at once cannot both pass a quota
         that only one of them fits under."""
+        self._keep_reserve()  # held again once there is room
         with self._db() as db:
             db.execute("BEGIN IMMEDIATE")  # the write lock first: the count and the insert are one step
             if check is not None:
@@ -286,10 +317,9 @@ class RunStore:
         if status not in STATUSES:
             raise ValueError(f"not a run status: {status!r}")
         stamp = "started" if status == "running" else "finished" if status in FINISHED else None
-        with self._db() as db:
-            db.execute(f"UPDATE runs SET status = ?, error = COALESCE(?, error)"
-                       f"{f', {stamp} = ?' if stamp else ''} WHERE id = ?",
-                       (status, error, *((time.time(),) if stamp else ()), run_id))
+        self._final(lambda db: db.execute(f"UPDATE runs SET status = ?, error = COALESCE(?, error)"
+                                          f"{f', {stamp} = ?' if stamp else ''} WHERE id = ?",
+                                          (status, error, *((time.time(),) if stamp else ()), run_id)))
 
     def add_metrics(self, run_id: str, rows: Iterable[dict[str, Any]]) -> None:
         with self._db() as db:
@@ -316,7 +346,7 @@ class RunStore:
                weights_path: str | None, seconds: float, error: str | None = None) -> None:
         """Final status and results, and why it ended so where it says (set in the same transaction: a reader
         never sees an interrupted run without its reason); headline figures come from the stored metrics."""
-        with self._db() as db:
+        def write(db: sqlite3.Connection) -> None:
             last = db.execute("SELECT train_loss, train_acc, images_per_sec FROM metrics WHERE run_id = ? "
                               "ORDER BY step DESC, kind ASC LIMIT 1", (run_id,)).fetchone() or (None, None, None)
             best, final = db.execute(
@@ -327,6 +357,8 @@ class RunStore:
                        "seconds = ?, error = COALESCE(?, error) WHERE id = ?",
                        (status, time.time(), *last, best, final, json.dumps(confusion) if confusion else None,
                         predictions, weights_path, seconds, error, run_id))
+
+        self._final(write)
 
     def get(self, run_id: str) -> RunRecord | None:
         with self._read() as db:
