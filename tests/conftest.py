@@ -69,6 +69,8 @@ SLOW: dict[str, str | set[str]] = {
 EXERCISE_NETWORKS = {"vgg16", "vgg19", "resnet50", "resnet101", "resnet152", "densenet121", "densenet169",
                      "densenet201", "densenet264"}
 OWN_CHECKS = {"test_models", "test_summary"}  # the independent builds and the exact layer counts
+# ResNet-50's and DenseNet-121's code with more blocks: their own checks too run in the full suite (20 s here)
+DEEPEST = {"resnet101", "resnet152", "densenet169", "densenet201", "densenet264"}
 FAST_PROPERTY_EXAMPLES = "30"  # the property tests' examples in the fast tier (the full suite: 5,000 each)
 
 
@@ -92,8 +94,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         slow = SLOW.get(item.module.__name__.rsplit(".", 1)[-1], set())
         module = item.module.__name__.rsplit(".", 1)[-1]
-        exercise_network = module not in OWN_CHECKS and any(
-            v in EXERCISE_NETWORKS for v in getattr(getattr(item, "callspec", None), "params", {}).values())
+        params = [v for v in getattr(getattr(item, "callspec", None), "params", {}).values() if isinstance(v, str)]
+        exercise_network = any(v in DEEPEST for v in params) or (
+            module not in OWN_CHECKS and any(v in EXERCISE_NETWORKS for v in params))
         if slow == "*" or item.originalname in slow or exercise_network:
             item.add_marker(pytest.mark.slow)
     if _full(config):
