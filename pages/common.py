@@ -37,7 +37,7 @@ def _through_app_navigation() -> None:
 _through_app_navigation()
 
 HIDDEN_KNOBS = ("in_channels", "num_classes")
-PAGE_PARAMS = ("batch", "run", "view", "depth", "present", "lang")  # URL parameters of the pages themselves, not knobs
+PAGE_PARAMS = ("batch", "run", "view", "depth", "present", "lang", "stat", "dataset")  # the pages' own, not knobs
 
 # Streamlit's default page leaves about 100 px above every title; on a 1280x720 projector that is the
 # difference between seeing the result and scrolling to it. Presentation mode makes all type larger.

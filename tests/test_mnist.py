@@ -116,6 +116,7 @@ def test_the_train_page_opens_on_the_data_set_its_link_names(page_env, digits):
     at = train_page(dataset="mnist")
     assert at.title[0].value == "Train on MNIST" and at.selectbox(key="t.dataset").value == "mnist"
     assert at.query_params["dataset"] == "mnist"
+    assert not [w.value for w in at.warning if "dataset" in w.value]  # a parameter of the page, not a knob
     at.selectbox(key="t.dataset").set_value("fashion-mnist").run()
     assert at.title[0].value == "Train on Fashion-MNIST" and "dataset" not in at.query_params  # the book's: no word
     at = train_page(dataset="cifar10")  # never silently another: said, and kept in the URL
