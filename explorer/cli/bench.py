@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Iterable
+from typing import Any
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -86,29 +88,32 @@ def cmd_bench_presets(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_memory(args: argparse.Namespace) -> int:
-    from explorer.bench import bench_memory, save
+    from explorer.bench import bench_memory
 
-    print(f"{'model':18s} {'preset':6s} {'batch':>5s} {'size':>4s} {'estimate':>9s} {'peak':>9s} {'ratio':>5s}")
-    rows = []
-    for r in bench_memory(tuple(args.preset or ("quick", "book")), args.names or None):
-        print(f"{r.name:18s} {r.kind:6s} {r.batch_size:5d} {r.resolution:4d} {r.estimate_bytes / 2**30:8.2f}G "
-              f"{r.peak_bytes / 2**30:8.2f}G {r.ratio:5.2f}", flush=True)
-        rows.append(r)
-    if args.save:
-        save("memory", rows)
-    return 0
+    return _report("memory", f"{'model':18s} {'preset':6s} {'batch':>5s} {'size':>4s} {'estimate':>9s} {'peak':>9s} "
+                   f"{'ratio':>5s}", bench_memory(tuple(args.preset or ("quick", "book")), args.names or None),
+                   lambda r: f"{r.name:18s} {r.kind:6s} {r.batch_size:5d} {r.resolution:4d} "
+                             f"{r.estimate_bytes / 2**30:8.2f}G {r.peak_bytes / 2**30:8.2f}G {r.ratio:5.2f}", args.save)
 
 
 def cmd_bench_dynamics(args: argparse.Namespace) -> int:
-    from explorer.bench import bench_dynamics, save
+    from explorer.bench import bench_dynamics
 
-    print(f"{'model':18s} {'batch':>5s} {'step ms':>8s} {'watched':>8s} {'step cost':>9s} {'every':>5s} "
-          f"{'run cost':>8s}")
-    rows = []
-    for r in bench_dynamics(args.names or None, steps=args.steps):
-        print(f"{r.name:18s} {r.batch_size:5d} {r.step_ms:8.1f} {r.watched_ms:8.1f} {r.watched_cost:+9.1%} "
-              f"{r.report_every:5d} {r.run_cost:+8.2%}", flush=True)
-        rows.append(r)
-    if args.save:
-        save("dynamics", rows)
+    return _report("dynamics", f"{'model':18s} {'batch':>5s} {'step ms':>8s} {'watched':>8s} {'step cost':>9s} "
+                   f"{'every':>5s} {'run cost':>8s}", bench_dynamics(args.names or None, steps=args.steps),
+                   lambda r: f"{r.name:18s} {r.batch_size:5d} {r.step_ms:8.1f} {r.watched_ms:8.1f} "
+                             f"{r.watched_cost:+9.1%} {r.report_every:5d} {r.run_cost:+8.2%}", args.save)
+
+
+def _report(what: str, header: str, rows: Iterable, line: Callable[[Any], str], keep: bool) -> int:
+    """Print a benchmark's rows as they come (each can take minutes); with `keep`, save them for the docs."""
+    from explorer.bench import save
+
+    print(header)
+    done = []
+    for row in rows:
+        print(line(row), flush=True)
+        done.append(row)
+    if keep:
+        save(what, done)
     return 0
