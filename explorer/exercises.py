@@ -299,9 +299,14 @@ _ENTRIES: tuple[Exercise | Mirror, ...] = (
     Mirror("zh-7.3-3", "en-8.3-4"),
     Mirror("zh-7.3-4", "en-8.3-5"),
     E("en-8.3-6", N_("Design a family of NiN-like networks from VGG's design decisions (as VGG-11, -16, -19 "
-                     "are)."), "experiment", S("nin", N_("wider"), channels=(192, 512, 768)),
-      S("nin", N_("deeper blocks"), num_1x1=3), page="compare", partly=True,
-      note=N_("NiN's blocks are not a list like VGG's conv_arch yet: width and block depth are the knobs")),
+                     "are)."), "experiment",
+      S("nin", N_("NiN-VGG with 3 blocks"), design="vgg", channels=(64, 128, 256)),
+      S("nin", N_("NiN-VGG with 5 blocks"), design="vgg", channels=(64, 128, 256, 512, 512)),
+      S("nin", N_("NiN-VGG with 5 blocks of three 1x1 convolutions"), design="vgg", channels=(64, 128, 256, 512, 512),
+        num_1x1=3),
+      page="compare", answer="pair_costs",
+      note=N_("VGG's decisions: 3x3 convolutions and pools that halve the map (design=vgg), a family named by its "
+              "list of widths (channels) and the depth of each block (num_1x1); train the members to compare")),
     # 8.4 GoogLeNet
     Mirror("zh-7.4-1", "en-8.4-1"),
     Mirror("zh-7.4-2", "en-8.4-2"),

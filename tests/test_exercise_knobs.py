@@ -97,6 +97,24 @@ def test_nin_blocks_with_one_or_three_1x1_convolutions_3x3_ones_or_a_dense_head(
         registry.config_from("nin", {"kernel_1x1": 2})
 
 
+def test_a_family_of_nins_from_vggs_decisions_is_a_list_of_widths():
+    def first_convs(model: nn.Module) -> list[tuple]:
+        return [(block[0].kernel_size, block[0].stride) for block in model if isinstance(block, nn.Sequential)]
+
+    assert first_convs(build("nin"))[:3] == [((11, 11), (4, 4)), ((5, 5), (1, 1)), ((3, 3), (1, 1))]  # the book's
+    family = [build("nin", design="vgg", channels=widths, resolution=96, head="dense")
+              for widths in ((64, 128, 256), (64, 128, 256, 512), (64, 128, 256, 512, 512))]
+    for model, blocks in zip(family, (3, 4, 5), strict=True):
+        assert first_convs(model) == [((3, 3), (1, 1))] * (blocks + 1)  # and the class block's
+        assert [m.kernel_size for m in model if isinstance(m, nn.MaxPool2d)] == [2] * blocks  # each halves the map
+        assert model[-1].in_features == 10 * (96 >> blocks) ** 2  # the dense head sized from the halvings
+        assert model(torch.rand(2, 1, 96, 96)).shape == (2, 10)
+    assert params(family[0]) < params(family[1]) < params(family[2])
+    with pytest.raises(ConfigError) as err:
+        registry.config_from("nin", {"channels": (8,) * 7})
+    assert err.value.knob == "channels"
+
+
 def test_pre_activation_blocks_start_on_batch_norm_and_end_on_a_convolution_in_the_layer_table():
     layers = summarize(registry.config_from("resnet18", {"preact": True})).layers
     leaves = layers[layers.is_leaf]

@@ -24,31 +24,38 @@ def nin_block(in_channels, out_channels, kernel_size, strides, padding, num_1x1=
     return nn.Sequential(*layers)
 
 
-def nin(channels, dropout, num_1x1, kernel_1x1, head, norm, resolution, in_channels, num_classes):
-    """Three NiN blocks with max pooling; the last block has one channel per class, averaged globally (or,
-    with `head` "dense", flattened into one dense layer)."""
-    c1, c2, c3 = channels
-    size = (resolution - 11) // 4 + 1           # the first block's 11x11 convolution, stride 4
-    for _ in range(3):                          # three 3x3 max pools of stride 2
-        size = (size - 3) // 2 + 1
+# (kernel, stride, padding) of each block's first convolution and the max pool after it, by design
+BOOK_CONVS = ((11, 4, 0), (5, 1, 2), (3, 1, 1))  # AlexNet's, as the book's NiN takes them; later blocks 3x3
+POOLS = {"alexnet": (3, 2), "vgg": (2, 2)}       # (kernel, stride): the book's overlapping pool, or VGG's halving
+
+
+def nin(channels, design, dropout, num_1x1, kernel_1x1, head, norm, resolution, in_channels, num_classes):
+    """NiN blocks with max pooling, one per entry of `channels` (the book: three), then a last block with one
+    channel per class, averaged globally (or, with `head` "dense", flattened into one dense layer). With
+    `design` "vgg" every block starts on a 3x3 convolution and is followed by a pool that halves the map, as
+    VGG's blocks are: a family of NiNs is then a list of widths, as VGG-11, -16 and -19 are."""
+    convs = [BOOK_CONVS[min(i, 2)] if design == "alexnet" else (3, 1, 1) for i in range(len(channels))]
+    pool_kernel, pool_stride = POOLS[design]
+    layers, size, previous = [], resolution, in_channels
+    for out, (kernel, stride, padding) in zip(channels, convs, strict=True):
+        layers += [nin_block(previous, out, kernel, stride, padding, num_1x1, kernel_1x1, norm),
+                   nn.MaxPool2d(pool_kernel, stride=pool_stride)]
+        size = ((size + 2 * padding - kernel) // stride + 1 - pool_kernel) // pool_stride + 1
+        previous = out
     pooled = [nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten()] if head == "average" else [
         nn.Flatten(), nn.Linear(num_classes * size * size, num_classes)]
-    return nn.Sequential(
-        nin_block(in_channels, c1, 11, 4, 0, num_1x1, kernel_1x1, norm),
-        nn.MaxPool2d(3, stride=2),
-        nin_block(c1, c2, 5, 1, 2, num_1x1, kernel_1x1, norm),
-        nn.MaxPool2d(3, stride=2),
-        nin_block(c2, c3, 3, 1, 1, num_1x1, kernel_1x1, norm),
-        nn.MaxPool2d(3, stride=2),
-        nn.Dropout(dropout),
-        nin_block(c3, num_classes, 3, 1, 1, num_1x1, kernel_1x1, norm),
-        *pooled)
+    return nn.Sequential(*layers, nn.Dropout(dropout),
+                         nin_block(previous, num_classes, 3, 1, 1, num_1x1, kernel_1x1, norm), *pooled)
 
 
 @dataclass(frozen=True)
 class NiNConfig(ModelConfig):
-    channels: tuple[int, int, int] = knob((96, 256, 384), lo=1, hi=4096,
-                                          help="output channels of the first three NiN blocks")
+    channels: tuple[int, ...] = knob((96, 256, 384), lo=1, hi=4096,
+                                     help="output channels of each NiN block before the last (the book: three "
+                                          "blocks; the last has one channel per class)")
+    design: Literal["alexnet", "vgg"] = knob("alexnet", help="the blocks' first convolutions: AlexNet's 11x11, 5x5 "
+                                                             "and 3x3 with 3x3 pools (the book), or VGG's 3x3 in "
+                                                             "every block with pools that halve the map")
     dropout: float = knob(0.5, lo=0.0, hi=0.95, help="dropout probability before the last NiN block")
     num_1x1: int = knob(2, lo=0, hi=3, help="1x1 convolutions in each NiN block (the book: two)")
     kernel_1x1: int = knob(1, lo=1, hi=5, help="the kernel size of those convolutions (1 = the book; 3 turns them "
@@ -59,6 +66,9 @@ class NiNConfig(ModelConfig):
                                                          "none), or none")
 
     def check(self) -> None:
+        if len(self.channels) > 6:
+            raise ConfigError("channels", "at most 6 blocks before the last, not {n}: each one's pool shrinks the "
+                                          "map", n=len(self.channels))
         if self.kernel_1x1 % 2 == 0:
             raise ConfigError("kernel_1x1", "must be odd (1, 3 or 5), so that padding keeps the map's size, not "
                                             "{kernel}", kernel=self.kernel_1x1)
