@@ -16,7 +16,7 @@ from explorer.training.pipeline import augment
 from explorer.training.recipes import TrainSettings, preset
 from explorer.training.runs import RunManager
 from explorer.views.inside_service import describe_subject, mistakes
-from explorer.views.runviews import confusion_heatmap, per_class_accuracy
+from explorer.views.runviews import confusion_heatmap, per_class_accuracy, run_title
 from tests.conftest import make_images, write_dataset
 from tests.test_app_train import train_page
 
@@ -84,6 +84,7 @@ def test_a_run_on_mnist_reads_the_digits_and_names_them(digits, tiny_data, tmp_p
         assert tuple(confusion_heatmap(r.confusion, r.dataset).data[0].x) == DIGITS
         assert per_class_accuracy(r.confusion, r.dataset).iloc[:, 0].tolist() == list(DIGITS)
         assert "trained on MNIST" in describe_subject(manager, r.id)
+        assert r.label.endswith(" · MNIST") and "MNIST" in run_title(r)  # every list, legend and heading says so
         assert set(mistakes(manager, r.id)["true"]) <= {"7"}
     finally:
         manager.shutdown()

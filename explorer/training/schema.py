@@ -146,8 +146,9 @@ class RunRecord:
     @property
     def label(self) -> str:
         """How lists and legends name the run: its name (a lesson pair's in the reader's language), else its
-        model and id."""
-        return said_name(self.name) if self.name else f"{self.model} {self.id}"
+        model and id; and its data set unless it is Fashion-MNIST."""
+        label = said_name(self.name) if self.name else f"{self.model} {self.id}"
+        return label if self.dataset == "fashion-mnist" else f"{label} · MNIST"  # the book's data goes unsaid
 
 
 def record_of(row: sqlite3.Row) -> RunRecord:
