@@ -422,3 +422,54 @@ def dynamics_markdown(directory: Path = MEASURED) -> str:
         lines.append(f"| {b.name} | {b.batch_size} | {b.step_ms:.1f} | {b.watched_ms:.1f} | {b.watched_cost:+.1%} | "
                      f"{b.report_every} steps | {b.run_cost:+.2%} |")
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class InferenceBench:
+    name: str
+    resolution: int
+    latency_ms: float       # one image at a time: the median forward pass in evaluation mode
+    images_per_sec: float   # a batch of `batch` images at a time
+    batch: int
+
+
+def bench_inference(names: list[str] | None = None, repeat: int = 5, batch: int = 16) -> Iterator[InferenceBench]:
+    """Each catalog network's prediction time at the book's input size, measured here: one image at a time
+    (the median of `repeat` passes after a warm-up) and a batch at a time. What its summary cannot say."""
+    import torch
+
+    from explorer.training.loop import default_threads
+
+    torch.set_num_threads(default_threads())
+    for name in names or registry.list_models():
+        config = registry.get(name).config
+        torch.manual_seed(0)
+        model = registry.build(config).eval()
+        one = torch.rand(1, config.in_channels, config.resolution, config.resolution)
+        many = one.expand(batch, -1, -1, -1).contiguous()
+        with torch.inference_mode():
+            model(one)  # kernels and caches are built on the first pass
+            latency = statistics.median(_timed(model, one) for _ in range(repeat))
+            model(many)
+            per_batch = min(_timed(model, many) for _ in range(2))
+        yield InferenceBench(name, config.resolution, latency, batch * 1000 / per_batch, batch)
+
+
+def inference_markdown(directory: Path = MEASURED) -> str:
+    """The kept inference benchmark (generated into docs/performance.md)."""
+    where, rows = _kept("inference", directory)
+    lines = [where, "", "| model | input | one image (ms) | images/s, a batch at a time |", "|---|---:|---:|---:|"]
+    lines += [f"| {r['name']} | {r['resolution']}x{r['resolution']} | {r['latency_ms']:.1f} | "
+              f"{r['images_per_sec']:.0f} (batch {r['batch']}) |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def kept_inference(name: str, directory: Path | None = None) -> tuple[str, str, InferenceBench] | None:
+    """The kept prediction time of a catalog network at its catalog config, with when and on what machine
+    it was measured; None when none is kept."""
+    path = (directory or MEASURED) / "inference.json"
+    if not path.is_file():
+        return None
+    kept = json.loads(path.read_text())
+    found = [InferenceBench(**r) for r in kept["rows"] if r["name"] == name]
+    return (kept["date"], kept["machine"], found[0]) if found else None

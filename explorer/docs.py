@@ -48,6 +48,7 @@ GENERATED: tuple[tuple[str, str | None, Callable[[], str]], ...] = (
     ("docs/performance.md", "summary timings", _bench("summary")),
     ("docs/performance.md", "memory against peaks", _bench("memory")),
     ("docs/performance.md", "dynamics cost", _bench("dynamics")),
+    ("docs/performance.md", "inference", _bench("inference")),
 )
 
 

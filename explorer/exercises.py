@@ -409,10 +409,18 @@ def answer(exercise: Exercise) -> list[tuple[str, str]]:
         return [(_("parameters in the dense layers"), f"{dense.params.sum() / leaves.params.sum():.0%}"),
                 (_("multiply-adds in the convolutions"), f"{conv.mult_adds.sum() / leaves.mult_adds.sum():.0%}")]
     if exercise.answer == "resources":
+        from explorer.bench import kept_inference
+
         totals = summarize(configs[0][1], batch_size=128).totals
-        return [(_("parameters"), human(totals.params)), (_("multiply-adds per image"), human(totals.mult_adds)),
+        rows = [(_("parameters"), human(totals.params)), (_("multiply-adds per image"), human(totals.mult_adds)),
                 (_("memory to train, batch 128"), human(totals.training_bytes, "B")),
                 (_("memory to predict, batch 128"), human(totals.inference_bytes, "B"))]
+        setup = exercise.setups[0]
+        if not setup.config and (kept := kept_inference(setup.model)) is not None:  # the catalog's, as measured
+            date, machine, bench = kept
+            said = _("time to predict one image, measured {date} on {machine}").format(date=date, machine=machine)
+            rows.append((said, f"{bench.latency_ms:.1f} ms"))
+        return rows
     # pair_costs: each setup's parameters, compute and training memory at batch 1
     rows = []
     for label, config in configs:

@@ -32,6 +32,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--steps", type=int, default=12)
     _save_arg(s, "dynamics")
     s.set_defaults(func=cmd_bench_dynamics)
+    s = bench.add_parser("inference", help="each catalog network's prediction time: one image, and a batch")
+    s.add_argument("names", nargs="*", help="catalog names (default: all)")
+    s.add_argument("--repeat", type=int, default=5)
+    _save_arg(s, "inference")
+    s.set_defaults(func=cmd_bench_inference)
     s = bench.add_parser("presets", help="train each preset on the real data: test accuracy over seeds, time")
     s.add_argument("names", nargs="*", help="catalog names (default: all)")
     s.add_argument("--preset", choices=("quick", "fast", "book"), default="quick")
@@ -103,6 +108,15 @@ def cmd_bench_dynamics(args: argparse.Namespace) -> int:
                    f"{'every':>5s} {'run cost':>8s}", bench_dynamics(args.names or None, steps=args.steps),
                    lambda r: f"{r.name:18s} {r.batch_size:5d} {r.step_ms:8.1f} {r.watched_ms:8.1f} "
                              f"{r.watched_cost:+9.1%} {r.report_every:5d} {r.run_cost:+8.2%}", args.save)
+
+
+def cmd_bench_inference(args: argparse.Namespace) -> int:
+    from explorer.bench import bench_inference
+
+    return _report("inference", f"{'model':18s} {'input':>7s} {'one image ms':>12s} {'images/s':>9s}",
+                   bench_inference(args.names or None, repeat=args.repeat),
+                   lambda r: f"{r.name:18s} {r.resolution:4d} px {r.latency_ms:12.1f} {r.images_per_sec:9.0f}",
+                   args.save)
 
 
 def _report(what: str, header: str, rows: Iterable, line: Callable[[Any], str], keep: bool) -> int:
