@@ -101,6 +101,8 @@ def _coerce(name: str, hint: Any, value: Any, meta: typing.Mapping[str, Any]) ->
     if origin is tuple:
         args = typing.get_args(hint)
         if len(args) == 2 and args[1] is Ellipsis:
+            if isinstance(value, (int, float)) and typing.get_origin(args[0]) is not tuple:
+                value = (value,)  # one number for a list of them (a run stored when RegNet's groups was one)
             if not isinstance(value, (tuple, list)) or not 1 <= len(value) <= 64:
                 raise ConfigError(name, "must be a list of 1 to 64 entries, not {value!r}", value=value)
             rows = tuple(_coerce(name, args[0], v, meta) for v in value)

@@ -350,7 +350,9 @@ _ENTRIES: tuple[Exercise | Mirror, ...] = (
                      "depth, width, groups and bottleneck matters most?"), "experiment",
       S("regnetx32", N_("depth falls across stages"), depths=(6, 4)),
       S("regnetx32", N_("width falls across stages"), channels=(80, 32)),
-      S("regnetx32", N_("a bottleneck of 1/4"), bot_mul=0.25, groups=8), page="train"),
+      S("regnetx32", N_("a bottleneck of 1/4"), bot_mul=0.25, groups=8),
+      S("regnetx32", N_("each stage its own group width and bottleneck"), channels=(64, 80), groups=(8, 16),
+        bot_mul=(0.5, 1.0)), page="train"),
     E("en-8.8-4", N_("Design the \"perfect\" MLP with these design principles. Do small networks' lessons carry "
                      "over to large ones?"), "out of scope",
       note=N_("multilayer perceptrons are not image networks of this chapter: out of this tool's scope")),

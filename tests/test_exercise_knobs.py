@@ -179,3 +179,15 @@ def test_inception_blocks_with_residual_connections():
     concatenated = same(x)
     same.residual = True
     assert torch.allclose(same(x), torch.relu(concatenated + x))  # the block's input added to its paths
+
+
+def test_regnet_stages_take_one_group_width_and_bottleneck_each_or_one_for_all():
+    shared = build("regnetx32")
+    assert [stage[0].conv2.groups for stage in (shared.stage1, shared.stage2)] == [32 // 16, 80 // 16]
+    own = build("regnetx32", channels=(64, 80), groups=(8, 16), bot_mul=(0.5, 1.0))
+    assert [(stage[0].conv1.out_channels, stage[0].conv2.groups) for stage in (own.stage1, own.stage2)] == [
+        (32, 32 // 8), (80, 80 // 16)]  # 64 x 0.5 inside, in groups of 8; 80 x 1 in groups of 16
+    assert registry.config_from("regnetx32", {"groups": 16}).groups == (16,)  # a run stored with one number
+    with pytest.raises(ConfigError) as err:
+        registry.config_from("regnetx32", {"groups": (8, 8, 8)})
+    assert err.value.knob == "groups"

@@ -22,7 +22,7 @@ def test_a_group_width_that_does_not_divide_a_stage_is_refused_under_its_knob():
     with pytest.raises(ConfigError) as err:
         registry.config_from("regnetx32", {"groups": 12})  # 80 channels in 80 // 12 = 6 groups: uneven
     assert err.value.knob == "groups" and "80 channels" in err.value.message
-    assert registry.config_from("regnetx32", {"groups": 8, "channels": (32, 64)}).groups == 8
+    assert registry.config_from("regnetx32", {"groups": 8, "channels": (32, 64)}).groups == (8,)
 
 
 def test_the_diagram_and_inside_show_resnext_blocks_with_their_skips():

@@ -1,6 +1,7 @@
 """RegNetX (d2l-en 8.8, Designing Convolution Network Architectures): AnyNet's stem, stages of ResNeXt blocks
 and head, with the design space's rules (one group width and bottleneck ratio for every stage, widths and
-depths that grow) picking a 32-layer network."""
+depths that grow) picking a 32-layer network. AnyNet itself lets each stage have its own group width and
+bottleneck ratio: the exercises break the rules that way."""
 
 from __future__ import annotations
 
@@ -63,24 +64,35 @@ def stage(input_channels, depth, num_channels, groups, bot_mul):
 
 
 def anynet(depths, channels, groups, bot_mul, stem_channels, resolution, in_channels, num_classes):
-    """Stem, one stage per entry of `depths` with the matching `channels`, global pooling and a dense layer."""
+    """Stem, one stage per entry of `depths` with the matching `channels`, group width and bottleneck ratio
+    (`groups` and `bot_mul`: one value for every stage, RegNet's rule, or one per stage), global pooling and a
+    dense layer."""
     net = nn.Sequential(anynet_stem(in_channels, stem_channels))
     input_channels = stem_channels
+    groups, bot_mul = per_stage(groups, len(depths)), per_stage(bot_mul, len(depths))
     for i, (depth, num_channels) in enumerate(zip(depths, channels, strict=True)):
-        net.add_module(f"stage{i + 1}", stage(input_channels, depth, num_channels, groups, bot_mul))
+        net.add_module(f"stage{i + 1}", stage(input_channels, depth, num_channels, groups[i], bot_mul[i]))
         input_channels = num_channels
     net.add_module("head", nn.Sequential(nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(),
                                          nn.Linear(input_channels, num_classes)))
     return net
 
 
+def per_stage(values: tuple, stages: int) -> tuple:
+    """One value for every stage, or one per stage."""
+    return values * stages if len(values) == 1 else values
+
+
 @dataclass(frozen=True)
 class RegNetConfig(ModelConfig):
     depths: tuple[int, ...] = knob((4, 6), lo=1, hi=64, help="ResNeXt blocks in each stage (d_i)")
     channels: tuple[int, ...] = knob((32, 80), lo=1, hi=4096, help="output channels of each stage (c_i)")
-    groups: int = knob(16, lo=1, hi=4096, help="group width: channels in each group of the 3x3 convolutions (g)")
-    bot_mul: float = knob(1.0, lo=0.05, hi=4.0, help="bottleneck ratio: channels inside a block over its output "
-                                                     "(1/k; the book's RegNetX: 1, no bottleneck)")
+    groups: tuple[int, ...] = knob((16,), lo=1, hi=4096, help="group width: channels in each group of the 3x3 "
+                                                               "convolutions (g); one for every stage (RegNet's "
+                                                               "rule) or one per stage")
+    bot_mul: tuple[float, ...] = knob((1.0,), lo=0.05, hi=4.0,
+                                      help="bottleneck ratio: channels inside a block over its output (1/k; the "
+                                           "book's RegNetX: 1, no bottleneck); one for every stage or one per stage")
     stem_channels: int = knob(32, lo=1, hi=1024, help="output channels of the stem (c_0)")
     resolution: int = knob(96, lo=8, hi=1024, help="input height and width in pixels")
 
@@ -96,13 +108,19 @@ class RegNetConfig(ModelConfig):
                               channels=len(self.channels))
         if len(self.depths) > 12:
             raise ConfigError("depths", "at most 12 stages: each halves height and width")
-        for c in self.channels:
-            inside = int(round(c * self.bot_mul))
-            if inside < self.groups or inside % (inside // self.groups):
+        for knob_name in ("groups", "bot_mul"):
+            if len(getattr(self, knob_name)) not in (1, len(self.depths)):
+                raise ConfigError(knob_name, "give one value for every stage or one per stage ({stages}), not "
+                                             "{n}", stages=len(self.depths), n=len(getattr(self, knob_name)))
+        stages = len(self.depths)
+        for c, groups, bot_mul in zip(self.channels, per_stage(self.groups, stages), per_stage(self.bot_mul, stages),
+                                      strict=True):
+            inside = int(round(c * bot_mul))
+            if inside < groups or inside % (inside // groups):
                 raise ConfigError("groups", "a stage of {c} channels has {inside} inside its blocks, which groups "
                                             "of {groups} channels do not divide evenly; choose a group width "
                                             "that divides every stage's channels", ("channels", "bot_mul"),
-                                  c=c, inside=inside, groups=self.groups)
+                                  c=c, inside=inside, groups=groups)
 
 
 RESNEXT = BlockView.residual(ResNeXtBlock, ("conv4", "bn4"), ("bn3",),
