@@ -434,7 +434,7 @@ class InferenceBench:
 
 
 def bench_inference(names: list[str] | None = None, repeat: int = 5, batch: int = 16) -> Iterator[InferenceBench]:
-    """Each catalog network's prediction time at the book's input size, measured here: one image at a time
+    """Each catalog network's prediction time at its catalog input size, measured here: one image at a time
     (the median of `repeat` passes after a warm-up) and a batch at a time. What its summary cannot say."""
     import torch
 
