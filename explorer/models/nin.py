@@ -24,18 +24,14 @@ def nin_block(in_channels, out_channels, kernel_size, strides, padding, num_1x1=
     return nn.Sequential(*layers)
 
 
-# (kernel, stride, padding) of each block's first convolution and the max pool after it, by design
-BOOK_CONVS = ((11, 4, 0), (5, 1, 2), (3, 1, 1))  # AlexNet's, as the book's NiN takes them; later blocks 3x3
-POOLS = {"alexnet": (3, 2), "vgg": (2, 2)}       # (kernel, stride): the book's overlapping pool, or VGG's halving
-
-
 def nin(channels, design, dropout, num_1x1, kernel_1x1, head, norm, resolution, in_channels, num_classes):
     """NiN blocks with max pooling, one per entry of `channels` (the book: three), then a last block with one
     channel per class, averaged globally (or, with `head` "dense", flattened into one dense layer). With
     `design` "vgg" every block starts on a 3x3 convolution and is followed by a pool that halves the map, as
     VGG's blocks are: a family of NiNs is then a list of widths, as VGG-11, -16 and -19 are."""
-    convs = [BOOK_CONVS[min(i, 2)] if design == "alexnet" else (3, 1, 1) for i in range(len(channels))]
-    pool_kernel, pool_stride = POOLS[design]
+    book = ((11, 4, 0), (5, 1, 2), (3, 1, 1))  # (kernel, stride, padding): AlexNet's, as the book's NiN has them
+    convs = [book[min(i, 2)] if design == "alexnet" else (3, 1, 1) for i in range(len(channels))]
+    pool_kernel, pool_stride = (3, 2) if design == "alexnet" else (2, 2)  # the book's overlapping pool, or VGG's
     layers, size, previous = [], resolution, in_channels
     for out, (kernel, stride, padding) in zip(channels, convs, strict=True):
         layers += [nin_block(previous, out, kernel, stride, padding, num_1x1, kernel_1x1, norm),
