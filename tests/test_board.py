@@ -23,7 +23,7 @@ def classroom(tmp_path_factory):
 
     data = str(write_dataset(tmp_path_factory.mktemp("data")))
     home = tmp_path_factory.mktemp("home")
-    manager = RunManager(home, threads=1, data_dir=data)
+    manager = RunManager(home, max_running=2, threads=1, data_dir=data)
     runs = []
     for student, name in zip(STUDENTS, ("lenet", "lenet-bn", "alexnet", "lenet"), strict=True):
         runs.append(manager.start(name, preset(name, "quick").config, TrainSettings(lr=0.1, epochs=1, batch_size=64,

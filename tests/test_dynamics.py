@@ -56,7 +56,7 @@ def two_runs(tmp_path_factory):
     from tests.conftest import write_dataset
 
     home = tmp_path_factory.mktemp("home")
-    manager = RunManager(home, threads=1, data_dir=str(write_dataset(tmp_path_factory.mktemp("data"))))
+    manager = RunManager(home, max_running=2, threads=1, data_dir=str(write_dataset(tmp_path_factory.mktemp("data"))))
     p = preset("resnet18", "quick")
     ids = []
     for residual in (True, False):

@@ -24,7 +24,7 @@ def finished(tmp_path_factory):
     from tests.conftest import write_dataset
 
     data = str(write_dataset(tmp_path_factory.mktemp("data"), n_train=256, n_test=100))
-    manager = RunManager(tmp_path_factory.mktemp("home"), threads=1, data_dir=data)
+    manager = RunManager(tmp_path_factory.mktemp("home"), max_running=2, threads=1, data_dir=data)
     config = registry.get("lenet-bn-scratch").config
     runs = [manager.start("lenet-bn-scratch", config, TrainSettings(lr=0.5, epochs=e, batch_size=32))
             for e in (1, 2)]

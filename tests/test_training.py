@@ -75,7 +75,7 @@ def test_the_memory_format_follows_its_own_measurement(tiny_data, monkeypatch):
     assert estimate.measure_step(LENET_BN, 64, "cpu", 1) is timing  # measured once per config, then cached
     for faster_last in (True, False):
         monkeypatch.setattr("explorer.training.train.measure_step",
-                            lambda *a, f=faster_last: StepTiming(1.0, 2.0) if f else StepTiming(2.0, 1.0))
+                            lambda *a, f=faster_last, **k: StepTiming(1.0, 2.0) if f else StepTiming(2.0, 1.0))
         result = train(LENET_BN, settings(epochs=1), data_dir=tiny_data)
         assert result.timing.use_channels_last is faster_last
 

@@ -239,10 +239,11 @@ class StepTiming:
 
 
 def measure_step(config: ModelConfig, batch_size: int, device: str = "cpu", threads: int | None = None,
-                 store: RunStore | None = None) -> StepTiming:
+                 store: RunStore | None = None, steps: int = STEPS_TIMED) -> StepTiming:
     """The step rates of `config` in both memory formats: from this process's or the store's earlier
     measurement of this config, batch size, device and thread count on this machine, else measured now
-    (and kept, unless the machine was busy)."""
+    (and kept, unless the machine was busy). `steps`: at most this many timed per format (a run of a few
+    batches is not timed for longer than it trains)."""
     threads = threads or default_threads()  # what the measurement runs with (it sets torch's threads)
     key = step_key(config, batch_size, device, threads)
     if (kept := _step_readings.get(key)) is not None and not kept.busy:
@@ -251,7 +252,7 @@ def measure_step(config: ModelConfig, batch_size: int, device: str = "cpu", thre
         return saved
     if kept is not None:
         return kept
-    timing = replace(_measure_step(config, batch_size, device, threads), key=key)
+    timing = replace(_measure_step(config, batch_size, device, threads, steps), key=key)
     _step_readings.put(key, timing, timing.busy)
     if store is not None and not timing.busy:
         with contextlib.suppress(StoreError):  # a full disk: the measurement serves, unkept
@@ -306,7 +307,8 @@ def measure(config: ModelConfig, batch_size: int, device: str = "cpu", threads: 
                     data_seconds(config.resolution, batch_size, augment, device))
 
 
-def _measure_step(config: ModelConfig, batch_size: int, device: str, threads: int | None) -> StepTiming:
+def _measure_step(config: ModelConfig, batch_size: int, device: str, threads: int | None,
+                  steps_timed: int = STEPS_TIMED) -> StepTiming:
     """Time a few real SGD steps on random data in both memory formats, after a warm-up of each.
 
     `channels_last` speeds some networks up and halves others (LeNet-BN on a CPU), so it is measured per
@@ -340,7 +342,7 @@ def _measure_step(config: ModelConfig, batch_size: int, device: str, threads: in
         load = MachineLoad()
         seconds: dict[torch.memory_format, list[float]] = {fmt: [] for fmt in formats}
         steps, start = 0, time.perf_counter()
-        while steps < STEPS_TIMED and (steps < 2 or time.perf_counter() - start < STEP_SECONDS):
+        while steps < max(2, steps_timed) and (steps < 2 or time.perf_counter() - start < STEP_SECONDS):
             for fmt in formats:  # alternated, so a busy moment of the machine hits both alike
                 seconds[fmt].append(step(fmt))
             steps += 1

@@ -148,7 +148,8 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
     data = DeviceData(load_data(data_dir, settings.dataset), device, settings.train_subset, settings.seed)
     mirrors = DATASETS[settings.dataset].mirrors
     phase("measuring the fastest memory format")
-    timing = measure_step(config, settings.batch_size, settings.device, threads, cache)
+    batches = settings.epochs * -(-len(data.train_y) // settings.batch_size)
+    timing = measure_step(config, settings.batch_size, settings.device, threads, cache, steps=batches)
     if on_measured is not None:
         on_measured(timing, run_seconds(timing.images_per_sec, len(data.train_y), settings.epochs,
                                         len(data.test_y) * (2 if settings.tta else 1)))
