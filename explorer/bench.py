@@ -1,12 +1,9 @@
-"""Benchmarks kept in the repo: `python -m explorer bench summary|train`."""
+"""Benchmarks: `python -m explorer bench summary|train|presets|memory|dynamics|inference`; `--save` keeps their
+rows through explorer.measured."""
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import json
-import os
-import platform
 import statistics
 import time
 from collections.abc import Iterator
@@ -38,38 +35,6 @@ def bench_summary(repeat: int = 5) -> list[SummaryTiming]:
         cached = [_timed(summarize, config) for _ in range(repeat)]
         out.append(SummaryTiming(name, first, statistics.median(warm), statistics.median(cached)))
     return out
-
-
-MEASURED = Path(__file__).parent.parent / "docs" / "measured"  # kept benchmarks, the docs' tables' source
-
-
-def machine() -> str:
-    """Where a kept measurement was taken: the architecture and the CPU cores this process may use."""
-    return f"{platform.machine()}, {len(os.sched_getaffinity(0))} CPU cores"
-
-
-def save(what: str, rows: list, directory: Path = MEASURED) -> None:
-    """Keep a benchmark's rows (dataclasses) with where and when it ran, as docs/measured/WHAT.json: the
-    source of its table in docs/performance.md (python -m explorer docs)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / f"{what}.json").write_text(json.dumps(
-        {"machine": machine(), "date": time.strftime("%Y-%m-%d"),
-         "rows": [dataclasses.asdict(r) for r in rows]}, indent=1) + "\n")
-
-
-def _kept(what: str, directory: Path) -> tuple[str, list[dict]]:
-    kept = json.loads((directory / f"{what}.json").read_text())
-    return (f"Measured {kept['date']} on {kept['machine']} (`python -m explorer bench {what} --save`).",
-            kept["rows"])
-
-
-def summary_markdown(directory: Path = MEASURED) -> str:
-    """The kept summary benchmark as a Markdown table (generated into docs/performance.md, never typed)."""
-    where, rows = _kept("summary", directory)
-    lines = [where, "", "| model | first in a process (ms) | warm, uncached (ms) | cached (ms) |",
-             "|---|---:|---:|---:|"]
-    lines += [f"| {r['name']} | {r['first_ms']:.1f} | {r['warm_ms']:.1f} | {r['cached_ms']:.3f} |" for r in rows]
-    return "\n".join(lines) + "\n"
 
 
 def _timed(fn, *args) -> float:
@@ -186,7 +151,6 @@ def _d2l_images_per_sec(config, settings, batches: int, data_dir: str | None) ->
     import gzip
     import shutil
     import tempfile
-    from pathlib import Path
 
     import torch
     import torchvision
@@ -391,39 +355,6 @@ def bench_dynamics(names: list[str] | None = None, kind: str = "quick", steps: i
         yield DynamicsBench(name, batch, report_every, statistics.median(plain), statistics.median(watched))
 
 
-def memory_markdown(directory: Path = MEASURED) -> str:
-    """The kept memory benchmark: each model's presets, estimate beside measured peak (generated into
-    docs/performance.md)."""
-    where, rows = _kept("memory", directory)
-    kinds = list(dict.fromkeys(r["kind"] for r in rows))
-    by = {(r["name"], r["kind"]): r for r in rows}
-    lines = [where, "", "| model | " + " | ".join(f"{k}: batch, size | estimate / peak (GiB) | ratio" for k in kinds)
-             + " |", "|---|" + "---|---:|---:|" * len(kinds)]
-    for name in dict.fromkeys(r["name"] for r in rows):
-        cells = []
-        for kind in kinds:
-            r = by.get((name, kind))
-            cells += ["", "", ""] if r is None else [
-                f"{r['batch_size']}, {r['resolution']}",
-                f"{r['estimate_bytes'] / 2**30:.2f} / {r['peak_bytes'] / 2**30:.2f}",
-                f"{r['estimate_bytes'] / r['peak_bytes']:.2f}"]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def dynamics_markdown(directory: Path = MEASURED) -> str:
-    """The kept dynamics benchmark: what reading each layer costs a step and a run (generated into
-    docs/performance.md)."""
-    where, rows = _kept("dynamics", directory)
-    lines = [where, "", "| model | batch | step (ms) | watched step (ms) | a watched step's cost | reported every | "
-             "cost to a run |", "|---|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        b = DynamicsBench(**r)
-        lines.append(f"| {b.name} | {b.batch_size} | {b.step_ms:.1f} | {b.watched_ms:.1f} | {b.watched_cost:+.1%} | "
-                     f"{b.report_every} steps | {b.run_cost:+.2%} |")
-    return "\n".join(lines) + "\n"
-
-
 @dataclass(frozen=True)
 class InferenceBench:
     name: str
@@ -453,23 +384,3 @@ def bench_inference(names: list[str] | None = None, repeat: int = 5, batch: int 
             model(many)
             per_batch = min(_timed(model, many) for _ in range(2))
         yield InferenceBench(name, config.resolution, latency, batch * 1000 / per_batch, batch)
-
-
-def inference_markdown(directory: Path = MEASURED) -> str:
-    """The kept inference benchmark (generated into docs/performance.md)."""
-    where, rows = _kept("inference", directory)
-    lines = [where, "", "| model | input | one image (ms) | images/s, a batch at a time |", "|---|---:|---:|---:|"]
-    lines += [f"| {r['name']} | {r['resolution']}x{r['resolution']} | {r['latency_ms']:.1f} | "
-              f"{r['images_per_sec']:.0f} (batch {r['batch']}) |" for r in rows]
-    return "\n".join(lines) + "\n"
-
-
-def kept_inference(name: str, directory: Path | None = None) -> tuple[str, str, InferenceBench] | None:
-    """The kept prediction time of a catalog network at its catalog config, with when and on what machine
-    it was measured; None when none is kept."""
-    path = (directory or MEASURED) / "inference.json"
-    if not path.is_file():
-        return None
-    kept = json.loads(path.read_text())
-    found = [InferenceBench(**r) for r in kept["rows"] if r["name"] == name]
-    return (kept["date"], kept["machine"], found[0]) if found else None

@@ -27,9 +27,9 @@ def _exercises() -> str:
 
 def _bench(what: str) -> Callable[[], str]:
     def make() -> str:
-        from explorer import bench
+        from explorer import measured
 
-        return getattr(bench, f"{what}_markdown")()
+        return getattr(measured, f"{what}_markdown")()
 
     return make
 

@@ -411,7 +411,7 @@ def answer(exercise: Exercise) -> list[tuple[str, str]]:
         return [(_("parameters in the dense layers"), f"{dense.params.sum() / leaves.params.sum():.0%}"),
                 (_("multiply-adds in the convolutions"), f"{conv.mult_adds.sum() / leaves.mult_adds.sum():.0%}")]
     if exercise.answer == "resources":
-        from explorer.bench import kept_inference
+        from explorer.measured import kept_inference
 
         totals = summarize(configs[0][1], batch_size=128).totals
         rows = [(_("parameters"), human(totals.params)), (_("multiply-adds per image"), human(totals.mult_adds)),

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from explorer.bench import machine
 from explorer.config import ModelConfig
 from explorer.errors import ConfigError, QuotaError
 from explorer.i18n import _
+from explorer.measured import machine
 from explorer.summary import summarize
 from explorer.training.estimate import human_duration
 from explorer.training.recipes import TrainSettings, preset

@@ -162,16 +162,16 @@ def _stored(home):
 
 
 def test_a_kept_benchmark_makes_its_table_and_the_resources_exercise_shows_the_measured_time(tmp_path, monkeypatch):
-    from explorer import bench, exercises
+    from explorer import bench, exercises, measured
 
     rows = list(bench.bench_inference(["lenet", "nin"], repeat=1, batch=2))
     assert [r.name for r in rows] == ["lenet", "nin"] and all(r.latency_ms > 0 and r.images_per_sec > 0 for r in rows)
-    bench.save("inference", rows, tmp_path)
-    table = bench.inference_markdown(tmp_path)
+    measured.save("inference", rows, tmp_path)
+    table = measured.inference_markdown(tmp_path)
     assert table.startswith("Measured ") and "| nin | 224x224 |" in table and "bench inference --save" in table
-    monkeypatch.setattr(bench, "MEASURED", tmp_path)
+    monkeypatch.setattr(measured, "MEASURED", tmp_path)
     answer = dict(exercises.answer(exercises.get("zh-7.3-3")))  # NiN's resources
     (said, value), = [(k, v) for k, v in answer.items() if k.startswith("time to predict one image")]
-    assert value == f"{rows[1].latency_ms:.1f} ms" and bench.machine() in said
-    monkeypatch.setattr(bench, "MEASURED", tmp_path / "none")
+    assert value == f"{rows[1].latency_ms:.1f} ms" and measured.machine() in said
+    monkeypatch.setattr(measured, "MEASURED", tmp_path / "none")
     assert not any(k.startswith("time to predict") for k, _ in exercises.answer(exercises.get("zh-7.3-3")))

@@ -51,7 +51,8 @@ def _save_arg(s: argparse.ArgumentParser, what: str) -> None:
 
 
 def cmd_bench_summary(args: argparse.Namespace) -> int:
-    from explorer.bench import bench_summary, save
+    from explorer.bench import bench_summary
+    from explorer.measured import save
 
     rows = bench_summary(repeat=args.repeat)
     print(f"{'model':18s} {'first ms':>9s} {'warm ms':>8s} {'cached ms':>9s}")
@@ -121,7 +122,7 @@ def cmd_bench_inference(args: argparse.Namespace) -> int:
 
 def _report(what: str, header: str, rows: Iterable, line: Callable[[Any], str], keep: bool) -> int:
     """Print a benchmark's rows as they come (each can take minutes); with `keep`, save them for the docs."""
-    from explorer.bench import save
+    from explorer.measured import save
 
     print(header)
     done = []
