@@ -85,24 +85,47 @@ PROJECTOR = {"width": 1280, "height": 720}
 COOKIE = "cnn_explorer_visitor"
 
 
-@contextmanager
-def chromium_page(viewport: dict[str, int] | None = None, visitor_token: str | None = None) -> Iterator:
-    """A page in a fresh browser; with `visitor_token`, a returning visitor whose cookie the app set before."""
+_chromium: list = []  # (playwright, browser): one Chromium for the whole session, a fresh context per page
+
+
+def _browser():
+    """The session's Chromium, launched on first use (and again if it crashed); closed by close_chromium."""
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+    if _chromium and not _chromium[1].is_connected():
+        close_chromium()
+    if not _chromium:
+        playwright = sync_playwright().start()
+        _chromium[:] = [playwright, playwright.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        context = browser.new_context(viewport=viewport or PROJECTOR)
-        if visitor_token:
-            context.add_cookies([{"name": COOKIE, "value": visitor_token, "domain": "127.0.0.1", "path": "/"}])
-        page = context.new_page()
-        page.set_default_timeout(60_000)
+            "--disable-sync", "--no-first-run"])]
+    return _chromium[1]
+
+
+def close_chromium() -> None:
+    """End the session's Chromium (conftest calls this when the session finishes)."""
+    if _chromium:
+        playwright, browser = _chromium
+        _chromium.clear()
         try:
-            yield page
-        finally:
             browser.close()
+        finally:
+            playwright.stop()
+
+
+@contextmanager
+def chromium_page(viewport: dict[str, int] | None = None, visitor_token: str | None = None) -> Iterator:
+    """A page in a fresh browser context (its own cookies and storage) of the session's Chromium; with
+    `visitor_token`, a returning visitor whose cookie the app set before."""
+    context = _browser().new_context(viewport=viewport or PROJECTOR)
+    if visitor_token:
+        context.add_cookies([{"name": COOKIE, "value": visitor_token, "domain": "127.0.0.1", "path": "/"}])
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        yield page
+    finally:
+        context.close()
 
 
 def wait_idle(page) -> None:

@@ -107,6 +107,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if item not in left]
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if "tests.browser" in sys.modules:  # the browser tests' one Chromium ends with the session
+        sys.modules["tests.browser"].close_chromium()
+
+
 def _full(config: pytest.Config) -> bool:
     """The whole suite: --all, a marker expression, or tests named on the command line."""
     return bool(config.getoption("--all") or config.getoption("markexpr") or config.option.file_or_dir)
