@@ -20,9 +20,9 @@ def _exercise_coverage() -> str:
 
 
 def _exercises() -> str:
-    from explorer import exercises
+    from explorer import exercise_runs, exercises
 
-    return exercises.markdown()
+    return exercises.markdown(exercise_runs.markdown_lines)
 
 
 def _bench(what: str) -> Callable[[], str]:

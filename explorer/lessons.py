@@ -201,18 +201,21 @@ def result_of(side: Side, record, store) -> Result | None:
                   float(record.train_loss), float(record.seconds or 0.0), grads[0], grads[-1])
 
 
+def trained(label: str, model: str, config: ModelConfig, settings: TrainSettings, data_dir: str | None = None,
+            threads: int | None = None) -> Result:
+    """Train one network here on the real data and read what it did (a lesson's side, an exercise's setup)."""
+    run = train(config, settings, data_dir=data_dir, threads=threads)
+    last = run.history[-1]
+    readings = next(h.dynamics for h in reversed(run.history) if h.dynamics)
+    totals = summarize(config).totals
+    return Result(label, model, totals.params, totals.mult_adds, last.test_acc, last.train_loss, run.seconds,
+                  readings[0]["grad_norm"], readings[-1]["grad_norm"])
+
+
 def measure(lesson: Lesson, data_dir: str | None = None, threads: int | None = None) -> list[Result]:
     """Train both sides of a lesson here, one after the other, and read what they did."""
-    results = []
-    for side in lesson.pair:
-        config, settings = side.config(), side.train_settings()
-        run = train(config, settings, data_dir=data_dir, threads=threads)
-        last = run.history[-1]
-        readings = next(h.dynamics for h in reversed(run.history) if h.dynamics)
-        totals = summarize(config).totals
-        results.append(Result(side.label, side.model, totals.params, totals.mult_adds, last.test_acc,
-                              last.train_loss, run.seconds, readings[0]["grad_norm"], readings[-1]["grad_norm"]))
-    return results
+    return [trained(side.label, side.model, side.config(), side.train_settings(), data_dir, threads)
+            for side in lesson.pair]
 
 
 def save(lesson: Lesson, results: list[Result], path: Path = MEASURED) -> None:
@@ -228,9 +231,14 @@ def measured(lesson: Lesson, path: Path = MEASURED) -> tuple[str, list[Result]] 
     kept = json.loads(path.read_text()).get(lesson.name) if path.exists() else None
     if not kept:
         return None
-    arch, _sep, cores = kept["machine"].partition(", ")
-    machine = _("{arch}, {cores} CPU cores").format(arch=arch, cores=cores.split()[0]) if cores else arch
-    return f"{machine}, {kept['date']}", [Result(**r) for r in kept["results"]]
+    return where(kept["machine"], kept["date"]), [Result(**r) for r in kept["results"]]
+
+
+def where(machine: str, date: str) -> str:
+    """A kept measurement's machine and date, in the reader's language."""
+    arch, _sep, cores = machine.partition(", ")
+    said = _("{arch}, {cores} CPU cores").format(arch=arch, cores=cores.split()[0]) if cores else arch
+    return f"{said}, {date}"
 
 
 def markdown(path: Path = MEASURED) -> str:
@@ -251,4 +259,4 @@ def markdown(path: Path = MEASURED) -> str:
 
 
 __all__ = ["LESSONS", "Lesson", "Result", "Side", "compare_configs", "get", "markdown", "measure", "measured",
-           "queue_pair", "result_of", "save", "verdict"]
+           "queue_pair", "result_of", "save", "trained", "verdict", "where"]

@@ -3,10 +3,12 @@ measurement's answer computed from its setups and folded away so that the studen
 
 import streamlit as st
 
-from explorer import exercises, i18n
+from explorer import exercise_runs, exercises, i18n, lessons
 from explorer.i18n import _
+from explorer.training.data import DATASETS
+from explorer.views.tables import lesson_table
 from explorer.views.ui import config_params, plain
-from pages.common import bookmark_params, page_setup
+from pages.common import bookmark_params, fit_height, page_setup
 from pages.language import use_language
 
 use_language()  # this run's language (app.py sets it first; AppTest's reruns start at the page)
@@ -79,6 +81,20 @@ if answer:
     with st.expander(_("What we measured (computed from the summaries of these networks, on the meta device)")):
         for what, value in answer:
             st.text(f"{what}: {value}")
+if exercise_runs.trains(exercise):
+    data = DATASETS[exercise_runs.dataset_of(exercise)].title
+    with st.expander(_("What we measured (each setup trained once on {data} with the quick preset)").format(data=data)):
+        kept = exercise_runs.measured(exercise)
+        if kept is None:
+            st.info(_("Not measured yet: python -m explorer exercise {id} --measure").format(id=exercise.id))
+        else:
+            place, results = kept
+            table = lesson_table(results)
+            st.dataframe(table, hide_index=True, width="stretch", height=fit_height(len(table)))
+            if len(results) >= 2:
+                st.text(lessons.verdict(exercise_runs.best_and_worst(results)))
+            st.caption(_("Trained on {where} (python -m explorer exercises --measure). Your own runs of these "
+                         "setups are on the Runs page.").format(where=place))
 
 section = [e for e in exercises.of_edition(exercise.edition) if e.section == exercise.section]
 st.subheader(_("This section's exercises"), anchor=False)

@@ -97,8 +97,10 @@ def test_the_generated_docs_are_what_their_data_writes_now(capsys):
 
     assert docs.stale() == []
     assert main(["docs", "--check"]) == 0
+    from explorer import exercise_runs
+
     text = (Path(__file__).parent.parent / "docs" / "exercises.md").read_text()
-    assert text == exercises.markdown()
+    assert text == exercises.markdown(exercise_runs.markdown_lines)
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     assert "| all | 30 | 0 | 0 | 4 | 3 |" in readme  # 动手学深度学习: answered, partly, not, conceptual, out of scope
 
@@ -120,6 +122,42 @@ def test_the_exercises_page_in_chinese_and_an_unknown_exercise():
     wrong = app("pages/exercises.py", exercise="zh-7.6-99")
     assert "There is no exercise zh\\-7\\.6\\-99" in wrong.error[0].value and not wrong.title  # escaped: text
     assert wrong.query_params["exercise"] == "zh-7.6-99"  # the URL is kept, not silently replaced
+
+
+def test_a_training_exercise_is_measured_by_a_command_and_kept_with_machine_and_date(tiny_data, tmp_path,
+                                                                                     monkeypatch, capsys):
+    """`exercise ID --measure` trains each setup with the quick preset (on generated data here) and keeps it
+    by what it trains: a setup two exercises share is trained once; the CLI, the page and the docs show it."""
+    from explorer import exercise_runs
+    from explorer.measured import machine
+
+    both = [exercises.get("zh-6.6-1"), exercises.get("zh-7.1-5")]  # both open the book's LeNet
+    assert len(exercise_runs.to_measure(both)) == 3
+    monkeypatch.setattr(exercise_runs, "KEPT", tmp_path / "kept.json")
+    assert exercise_runs.measured(both[0]) is None
+    assert main(["exercise", "zh-6.6-1"]) == 0
+    assert "Not measured yet: python -m explorer exercise zh-6.6-1 --measure" in capsys.readouterr().out
+    assert main(["exercise", "zh-6.6-1", "--measure", "--data-dir", tiny_data]) == 0
+    out = capsys.readouterr().out
+    assert "training lenet pool=max on fashion-mnist (2 of 2)" in out and "Trained with the quick preset" in out
+    place, results = exercise_runs.measured(both[0])
+    assert [r.label for r in results] == ["average pooling (the book)", "max pooling"]
+    assert all(0 <= r.test_acc <= 1 and r.seconds > 0 for r in results) and machine().split(",")[0] in place
+    assert results[1].test_acc == pytest.approx(float(out.split("test acc ")[2].split(",")[0]), abs=1e-3)
+    assert exercise_runs.measured(both[1]) is None  # its dropout LeNet is not measured yet
+    assert exercise_runs.markdown_lines(both[0])[0].startswith("  - measured (quick preset, ")
+    page = app("pages/exercises.py", exercise="zh-6.6-1")
+    assert list(page.dataframe[0].value.iloc[:, 0]) == ["average pooling (the book)", "max pooling"]
+    assert any("points above" in t.value or "both reached" in t.value for t in page.text)
+
+
+def test_an_exercise_setup_trains_its_own_knobs_over_the_quick_preset():
+    from explorer import exercise_runs
+
+    setup = exercises.get("en-8.4-3").setups[0]  # GoogLeNet's small stem at 28x28; quick would make it 32
+    config, settings = exercise_runs.run_of(setup, "fashion-mnist")
+    assert (config.resolution, config.stem, config.width) == (28, "small", 0.25)  # the rest is quick's
+    assert settings.epochs == 1
 
 
 @pytest.mark.parametrize("lesson, edition, first", [("resnet", "en", "en-8.6-1")])

@@ -26,9 +26,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--edition", choices=("zh", "en"), help="one edition's (default: both)")
     s.add_argument("--format", choices=("table", "json", "markdown"), default="table",
                    help="markdown: docs/exercises.md, the coverage table and every exercise")
+    s.add_argument("--measure", action="store_true", help="train every setup of the exercises a run answers on the "
+                                                          "real data now, with the quick preset, and keep the "
+                                                          "results (about half an hour on a 2-core CPU)")
+    s.add_argument("--data-dir")
     s.set_defaults(func=cmd_exercises)
-    s = sub.add_parser("exercise", help="one exercise: its question, setups and computed answer")
+    s = sub.add_parser("exercise", help="one exercise: its question, setups, computed answer and measured runs")
     s.add_argument("exercise", metavar="ID", help="as each edition numbers it: zh-7.6-3 or en-8.6-3")
+    s.add_argument("--measure", action="store_true", help="train its setups on the real data now (quick preset) "
+                                                          "and keep the results")
+    s.add_argument("--data-dir")
     s.set_defaults(func=cmd_exercise)
 
     s = sub.add_parser("docs", help="write the docs' generated parts from the data they show (README's exercise "
@@ -83,14 +90,37 @@ def cmd_lesson(args: argparse.Namespace) -> int:
     return 0
 
 
+def _measure(chosen: list, data_dir: str | None) -> None:
+    """Train the setups of the chosen exercises that a run answers; a data set that is not here is said and
+    its setups left out, the others measured."""
+    from explorer import exercise_runs
+    from explorer.training.data import DEFAULT_DATASET, DataError, find_data_dir
+
+    todo = exercise_runs.to_measure(chosen)
+    for dataset in dict.fromkeys(d for _s, d in todo):
+        try:
+            find_data_dir(data_dir if dataset == DEFAULT_DATASET else None, dataset)
+        except DataError as err:
+            print(_("left out, no {dataset} here: {message}").format(dataset=dataset, message=err.text()), flush=True)
+            todo = [(s, d) for s, d in todo if d != dataset]
+    done = iter(range(1, len(todo) + 1))
+    for result in exercise_runs.measure(todo, data_dir, on_start=lambda setup, dataset: print(
+            _("training {model} {knobs} on {dataset} ({n} of {total})").format(
+                model=setup.model, knobs=" ".join(f"{k}={v}" for k, v in setup.texts().items()), dataset=dataset,
+                n=next(done), total=len(todo)), flush=True)):
+        print(f"  {_('test acc')} {result.test_acc:.3f}, {result.seconds:.0f} {_('s')}", flush=True)
+
+
 def cmd_exercises(args: argparse.Namespace) -> int:
-    from explorer import exercises
+    from explorer import exercise_runs, exercises
 
     chosen = exercises.of_edition(args.edition)
+    if args.measure:
+        _measure(chosen, args.data_dir)
     if args.format == "json":
         print(json.dumps([exercises.as_json(e) for e in chosen], ensure_ascii=False, indent=1))
     elif args.format == "markdown":
-        print(exercises.markdown(), end="")
+        print(exercises.markdown(exercise_runs.markdown_lines), end="")
     else:
         for e in chosen:
             print(f"{e.id:10s} {_(e.coverage):12s} {_(e.question)}")
@@ -100,9 +130,14 @@ def cmd_exercises(args: argparse.Namespace) -> int:
 def cmd_exercise(args: argparse.Namespace) -> int:
     import shlex
 
-    from explorer import exercises
+    import pandas as pd
+
+    from explorer import exercise_runs, exercises, lessons
+    from explorer.views.tables import lesson_table
 
     e = exercises.get(args.exercise)
+    if args.measure:
+        _measure([e], args.data_dir)
     print(f"{e.id} ({exercises.EDITIONS[e.edition]} {e.section}, {_('exercise')} {e.number}) · {_(e.kind)}")
     print(f"\n{_(e.question)}\n")
     if e.same:
@@ -114,6 +149,18 @@ def cmd_exercise(args: argparse.Namespace) -> int:
         print(_(e.note))
     for what, value in exercises.answer(e):
         print(f"  {what}: {value}")
+    if not exercise_runs.trains(e):
+        return 0
+    kept = exercise_runs.measured(e)
+    if kept is None:
+        print("\n" + _("Not measured yet: python -m explorer exercise {id} --measure").format(id=e.id))
+        return 0
+    place, results = kept
+    print("\n" + _("Trained with the quick preset on the real data ({where}):").format(where=place))
+    with pd.option_context("display.unicode.east_asian_width", True):
+        print(lesson_table(results).to_string(index=False))
+    if len(results) >= 2:
+        print(lessons.verdict(exercise_runs.best_and_worst(results)))
     return 0
 
 
