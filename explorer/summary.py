@@ -21,7 +21,7 @@ from explorer.config import ModelConfig, max_params
 from explorer.errors import ConfigError, QuotaError
 from explorer.i18n import N_
 from explorer.trace import BYTES_PER_FLOAT, LayerError, describe, quiet
-from explorer.training.processes import Pool, Service
+from explorer.training.processes import Pool, Service, ServiceDied
 
 MAX_LAYERS = 1000    # leaf layers one summary may have: about 2 s on a 2-core CPU (tests/test_summary.py)
 
@@ -204,11 +204,29 @@ def _warm(service: Service) -> None:
         service.ask(registry.get("lenet").config)
 
 
+class SummaryFailed(ConfigError):
+    """A new config's summary could not be computed in a process of its own: said to the visitor, and not
+    cached, so that the next visit tries again."""
+
+    def __init__(self, error: QuotaError) -> None:
+        super().__init__("model", N_("this network's summary could not be computed ({error}); try again in a moment"),
+                         error=error.text())
+
+
 def _trace_in_processes(config: ModelConfig) -> tuple[pd.DataFrame, tuple] | ConfigError:
-    try:
-        return _processes.ask(config)
-    except QuotaError:  # its process died or ran out of time: the work is bounded by the layer budget, do it here
-        return _trace_new(config)
+    """A process killed from outside is replaced, and a fresh one answers (each pooled process may have been
+    killed at once: one try each, and one more). The server never traces here instead: its first trace would
+    load torch's meta kernels into the server for good (about 170 MB, measured), what a class's server lost
+    each time a helper was killed. Over time or memory in its process, the summary is refused."""
+    died: ServiceDied | None = None
+    for _ in range(len(_processes.services) + 1):
+        try:
+            return _processes.ask(config)
+        except ServiceDied as err:
+            died = err
+        except QuotaError as err:
+            raise SummaryFailed(err) from None
+    raise SummaryFailed(died) from None
 
 
 def _build_on_meta(config: ModelConfig) -> nn.Module:

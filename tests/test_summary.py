@@ -2,6 +2,8 @@
 
 import dataclasses
 import math
+import os
+import signal
 
 import pandas as pd
 import pytest
@@ -222,32 +224,39 @@ def test_the_saved_bytes_match_a_pass_that_keeps_every_saved_tensor(name):
 
 def test_a_server_traces_new_configs_in_processes_of_its_own(monkeypatch):
     """`python -m explorer serve` traces new configs beside the server: the same table, totals and refusals as
-    here, while the server's interpreter does none of the work; a process that fails is replaced by the work
-    done here, never by an error for the visitor."""
+    here, while the server's interpreter does none of the work, not even when a process fails: a process that
+    is killed is replaced by a fresh one that answers; a summary over its process's time is said, not
+    cached."""
     from explorer import summary
 
     config = dataclasses.replace(registry.get("resnet18").config, channels=(48, 120, 208, 242))
+    other, third = (dataclasses.replace(config, channels=(c, 120, 208, 242)) for c in (50, 52))
     bad = dataclasses.replace(registry.get("lenet").config, resolution=8)
     here, refused_here = summarize(config), pytest.raises(ConfigError, summarize, bad).value
-    trace_here = summary._trace_new
+    params = {c: summarize(c).totals.params for c in (other, third)}
     summary.summaries.clear()
     monkeypatch.setattr(summary, "_processes", None)
     summary.summarize_in_processes(2)
     try:
         for _ in summary._processes.services:  # each in turn, once its warm-up has started it
             summary._processes.ask(registry.get("lenet").config)
-        monkeypatch.setattr(summary, "_trace_new", None)  # this process can no longer trace anything
+        monkeypatch.setattr(summary, "build_meta", None)  # this process can no longer trace anything
         there = summarize(config)
         pd.testing.assert_frame_equal(there.layers, here.layers)
         assert there.totals == here.totals
         refused_there = pytest.raises(ConfigError, summarize, bad).value
         assert (refused_there.knob, refused_there.text()) == (refused_here.knob, refused_here.text())
 
-        monkeypatch.setattr(summary, "_trace_new", trace_here)
+        for service in summary._processes.services:  # a helper killed (an admin, the kernel's OOM killer):
+            os.kill(service.pid, signal.SIGKILL)          # a fresh process traces it, the server still nothing
+        assert summarize(other).totals.params == params[other]
         for service in summary._processes.services:
-            service.seconds = 0  # every request now runs out of time
-        other = dataclasses.replace(config, channels=(50, 120, 208, 242))
-        assert summarize(other).totals.params == trace_here(other)[1][0]
+            service.seconds = 0  # every request now runs out of time, in every fresh process too
+        failed = pytest.raises(ConfigError, summarize, third).value
+        assert failed.knob == "model" and "could not be computed" in failed.text()
+        for service in summary._processes.services:
+            service.seconds = summary.SUMMARY_SECONDS
+        assert summarize(third).totals.params == params[third]  # the failure was not cached
     finally:
         summary._processes.stop()
         summary.summaries.clear()

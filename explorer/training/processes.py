@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from explorer.errors import ExplorerError, QuotaError
+from explorer.i18n import N_
 
 NICENESS = 10  # training work yields the CPU to the server's pages: a knob change is not queued behind it
 POLL_SECONDS = 0.05
@@ -160,6 +161,15 @@ def watch(process: multiprocessing.process.BaseProcess, replies: multiprocessing
         check()
 
 
+class ServiceDied(QuotaError):
+    """A Service's process ended without its answer (killed from outside, say): the next request starts a
+    fresh one."""
+
+    def __init__(self, name: str, exitcode: int | None) -> None:
+        super().__init__(name, N_("the {name} process ended unexpectedly (exit code {code})"), name=name,
+                         code=exitcode)
+
+
 class Service:
     """A process of its own that answers one request at a time with `handler(request)`, for work a page asks
     for that must not run in the server (a network built and run for Inside). Started on the first request
@@ -189,7 +199,11 @@ class Service:
         with self._lock:
             if self._process is None or not self._process.is_alive():
                 self._start()
-            self._connection.send(request)
+            try:
+                self._connection.send(request)
+            except OSError:  # killed a moment ago (not yet reaped, so it looked alive): its pipe is closed
+                self.stop()
+                raise ServiceDied(self.name, None) from None
             started = time.monotonic()
 
             def check() -> None:
@@ -205,8 +219,7 @@ class Service:
                 ok, answer = watch(self._process, self._connection, check)
             except ChildGone as gone:
                 self.stop()
-                raise QuotaError(self.name, "the {name} process ended unexpectedly (exit code {code})",
-                                 name=self.name, code=gone.exitcode) from None
+                raise ServiceDied(self.name, gone.exitcode) from None
             except QuotaError:
                 self.stop()
                 raise
