@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import json
 import multiprocessing
+import os
 import random
 import re
+import signal
 import statistics
 import tempfile
 import time
@@ -153,6 +156,10 @@ class Figures:
     inside_views: list[float] = field(default_factory=list)
     flood_accepted: int = 0
     other_address_accepted: bool = False
+    train_both_clicks: int = 0
+    flipped_cookies: int = 0
+    most_per_visitor: int = 0
+    most_per_address: int = 0
 
 
 def p95(values: list[float]) -> float:
@@ -243,6 +250,41 @@ async def cookie_flood(url: str, figures: Figures) -> None:
         figures.other_address_accepted = "run=" in s.query
 
 
+async def train_both_loop(url: str, until: float, figures: Figures) -> None:
+    """One student clicks a lesson's Train both again and again: their quota (two runs) holds."""
+    async with Session(url, "e" * 32, "10.6.8.1") as s:
+        await s.open("lessons", "lesson=lenet")
+        while time.monotonic() < until:
+            await s.rerun({"Train both": True})
+            figures.train_both_clicks += 1
+            await asyncio.sleep(1.5)
+
+
+async def cookie_flipper(url: str, until: float, figures: Figures) -> None:
+    """One student clears their cookie before every Train both, from one address: the address's quota holds."""
+    i = 0
+    while time.monotonic() < until:
+        async with Session(url, f"{'6' * 24}{i:08x}", "10.6.9.1") as s:
+            await s.open("lessons", "lesson=lenet")
+            await s.rerun({"Train both": True})
+        figures.flipped_cookies += 1
+        i += 1
+        await asyncio.sleep(1.0)
+
+
+async def watch_quotas(home: Path, until: float, figures: Figures) -> None:
+    """The store, twice a second: the most active runs any one visitor and any one address held at once."""
+    store = RunStore(home / "runs.sqlite")
+    while time.monotonic() < until:
+        active = store.with_status("queued") + store.with_status("running")
+        for attr, of in (("most_per_visitor", lambda r: r.owner), ("most_per_address", lambda r: r.address)):
+            counts: dict[str, int] = {}
+            for r in active:
+                counts[of(r)] = counts.get(of(r), 0) + 1
+            setattr(figures, attr, max(getattr(figures, attr), *counts.values(), 0))
+        await asyncio.sleep(0.5)
+
+
 async def new_visitors(url: str, until: float, figures: Figures, every: float = 8.0) -> None:
     """A new visitor now and then: the HTML, every script and style it names, then the first page's run."""
     n = 0
@@ -270,15 +312,47 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def _children_rss_mb(pid: int) -> float:
-    """The memory of every process the server started (the forkserver, a run's worker, a measurement, the
-    Inside process), all together: what the machine holds beside the server."""
+def _parents() -> dict[int, int]:
+    """Every process's parent, from /proc."""
     parents = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
         except (OSError, ValueError, IndexError):
             continue
+    return parents
+
+
+def helpers(server_pid: int) -> list[int]:
+    """The server's helper processes: what its forkservers started (summary and Inside processes, workers)."""
+    parents = _parents()
+    forkservers = [p for p, parent in parents.items() if parent == server_pid and b"forkserver" in _cmdline(p)]
+    return [p for p, parent in parents.items() if parent in forkservers]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+async def kill_helpers(server_pid: int, until: float, every: float) -> int:
+    """SIGKILL every helper process now and then, as an admin or the kernel's OOM killer might: how many."""
+    killed = 0
+    while time.monotonic() < until - every / 2:
+        await asyncio.sleep(every)
+        for pid in helpers(server_pid):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+    return killed
+
+
+def _children_rss_mb(pid: int) -> float:
+    """The memory of every process the server started (the forkserver, a run's worker, a measurement, the
+    Inside process), all together: what the machine holds beside the server."""
+    parents = _parents()
     def descends(p: int) -> bool:
         while p > 1:
             p = parents.get(p, 0)
@@ -344,6 +418,8 @@ async def run(url: str, server_pid: int, home: Path, sessions: int = 30, seconds
         memory_before = _rss_mb(server_pid)
         until = time.monotonic() + seconds
         hostile = [hostile_train_urls(url, until, figures), cookie_flood(url, figures),
+                   train_both_loop(url, until, figures), cookie_flipper(url, until, figures),
+                   watch_quotas(home, until, figures),
                    *(flood_configs(url, i, until, figures) for i in range(2)),
                    *(inside_vgg(url, i, until, figures) for i in range(inside_attackers))] if attacks else []
         probes = asyncio.wrap_future(prober.submit(_probes, url, server_pid, changers, until))
@@ -384,6 +460,8 @@ async def run(url: str, server_pid: int, home: Path, sessions: int = 30, seconds
             "inside_vgg_views": len(figures.inside_views),
             "inside_vgg_p95_s": p95(figures.inside_views) if figures.inside_views else None,
             "flood_runs_accepted": figures.flood_accepted, "other_address_accepted": figures.other_address_accepted,
+            "train_both_clicks": figures.train_both_clicks, "flipped_cookies": figures.flipped_cookies,
+            "most_active_per_visitor": figures.most_per_visitor, "most_active_per_address": figures.most_per_address,
         }
     return figures_out
 
