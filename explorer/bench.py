@@ -384,3 +384,15 @@ def bench_inference(names: list[str] | None = None, repeat: int = 5, batch: int 
             model(many)
             per_batch = min(_timed(model, many) for _ in range(2))
         yield InferenceBench(name, config.resolution, latency, batch * 1000 / per_batch, batch)
+
+
+def bench_store(names: list[str] | None = None, kinds: tuple[str, ...] = ("quick", "fast", "book"),
+                train_images: int = 60_000, test_images: int = 10_000) -> Iterator:
+    """What one finished run of each catalog network and preset keeps on Fashion-MNIST (store_of)."""
+    from explorer.training.kept import store_of
+    from explorer.training.recipes import preset
+
+    for name in names or registry.list_models():
+        for kind in kinds:
+            chosen = preset(name, kind)
+            yield store_of(name, kind, chosen.config, chosen.settings, train_images, test_images)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from explorer.bench import DynamicsBench, InferenceBench
+from explorer.training.kept import StoreBench
 
 MEASURED = Path(__file__).parent.parent / "docs" / "measured"  # kept benchmarks, the docs' tables' source
 
@@ -96,3 +97,18 @@ def kept_inference(name: str, directory: Path | None = None) -> tuple[str, str, 
     kept = json.loads(path.read_text())
     found = [InferenceBench(**r) for r in kept["rows"] if r["name"] == name]
     return (kept["date"], kept["machine"], found[0]) if found else None
+
+
+def store_markdown(directory: Path = MEASURED) -> str:
+    """The kept store benchmark: what one finished run of each network and preset keeps, as a visitor's quota
+    (EXPLORER_STORE_MB_PER_VISITOR) counts it (generated into docs/hosting.md)."""
+    where, rows = kept("store", directory)
+    kinds = list(dict.fromkeys(r["preset"] for r in rows))
+    by = {(r["name"], r["preset"]): StoreBench(**r) for r in rows}
+    lines = [where, "", "| model | " + " | ".join(f"{k}: rows + weights (MB)" for k in kinds) + " |",
+             "|---|" + "---:|" * len(kinds)]
+    for name in dict.fromkeys(r["name"] for r in rows):
+        cells = [f"{b.store_bytes / 2**20:.1f} + {b.weights_bytes / 2**20:.1f} = **{b.total_bytes / 2**20:.1f}**"
+                 if (b := by.get((name, k))) else "" for k in kinds]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

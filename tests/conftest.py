@@ -46,7 +46,7 @@ SLOW: dict[str, str | set[str]] = {
                       "test_weights_load_safely", "test_a_started_run_says_what_it_is_doing_within_a_second",
                       "test_live_pages_share_one_read_of_a_runs_metrics_until_it_grows",
                       "test_the_test_pass_follows_the_training_batch", "test_the_queue_takes_turns_over_owners"},
-    "test_store_size": "*",  # real runs for each test: 13 s
+    "test_store_size": "*",  # two real runs for each test
     "test_board": {"test_a_student_sees_the_shared_runs_an_admin_all_and_only_an_owner_shares"},  # 7 s of runs
     "test_app_train": {"test_start_watch_stop_and_inspect",  # real runs watched to their end: 25 s
                        "test_a_measurement_runs_out_of_the_server_and_blocks_no_other_visitors_page",

@@ -18,7 +18,7 @@ CONFIG = registry.get("lenet-bn").config
 @pytest.fixture
 def kept(tmp_path, tiny_data):
     """Alice's two finished runs, of one and of three epochs."""
-    manager = RunManager(tmp_path / "home", threads=1, data_dir=tiny_data,
+    manager = RunManager(tmp_path / "home", max_running=2, threads=1, data_dir=tiny_data,
                          quotas=Quotas(store_mb_per_visitor=1, runs_per_visitor=5))
     alice = Visitor("alice")
     ids = [manager.start("lenet-bn", CONFIG, TrainSettings(lr=0.5, epochs=e, batch_size=32), alice, name=f"{e} ep")
@@ -69,3 +69,19 @@ def test_prune_deletes_old_finished_runs_and_their_weights_never_a_running_one(k
     assert manager.store.get(short) is None and not weights.exists() and manager.store.get(queued) is not None
     manager.stop(queued)
     assert main(["prune", "--older-than", "soon", "--home", str(manager.home)]) == 2
+
+
+def test_bench_store_writes_what_a_real_run_writes(kept):
+    """`bench store` (docs/hosting.md's table of what each network and preset keeps) writes the rows a run's
+    reports write: the same count as the real three-epoch run's, and about its bytes."""
+    from explorer.training.kept import store_of
+
+    manager, alice, (_, long) = kept
+    record = manager.store.get(long)
+    bench = store_of("lenet-bn", "quick", CONFIG, TrainSettings(lr=0.5, epochs=3, batch_size=32), 512, 200)
+    assert bench.metric_rows == len(manager.store.metrics(long))
+    assert bench.dynamics_rows == len(manager.store.dynamics(long))
+    real_rows = manager.kept.sizes(alice.id)[long] - manager.kept.weights_path(long).stat().st_size
+    assert 0.9 < bench.store_bytes / real_rows < 1.1 and 0.8 < bench.store_bytes / bench.disk_bytes < 1.3
+    assert abs(bench.weights_bytes - manager.kept.weights_path(long).stat().st_size) < 2048
+    assert record.test_acc is not None

@@ -37,6 +37,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--repeat", type=int, default=5)
     _save_arg(s, "inference")
     s.set_defaults(func=cmd_bench_inference)
+    s = bench.add_parser("store", help="what one finished run of each network and preset keeps: rows, weights")
+    s.add_argument("names", nargs="*", help="catalog names (default: all)")
+    _save_arg(s, "store")
+    s.set_defaults(func=cmd_bench_store)
     s = bench.add_parser("presets", help="train each preset on the real data: test accuracy over seeds, time")
     s.add_argument("names", nargs="*", help="catalog names (default: all)")
     s.add_argument("--preset", choices=("quick", "fast", "book"), default="quick")
@@ -118,6 +122,16 @@ def cmd_bench_inference(args: argparse.Namespace) -> int:
                    bench_inference(args.names or None, repeat=args.repeat),
                    lambda r: f"{r.name:18s} {r.resolution:4d} px {r.latency_ms:12.1f} {r.images_per_sec:9.0f}",
                    args.save)
+
+
+def cmd_bench_store(args: argparse.Namespace) -> int:
+    from explorer.bench import bench_store
+
+    return _report("store", f"{'model':18s} {'preset':6s} {'epochs':>6s} {'metric rows':>11s} {'dynamics rows':>13s} "
+                   f"{'store MB':>8s} {'disk MB':>8s} {'weights MB':>10s}", bench_store(args.names or None),
+                   lambda r: f"{r.name:18s} {r.preset:6s} {r.epochs:6d} {r.metric_rows:11d} {r.dynamics_rows:13d} "
+                             f"{r.store_bytes / 2**20:8.2f} {r.disk_bytes / 2**20:8.2f} "
+                             f"{r.weights_bytes / 2**20:10.2f}", args.save)
 
 
 def _report(what: str, header: str, rows: Iterable, line: Callable[[Any], str], keep: bool) -> int:

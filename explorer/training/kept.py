@@ -1,16 +1,27 @@
 """What runs keep on this server's disk: their rows in the store and their weights files, stored by file name
 in the data directory's weights/ (so the directory can move). How much each run keeps bounds a visitor's
-share of the disk (EXPLORER_STORE_MB_PER_VISITOR) and tells an admin what pruning frees."""
+share of the disk (EXPLORER_STORE_MB_PER_VISITOR) and tells an admin what pruning frees; store_of says what
+one run of a network and its settings keeps before anyone trains it (`bench store`, docs/hosting.md)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import sqlite3
+import tempfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
+from explorer import registry
+from explorer.config import ModelConfig
 from explorer.errors import MissingWeightsError, QuotaError
+from explorer.training import dynamics
+from explorer.training.recipes import TrainSettings
 from explorer.training.schema import FINISHED, RunRecord
 from explorer.training.store import RunStore
+from explorer.training.train import report_plan
 
 
 class Kept:
@@ -61,3 +72,55 @@ class Kept:
         deletes."""
         sizes = self.sizes()
         return [(r, sizes.get(r.id, 0)) for r in self.store.list() if r.status in FINISHED and r.created < cutoff]
+
+
+@dataclass(frozen=True)
+class StoreBench:
+    name: str
+    preset: str
+    epochs: int
+    metric_rows: int     # a report about 25 times an epoch, and one an epoch
+    dynamics_rows: int   # every layer, on at most MAX_DYNAMICS_REPORTS reports
+    store_bytes: int     # the run's rows as the store counts them against a visitor's quota
+    disk_bytes: int      # what they added to the SQLite file
+    weights_bytes: int   # its weights file
+
+    @property
+    def total_bytes(self) -> int:
+        return self.store_bytes + self.weights_bytes
+
+
+def store_of(name: str, kind: str, config: ModelConfig, settings: TrainSettings, train_images: int,
+             test_images: int) -> StoreBench:
+    """What one finished run keeps: the rows its reports write (as many as train.report_plan makes, with the
+    network's real layer names, written into a fresh store) and its weights file (the network's real
+    state_dict, saved as a run saves it)."""
+    plan = report_plan(min(train_images, settings.train_subset or train_images), settings.batch_size, settings.epochs)
+    torch.manual_seed(0)
+    model = registry.build(config)
+    watched = dynamics.layers(model)
+    weights = io.BytesIO()
+    torch.save({k: v.detach() for k, v in model.state_dict().items()}, weights)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = RunStore(Path(tmp) / "runs.sqlite")
+        empty = _disk_bytes(store)
+        store.create("r", name, config.kwargs(), asdict(settings), "owner", 0, kind)
+        metric = {"step": 1, "epoch": 0.5, "kind": "step", "train_loss": 0.5, "train_acc": 0.8, "test_acc": None,
+                  "images_per_sec": 1000.0, "elapsed": 10.0}
+        store.add_metrics("r", [{**metric, "step": i} for i in range(plan.reports)]
+                          + [{**metric, "kind": "epoch", "test_acc": 0.9}] * settings.epochs)
+        for read in range(plan.reads):
+            store.add_dynamics("r", [{"step": read, "epoch": 0.5, "layer": layer.path, "type": layer.type,
+                                      "grad_norm": 0.1, "update_ratio": 1e-3, "out_mean": 0.2, "out_std": 0.3,
+                                      "dead": 0.0, "saturated": 0.0} for layer in watched])
+        store.finish("r", "done", confusion=[[test_images // 10] * 10] * 10, predictions=bytes(test_images),
+                     weights_path="r.pt", seconds=1.0)
+        return StoreBench(name, kind, settings.epochs, plan.reports + settings.epochs, plan.reads * len(watched),
+                          store.stored_bytes()["r"], _disk_bytes(store) - empty, len(weights.getvalue()))
+
+
+def _disk_bytes(store: RunStore) -> int:
+    """The SQLite file's size once its write-ahead log is folded in."""
+    with contextlib.closing(sqlite3.connect(store.path)) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return db.execute("PRAGMA page_count").fetchone()[0] * db.execute("PRAGMA page_size").fetchone()[0]

@@ -115,6 +115,31 @@ class TrainResult:
     others_cpu: float = 0.0     # the share of the CPUs other processes took meanwhile (load.MachineLoad)
 
 
+@dataclass(frozen=True)
+class ReportPlan:
+    """How often a run reports and reads its layers: what its page shows live and what the store keeps."""
+
+    steps_per_epoch: int
+    report_every: int   # steps between two reports (about 25 an epoch), and each epoch's last step
+    reports: int
+    watch_every: int    # reports between two that read every layer (at most MAX_DYNAMICS_REPORTS reads a run)
+
+    @property
+    def reads(self) -> int:
+        return math.ceil(self.reports / self.watch_every)
+
+
+def report_plan(images: int, batch_size: int, epochs: int) -> ReportPlan:
+    """The reports of a run over `images` training images (a last batch of one image is dropped: batch norm
+    cannot train on it). Every report_every-th step of the run reports, and each epoch's last step."""
+    steps = images // batch_size + (1 if images % batch_size >= 2 else 0)
+    every = max(1, steps // 25)
+    reports = sum((e + 1) * steps // every - e * steps // every + ((e + 1) * steps % every != 0)
+                  for e in range(epochs))
+    most = epochs * (steps // every + 1)  # the reads are spread by this bound, as they always were
+    return ReportPlan(steps, every, reports, math.ceil(most / MAX_DYNAMICS_REPORTS))
+
+
 def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[Progress], None] | None = None,
           stop: threading.Event | None = None, threads: int | None = None,
           data_dir: str | None = None, cache: RunStore | None = None,
@@ -163,11 +188,9 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
     phase("first batch")
 
     n = len(data.train_y)
-    steps_per_epoch = n // settings.batch_size + (1 if n % settings.batch_size >= 2 else 0)
+    plan = report_plan(n, settings.batch_size, settings.epochs)
+    steps_per_epoch, report_every, watch_every = plan.steps_per_epoch, plan.report_every, plan.watch_every
     total = steps_per_epoch * settings.epochs
-    report_every = max(1, steps_per_epoch // 25)
-    reports = settings.epochs * (steps_per_epoch // report_every + 1)  # at most: the epoch's last step reports too
-    watch_every = math.ceil(reports / MAX_DYNAMICS_REPORTS)  # reports between two that read the layers
     reported = 0
     generator = torch.Generator(device=device).manual_seed(settings.seed)
     train_seconds, step, stopped, images = 0.0, 0, False, 0
