@@ -19,6 +19,7 @@ from explorer.summary import check
 from explorer.training.dynamics import STATISTICS
 from explorer.training.runs import RunManager
 from explorer.views.layerdynamics import dynamics_heatmap, dynamics_lines, shared_range
+from explorer.views.tables import lesson_table
 from explorer.views.ui import config_from_params, plain
 from pages.language import browser_locale, use_language
 
@@ -84,6 +85,15 @@ def fit_height(rows: int, most: int | None = None) -> int:
     scale = PRESENT_FONT / 16 if st.session_state.get("present") else 1.0
     height = round(ROW_PIXELS * scale * (rows + 1)) + 3
     return height if most is None else min(height, most)
+
+
+def results_table(results: list, verdict: str | None) -> None:
+    """Trained networks' results (explorer.lessons.Result) as a table that shows every row, and the sentence
+    their numbers make: a lesson's pair, a student's own pair, an exercise's setups."""
+    table = lesson_table(results)
+    st.dataframe(table, hide_index=True, width="stretch", height=fit_height(len(table)))
+    if verdict:
+        st.text(verdict)
 
 
 def bookmark_params() -> dict[str, str]:

@@ -6,9 +6,8 @@ import streamlit as st
 from explorer import exercise_runs, exercises, i18n, lessons
 from explorer.i18n import _
 from explorer.training.data import DATASETS
-from explorer.views.tables import lesson_table
 from explorer.views.ui import config_params, plain
-from pages.common import bookmark_params, fit_height, page_setup
+from pages.common import bookmark_params, page_setup, results_table
 from pages.language import use_language
 
 use_language()  # this run's language (app.py sets it first; AppTest's reruns start at the page)
@@ -89,10 +88,8 @@ if exercise_runs.trains(exercise):
             st.info(_("Not measured yet: python -m explorer exercise {id} --measure").format(id=exercise.id))
         else:
             place, results = kept
-            table = lesson_table(results)
-            st.dataframe(table, hide_index=True, width="stretch", height=fit_height(len(table)))
-            if len(results) >= 2:
-                st.text(lessons.verdict(exercise_runs.best_and_worst(results)))
+            results_table(results, lessons.verdict(exercise_runs.best_and_worst(results)) if len(results) >= 2
+                          else None)
             st.caption(_("Trained on {where} (python -m explorer exercises --measure). Your own runs of these "
                          "setups are on the Runs page.").format(where=place))
 

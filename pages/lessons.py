@@ -10,7 +10,7 @@ from explorer.i18n import _
 from explorer.summary import summarize
 from explorer.training.dynamics import STATISTICS
 from explorer.views.runviews import run_progress
-from explorer.views.tables import human, lesson_table
+from explorer.views.tables import human
 from explorer.views.ui import config_params, plain
 from pages.common import (
     bookmark_params,
@@ -19,6 +19,7 @@ from pages.common import (
     fit_height,
     page_context,
     page_setup,
+    results_table,
     say_run_missing,
 )
 from pages.language import use_language
@@ -102,17 +103,14 @@ with effect:
         st.info(_("Not measured yet: python -m explorer lesson {lesson} --measure").format(lesson=lesson.name))
     else:
         where, results = kept
-        table = lesson_table(results)
-        st.dataframe(table, hide_index=True, width="stretch", height=fit_height(len(table)))
-        st.text(lessons.verdict(results))
+        results_table(results, lessons.verdict(results))
         st.caption(_("Each network trained once on Fashion-MNIST ({where}). What explains it: {statistic} per "
                      "layer, below once you train the pair.").format(where=where,
                                                                      statistic=_(STATISTICS[lesson.watch])))
     mine = [lessons.result_of(side, r, manager.store) for side, r in zip(lesson.pair, runs, strict=False)]
     if len(mine) == 2 and all(mine):  # the student's own pair, in the same columns and words
         st.subheader(_("What your pair did"), anchor=False)
-        st.dataframe(lesson_table(mine), hide_index=True, width="stretch", height=fit_height(2))
-        st.text(lessons.verdict(mine))
+        results_table(mine, lessons.verdict(mine))
 
 if lesson.exercise:  # full width: the question is a sentence
     zh_number, en_number = lesson.exercise_numbers

@@ -61,11 +61,9 @@ def cmd_lessons(args: argparse.Namespace) -> int:
 
 
 def cmd_lesson(args: argparse.Namespace) -> int:
-    import pandas as pd
 
     from explorer import lessons
     from explorer.training.dynamics import STATISTICS
-    from explorer.views.tables import lesson_table
 
     lesson = lessons.get(args.lesson)
     if args.measure:
@@ -81,10 +79,7 @@ def cmd_lesson(args: argparse.Namespace) -> int:
         print("\n" + _("Not measured yet: python -m explorer lesson {lesson} --measure").format(lesson=lesson.name))
         return 0
     where, results = kept
-    print("\n" + _("Measured on the real data ({where}):").format(where=where))
-    with pd.option_context("display.unicode.east_asian_width", True):  # a Chinese character is two cells wide
-        print(lesson_table(results).to_string(index=False))
-    print(lessons.verdict(results))
+    _print_results(_("Measured on the real data ({where}):").format(where=where), results, lessons.verdict(results))
     print("\n" + _("What explains it: {statistic} per layer (python -m explorer dynamics RUN_ID, or the Runs "
                    "page).").format(statistic=_(STATISTICS[lesson.watch])))
     return 0
@@ -105,8 +100,8 @@ def _measure(chosen: list, data_dir: str | None) -> None:
             todo = [(s, d) for s, d in todo if d != dataset]
     done = iter(range(1, len(todo) + 1))
     for result in exercise_runs.measure(todo, data_dir, on_start=lambda setup, dataset: print(
-            _("training {model} {knobs} on {dataset} ({n} of {total})").format(
-                model=setup.model, knobs=" ".join(f"{k}={v}" for k, v in setup.texts().items()), dataset=dataset,
+            _("training {setup} on {dataset} ({n} of {total})").format(
+                setup=" ".join([setup.model, *(f"{k}={v}" for k, v in setup.texts().items())]), dataset=dataset,
                 n=next(done), total=len(todo)), flush=True)):
         print(f"  {_('test acc')} {result.test_acc:.3f}, {result.seconds:.0f} {_('s')}", flush=True)
 
@@ -130,10 +125,7 @@ def cmd_exercises(args: argparse.Namespace) -> int:
 def cmd_exercise(args: argparse.Namespace) -> int:
     import shlex
 
-    import pandas as pd
-
     from explorer import exercise_runs, exercises, lessons
-    from explorer.views.tables import lesson_table
 
     e = exercises.get(args.exercise)
     if args.measure:
@@ -156,12 +148,22 @@ def cmd_exercise(args: argparse.Namespace) -> int:
         print("\n" + _("Not measured yet: python -m explorer exercise {id} --measure").format(id=e.id))
         return 0
     place, results = kept
-    print("\n" + _("Trained with the quick preset on the real data ({where}):").format(where=place))
-    with pd.option_context("display.unicode.east_asian_width", True):
-        print(lesson_table(results).to_string(index=False))
-    if len(results) >= 2:
-        print(lessons.verdict(exercise_runs.best_and_worst(results)))
+    _print_results(_("Trained with the quick preset on the real data ({where}):").format(where=place), results,
+                   lessons.verdict(exercise_runs.best_and_worst(results)) if len(results) >= 2 else None)
     return 0
+
+
+def _print_results(heading: str, results: list, verdict: str | None) -> None:
+    """Trained networks' results (a lesson's pair, an exercise's setups) as a table, and their sentence."""
+    import pandas as pd
+
+    from explorer.views.tables import lesson_table
+
+    print("\n" + heading)
+    with pd.option_context("display.unicode.east_asian_width", True):  # a Chinese character is two cells wide
+        print(lesson_table(results).to_string(index=False))
+    if verdict:
+        print(verdict)
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
