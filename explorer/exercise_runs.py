@@ -35,11 +35,10 @@ def dataset_of(exercise: Exercise) -> str:
 
 
 def run_of(setup: Setup, dataset: str) -> tuple[ModelConfig, TrainSettings]:
-    """What a setup trains: the quick preset's network and settings, with the setup's own knobs kept where
-    the preset would change them (GoogLeNet's small stem at 28x28 stays at 28)."""
-    built = setup.built()
-    chosen = preset(setup.model, PRESET, config=built, dataset=dataset)
-    return dataclasses.replace(chosen.config, **{k: getattr(built, k) for k in setup.config}), chosen.settings
+    """What a setup trains, as its Train link does: the quick preset, which keeps the setup's own knobs
+    (GoogLeNet's small stem at 28x28 stays at 28)."""
+    chosen = preset(setup.model, PRESET, config=setup.built(), dataset=dataset)
+    return chosen.config, chosen.settings
 
 
 def key(setup: Setup, dataset: str) -> str:

@@ -154,10 +154,15 @@ def test_a_training_exercise_is_measured_by_a_command_and_kept_with_machine_and_
 def test_an_exercise_setup_trains_its_own_knobs_over_the_quick_preset():
     from explorer import exercise_runs
 
+    from explorer.views.ui import config_params
+
     setup = exercises.get("en-8.4-3").setups[0]  # GoogLeNet's small stem at 28x28; quick would make it 32
     config, settings = exercise_runs.run_of(setup, "fashion-mnist")
     assert (config.resolution, config.stem, config.width) == (28, "small", 0.25)  # the rest is quick's
     assert settings.epochs == 1
+    at = app("pages/train.py", **config_params(setup.model, setup.built()))  # its Train link trains the same
+    changes = " ".join(c.value for c in at.caption if "preset changes" in c.value)
+    assert "width 1.0 -> 0.25" in changes and "resolution" not in changes
 
 
 @pytest.mark.parametrize("lesson, edition, first", [("resnet", "en", "en-8.6-1")])

@@ -113,9 +113,10 @@ def preset(name: str, kind: Literal["book", "quick", "fast"] = "book", device: D
            config: ModelConfig | None = None, dataset: str = DEFAULT_DATASET) -> Preset:
     """The book's settings for a catalog model, or the quick or fast variant and what it changed.
 
-    `config` (default: the catalog's) is the network to train; the quick and fast presets change it too.
-    On a `dataset` whose images do not mirror (MNIST), the fast recipe's mirrored test pass is left out and
-    its augmentation only shifts.
+    `config` (default: the catalog's) is the network to train; the quick and fast presets change it too, but
+    never a knob `config` already changed from the catalog's (an exercise's GoogLeNet at 28x28 stays at 28;
+    the CLI's --set is applied after the preset, to the same end). On a `dataset` whose images do not
+    mirror (MNIST), the fast recipe's mirrored test pass is left out and its augmentation only shifts.
     """
     entry = registry.get(name)
     config = config or entry.config
@@ -125,7 +126,8 @@ def preset(name: str, kind: Literal["book", "quick", "fast"] = "book", device: D
         return Preset(config, book, ())
     if kind not in KINDS:
         raise ConfigError("preset", "must be one of {choices}, not {value!r}", choices=", ".join(KINDS), value=kind)
-    config_changes, settings_changes = entry.presets.network, entry.presets.quick
+    config_changes = {k: v for k, v in entry.presets.network.items() if getattr(config, k) == getattr(entry.config, k)}
+    settings_changes = entry.presets.quick
     if kind == "fast":
         settings_changes = {**settings_changes, **RECIPE, **entry.presets.fast}
         if dataset in DATASETS and not DATASETS[dataset].mirrors:
