@@ -181,10 +181,12 @@ def verdict(results: list[Result]) -> str:
                           low_acc=low.test_acc)
     said += _('; "{a}" trained in {a_s:.0f} s, "{b}" in {b_s:.0f} s').format(a=_(a.label), a_s=a.seconds,
                                                                            b=_(b.label), b_s=b.seconds)
-    ratio = b.first_grad / a.first_grad if a.first_grad > 0 else float("inf")
-    if ratio < 0.01 or ratio > 100:
+    dead = [r for r in (a, b) if r.first_grad == 0]
+    if len(dead) == 1:  # a network that stopped learning: a ratio to nothing says less than this
+        said += _('; no gradient reached the first layer of "{name}"').format(name=_(dead[0].label))
+    elif not dead and not 0.01 <= b.first_grad / a.first_grad <= 100:
         said += _('; the gradient at the first layer of "{b}" was {ratio:.1g} times that of "{a}"').format(
-            a=_(a.label), b=_(b.label), ratio=ratio)
+            a=_(a.label), b=_(b.label), ratio=b.first_grad / a.first_grad)
     return _("{sentence}.").format(sentence=said)
 
 

@@ -153,7 +153,6 @@ def test_a_training_exercise_is_measured_by_a_command_and_kept_with_machine_and_
 
 def test_an_exercise_setup_trains_its_own_knobs_over_the_quick_preset():
     from explorer import exercise_runs
-
     from explorer.views.ui import config_params
 
     setup = exercises.get("en-8.4-3").setups[0]  # GoogLeNet's small stem at 28x28; quick would make it 32

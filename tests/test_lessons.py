@@ -130,6 +130,8 @@ def test_the_verdict_is_made_from_the_measured_numbers():
     assert lessons.verdict([a, b]) == said
     assert lessons.verdict([b, a]).startswith('"residual" reached 62.4% test accuracy, 52.4 points above')  # no sign
     assert "gradient" not in lessons.verdict([a, dataclasses.replace(b, first_grad=0.5)])  # within 100x: not said
+    assert lessons.verdict([dataclasses.replace(b, first_grad=0.0), a]).endswith(  # not "0 times", not "inf"
+        '; no gradient reached the first layer of "plain".')
     assert lessons.verdict([a, dataclasses.replace(b, test_acc=a.test_acc)]).startswith(
         '"residual" and "plain" both reached 62.4%')
     i18n.use("zh")
