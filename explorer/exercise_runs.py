@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from explorer.config import ModelConfig
-from explorer.exercises import EXERCISES, Exercise, Setup
+from explorer.exercises import Exercise, Setup
 from explorer.lessons import Result, trained, where
 from explorer.measured import machine
 from explorer.training.data import DEFAULT_DATASET
@@ -107,5 +107,5 @@ def markdown_lines(exercise: Exercise, path: Path | None = None) -> list[str]:
     return [f"  - measured ({PRESET} preset, {place}): test accuracy {said}"]
 
 
-__all__ = ["EXERCISES", "KEPT", "best_and_worst", "markdown_lines", "measure", "measured", "run_of", "to_measure",
+__all__ = ["KEPT", "best_and_worst", "dataset_of", "markdown_lines", "measure", "measured", "run_of", "to_measure",
            "trains"]

@@ -85,11 +85,11 @@ PROJECTOR = {"width": 1280, "height": 720}
 COOKIE = "cnn_explorer_visitor"
 
 
-_chromium: list = []  # (playwright, browser): one Chromium for the whole session, a fresh context per page
+_chromium: list = []  # (playwright, browser): one Chromium per test module, a fresh context per page
 
 
 def _browser():
-    """The session's Chromium, launched on first use (and again if it crashed); closed by close_chromium."""
+    """The shared Chromium, launched on first use (and again if it crashed); closed by close_chromium."""
     from playwright.sync_api import sync_playwright
 
     if _chromium and not _chromium[1].is_connected():
@@ -103,7 +103,7 @@ def _browser():
 
 
 def close_chromium() -> None:
-    """End the session's Chromium (conftest calls this when the session finishes)."""
+    """End the shared Chromium (conftest calls this after each test module)."""
     if _chromium:
         playwright, browser = _chromium
         _chromium.clear()
@@ -115,7 +115,7 @@ def close_chromium() -> None:
 
 @contextmanager
 def chromium_page(viewport: dict[str, int] | None = None, visitor_token: str | None = None) -> Iterator:
-    """A page in a fresh browser context (its own cookies and storage) of the session's Chromium; with
+    """A page in a fresh browser context (its own cookies and storage) of the module's Chromium; with
     `visitor_token`, a returning visitor whose cookie the app set before."""
     context = _browser().new_context(viewport=viewport or PROJECTOR)
     if visitor_token:

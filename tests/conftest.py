@@ -107,14 +107,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if item not in left]
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    if "tests.browser" in sys.modules:  # the browser tests' one Chromium ends with the session
-        sys.modules["tests.browser"].close_chromium()
-
-
 def _full(config: pytest.Config) -> bool:
     """The whole suite: --all, a marker expression, or tests named on the command line."""
     return bool(config.getoption("--all") or config.getoption("markexpr") or config.option.file_or_dir)
+
+@pytest.fixture(autouse=True, scope="module")
+def _chromium_closed_after_each_module():
+    """The browser tests of a module share one Chromium; it ends with the module, and with it Playwright's
+    event loop, which would refuse a later module's asyncio.run (the load test's)."""
+    yield
+    if "tests.browser" in sys.modules:
+        sys.modules["tests.browser"].close_chromium()
+
 
 @pytest.fixture(autouse=True)
 def _server_closed_after_each_test():
