@@ -81,6 +81,7 @@ def bench_train(name: str, resolution: int | None = None, batch_size: int | None
 
     from explorer.errors import ConfigError
     from explorer.training.data import load_data
+    from explorer.training.train import report_plan
 
     if batches <= WARMUP_BATCHES:
         raise ConfigError("batches", "must be more than {warmup} (the warm-up batches)", warmup=WARMUP_BATCHES)
@@ -89,6 +90,11 @@ def bench_train(name: str, resolution: int | None = None, batch_size: int | None
         raise ConfigError("batches", "{batches} batches of {batch_size} need {need} training images; the data has "
                                      "{available}", batches=batches, batch_size=batch_size,
                           need=(batches + 1) * batch_size, available=available)
+    every = report_plan(available, batch_size, 1).report_every  # ours is timed between two of its reports
+    if batches < -(-WARMUP_BATCHES // every) * every + every:
+        raise ConfigError("batches", "must be at least {least} here: a run over {available} images reports every "
+                                     "{every} steps, and two reports after the warm-up are timed",
+                          least=-(-WARMUP_BATCHES // every) * every + every, available=available, every=every)
 
     torch.set_num_threads(default_threads())
     settings = TrainSettings(lr=entry.book.lr, epochs=1, batch_size=batch_size, train_subset=batches * batch_size,
@@ -140,10 +146,11 @@ def _our_images_per_sec(config, settings, batches: int, data_dir: str | None) ->
         if p.step >= batches:
             stop.set()
 
-    # one batch more than timed, so the stop comes before the epoch's end and its test pass
-    train(config, replace(settings, train_subset=(batches + 1) * settings.batch_size), on_progress, stop,
-          data_dir=data_dir)
-    return (batches - WARMUP_BATCHES) * settings.batch_size / (marks[batches] - marks[WARMUP_BATCHES])
+    # the whole training set, as a run has it: it reports (and reads its layers) as often as a real run, about
+    # 25 times an epoch, not at every step as a run of `batches` images would; timed between two reports
+    train(config, replace(settings, train_subset=None), on_progress, stop, data_dir=data_dir)
+    steps = sorted(s for s in marks if s >= WARMUP_BATCHES)  # two at least: bench_train checked `batches`
+    return (steps[-1] - steps[0]) * settings.batch_size / (marks[steps[-1]] - marks[steps[0]])
 
 
 def _d2l_images_per_sec(config, settings, batches: int, data_dir: str | None) -> float:

@@ -92,6 +92,9 @@ def test_bench_train_prints_the_ceiling_both_pipelines_efficiency_and_ratio(tmp_
     assert lines[-1].startswith("ratio ") and abs(float(lines[-1].split()[1]) - rates["ours"] / rates["d2l"]) < 0.02
     too_many = run_cli("bench", "train", "lenet-bn", "--batches", "50", "--data-dir", str(data))
     assert too_many.returncode == 2 and "the data has 600" in too_many.stderr
+    big = write_dataset(tmp_path / "big", n_train=6400, n_test=50)  # 100 steps of 64: a report every 4 steps
+    too_few = run_cli("bench", "train", "lenet-bn", "--batches", "6", "--batch-size", "64", "--data-dir", str(big))
+    assert too_few.returncode == 2 and "must be at least 8 here" in too_few.stderr
 
 
 def test_train_and_runs_commands(tmp_path):
