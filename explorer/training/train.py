@@ -172,11 +172,14 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
     torch.manual_seed(settings.seed)
     data = DeviceData(load_data(data_dir, settings.dataset), device, settings.train_subset, settings.seed)
     mirrors = DATASETS[settings.dataset].mirrors
+    n = len(data.train_y)
+    plan = report_plan(n, settings.batch_size, settings.epochs)
+    steps_per_epoch, report_every, watch_every = plan.steps_per_epoch, plan.report_every, plan.watch_every
+    total = steps_per_epoch * settings.epochs
     phase("measuring the fastest memory format")
-    batches = settings.epochs * -(-len(data.train_y) // settings.batch_size)
-    timing = measure_step(config, settings.batch_size, settings.device, threads, cache, steps=batches)
+    timing = measure_step(config, settings.batch_size, settings.device, threads, cache, steps=total)
     if on_measured is not None:
-        on_measured(timing, run_seconds(timing.images_per_sec, len(data.train_y), settings.epochs,
+        on_measured(timing, run_seconds(timing.images_per_sec, n, settings.epochs,
                                         len(data.test_y) * (2 if settings.tta else 1)))
     channels_last = timing.use_channels_last
     phase("building the model")
@@ -187,10 +190,6 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
     loss_fn = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
     phase("first batch")
 
-    n = len(data.train_y)
-    plan = report_plan(n, settings.batch_size, settings.epochs)
-    steps_per_epoch, report_every, watch_every = plan.steps_per_epoch, plan.report_every, plan.watch_every
-    total = steps_per_epoch * settings.epochs
     reported = 0
     generator = torch.Generator(device=device).manual_seed(settings.seed)
     train_seconds, step, stopped, images = 0.0, 0, False, 0
