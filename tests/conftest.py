@@ -123,8 +123,12 @@ def _chromium_closed_after_each_module():
 @pytest.fixture(autouse=True)
 def _server_closed_after_each_test():
     """The server's run manager is made from the environment of the test that first asks for it (a page, the
-    CLI's serve); closed after it, so that the next test's environment makes its own."""
+    CLI's serve); closed after it, so that the next test's environment makes its own. AppTest leaves the
+    last page it ran as `__main__`; it is put back, or a later spawned child (the load test's prober) would
+    import that page as its main module and run the app there, bare."""
+    main = sys.modules["__main__"]
     yield
+    sys.modules["__main__"] = main
     if (server := sys.modules.get("explorer.server")) is not None:
         server.close_server()
 

@@ -41,6 +41,7 @@ from explorer.views.tables import human
 from tests.browser import COOKIE, streamlit_server
 from tests.conftest import write_dataset
 
+EXCEPTIONS: list[str] = []  # every traceback any session of this process was shown
 TEXT_FIELDS = {"markdown": "body", "alert": "body", "text": "body", "heading": "body", "progress": "text"}
 
 
@@ -55,6 +56,7 @@ class Session:
         self.widgets: dict[str, str] = {}     # label -> widget id
         self.texts: list[str] = []
         self.metrics: dict[str, str] = {}
+        self.exceptions: list[str] = []  # tracebacks any run drew: a visitor must never see one
         self.page, self.query = "explore", ""
         self.page_hash = ""  # what a browser sends once it knows the page, as the server's own reruns use it
         self.timer: tuple[float, str] | None = None  # a fragment's (interval, id), as st.fragment(run_every)
@@ -78,6 +80,9 @@ class Session:
         state = msg.rerun_script
         state.query_string, state.page_name, state.page_script_hash = self.query, self.page, self.page_hash
         for label, value in (widgets or {}).items():
+            if label not in self.widgets:
+                raise LookupError(f"{self.page}?{self.query} drew no {label!r}; it said {self.texts[-6:]}, "
+                                  f"exceptions {self.exceptions}")
             w = state.widget_states.widgets.add()
             w.id = self.widgets[label]
             if value is True:
@@ -134,6 +139,9 @@ class Session:
             self.texts.append(getattr(part, TEXT_FIELDS[kind]))
         elif kind == "metric":
             self.metrics[part.label] = part.body
+        elif kind == "exception":
+            self.exceptions.append(f"{self.page}?{self.query}: {part.type}: {part.message}")
+            EXCEPTIONS.append(self.exceptions[-1])
         if getattr(part, "id", "") and getattr(part, "label", ""):
             self.widgets[part.label] = part.id
 
@@ -380,6 +388,7 @@ def _probes(url: str, server_pid: int, changers: int, until: float) -> Figures:
             poll_health(url, server_pid, until, figures))
 
     asyncio.run(probe())
+    figures.errors = list(EXCEPTIONS)
     return figures
 
 
@@ -388,6 +397,7 @@ async def run(url: str, server_pid: int, home: Path, sessions: int = 30, seconds
     """The class (and with `attacks`, the attackers beside it) on a class server behind a proxy: each
     student at an address of their own."""
     figures = Figures()
+    EXCEPTIONS.clear()
     watchers, changers = sessions // 2, sessions - sessions // 2
     prober = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
     # torch imported there before anything is timed
@@ -427,7 +437,7 @@ async def run(url: str, server_pid: int, home: Path, sessions: int = 30, seconds
                              *hostile)
         probed = await probes
         prober.shutdown()
-        for name in ("health", "knob", "knob_wrong", "rss_mb", "children_rss_mb"):
+        for name in ("health", "knob", "knob_wrong", "rss_mb", "children_rss_mb", "errors"):
             setattr(figures, name, getattr(probed, name))
         memory_after = _rss_mb(server_pid)
         trained = (store.progress(training) or {}).get("step", 0) - steps_before
@@ -450,6 +460,7 @@ async def run(url: str, server_pid: int, home: Path, sessions: int = 30, seconds
         "children_rss_mb_max": max(figures.children_rss_mb), "queue_positions": positions,
         "queued_statuses": [r.status for r in records],
         "started_in_order": [r.started for r in records] == sorted(r.started or 0 for r in records),
+        "exceptions": figures.errors + EXCEPTIONS,
     }
     if attacks:
         figures_out |= {

@@ -21,6 +21,7 @@ def test_thirty_sessions_while_a_run_trains_and_attackers_try_to_bring_the_serve
             figures = asyncio.run(run(url, url.pid, home, sessions=30, seconds=60, attacks=True))
     print(figures)
     # the shared-server issue's targets, with every attack beside the class (README: about twice the margin)
+    assert figures["exceptions"] == []  # no page showed anyone a traceback
     assert figures["health_p95_s"] < 0.5
     assert figures["knob_changes"] > 200 and figures["knob_wrong"] == 0  # each change showed its new figures
     assert figures["knob_p95_s"] < 2.0
