@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from explorer import lessons
 from explorer.config import ModelConfig
 from explorer.exercises import Exercise, Setup
 from explorer.lessons import Result, trained, where
@@ -90,11 +91,14 @@ def measured(exercise: Exercise, path: Path | None = None) -> tuple[str, list[Re
     return "; ".join(places), results
 
 
-def best_and_worst(results: list[Result]) -> list[Result]:
-    """The pair a verdict compares: the highest and the lowest test accuracy, in the setups' order."""
+def verdict(results: list[Result]) -> str | None:
+    """An exercise's measured setups in words: the highest accuracy against the lowest (lessons.verdict),
+    in the setups' order; none for a single setup."""
+    if len(results) < 2:
+        return None
     high = max(results, key=lambda r: r.test_acc)
     low = min(results, key=lambda r: r.test_acc)
-    return [r for r in results if r is high or r is low] if high is not low else results[:2]
+    return lessons.verdict([r for r in results if r is high or r is low] if high is not low else results[:2])
 
 
 def markdown_lines(exercise: Exercise, path: Path | None = None) -> list[str]:
@@ -107,5 +111,5 @@ def markdown_lines(exercise: Exercise, path: Path | None = None) -> list[str]:
     return [f"  - measured ({PRESET} preset, {place}): test accuracy {said}"]
 
 
-__all__ = ["KEPT", "best_and_worst", "dataset_of", "markdown_lines", "measure", "measured", "run_of", "to_measure",
-           "trains"]
+__all__ = ["KEPT", "dataset_of", "markdown_lines", "measure", "measured", "run_of", "to_measure", "trains",
+           "verdict"]

@@ -3,7 +3,7 @@ measurement's answer computed from its setups and folded away so that the studen
 
 import streamlit as st
 
-from explorer import exercise_runs, exercises, i18n, lessons
+from explorer import exercise_runs, exercises, i18n
 from explorer.i18n import _
 from explorer.training.data import DATASETS
 from explorer.views.ui import config_params, plain
@@ -88,8 +88,7 @@ if exercise_runs.trains(exercise):
             st.info(_("Not measured yet: python -m explorer exercise {id} --measure").format(id=exercise.id))
         else:
             place, results = kept
-            results_table(results, lessons.verdict(exercise_runs.best_and_worst(results)) if len(results) >= 2
-                          else None)
+            results_table(results, exercise_runs.verdict(results))
             st.caption(_("Trained on {where} (python -m explorer exercises --measure). Your own runs of these "
                          "setups are on the Runs page.").format(where=place))
 

@@ -125,7 +125,7 @@ def cmd_exercises(args: argparse.Namespace) -> int:
 def cmd_exercise(args: argparse.Namespace) -> int:
     import shlex
 
-    from explorer import exercise_runs, exercises, lessons
+    from explorer import exercise_runs, exercises
 
     e = exercises.get(args.exercise)
     if args.measure:
@@ -149,7 +149,7 @@ def cmd_exercise(args: argparse.Namespace) -> int:
         return 0
     place, results = kept
     _print_results(_("Trained with the quick preset on the real data ({where}):").format(where=place), results,
-                   lessons.verdict(exercise_runs.best_and_worst(results)) if len(results) >= 2 else None)
+                   exercise_runs.verdict(results))
     return 0
 
 
