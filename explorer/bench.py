@@ -1,5 +1,5 @@
-"""Benchmarks: `python -m explorer bench summary|train|presets|memory|dynamics|inference`; `--save` keeps their
-rows through explorer.measured."""
+"""Benchmarks: `python -m explorer bench summary|train|presets|speedrun|memory|dynamics|inference|store`;
+`--save` keeps their rows through explorer.measured."""
 
 from __future__ import annotations
 
@@ -9,9 +9,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from explorer import registry
 from explorer.summary import summaries, summarize
+
+if TYPE_CHECKING:
+    from explorer.training.ceiling import Ceiling
 
 
 @dataclass(frozen=True)
@@ -49,9 +53,10 @@ class TrainBench:
     resolution: int
     batch_size: int
     batches: int
-    ceiling_images_per_sec: float  # the train step alone, on one fixed batch already on the device
+    ceiling_images_per_sec: float  # the train step alone, as a run takes it, on one fixed batch on the device
     d2l_images_per_sec: float
     ours_images_per_sec: float
+    ceilings: tuple[Ceiling, ...] = ()  # the step under each setting the machine offers (training.ceiling)
 
     @property
     def efficiency(self) -> float:
@@ -63,12 +68,10 @@ class TrainBench:
         return self.ours_images_per_sec / self.d2l_images_per_sec
 
 
-WARMUP_BATCHES = 3  # first batches build kernels and caches; both pipelines skip them
-
-
 def bench_train(name: str, resolution: int | None = None, batch_size: int | None = None, batches: int = 20,
-                device: str = "cpu", data_dir: str | None = None) -> TrainBench:
-    """Images per second of d2l's pipeline and ours, same model and batch size, in this process."""
+                device: str = "cpu", data_dir: str | None = None, compiled: bool = True) -> TrainBench:
+    """Images per second of the train step under each setting (its ceilings), of d2l's pipeline and of
+    ours, same model and batch size, in this process."""
     from dataclasses import replace
 
     from explorer.training.loop import default_threads
@@ -80,7 +83,9 @@ def bench_train(name: str, resolution: int | None = None, batch_size: int | None
     import torch
 
     from explorer.errors import ConfigError
+    from explorer.training.ceiling import WARMUP_BATCHES, ceilings, step_rate
     from explorer.training.data import load_data
+    from explorer.training.estimate import measure_step
     from explorer.training.train import report_plan
 
     if batches <= WARMUP_BATCHES:
@@ -99,43 +104,23 @@ def bench_train(name: str, resolution: int | None = None, batch_size: int | None
     torch.set_num_threads(default_threads())
     settings = TrainSettings(lr=entry.book.lr, epochs=1, batch_size=batch_size, train_subset=batches * batch_size,
                              device=device)
-    ceiling = _ceiling_images_per_sec(config, settings, batches)
+    rows = tuple(ceilings(config, settings, batches, compiled))
+    # the ceiling of `train` itself: the memory format and precision it measures and picks, its threads, eager
+    timing = measure_step(config, settings.batch_size, settings.device)
+    own = {"memory_format": "channels_last" if timing.use_channels_last else "contiguous",
+           "threads": torch.get_num_threads(), "compiled": False, "bf16": timing.use_bf16}
+    ceiling = next((r for r in rows if all(getattr(r, k) == v for k, v in own.items())), None) or step_rate(
+        config, settings, batches, timing.use_channels_last, own["threads"], bf16=timing.use_bf16)
     d2l = _d2l_images_per_sec(config, settings, batches, data_dir)
     ours = _our_images_per_sec(config, settings, batches, data_dir)
-    return TrainBench(name, config.resolution, batch_size, batches, ceiling, d2l, ours)
-
-
-def _ceiling_images_per_sec(config, settings, batches: int) -> float:
-    """The machine's own limit for this training: `train`'s step (model, init, memory format, optimizer)
-    on one fixed batch already on the device, so no indexing, resizing or copying."""
-    import torch
-    from torch import nn
-
-    from explorer.training.estimate import _sync, measure_step
-    from explorer.training.loop import new_model, sgd_step
-
-    device = torch.device(settings.device)
-    fmt = torch.channels_last if measure_step(config, settings.batch_size, settings.device).use_channels_last \
-        else torch.contiguous_format
-    model = new_model(config, settings.seed, settings.init).to(device, memory_format=fmt)
-    optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr)
-    x = torch.rand(settings.batch_size, config.in_channels, config.resolution, config.resolution, device=device)
-    x = x.contiguous(memory_format=fmt)
-    y = torch.randint(0, config.num_classes, (settings.batch_size,), device=device)
-    loss_fn = nn.CrossEntropyLoss()
-    for i in range(batches):
-        if i == WARMUP_BATCHES:
-            _sync(device)
-            start = time.perf_counter()
-        sgd_step(model, optimizer, loss_fn, x, y)
-    _sync(device)
-    return (batches - WARMUP_BATCHES) * settings.batch_size / (time.perf_counter() - start)
+    return TrainBench(name, config.resolution, batch_size, batches, ceiling.images_per_sec, d2l, ours, rows)
 
 
 def _our_images_per_sec(config, settings, batches: int, data_dir: str | None) -> float:
     import threading
     from dataclasses import replace
 
+    from explorer.training.ceiling import WARMUP_BATCHES
     from explorer.training.train import train
 
     stop, marks = threading.Event(), {}
@@ -165,6 +150,7 @@ def _d2l_images_per_sec(config, settings, batches: int, data_dir: str | None) ->
     from torch.utils import data
     from torchvision import transforms
 
+    from explorer.training.ceiling import WARMUP_BATCHES
     from explorer.training.data import FILES, find_data_dir
     from explorer.training.loop import init_weights
 
@@ -227,7 +213,6 @@ def bench_presets(kind: str = "quick", names: list[str] | None = None, seeds: in
     from explorer.training.data import load_data
     from explorer.training.estimate import estimate_run
     from explorer.training.recipes import preset
-    from explorer.training.train import train
 
     data = load_data(data_dir)
     for name in names or registry.list_models():
@@ -236,15 +221,45 @@ def bench_presets(kind: str = "quick", names: list[str] | None = None, seeds: in
         estimate = estimate_run(p.config, p.settings.batch_size, p.settings.epochs, images, p.settings.device,
                                 test_images=len(data.test_labels), tta=p.settings.tta,
                                 augment=p.settings.augment)
-        accuracies, seconds, rates = [], [], []
-        for seed in range(seeds):
-            result = train(p.config, replace(p.settings, seed=seed), data_dir=data_dir)
-            last = [h for h in result.history if h.kind == "epoch"][-1]
-            accuracies.append(last.test_acc)
-            seconds.append(result.seconds)
-            rates.append(last.images_per_sec)
-        yield PresetResult(name, kind, tuple(accuracies), tuple(seconds), estimate.seconds,
-                           statistics.median(rates), p.changes)
+        runs = [_trained(p, seed, data_dir) for seed in range(seeds)]
+        yield PresetResult(name, kind, tuple(r.test_acc for r in runs), tuple(r.seconds for r in runs),
+                           estimate.seconds, statistics.median(r.images_per_sec for r in runs), p.changes)
+
+
+@dataclass(frozen=True)
+class SeedRun:
+    seed: int
+    test_acc: float        # after the last epoch, on the 10,000 test images (with the preset's mirrored pass)
+    seconds: float         # the run's own: loading the data, measuring the step, training, every test pass
+    images_per_sec: float  # training images a second over the run
+    process_seconds: float = 0.0  # all of it in a fresh process, from its start (importing torch included)
+
+
+def bench_speedrun(seeds: int = 3, data_dir: str | None = None) -> Iterator[SeedRun]:
+    """The speedrun network trained with its own preset on the real data, seed 0 to seeds-1, one at a time,
+    each in a fresh process, timed from the process's start: nothing is loaded or warmed up before it."""
+    import multiprocessing
+
+    for seed in range(seeds):
+        start = time.perf_counter()
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            run = pool.apply(_speedrun_seed, (seed, data_dir))
+        yield replace(run, process_seconds=time.perf_counter() - start)
+
+
+def _speedrun_seed(seed: int, data_dir: str | None) -> SeedRun:
+    from explorer.training.recipes import preset
+
+    return _trained(preset("speedrun", "speedrun"), seed, data_dir)
+
+
+def _trained(p, seed: int, data_dir: str | None) -> SeedRun:
+    """Train a preset in this process with `seed`: its last epoch's test accuracy and the whole run's time."""
+    from explorer.training.train import train
+
+    result = train(p.config, replace(p.settings, seed=seed), data_dir=data_dir)
+    last = [h for h in result.history if h.kind == "epoch"][-1]
+    return SeedRun(seed, last.test_acc, result.seconds, last.images_per_sec)
 
 
 @dataclass(frozen=True)
@@ -336,6 +351,7 @@ def bench_dynamics(names: list[str] | None = None, kind: str = "quick", steps: i
     import torch
     from torch import nn
 
+    from explorer.training.ceiling import WARMUP_BATCHES
     from explorer.training.dynamics import Watch
     from explorer.training.loop import default_threads, new_model, sgd_step
     from explorer.training.recipes import preset

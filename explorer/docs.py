@@ -49,6 +49,7 @@ GENERATED: tuple[tuple[str, str | None, Callable[[], str]], ...] = (
     ("docs/performance.md", "memory against peaks", _bench("memory")),
     ("docs/performance.md", "dynamics cost", _bench("dynamics")),
     ("docs/performance.md", "inference", _bench("inference")),
+    ("docs/performance.md", "speedrun", _bench("speedrun")),
     ("docs/hosting.md", "store per run", _bench("store")),
 )
 

@@ -10,7 +10,9 @@ import platform
 import time
 from pathlib import Path
 
-from explorer.bench import DynamicsBench, InferenceBench
+from explorer.bench import DynamicsBench, InferenceBench, SeedRun
+from explorer.i18n import _
+from explorer.training.estimate import human_duration
 from explorer.training.kept import StoreBench
 
 MEASURED = Path(__file__).parent.parent / "docs" / "measured"  # kept benchmarks, the docs' tables' source
@@ -111,4 +113,44 @@ def store_markdown(directory: Path = MEASURED) -> str:
         cells = [f"{b.store_bytes / 2**20:.1f} + {b.weights_bytes / 2**20:.1f} = **{b.total_bytes / 2**20:.1f}**"
                  if (b := by.get((name, k))) else "" for k in kinds]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def kept_speedrun(directory: Path | None = None) -> tuple[str, str, list[SeedRun]] | None:
+    """The speedrun's kept seeds (`bench speedrun --save`), with when and on what machine; None when none is
+    kept."""
+    path = (directory or MEASURED) / "speedrun.json"
+    if not path.is_file():
+        return None
+    kept = json.loads(path.read_text())
+    return kept["date"], kept["machine"], [SeedRun(**r) for r in kept["rows"]]
+
+
+def speedrun_said(directory: Path | None = None) -> str | None:
+    """The speedrun as measured, in a sentence in the reader's language (the Train page's), or None."""
+    found = kept_speedrun(directory)
+    if found is None:
+        return None
+    date, where, runs = found
+    accuracies = [r.test_acc for r in runs]
+    return _("Measured on {date} ({machine}): {low:.2%} to {high:.2%} test accuracy over {n} seeds, each whole "
+             "run (loading the data and every test pass included) at most {time}.").format(
+        date=date, machine=where, low=min(accuracies), high=max(accuracies), n=len(runs),
+        time=human_duration(max(r.process_seconds for r in runs)))
+
+
+def speedrun_markdown(directory: Path = MEASURED) -> str:
+    """The kept speedrun, seed by seed, with the network and its preset (generated into docs/performance.md)."""
+    from explorer.summary import summarize
+    from explorer.training.recipes import preset
+
+    where, rows = kept("speedrun", directory)
+    p = preset("speedrun", "speedrun")
+    totals = summarize(p.config).totals
+    lines = [where, "", f"`speedrun`: {totals.params:,} parameters, {totals.mult_adds / 1e6:.1f} M mult-adds an "
+             f"image at {p.config.resolution}x{p.config.resolution}; its preset: {'; '.join(p.changes)}.", "",
+             "| seed | test accuracy | the run (s) | its process, from start (s) | training images/s |",
+             "|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['seed']} | {r['test_acc']:.4f} | {r['seconds']:.0f} | {r['process_seconds']:.0f} | "
+              f"{r['images_per_sec']:.0f} |" for r in rows]
     return "\n".join(lines) + "\n"

@@ -37,11 +37,13 @@ class BookSettings:
 class Presets:
     """What the quick and fast presets change (measured on the real data: README). `network`: the config
     both train, as changes to the book's; `quick`: changes to the book's settings; `fast`: the modern
-    recipe's settings for this network (explorer.training.train.RECIPE), on top of `quick`'s."""
+    recipe's settings for this network (explorer.training.recipes.RECIPE), on top of `quick`'s. `speedrun`:
+    the speedrun network's own preset, the modern recipe's settings on top of the book's; no other has one."""
 
     network: Mapping[str, Any]
     quick: Mapping[str, Any]
     fast: Mapping[str, Any]
+    speedrun: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,7 @@ class ModelEntry:
     name: str
     family: str
     description: str
-    section: str                    # the Chinese edition's (7.1-7.7), else the English edition's
+    section: str                    # the Chinese edition's (7.1-7.7), else the English edition's; "" not the book's
     config: ModelConfig
     build: Callable[..., nn.Module]
     book: BookSettings
@@ -229,7 +231,7 @@ def _in_book_order() -> list[ModelEntry]:
     _load_catalog()
 
     def number(section: str) -> tuple[int, ...]:
-        return tuple(int(part) for part in section.split("."))
+        return tuple(int(part) for part in section.split(".")) if section else (99,)  # not the book's: last
 
     first: dict[str, tuple[int, ...]] = {}
     for e in _ENTRIES.values():

@@ -209,7 +209,7 @@ def config_editor(prefix: str, where, params: dict[str, str] | None = None,
     if state.get(f"{prefix}preset:{family}") not in names:
         state[f"{prefix}preset:{family}"] = names[0]
     name = where.selectbox(_("Preset"), names, key=f"{prefix}preset:{family}",
-                           format_func=lambda n: f"{n} (d2l {registry.get(n).section})")
+                           format_func=lambda n: f"{n} (d2l {s})" if (s := registry.get(n).section) else n)
     entry = registry.get(name)
     where.caption(_(entry.description))
 

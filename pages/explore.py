@@ -33,10 +33,12 @@ if "x.depth" not in state:
 state["x.depth"] = min(state["x.depth"], max_depth)  # another network may be shallower
 
 st.title(name)
-st.caption(_("d2l {section} · {description} · input {shape}. Changes are against the book's {name}; copy the "
-             "URL to share this view.").format(section=registry.get(name).section,
-                                               description=_(registry.get(name).description), name=name,
-                                               shape=f"{config.in_channels}x{config.resolution}x{config.resolution}"))
+about = _("d2l {section} · {description} · input {shape}. Changes are against the book's {name}; copy the URL to "
+          "share this view.") if registry.get(name).section else _(
+    "Not one of the book's networks: {description} · input {shape}. Changes are against the catalog's {name}; copy "
+    "the URL to share this view.")
+st.caption(about.format(section=registry.get(name).section, description=_(registry.get(name).description), name=name,
+                        shape=f"{config.in_channels}x{config.resolution}x{config.resolution}"))
 show_fallback(error)
 figures = headline(summary, default)
 # the memory label is the longest: it keeps its whole text at 1280 wide in presentation mode, sidebar open

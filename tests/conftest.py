@@ -32,7 +32,8 @@ SLOW: dict[str, str | set[str]] = {
     "test_summary": {"test_summaries_free_their_networks_and_the_cache_levels_off",  # 300 configs: 15 s
                      "test_the_memory_estimate_is_within_25_percent_of_a_real_peak_at_book_settings"},  # 30 s
     "test_cli": {"test_train_and_runs_commands", "test_ctrl_c_of_train_stops_the_run_cleanly",  # real runs: 28 s
-                 "test_bench_train_prints_the_ceiling_both_pipelines_efficiency_and_ratio",
+                 "test_bench_train_prints_the_ceilings_both_pipelines_efficiency_and_ratio",
+                 "test_bench_speedrun_trains_each_seed_in_a_fresh_process_and_its_table_and_sentence_come_from_it",
                  "test_invalid_config_exits_2_with_one_line"},
     "test_training": {"test_a_run_over_the_time_limit_is_refused_with_advice",  # real runs, 2-3 s each: the
                       "test_a_restart_marks_running_runs_interrupted_and_keeps_the_rest",  # fast tier keeps
@@ -53,7 +54,9 @@ SLOW: dict[str, str | set[str]] = {
                        "test_the_fast_preset_says_what_it_changes_trains_with_its_recipe_and_reopens_as_fast",
                        "test_one_recipe_switch_at_a_time_trains_and_reopens_as_set",
                        "test_a_train_url_too_big_to_train_is_refused_without_building_or_timing_anything",
-                       "test_a_run_whose_weights_went_missing_still_shows_and_can_be_deleted"},
+                       "test_a_run_whose_weights_went_missing_still_shows_and_can_be_deleted",
+                       # the Train page measures the speedrun network's step for each preset: 7 s
+                       "test_the_speedrun_preset_is_the_speedrun_networks_own_and_says_what_it_reached_here"},
     "test_inside": {"test_inspect_writes_painted_pngs_and_prints_the_prediction",  # a CLI process: 11 s
                     "test_ten_concurrent_fresh_vgg11_views_build_one_network_out_of_the_server_and_stay_under_2_gb"},
     "test_dynamics": {"test_the_cli_prints_a_runs_dynamics_one_row_per_report_and_layer"},  # three CLI processes

@@ -336,3 +336,22 @@ def test_the_estimate_says_how_many_runs_a_new_one_would_wait_for(app_env):
         manager.wait(running, timeout=60)
     at = train_page(model="lenet")
     assert not any("It would start after" in c.value for c in at.caption)  # a free worker: at once
+
+
+def test_the_speedrun_preset_is_the_speedrun_networks_own_and_says_what_it_reached_here(app_env):
+    from explorer.measured import kept_speedrun, speedrun_said
+    from explorer.training.recipes import preset
+
+    at = train_page(model="speedrun")
+    assert at.radio(key="t.preset").options == ["quick", "fast", "book", "speedrun"]
+    at.radio(key="t.preset").set_value("speedrun").run()
+    _, _, runs = kept_speedrun()  # the kept measurement (bench speedrun --save), as the page says it
+    said = [c.value for c in at.caption if c.value.startswith("Measured on")]
+    assert said == [speedrun_said()] and f"{min(r.test_acc for r in runs):.2%}" in said[0]
+    trains = next(m.value for m in at.markdown if m.value.startswith("Trains **"))
+    s = preset("speedrun", "speedrun").settings
+    assert f"speedrun preset: learning rate {s.lr:g}, {s.epochs} epochs of all 60,000 images at batch size " \
+           f"{s.batch_size}" in trains
+    at.sidebar.selectbox(key="t.family").set_value("LeNet").run()  # another network: its own presets
+    assert at.radio(key="t.preset").options == ["quick", "fast", "book"]
+    assert at.radio(key="t.preset").value == "quick" and not at.exception

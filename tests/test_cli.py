@@ -78,15 +78,23 @@ def test_code_export_prints_a_runnable_file(tmp_path, capsys):
     assert f"parameters: {summarize(config).totals.params}" in result.stdout
 
 
-def test_bench_train_prints_the_ceiling_both_pipelines_efficiency_and_ratio(tmp_path):
+def test_bench_train_prints_the_ceilings_both_pipelines_efficiency_and_ratio(tmp_path):
+    from explorer.training.loop import bf16_native
     from tests.conftest import write_dataset
 
     data = write_dataset(tmp_path / "data", n_train=600, n_test=50)
     result = run_cli("bench", "train", "lenet-bn", "--batches", "8", "--batch-size", "64", "--data-dir", str(data))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
-    rates = {line.split()[0]: float(re.search(r"(\d+\.\d) images/s", line)[1]) for line in lines[1:4]}
-    assert list(rates) == ["ceiling", "ours", "d2l"] and all(v > 0 for v in rates.values())
+    settings = [line.strip() for line in lines if line.startswith("  ")]  # each setting of the step, timed
+    assert [s.split(",")[0] for s in settings] == ["eager"] * (len(settings) - 1 - bf16_native()) + ["compiled"] \
+        + ["eager"] * bf16_native()
+    assert all("images/s" in s or "failed: " in s for s in settings)
+    rates = {line.split("  ")[0]: float(re.search(r"(\d+\.\d) images/s", line)[1]) for line in lines
+             if line.startswith(("eager ceiling", "best ceiling", "ceiling", "ours", "d2l"))}
+    assert list(rates) == ["eager ceiling", "best ceiling", "ceiling", "ours", "d2l pipeline"]
+    assert all(v > 0 for v in rates.values()) and rates["best ceiling"] >= rates["eager ceiling"]
+    rates["d2l"] = rates["d2l pipeline"]
     assert lines[-2].startswith("efficiency ")
     assert abs(float(lines[-2].split()[1]) - rates["ours"] / rates["ceiling"]) < 0.02
     assert lines[-1].startswith("ratio ") and abs(float(lines[-1].split()[1]) - rates["ours"] / rates["d2l"]) < 0.02
@@ -178,3 +186,25 @@ def test_a_kept_benchmark_makes_its_table_and_the_resources_exercise_shows_the_m
     assert value == f"{rows[1].latency_ms:.1f} ms" and measured.machine() in said
     monkeypatch.setattr(measured, "MEASURED", tmp_path / "none")
     assert not any(k.startswith("time to predict") for k, _ in exercises.answer(exercises.get("zh-7.3-3")))
+
+
+def test_bench_speedrun_trains_each_seed_in_a_fresh_process_and_its_table_and_sentence_come_from_it(tmp_path):
+    from explorer import bench, measured
+    from explorer.training.estimate import human_duration
+    from tests.conftest import write_dataset
+
+    data = write_dataset(tmp_path / "data", n_train=256, n_test=100)
+    result = run_cli("bench", "speedrun", "--seeds", "1", "--data-dir", str(data))
+    assert result.returncode == 0, result.stderr
+    header, row = result.stdout.strip().splitlines()
+    seed, acc, run_s, process_s, rate = row.split()
+    assert header.split()[:2] == ["seed", "test"] and seed == "0" and 0 <= float(acc) <= 1
+    assert 0 < float(run_s) <= float(process_s) and float(rate) > 0  # the process: its start and torch's import too
+    runs = [bench.SeedRun(0, 0.9342, 513.3, 913.4, 515.8), bench.SeedRun(1, 0.9361, 445.3, 1033.3, 447.8)]
+    measured.save("speedrun", runs, tmp_path)
+    table = measured.speedrun_markdown(tmp_path)
+    params = summarize(registry.get("speedrun").config).totals.params
+    assert "| 1 | 0.9361 | 445 | 448 | 1033 |" in table and f"{params:,} parameters" in table
+    said = measured.speedrun_said(tmp_path)
+    assert "93.42% to 93.61% test accuracy over 2 seeds" in said and f"at most {human_duration(515.8)}" in said
+    assert measured.speedrun_said(tmp_path / "none") is None

@@ -39,7 +39,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     for name in registry.list_models():
         e = registry.get(name)
-        print(f"{name:18s} d2l {e.section:6s} {_(e.description)}")
+        print(f"{name:18s} {'d2l ' + e.section if e.section else '':10s} {_(e.description)}")
     return 0
 
 

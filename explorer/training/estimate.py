@@ -35,7 +35,7 @@ from explorer.i18n import N_, _, plural
 from explorer.summary import summarize
 from explorer.training import pipeline
 from explorer.training.load import BUSY_SHARE, MachineLoad, Readings
-from explorer.training.loop import default_threads, new_model, sgd_step
+from explorer.training.loop import bf16_native, default_threads, new_model, sgd_step
 from explorer.training.schema import RunRecord
 from explorer.training.store import RunStore, StoreError
 
@@ -213,20 +213,27 @@ def data_seconds(resolution: int, batch_size: int, augment: bool, device: str) -
     return timing
 
 
+# bfloat16 keeps 8 bits of each number's mantissa: a run takes it only for at least this much more speed
+BF16_GAIN = 1.2
+
+
 @dataclass(frozen=True)
 class StepTiming:
-    """Training images per second of one config in each memory format, and the faster format."""
+    """Training images per second of one config in each memory format, and in the faster one under bfloat16
+    autocast where the CPU computes it natively; the settings a run takes from them."""
 
     contiguous: float
     channels_last: float
+    bf16: float = 0.0     # the faster format under bfloat16 autocast (CPU); 0: not timed (no native bfloat16)
     cached: bool = False  # read from the run store, not measured now
     busy: bool = False    # other processes kept the CPUs busy while it was measured: used once, never saved
     key: str = field(default="", compare=False)  # where the run store keeps it
 
     def describe(self) -> dict[str, object]:
-        """What a run records and its page shows: the rates, the choice and where it came from."""
+        """What a run records and its page shows: the rates, the choices and where they came from."""
         return {"contiguous": round(self.contiguous, 1), "channels_last": round(self.channels_last, 1),
                 "memory_format": "channels_last" if self.use_channels_last else "contiguous",
+                "bf16": round(self.bf16, 1), "precision": "bfloat16" if self.use_bf16 else "float32",
                 "cached": self.cached}
 
     @property
@@ -234,8 +241,12 @@ class StepTiming:
         return self.channels_last > self.contiguous
 
     @property
+    def use_bf16(self) -> bool:
+        return self.bf16 >= BF16_GAIN * max(self.contiguous, self.channels_last)
+
+    @property
     def images_per_sec(self) -> float:
-        return max(self.contiguous, self.channels_last)
+        return max(self.contiguous, self.channels_last, self.bf16 if self.use_bf16 else 0.0)
 
 
 def measure_step(config: ModelConfig, batch_size: int, device: str = "cpu", threads: int | None = None,
@@ -256,7 +267,8 @@ def measure_step(config: ModelConfig, batch_size: int, device: str = "cpu", thre
     _step_readings.put(key, timing, timing.busy)
     if store is not None and not timing.busy:
         with contextlib.suppress(StoreError):  # a full disk: the measurement serves, unkept
-            store.save_calibration(key, {"contiguous": timing.contiguous, "channels_last": timing.channels_last})
+            store.save_calibration(key, {"contiguous": timing.contiguous, "channels_last": timing.channels_last,
+                                         "bf16": timing.bf16})
     return timing
 
 
@@ -271,7 +283,9 @@ def saved_step(config: ModelConfig, batch_size: int, device: str, threads: int, 
     measured."""
     key = step_key(config, batch_size, device, threads)
     saved = store.calibration(key)
-    return None if saved is None else StepTiming(saved["contiguous"], saved["channels_last"], cached=True, key=key)
+    if saved is None or ("bf16" not in saved and device == "cpu" and bf16_native()):  # saved before bf16 was timed
+        return None
+    return StepTiming(saved["contiguous"], saved["channels_last"], saved.get("bf16", 0.0), cached=True, key=key)
 
 
 def check_against_run(timing: StepTiming, run_images_per_sec: float, store: RunStore) -> None:
@@ -329,11 +343,11 @@ def _measure_step(config: ModelConfig, batch_size: int, device: str, threads: in
         formats = (torch.contiguous_format, torch.channels_last)
         inputs = {fmt: x.contiguous(memory_format=fmt) for fmt in formats}
 
-        def step(fmt: torch.memory_format) -> float:
+        def step(fmt: torch.memory_format, amp_dtype: torch.dtype | None = None) -> float:
             model.to(memory_format=fmt)  # converting the weights is not part of the timed step
             _sync(dev)
             start = time.perf_counter()
-            sgd_step(model, optimizer, loss_fn, inputs[fmt], y)
+            sgd_step(model, optimizer, loss_fn, inputs[fmt], y, amp_dtype=amp_dtype)
             _sync(dev)
             return time.perf_counter() - start
 
@@ -347,8 +361,13 @@ def _measure_step(config: ModelConfig, batch_size: int, device: str, threads: in
                 seconds[fmt].append(step(fmt))
             steps += 1
         rates = {fmt: batch / statistics.median(seconds[fmt]) for fmt in formats}  # a hiccup does not count
+        bf16 = 0.0
+        if dev.type == "cpu" and bf16_native():  # the faster format again, under bfloat16 autocast
+            fmt = max(formats, key=lambda f: rates[f])
+            step(fmt, torch.bfloat16)
+            bf16 = batch / statistics.median([step(fmt, torch.bfloat16) for _ in range(steps)])
         busy = _busy(load, device)
-    return StepTiming(rates[torch.contiguous_format], rates[torch.channels_last], busy=busy)
+    return StepTiming(rates[torch.contiguous_format], rates[torch.channels_last], bf16, busy=busy)
 
 
 def _sync(device: torch.device) -> None:

@@ -1,5 +1,6 @@
 """How a run trains: its settings, checked where they are made, and the book's, quick and fast presets of
-a catalog network (what each changes lives in the network's catalog entry: registry.Presets)."""
+a catalog network, and the speedrun network's own (what each changes lives in the network's catalog entry:
+registry.Presets)."""
 
 from __future__ import annotations
 
@@ -106,12 +107,18 @@ RECIPE = {"momentum": 0.9, "nesterov": True, "weight_decay": 5e-4, "warmup": 0.1
           "label_smoothing": 0.1, "augment": True, "tta": True}
 
 
-KINDS = ("book", "quick", "fast")
+Kind = Literal["book", "quick", "fast", "speedrun"]
+KINDS: tuple[Kind, ...] = ("book", "quick", "fast", "speedrun")
 
 
-def preset(name: str, kind: Literal["book", "quick", "fast"] = "book", device: Device = "cpu",
-           config: ModelConfig | None = None, dataset: str = DEFAULT_DATASET) -> Preset:
-    """The book's settings for a catalog model, or the quick or fast variant and what it changed.
+def kinds(name: str) -> tuple[Kind, ...]:
+    """The presets a catalog network has: book, quick and fast, and speedrun for the one network made for it."""
+    return KINDS if registry.get(name).presets.speedrun is not None else KINDS[:3]
+
+
+def preset(name: str, kind: Kind = "book", device: Device = "cpu", config: ModelConfig | None = None,
+           dataset: str = DEFAULT_DATASET) -> Preset:
+    """The book's settings for a catalog model, or the quick, fast or speedrun variant and what it changed.
 
     `config` (default: the catalog's) is the network to train; the quick and fast presets change it too, but
     never a knob `config` already changed from the catalog's (an exercise's GoogLeNet at 28x28 stays at 28;
@@ -124,12 +131,14 @@ def preset(name: str, kind: Literal["book", "quick", "fast"] = "book", device: D
                          device=device, dataset=dataset)
     if kind == "book":
         return Preset(config, book, ())
-    if kind not in KINDS:
-        raise ConfigError("preset", "must be one of {choices}, not {value!r}", choices=", ".join(KINDS), value=kind)
+    if kind not in kinds(name):
+        raise ConfigError("preset", "must be one of {choices} for {name}, not {value!r}",
+                          choices=", ".join(kinds(name)), name=name, value=kind)
     config_changes = {k: v for k, v in entry.presets.network.items() if getattr(config, k) == getattr(entry.config, k)}
     settings_changes = entry.presets.quick
-    if kind == "fast":
-        settings_changes = {**settings_changes, **RECIPE, **entry.presets.fast}
+    if kind in ("fast", "speedrun"):
+        own = entry.presets.fast if kind == "fast" else entry.presets.speedrun
+        settings_changes = {**(settings_changes if kind == "fast" else {}), **RECIPE, **own}
         if dataset in DATASETS and not DATASETS[dataset].mirrors:
             settings_changes["tta"] = False
     changes = [f"{key} {_text(getattr(config, key))} -> {_text(value)}" for key, value in config_changes.items()

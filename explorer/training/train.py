@@ -182,6 +182,8 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
         on_measured(timing, run_seconds(timing.images_per_sec, n, settings.epochs,
                                         len(data.test_y) * (2 if settings.tta else 1)))
     channels_last = timing.use_channels_last
+    if not cuda and timing.use_bf16:  # measured faster by BF16_GAIN at least, on a CPU that has bfloat16
+        amp_dtype = torch.bfloat16
     phase("building the model")
     model = new_model(config, settings.seed, settings.init)
     model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)

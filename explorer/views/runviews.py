@@ -132,9 +132,17 @@ def calibration_text(record: RunRecord) -> str | None:
     chosen, other = ("channels_last", "contiguous") if c["memory_format"] == "channels_last" \
         else ("contiguous", "channels_last")
     source = _("measured earlier on this machine, reused") if c["cached"] else _("measured before its first step")
-    return _("Memory format {chosen}: {rate:,.0f} training images/s against {other_rate:,.0f} for {other} "
+    said = _("Memory format {chosen}: {rate:,.0f} training images/s against {other_rate:,.0f} for {other} "
              "({ratio:.2f}x; {source}).").format(chosen=chosen, rate=c[chosen], other_rate=c[other], other=other,
                                                  ratio=c[chosen] / c[other], source=source)
+    if c.get("bf16"):  # timed: this CPU computes bfloat16 natively
+        taken = c.get("precision") == "bfloat16"
+        said += " " + (_("bfloat16 autocast, which this CPU computes natively: {rate:,.0f} images/s, {ratio:.2f}x "
+                         "float32's, so taken.") if taken else
+                       _("bfloat16 autocast, which this CPU computes natively: {rate:,.0f} images/s, {ratio:.2f}x "
+                         "float32's, too little to give up float32's precision for.")).format(
+            rate=c["bf16"], ratio=c["bf16"] / c[chosen])
+    return said
 
 
 def first_with_results(records: list[RunRecord]) -> int:

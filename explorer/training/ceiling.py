@@ -1,0 +1,81 @@
+"""The train step's ceiling under each setting this machine offers: memory format, thread count,
+torch.compile, and bfloat16 autocast where the hardware runs it natively. Each is timed on one fixed batch
+already on the device, so only the step itself counts (`python -m explorer bench train` prints the table,
+the eager ceiling and the best)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from explorer.config import ModelConfig
+from explorer.training.estimate import _sync
+from explorer.training.loop import bf16_native, default_threads, new_model, sgd_step
+from explorer.training.recipes import TrainSettings
+
+WARMUP_BATCHES = 3  # first batches build kernels and caches (and, compiled, the graphs): never timed
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    memory_format: str     # "contiguous" or "channels_last"
+    threads: int
+    compiled: bool
+    bf16: bool
+    images_per_sec: float  # 0 where the setting failed (see `failed`)
+    setup_seconds: float   # the warm-up steps: for a compiled step, its compile time
+    failed: str = ""
+
+    @property
+    def setting(self) -> str:
+        parts = ["compiled" if self.compiled else "eager", self.memory_format, f"{self.threads} threads"]
+        return ", ".join(parts + (["bf16 autocast"] if self.bf16 else []))
+
+
+def step_rate(config: ModelConfig, settings: TrainSettings, batches: int, channels_last: bool, threads: int,
+              compiled: bool = False, bf16: bool = False) -> Ceiling:
+    """Images a second of `batches` SGD steps of `config` on one fixed batch, the first WARMUP_BATCHES not timed."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    row = dict(memory_format="channels_last" if channels_last else "contiguous", threads=threads,
+               compiled=compiled, bf16=bf16)
+    device = torch.device(settings.device)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        model = new_model(config, settings.seed, settings.init).to(device, memory_format=fmt)
+        optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr)
+        step_model = torch.compile(model) if compiled else model
+        x = torch.rand(settings.batch_size, config.in_channels, config.resolution, config.resolution,
+                       device=device).contiguous(memory_format=fmt)
+        y = torch.randint(0, config.num_classes, (settings.batch_size,), device=device)
+        loss_fn, amp = nn.CrossEntropyLoss(), torch.bfloat16 if bf16 else None
+        start = time.perf_counter()
+        for i in range(batches):
+            if i == WARMUP_BATCHES:
+                _sync(device)
+                setup, start = time.perf_counter() - start, time.perf_counter()
+            sgd_step(step_model, optimizer, loss_fn, x, y, amp_dtype=amp)
+        _sync(device)
+        rate = (batches - WARMUP_BATCHES) * settings.batch_size / (time.perf_counter() - start)
+        return Ceiling(**row, images_per_sec=rate, setup_seconds=setup)
+    except Exception as err:  # noqa: BLE001 (a compiler missing or failing is a row of the table, not a crash)
+        return Ceiling(**row, images_per_sec=0.0, setup_seconds=0.0, failed=f"{type(err).__name__}: {err}"[:200])
+    finally:
+        torch.set_num_threads(before)
+
+
+def ceilings(config: ModelConfig, settings: TrainSettings, batches: int, compiled: bool = True) -> list[Ceiling]:
+    """The eager step in each memory format and thread count (1 and this process's default), then the best of
+    those compiled, and in bfloat16 where the hardware has it."""
+    threads = sorted({1, default_threads()}) if settings.device == "cpu" else [torch.get_num_threads()]
+    rows = [step_rate(config, settings, batches, channels_last, n) for channels_last in (False, True) for n in threads]
+    best = max(rows, key=lambda r: r.images_per_sec)
+    channels_last = best.memory_format == "channels_last"
+    if compiled:
+        rows.append(step_rate(config, settings, batches, channels_last, best.threads, compiled=True))
+    if bf16_native(settings.device):
+        rows.append(step_rate(config, settings, batches, channels_last, best.threads, bf16=True))
+    return rows

@@ -1,0 +1,42 @@
+"""The train step's ceilings (explorer.training.ceiling): each setting timed for real, named, and a
+setting that fails a row of the table rather than a crash."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from explorer import registry
+from explorer.training.ceiling import ceilings, step_rate
+from explorer.training.loop import bf16_native, default_threads
+from explorer.training.recipes import TrainSettings
+
+SMALL = registry.get("lenet-bn").config
+SETTINGS = TrainSettings(lr=0.1, epochs=1, batch_size=16)
+
+
+def test_each_memory_format_and_thread_count_is_timed_and_named():
+    rows = ceilings(SMALL, SETTINGS, batches=5, compiled=False)
+    threads = sorted({1, default_threads()})
+    eager = [r for r in rows if not r.bf16]
+    assert [(r.memory_format, r.threads) for r in eager] == [(f, n) for f in ("contiguous", "channels_last")
+                                                             for n in threads]
+    assert all(r.images_per_sec > 0 and not r.failed and not r.compiled for r in rows)
+    assert len({r.setting for r in rows}) == len(rows)
+    assert any(r.bf16 for r in rows) == bf16_native()  # timed where the CPU has it, and only there
+
+
+@pytest.mark.parametrize(("flags", "native"), [("fpu sse avx512f avx512_bf16", True), ("fpu amx_bf16 amx_tile", True),
+                                               ("fpu sse sse2 avx2 avx512f fma", False)])
+def test_bfloat16_is_native_only_where_the_cpu_lists_its_instructions(tmp_path, flags, native):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: a CPU\nflags\t\t: {flags}\n")
+    assert bf16_native("cpu", cpuinfo) is native
+    assert bf16_native("cpu", tmp_path / "missing") is False
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU here would time it")
+def test_a_setting_that_fails_is_a_row_that_says_why():
+    row = step_rate(SMALL, dataclasses.replace(SETTINGS, device="cuda"), batches=4, channels_last=False, threads=1)
+    assert row.images_per_sec == 0 and row.setting == "eager, contiguous, 1 threads"
+    assert row.failed.startswith(("RuntimeError", "AssertionError"))
