@@ -323,10 +323,12 @@ def measure(config: ModelConfig, batch_size: int, device: str = "cpu", threads: 
 
 def _measure_step(config: ModelConfig, batch_size: int, device: str, threads: int | None,
                   steps_timed: int = STEPS_TIMED) -> StepTiming:
-    """Time a few real SGD steps on random data in both memory formats, after a warm-up of each.
+    """Time a few real SGD steps on random data in both memory formats, after a warm-up of each; then, on a
+    CPU that computes bfloat16 natively, the faster format again under bfloat16 autocast.
 
-    `channels_last` speeds some networks up and halves others (LeNet-BN on a CPU), so it is measured per
-    config, never assumed. A config too big to time cheaply is timed on fewer images per step and scaled
+    `channels_last` speeds some networks up and halves others (LeNet-BN on a CPU), and bfloat16 doubles
+    some (DenseNet) and slows others (ResNet-18's quick network), so both are measured per config, never
+    assumed. A config too big to time cheaply is timed on fewer images per step and scaled
     up per image, which errs towards a longer estimate: a bigger batch only runs faster per image.
     """
     work = 3 * summarize(config).totals.mult_adds  # backward costs about twice the forward
