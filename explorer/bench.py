@@ -16,6 +16,7 @@ from explorer.summary import summaries, summarize
 
 if TYPE_CHECKING:
     from explorer.training.ceiling import Ceiling
+    from explorer.training.recipes import Preset
 
 
 @dataclass(frozen=True)
@@ -253,7 +254,7 @@ def _speedrun_seed(seed: int, data_dir: str | None) -> SeedRun:
     return _trained(preset("speedrun", "speedrun"), seed, data_dir)
 
 
-def _trained(p, seed: int, data_dir: str | None) -> SeedRun:
+def _trained(p: Preset, seed: int, data_dir: str | None) -> SeedRun:
     """Train a preset in this process with `seed`: its last epoch's test accuracy and the whole run's time."""
     from explorer.training.train import train
 
