@@ -116,6 +116,13 @@ def kinds(name: str) -> tuple[Kind, ...]:
     return KINDS if registry.get(name).presets.speedrun is not None else KINDS[:3]
 
 
+def check_kind(name: str, kind: str) -> None:
+    """A ConfigError unless the catalog network `name` has the preset `kind`."""
+    if kind not in kinds(name):
+        raise ConfigError("preset", "must be one of {choices} for {name}, not {value!r}",
+                          choices=", ".join(kinds(name)), name=name, value=kind)
+
+
 def preset(name: str, kind: Kind = "book", device: Device = "cpu", config: ModelConfig | None = None,
            dataset: str = DEFAULT_DATASET) -> Preset:
     """The book's settings for a catalog model, or the quick, fast or speedrun variant and what it changed.
@@ -131,9 +138,7 @@ def preset(name: str, kind: Kind = "book", device: Device = "cpu", config: Model
                          device=device, dataset=dataset)
     if kind == "book":
         return Preset(config, book, ())
-    if kind not in kinds(name):
-        raise ConfigError("preset", "must be one of {choices} for {name}, not {value!r}",
-                          choices=", ".join(kinds(name)), name=name, value=kind)
+    check_kind(name, kind)
     config_changes = {k: v for k, v in entry.presets.network.items() if getattr(config, k) == getattr(entry.config, k)}
     settings_changes = entry.presets.quick
     if kind in ("fast", "speedrun"):

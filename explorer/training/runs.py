@@ -24,7 +24,7 @@ from pathlib import Path
 
 from explorer import registry
 from explorer.config import ModelConfig
-from explorer.errors import ConfigError, OwnerError, QuotaError
+from explorer.errors import OwnerError, QuotaError
 from explorer.i18n import N_, _, keep
 from explorer.identity import OWNER, Visitor
 from explorer.training import processes
@@ -56,7 +56,7 @@ from explorer.training.kept import Kept
 from explorer.training.live import LivePages
 from explorer.training.loop import default_threads
 from explorer.training.measure import Measurements, Request
-from explorer.training.recipes import TrainSettings, check_trainable, kinds
+from explorer.training.recipes import TrainSettings, check_kind, check_trainable
 from explorer.training.schema import FINISHED, RunRecord
 from explorer.training.store import NewRun, RunStore, StoreError
 from explorer.training.train import Progress
@@ -193,9 +193,8 @@ class RunManager:
         """A run checked on its own, before any quota: its network and settings train, fit the memory budget
         and (by what is known now, nothing measured) the time limit."""
         registry.get(request.model)
-        if request.preset is not None and request.preset not in kinds(request.model):
-            raise ConfigError("preset", "must be one of {choices} for {name}, not {value!r}",
-                              choices=", ".join(kinds(request.model)), name=request.model, value=request.preset)
+        if request.preset is not None:
+            check_kind(request.model, request.preset)
         check_trainable(request.config, request.settings)
         self.data_of(request.settings.dataset)  # a DataError, saying how to get it, when it is not here
         need = check_memory(request.config, request.settings)
