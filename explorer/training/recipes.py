@@ -141,11 +141,12 @@ def preset(name: str, kind: Kind = "book", device: Device = "cpu", config: Model
     check_kind(name, kind)
     config_changes = {k: v for k, v in entry.presets.network.items() if getattr(config, k) == getattr(entry.config, k)}
     settings_changes = entry.presets.quick
-    if kind in ("fast", "speedrun"):
-        own = entry.presets.fast if kind == "fast" else entry.presets.speedrun
-        settings_changes = {**(settings_changes if kind == "fast" else {}), **RECIPE, **own}
-        if dataset in DATASETS and not DATASETS[dataset].mirrors:
-            settings_changes["tta"] = False
+    if kind == "fast":  # the recipe on the quick preset's settings
+        settings_changes = {**settings_changes, **RECIPE, **entry.presets.fast}
+    elif kind == "speedrun":  # the recipe on the book's settings
+        settings_changes = {**RECIPE, **entry.presets.speedrun}
+    if "tta" in settings_changes and dataset in DATASETS and not DATASETS[dataset].mirrors:
+        settings_changes = {**settings_changes, "tta": False}  # a new dict: the catalog entry's stays as it is
     changes = [f"{key} {_text(getattr(config, key))} -> {_text(value)}" for key, value in config_changes.items()
                if getattr(config, key) != value]
     changes += [f"{key} {_text(getattr(book, key))} -> {_text(value)}" for key, value in settings_changes.items()
