@@ -8,8 +8,11 @@ import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import torch
 
 from explorer import registry
 from explorer.summary import summaries, summarize
@@ -22,12 +25,21 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class SummaryTiming:
     name: str
-    first_ms: float   # first summary of this config in the process (after earlier models warmed torch)
-    warm_ms: float    # median uncached summary: a config the cache has not seen
-    cached_ms: float  # median cached summary: what the app pays to redraw
+    layers: int          # leaf layers
+    first_ms: float      # first summary of this config in the process (after earlier models warmed torch)
+    warm_ms: float       # median uncached summary: a config the cache has not seen, built and traced
+    cached_ms: float     # median cached summary: what the app pays to redraw
+    torchinfo_ms: float  # median torchinfo.summary of the same network, already built on the meta device
+
+    @property
+    def us_per_layer(self) -> float:
+        return self.warm_ms * 1000 / self.layers
 
 
 def bench_summary(repeat: int = 5) -> list[SummaryTiming]:
+    """Each catalog network's summary, and torchinfo.summary's pass over the same network in the same run."""
+    import torchinfo
+
     out = []
     for name in registry.list_models():
         config = registry.get(name).config
@@ -38,7 +50,14 @@ def bench_summary(repeat: int = 5) -> list[SummaryTiming]:
             summaries.clear()
             warm.append(_timed(summarize, config))
         cached = [_timed(summarize, config) for _ in range(repeat)]
-        out.append(SummaryTiming(name, first, statistics.median(warm), statistics.median(cached)))
+        with torch.device("meta"):
+            model = registry.build(config).eval()
+        x = torch.empty(1, config.in_channels, config.resolution, config.resolution, device="meta")
+        theirs = [_timed(partial(torchinfo.summary, model, input_data=x, device="meta", verbose=0))
+                  for _ in range(repeat)]
+        layers = int(summarize(config).layers.is_leaf.sum())
+        out.append(SummaryTiming(name, layers, first, statistics.median(warm), statistics.median(cached),
+                                 statistics.median(theirs)))
     return out
 
 
@@ -81,7 +100,6 @@ def bench_train(name: str, resolution: int | None = None, batch_size: int | None
     entry = registry.get(name)
     config = replace(entry.config, resolution=resolution or entry.config.resolution)
     batch_size = batch_size or entry.book.batch_size
-    import torch
 
     from explorer.errors import ConfigError
     from explorer.training.ceiling import WARMUP_BATCHES, ceilings, step_rate
@@ -145,7 +163,6 @@ def _d2l_images_per_sec(config, settings, batches: int, data_dir: str | None) ->
     import shutil
     import tempfile
 
-    import torch
     import torchvision
     from torch import nn
     from torch.utils import data
@@ -304,7 +321,6 @@ def measure_peak_bytes(config, batch_size: int, threads: int = 2) -> int:
 def _peak_in_this_process(config, batch_size: int, threads: int) -> int:
     import resource
 
-    import torch
     from torch import nn
 
     from explorer.training.dynamics import Watch
@@ -349,7 +365,6 @@ class DynamicsBench:
 def bench_dynamics(names: list[str] | None = None, kind: str = "quick", steps: int = 12) -> Iterator[DynamicsBench]:
     """Each preset's training step with and without its dynamics read, alternating in one process (a noisy
     machine slows both alike)."""
-    import torch
     from torch import nn
 
     from explorer.training.ceiling import WARMUP_BATCHES
@@ -391,7 +406,6 @@ class InferenceBench:
 def bench_inference(names: list[str] | None = None, repeat: int = 5, batch: int = 16) -> Iterator[InferenceBench]:
     """Each catalog network's prediction time at its catalog input size, measured here: one image at a time
     (the median of `repeat` passes after a warm-up) and a batch at a time. What its summary cannot say."""
-    import torch
 
     from explorer.training.loop import default_threads
 

@@ -42,9 +42,11 @@ def kept(what: str, directory: Path = MEASURED) -> tuple[str, list[dict]]:
 def summary_markdown(directory: Path = MEASURED) -> str:
     """The kept summary benchmark as a Markdown table (generated into docs/performance.md, never typed)."""
     where, rows = kept("summary", directory)
-    lines = [where, "", "| model | first in a process (ms) | warm, uncached (ms) | cached (ms) |",
-             "|---|---:|---:|---:|"]
-    lines += [f"| {r['name']} | {r['first_ms']:.1f} | {r['warm_ms']:.1f} | {r['cached_ms']:.3f} |" for r in rows]
+    lines = [where, "", "| model | layers | first in a process (ms) | warm, uncached (ms) | per layer (µs) | "
+             "cached (ms) | torchinfo.summary (ms) |", "|---|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['name']} | {r['layers']} | {r['first_ms']:.1f} | {r['warm_ms']:.1f} | "
+              f"{r['warm_ms'] * 1000 / r['layers']:.0f} | {r['cached_ms']:.3f} | {r['torchinfo_ms']:.1f} |"
+              for r in rows]
     return "\n".join(lines) + "\n"
 
 

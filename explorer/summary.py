@@ -20,6 +20,7 @@ from explorer import registry
 from explorer.config import ModelConfig, max_params
 from explorer.errors import ConfigError, QuotaError
 from explorer.i18n import N_
+from explorer.meta import building_on_meta, fast_meta
 from explorer.trace import BYTES_PER_FLOAT, LayerError, describe, quiet
 from explorer.training.processes import Pool, Service, ServiceDied
 
@@ -230,7 +231,7 @@ def _trace_in_processes(config: ModelConfig) -> tuple[pd.DataFrame, tuple] | Con
 
 
 def _build_on_meta(config: ModelConfig) -> nn.Module:
-    with torch.device("meta"), quiet():
+    with quiet(), building_on_meta():
         return registry.build(config)
 
 
@@ -272,7 +273,7 @@ def smallest_resolution(config: ModelConfig) -> int | None:
     def runs(resolution: int) -> bool:
         try:
             model = _build_on_meta(replace(config, resolution=resolution))
-            with quiet():
+            with quiet(), fast_meta():
                 model(torch.empty(1, config.in_channels, resolution, resolution, device="meta"))
             return True
         except (RuntimeError, ValueError, ConfigError):

@@ -45,6 +45,51 @@ def test_totals_agree_with_torchinfo_and_the_rows(name):
     assert 32 * 4 * config.resolution ** 2 < t.saved_bytes < 32 * (leaves.activation_bytes.sum() * 2)
 
 
+def torchinfo_rows(model: nn.Module, input_shape: tuple[int, ...]) -> list[tuple]:
+    """torchinfo.summary's own rows, as the layer table writes them (a container never called itself is
+    listed by torchinfo each time the pass comes back into it; the table lists it once)."""
+    info = torchinfo.summary(model, input_data=torch.empty(1, *input_shape, device="meta"), device="meta",
+                             verbose=0, col_names=("output_size", "num_params", "mult_adds", "kernel_size"))
+    rows, uncalled = [], set()
+    for layer in info.summary_list[1:]:
+        if not layer.executed:
+            if id(layer.module) in uncalled:
+                continue
+            uncalled.add(id(layer.module))
+        names, node = [], layer
+        while node.parent_info is not None:
+            names.append(node.var_name)
+            node = node.parent_info
+        k = layer.kernel_size
+        rows.append((".".join(reversed(names)), layer.depth, layer.class_name, tuple(layer.output_size[1:]),
+                     layer.num_params, layer.trainable_params, layer.macs if layer.is_leaf_layer else None,
+                     "x".join(map(str, k)) if isinstance(k, list) else (f"{k}x{k}" if k else ""),
+                     layer.is_leaf_layer))
+    return rows
+
+
+def exercise_configs() -> list[tuple[str, object]]:
+    from explorer import exercises
+
+    configs = {(name, registry.get(name).config) for name in MODELS}
+    for exercise in exercises.EXERCISES:
+        for setup in exercise.setups:
+            configs.add((setup.model, setup.built()))
+    return sorted(configs, key=repr)
+
+
+@pytest.mark.parametrize("name, config", exercise_configs(), ids=lambda v: v if isinstance(v, str) else "")
+def test_every_row_is_torchinfos(name, config):
+    """The layer table's own pass against torchinfo.summary on the same network: every network of the catalog
+    and of the exercises, every row and column torchinfo has."""
+    with torch.device("meta"):
+        model = registry.build(config).eval()
+    ours = summarize(config).layers
+    mine = [(r.path, r.depth, r.type, r.output_shape, r.params, r.trainable_params,
+             r.mult_adds if r.is_leaf else None, r.kernel_size, r.is_leaf) for r in ours.itertuples()]
+    assert mine == torchinfo_rows(model, (config.in_channels, config.resolution, config.resolution))
+
+
 def test_lenet_receptive_fields_by_hand():
     rows = summarize(registry.get("lenet").config).layers.set_index("path")
     # conv 5x5 -> 5; pool 2/2 -> 6, stride 2; conv 5x5 -> 6 + 4*2 = 14; pool 2/2 -> 16, stride 4
@@ -260,3 +305,76 @@ def test_a_server_traces_new_configs_in_processes_of_its_own(monkeypatch):
     finally:
         summary._processes.stop()
         summary.summaries.clear()
+
+
+def layer_outputs(model: nn.Module, x: torch.Tensor) -> list[tuple]:
+    """Every module's output as torch laid it out: shape, strides and type, in the order they ran."""
+    seen = []
+
+    def record(module, args, out):
+        outs = out if isinstance(out, tuple) else (out,)
+        seen.append((type(module).__name__, [(tuple(t.shape), t.stride(), t.dtype) for t in outs]))
+
+    handles = [m.register_forward_hook(record) for m in model.modules()]
+    with torch.enable_grad():
+        model(x)
+    for h in handles:
+        h.remove()
+    return seen
+
+
+@pytest.mark.parametrize("name, config", exercise_configs(), ids=lambda v: v if isinstance(v, str) else "")
+def test_fast_meta_answers_as_torchs_own_kernels(name, config):
+    """explorer.meta's shortcuts against torch's meta kernels: the same parameters when a network is built,
+    and every layer's output, shape, layout and type, in a forward pass (channels-last too)."""
+    from explorer.meta import building_on_meta, fast_meta
+
+    with torch.device("meta"):
+        plain = registry.build(config).eval()
+    with building_on_meta():
+        fast = registry.build(config).eval()
+    assert [(n, p.shape, p.device) for n, p in plain.named_parameters()] == \
+        [(n, p.shape, p.device) for n, p in fast.named_parameters()]
+    x = torch.empty(2, config.in_channels, config.resolution, config.resolution, device="meta")
+    for layout in (torch.contiguous_format, torch.channels_last):
+        expected = layer_outputs(plain, x.contiguous(memory_format=layout))
+        with fast_meta():
+            assert layer_outputs(plain, x.contiguous(memory_format=layout)) == expected
+
+
+def test_fast_meta_leaves_torchs_refusals_and_other_devices_alone():
+    from explorer.meta import fast_meta
+
+    conv = nn.Conv2d(3, 8, kernel_size=5, device="meta")
+    with fast_meta(), pytest.raises(RuntimeError, match="Kernel size can't be greater"):
+        conv(torch.empty(1, 3, 4, 4, device="meta"))
+    with fast_meta(), pytest.raises(RuntimeError):
+        conv(torch.empty(1, 4, 8, 8, device="meta"))  # the wrong channels
+    with fast_meta():
+        y = torch.relu(torch.tensor([-1.0, 2.0]))
+        pooled = nn.functional.max_pool2d(torch.arange(16.0).reshape(1, 1, 4, 4), 2)
+    assert y.tolist() == [0.0, 2.0] and pooled.flatten().tolist() == [5.0, 7.0, 13.0, 15.0]
+
+
+def test_fast_meta_pools_and_convolves_every_small_shape_as_torch_does():
+    """Sizes, strides, padding, dilation and ceil mode swept: the same output shape, or a refusal both ways."""
+    import itertools
+
+    from explorer.meta import fast_meta
+
+    def shape(fn):
+        try:
+            return tuple(fn().shape)
+        except RuntimeError:
+            return "refused"
+
+    for size, k, s, p, d, ceil in itertools.product(range(1, 8), range(1, 4), range(1, 4), range(3), (1, 2),
+                                                    (False, True)):
+        x = torch.empty(1, 2, size, size + 1, device="meta")
+        w = torch.empty(3, 2, k, k, device="meta")
+        pool = lambda: nn.functional.max_pool2d(x, k, s, p, d, ceil_mode=ceil)  # noqa: E731
+        conv = lambda: nn.functional.conv2d(x, w, None, s, p, d)  # noqa: E731
+        for fn in (pool, conv):
+            expected = shape(fn)
+            with fast_meta():
+                assert shape(fn) == expected, (size, k, s, p, d, ceil, fn is pool)

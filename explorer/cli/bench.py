@@ -67,9 +67,11 @@ def cmd_bench_summary(args: argparse.Namespace) -> int:
     from explorer.measured import save
 
     rows = bench_summary(repeat=args.repeat)
-    print(f"{'model':18s} {'first ms':>9s} {'warm ms':>8s} {'cached ms':>9s}")
+    print(f"{'model':18s} {'layers':>6s} {'first ms':>9s} {'warm ms':>8s} {'us/layer':>8s} {'cached ms':>9s} "
+          f"{'torchinfo ms':>12s}")
     for row in rows:
-        print(f"{row.name:18s} {row.first_ms:9.1f} {row.warm_ms:8.1f} {row.cached_ms:9.3f}")
+        print(f"{row.name:18s} {row.layers:6d} {row.first_ms:9.1f} {row.warm_ms:8.1f} {row.us_per_layer:8.0f} "
+              f"{row.cached_ms:9.3f} {row.torchinfo_ms:12.1f}")
     if args.save:
         save("summary", rows)
     return 0
