@@ -73,15 +73,28 @@ class TrainBench:
     resolution: int
     batch_size: int
     batches: int
-    ceiling_images_per_sec: float  # the train step alone, as a run takes it, on one fixed batch on the device
     d2l_images_per_sec: float
-    ours_images_per_sec: float
+    # (the train step alone as a run takes it, on one fixed batch; ours) measured one after the other, per round
+    pairs: tuple[tuple[float, float], ...]
     ceilings: tuple[Ceiling, ...] = ()  # the step under each setting the machine offers (training.ceiling)
 
     @property
+    def ceiling_images_per_sec(self) -> float:
+        return statistics.median(c for c, _ in self.pairs)
+
+    @property
+    def ours_images_per_sec(self) -> float:
+        return statistics.median(o for _, o in self.pairs)
+
+    @property
+    def efficiencies(self) -> list[float]:
+        return [o / c for c, o in self.pairs]
+
+    @property
     def efficiency(self) -> float:
-        """Ours over the ceiling: what the pipeline around the step costs."""
-        return self.ours_images_per_sec / self.ceiling_images_per_sec
+        """Ours over the ceiling, the median of the rounds' ratios: what the pipeline around the step costs (a
+        noisy machine slows both of a round alike)."""
+        return statistics.median(self.efficiencies)
 
     @property
     def ratio(self) -> float:
@@ -89,9 +102,11 @@ class TrainBench:
 
 
 def bench_train(name: str, resolution: int | None = None, batch_size: int | None = None, batches: int = 20,
-                device: str = "cpu", data_dir: str | None = None, compiled: bool = True) -> TrainBench:
+                device: str = "cpu", data_dir: str | None = None, compiled: bool = True,
+                rounds: int = 3) -> TrainBench:
     """Images per second of the train step under each setting (its ceilings), of d2l's pipeline and of
-    ours, same model and batch size, in this process."""
+    ours, same model and batch size, in this process; ours and its own ceiling in `rounds` rounds, side by
+    side."""
     from dataclasses import replace
 
     from explorer.training.loop import default_threads
@@ -126,13 +141,11 @@ def bench_train(name: str, resolution: int | None = None, batch_size: int | None
     rows = tuple(ceilings(config, settings, batches, compiled))
     # the ceiling of `train` itself: the memory format and precision it measures and picks, its threads, eager
     timing = measure_step(config, settings.batch_size, settings.device)
-    own = {"memory_format": "channels_last" if timing.use_channels_last else "contiguous",
-           "threads": torch.get_num_threads(), "compiled": False, "bf16": timing.use_bf16}
-    ceiling = next((r for r in rows if all(getattr(r, k) == v for k, v in own.items())), None) or step_rate(
-        config, settings, batches, timing.use_channels_last, own["threads"], bf16=timing.use_bf16)
+    pairs = tuple((step_rate(config, settings, batches, timing.use_channels_last, torch.get_num_threads(),
+                             bf16=timing.use_bf16).images_per_sec,
+                   _our_images_per_sec(config, settings, batches, data_dir)) for _ in range(rounds))
     d2l = _d2l_images_per_sec(config, settings, batches, data_dir)
-    ours = _our_images_per_sec(config, settings, batches, data_dir)
-    return TrainBench(name, config.resolution, batch_size, batches, ceiling.images_per_sec, d2l, ours, rows)
+    return TrainBench(name, config.resolution, batch_size, batches, d2l, pairs, rows)
 
 
 def _our_images_per_sec(config, settings, batches: int, data_dir: str | None) -> float:
