@@ -230,6 +230,23 @@ def test_augmentation_flips_and_shifts_each_image_on_its_own():
         assert any(torch.equal(a[0, 4:24, 4:24], c) for c in candidates)
 
 
+@pytest.mark.parametrize("channels, flip", [(1, True), (3, True), (1, False)])
+def test_augmentation_is_each_image_flipped_then_padded_and_cropped(channels, flip):
+    """Pixel for pixel what the per-image recipe makes of the same random draws."""
+    from torch.nn import functional as F
+
+    from explorer.training.pipeline import augment
+
+    x = torch.randint(0, 256, (32, channels, 28, 28), dtype=torch.uint8)
+    out = augment(x, torch.Generator().manual_seed(3), flip=flip)
+    g = torch.Generator().manual_seed(3)
+    flipped = torch.rand(32, generator=g) < 0.5 if flip else torch.zeros(32, dtype=torch.bool)
+    dy, dx = torch.randint(-2, 3, (2, 32), generator=g)
+    for i in range(32):
+        padded = F.pad(x[i].flip(-1) if flipped[i] else x[i], (2, 2, 2, 2))
+        assert torch.equal(out[i], padded[:, 2 - dy[i]:30 - dy[i], 2 - dx[i]:30 - dx[i]])
+
+
 def test_runs_are_seeded_and_reproducible(tiny_data):
     a = train(LENET_BN, settings(epochs=1), data_dir=tiny_data)
     b = train(LENET_BN, settings(epochs=1), data_dir=tiny_data)

@@ -211,9 +211,10 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
                 stopped = True
                 break
             idx = order[i * settings.batch_size:(i + 1) * settings.batch_size]
-            x = augment(data.train_x[idx], generator, flip=mirrors) if settings.augment else data.train_x[idx]
-            X = prepare(x, config.resolution, channels_last)
-            y = data.train_y[idx]
+            x = data.train_x.index_select(0, idx)  # (indexing with [idx] took ten times as long)
+            X = prepare(augment(x, generator, flip=mirrors) if settings.augment else x, config.resolution,
+                        channels_last)
+            y = data.train_y.index_select(0, idx)
             for group in optimizer.param_groups:
                 group["lr"] = settings.lr * lr_factor(step, total, settings)
             reporting = (step + 1) % report_every == 0 or i == steps_per_epoch - 1
