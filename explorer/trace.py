@@ -151,7 +151,7 @@ class _Layers:
 
     def _row(self, key: int) -> int:
         module, path, _ = self.modules[key]
-        leaf = not module._modules
+        leaf = _is_leaf(module)
         params, trainable = self.params[key]
         k = getattr(module, "kernel_size", None)
         self.rows.append({
@@ -173,7 +173,7 @@ class _Layers:
         for container in reversed(missing):
             self._row(container)
         self._open.setdefault(key, []).append((self._row(key), len(self.tensors)))
-        if not module._modules:
+        if _is_leaf(module):
             self.current = f"{self.modules[key][1]} ({type(module).__name__})"
 
     def _post(self, module: nn.Module, args: tuple, out: object) -> None:
@@ -190,7 +190,7 @@ class _Layers:
         if not isinstance(out, torch.Tensor) or not args or not isinstance(args[0], torch.Tensor):
             return
         x = args[0]
-        if module._modules:
+        if not row["is_leaf"]:
             rf, stride = self._lookup(out, since=start, widest=True)
         else:
             rf, stride = self._lookup(x)
@@ -243,6 +243,11 @@ def quiet():
 
 def _first(v: int | tuple[int, ...]) -> int:
     return v[0] if isinstance(v, tuple) else v
+
+
+def _is_leaf(module: nn.Module) -> bool:
+    """No child modules (a slot left None is none), as torchinfo counts them."""
+    return not any(child is not None for child in module._modules.values())
 
 
 def _size(out: object) -> list[int]:

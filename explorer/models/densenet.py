@@ -142,7 +142,7 @@ register(ModelEntry("densenet", "DenseNet", "DenseNet: dense blocks of concatena
                     DenseNetConfig(), densenet, BookSettings(lr=0.1, batch_size=256),
                     presets=Presets(network={"resolution": 32, "growth_rate": 12, "stem_channels": 32},
                                     quick={"epochs": 1, "batch_size": 64, "train_subset": 30_000},
-                                    fast={"epochs": 3, "batch_size": 64, "lr": 0.1, "train_subset": None}),
+                                    fast={"epochs": 7, "batch_size": 64, "lr": 0.1, "train_subset": None}),
                     blocks=(BlockView(DenseBlock, _lines, _taps),)))
 # Huang et al.'s Table 1 (DenseNet-BC: bottlenecks, transitions that halve), in the book's conventions
 LARGE = Presets(network={"resolution": 32, "growth_rate": 12, "stem_channels": 32},

@@ -133,7 +133,7 @@ register(ModelEntry("lenet", "LeNet", "LeNet-5 with sigmoid activations and aver
                                     fast={"epochs": 40, "batch_size": 64, "lr": 0.6, "weight_decay": 0.0,
                                           "label_smoothing": 0.0, "augment": False})))
 WITH_BATCH_NORM = Presets(network={}, quick={"epochs": 5, "batch_size": 128, "lr": 0.5},
-                          fast={"epochs": 8, "batch_size": 128, "lr": 0.3})
+                          fast={"epochs": 20, "batch_size": 128, "lr": 0.3})
 register(ModelEntry("lenet-bn-scratch", "LeNet", "LeNet with the book's from-scratch BatchNorm layers",
                     "7.5.3", LeNetConfig(norm="scratch", first_padding=0), lenet,
                     BookSettings(lr=1.0, batch_size=256), presets=WITH_BATCH_NORM,

@@ -198,7 +198,7 @@ SMALL = {"resolution": 28, "channels": (16, 32, 64, 128)}
 register(ModelEntry("resnet18", "ResNet", "ResNet-18: four stages of two residual blocks", "7.6",
                     ResNetConfig(), resnet, BookSettings(lr=0.05, batch_size=256),
                     presets=Presets(network=SMALL, quick={"epochs": 1, "batch_size": 64},
-                                    fast={"epochs": 4, "batch_size": 64, "lr": 0.1}),
+                                    fast={"epochs": 10, "batch_size": 64, "lr": 0.1}),
                     blocks=(RESIDUAL, BOTTLENECK, PLAIN)))
 register(ModelEntry("resnet34", "ResNet", "a ResNet-34-style network: (3, 4, 6, 3) residual blocks", "7.6",
                     ResNetConfig(blocks=(3, 4, 6, 3)), resnet, BookSettings(lr=0.05, batch_size=256),
