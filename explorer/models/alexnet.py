@@ -50,4 +50,4 @@ register(ModelEntry("alexnet", "AlexNet", "AlexNet: deep convolutions, ReLU and 
                     AlexNetConfig(), alexnet, BookSettings(lr=0.01, batch_size=128),
                     presets=Presets(network={"resolution": 67, "channels": (24, 64, 96, 96, 64), "fc_width": 512},
                                     quick={"epochs": 1, "batch_size": 32, "lr": 0.1},
-                                    fast={"epochs": 10, "batch_size": 64, "lr": 0.01, "init": "kaiming"})))
+                                    fast={"epochs": 15, "batch_size": 64, "lr": 0.01, "init": "kaiming"})))
