@@ -19,8 +19,7 @@ from torch import nn
 
 SATURATED = 4.0  # |x| beyond this: a sigmoid's slope is under 2% of its peak, so almost no gradient passes
 READ_IMAGES = 32  # a layer's output is read on the batch's first 32 images: the same sample whatever the batch
-                  # size, and an eighth of the work at the book's 256 (reading all of them cost the speedrun's
-                  # network 40% of a step, LeNet-BN's a step)
+                  # size, and an eighth of the work at the book's 256 (python -m explorer bench dynamics)
 
 STATISTICS = {  # each per-layer statistic (a column of the run store's dynamics) in words, for charts and the CLI
     "grad_norm": "gradient norm",
