@@ -29,6 +29,8 @@ INITS = {torch.nn.init.uniform_, torch.nn.init.normal_, torch.nn.init.trunc_norm
 CONSTRUCTORS = _device_constructors()  # the functions torch.device("meta") puts on the meta device
 FILLS = {aten.uniform_.default, aten.normal_.default, aten.fill_.Scalar, aten.zero_.default,
          aten.bernoulli_.float, aten.exponential_.default}
+
+
 def fast_meta() -> TorchDispatchMode:
     """Meta kernels answered from shapes, for a pass over a network already on the meta device."""
     return _FastKernels()
@@ -122,7 +124,7 @@ def _cat(tensors: list, dim: int = 0) -> torch.Tensor | None:
 
 def _addmm(bias: torch.Tensor, a: torch.Tensor, b: torch.Tensor, beta: float = 1, alpha: float = 1
            ) -> torch.Tensor | None:
-    fits = a.dim() == b.dim() == 2 and a.shape[1] == b.shape[0] and tuple(bias.shape) in ((b.shape[1],),)
+    fits = a.dim() == b.dim() == 2 and a.shape[1] == b.shape[0] and tuple(bias.shape) == (b.shape[1],)
     same = all(isinstance(t, torch.Tensor) and t.is_meta and t.dtype == torch.float32 for t in (bias, a, b))
     return torch.empty((a.shape[0], b.shape[1]), device=a.device) if fits and same else None
 
