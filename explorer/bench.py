@@ -122,6 +122,8 @@ def bench_train(name: str, resolution: int | None = None, batch_size: int | None
     from explorer.training.estimate import measure_step
     from explorer.training.train import report_plan
 
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise ConfigError("rounds", "must be a whole number of at least 1, not {value!r}", value=rounds)
     if batches <= WARMUP_BATCHES:
         raise ConfigError("batches", "must be more than {warmup} (the warm-up batches)", warmup=WARMUP_BATCHES)
     available = len(load_data(data_dir).train_labels)

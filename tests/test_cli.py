@@ -101,6 +101,8 @@ def test_bench_train_prints_the_ceilings_both_pipelines_efficiency_and_ratio(tmp
     assert len(rounds) == 2 and abs(float(lines[-2].split()[1]) - sum(rounds) / 2) <= 0.006
     assert min(rounds) - 0.006 <= rates["ours"] / rates["ceiling"] <= max(rounds) + 0.006
     assert lines[-1].startswith("ratio ") and abs(float(lines[-1].split()[1]) - rates["ours"] / rates["d2l"]) < 0.02
+    no_rounds = run_cli("bench", "train", "lenet-bn", "--rounds", "0", "--data-dir", str(data))
+    assert no_rounds.returncode == 2 and "rounds: must be a whole number of at least 1" in no_rounds.stderr
     too_many = run_cli("bench", "train", "lenet-bn", "--batches", "50", "--data-dir", str(data))
     assert too_many.returncode == 2 and "the data has 600" in too_many.stderr
     big = write_dataset(tmp_path / "big", n_train=6400, n_test=50)  # 100 steps of 64: a report every 4 steps
