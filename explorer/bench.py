@@ -20,6 +20,7 @@ from explorer.summary import summaries, summarize
 if TYPE_CHECKING:
     from explorer.training.ceiling import Ceiling
     from explorer.training.recipes import Preset
+    from explorer.training.store import RunStore
 
 
 @dataclass(frozen=True)
@@ -103,10 +104,11 @@ class TrainBench:
 
 def bench_train(name: str, resolution: int | None = None, batch_size: int | None = None, batches: int = 20,
                 device: str = "cpu", data_dir: str | None = None, compiled: bool = True,
-                rounds: int = 3) -> TrainBench:
+                rounds: int = 3, store: RunStore | None = None) -> TrainBench:
     """Images per second of the train step under each setting (its ceilings), of d2l's pipeline and of
     ours, same model and batch size, in this process; ours and its own ceiling in `rounds` rounds, side by
-    side."""
+    side. The compiled step is kept in `store`, for later runs of the same config and batch size to choose
+    from (ceiling.keep_compiled)."""
     from dataclasses import replace
 
     from explorer.training.loop import default_threads
@@ -117,7 +119,7 @@ def bench_train(name: str, resolution: int | None = None, batch_size: int | None
     batch_size = batch_size or entry.book.batch_size
 
     from explorer.errors import ConfigError
-    from explorer.training.ceiling import WARMUP_BATCHES, ceilings, step_rate
+    from explorer.training.ceiling import WARMUP_BATCHES, ceilings, keep_compiled, step_rate
     from explorer.training.data import load_data
     from explorer.training.estimate import measure_step
     from explorer.training.train import report_plan
@@ -140,9 +142,12 @@ def bench_train(name: str, resolution: int | None = None, batch_size: int | None
     torch.set_num_threads(default_threads())
     settings = TrainSettings(lr=entry.book.lr, epochs=1, batch_size=batch_size, train_subset=batches * batch_size,
                              device=device)
-    rows = tuple(ceilings(config, settings, batches, compiled))
-    # the ceiling of `train` itself: the memory format and precision it measures and picks, its threads, eager
-    timing = measure_step(config, settings.batch_size, settings.device)
+    # what `train` measures and picks its memory format and precision from
+    timing = measure_step(config, settings.batch_size, settings.device, store=store)
+    rows = tuple(ceilings(config, settings, batches, timing, compiled))
+    if store is not None:
+        keep_compiled(timing, rows[-1], store)
+    # the ceiling of `train` itself: that format and precision, its threads, eager
     pairs = tuple((step_rate(config, settings, batches, timing.use_channels_last, torch.get_num_threads(),
                              bf16=timing.use_bf16).images_per_sec,
                    _our_images_per_sec(config, settings, batches, data_dir)) for _ in range(rounds))

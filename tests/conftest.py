@@ -39,6 +39,7 @@ SLOW: dict[str, str | set[str]] = {
                       "test_a_restart_marks_running_runs_interrupted_and_keeps_the_rest",  # fast tier keeps
                       "test_queue_order_positions_and_stop",  # a dozen others
                       "test_a_run_records_the_measured_rates_and_the_format_they_chose",
+                      "test_a_run_whose_compile_pays_trains_compiled_and_reads_its_layers_eager",  # a compile: 10 s
                       "test_the_eta_converges_to_the_real_remaining_time",
                       "test_a_healthy_run_is_not_flagged_and_a_dead_one_is_stored",
                       "test_admission_is_one_decision_however_many_start_at_once",

@@ -1,6 +1,7 @@
 """Training and the run manager on small generated data: real training, real threads, real SQLite."""
 
 import dataclasses
+import math
 import re
 import threading
 import time
@@ -20,7 +21,7 @@ from explorer.training.recipes import TrainSettings, preset
 from explorer.training.runs import RunManager
 from explorer.training.store import RunStore
 from explorer.training.train import train
-from tests.conftest import DEBIAN_DATA
+from tests.conftest import DEBIAN_DATA, write_dataset
 
 LENET_BN = registry.get("lenet-bn").config
 
@@ -118,6 +119,56 @@ def test_a_step_rate_measurement_is_saved_in_the_store_and_reused(tmp_path, monk
     assert not first.cached and again.cached
     assert (again.contiguous, again.channels_last, again.bf16) == (first.contiguous, first.channels_last, first.bf16)
     assert not measure_step(config, 48, "cpu", 2, store).cached  # other threads: another measurement
+
+
+def test_a_run_compiles_only_where_the_measured_compile_pays_for_its_length():
+    from explorer.training.estimate import StepTiming
+    from explorer.views.runviews import calibration_text
+
+    eager = StepTiming(1000.0, 800.0)  # 1,000 images/s eager
+    twice = StepTiming(1000.0, 800.0, compiled=2000.0, compile_seconds=60.0)  # twice as fast after 60 s
+    assert not eager.compile_pays(10**9)  # never measured: never compiled
+    # 120,000 images: 120 s eager, 60 + 60 s compiled (a tie is not worth a compile); one more minute pays
+    assert not twice.compile_pays(120_000) and twice.compile_pays(180_000)
+    assert twice.rate_over(180_000, True) == pytest.approx(180_000 / 150) and twice.rate_over(5, False) == 1000.0
+    slower = StepTiming(1000.0, 800.0, compiled=900.0, compile_seconds=1.0)
+    assert not slower.compile_pays(10**9)
+    for compiled, said in ((True, "so taken"), (False, "so not taken")):
+        text = calibration_text(SimpleNamespace(calibration={**twice.describe(), "compiled": compiled}))
+        assert "torch.compile, measured by bench train: 2,000 images/s after a 60 s compile" in text
+        assert text.endswith(said + ".")
+    assert "torch.compile" not in calibration_text(SimpleNamespace(calibration=eager.describe()))
+
+
+def test_a_run_whose_compile_pays_trains_compiled_and_reads_its_layers_eager(tmp_path, monkeypatch):
+    # the store holds what `bench train` keeps: a compiled step ten times the eager one, after no compile
+    # time, so even this short run compiles; its reported steps (every other one of 50 an epoch) still read
+    # every layer
+    from explorer.training import estimate
+    from explorer.training.dynamics import layers
+    from explorer.training.estimate import measure_step
+
+    monkeypatch.setattr(estimate, "_busy", lambda load, device: False)  # kept, whatever else runs meanwhile
+    store = RunStore(tmp_path / "runs.sqlite")
+    config = dataclasses.replace(LENET_BN, resolution=26)  # not measured yet in this process
+    timing = measure_step(config, 64, "cpu", 1, store)
+    store.save_calibration(timing.key, {**store.calibration(timing.key), "compiled": 10 * timing.images_per_sec,
+                                        "compile_seconds": 0.0})
+    estimate._step_readings.drop(timing.key)  # a run's worker is a fresh process: it reads the store
+    seen: list = []
+    torch._dynamo.reset()
+    counters = torch._dynamo.utils.counters
+    counters.clear()
+    data = write_dataset(tmp_path / "data", n_train=3200)
+    result = train(config, settings(epochs=2), seen.append, threads=1, data_dir=str(data), cache=store)
+    assert result.compiled and result.images == 2 * 3200
+    assert counters["stats"]["unique_graphs"] == 1  # compiled once: the eager steps that read it never recompile it
+    epochs = [p for p in seen if p.kind == "epoch"]
+    assert epochs[-1].test_acc > 0.5 and not result.stopped  # it learns as the eager run does
+    read = [p.dynamics for p in seen if p.dynamics]
+    paths = [layer.path for layer in layers(registry.build(config))]
+    assert read and all([r["layer"] for r in step] == paths for step in read)
+    assert all(math.isfinite(r["out_mean"]) and r["grad_norm"] > 0 for step in read for r in step)
 
 
 def test_a_run_records_the_measured_rates_and_the_format_they_chose(manager):

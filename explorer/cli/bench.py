@@ -24,7 +24,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     s.add_argument("--data-dir")
     s.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
-                   help="also time the step under torch.compile, its compile time said (default: on)")
+                   help="also time the step under torch.compile, its compile time said, and keep it in the run "
+                        "store: later runs of this network and batch size compile where that pays (default: on)")
+    s.add_argument("--home", help="data directory for the run store (default: $EXPLORER_HOME or ~/.cnn-explorer)")
     s.set_defaults(func=cmd_bench_train)
     s = bench.add_parser("memory", help="each preset's memory estimate beside the measured peak of real steps")
     s.add_argument("names", nargs="*", help="catalog names (default: all)")
@@ -80,10 +82,15 @@ def cmd_bench_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_train(args: argparse.Namespace) -> int:
-    from explorer.bench import bench_train
+    from pathlib import Path
 
+    from explorer.bench import bench_train
+    from explorer.training.runs import default_home
+    from explorer.training.store import RunStore
+
+    store = RunStore(Path(args.home or default_home()) / "runs.sqlite")
     r = bench_train(args.name, args.resolution, args.batch_size, args.batches, args.device, args.data_dir,
-                    args.compile, args.rounds)
+                    args.compile, args.rounds, store)
     print(f"{r.name} at {r.resolution}x{r.resolution}, batch {r.batch_size}, {r.batches} batches "
           f"({args.device}, first 3 not timed)")
     print("the train step alone, one fixed batch, under each setting:")

@@ -1,7 +1,9 @@
 """The train step's ceiling under each setting this machine offers: memory format, thread count,
 torch.compile, and bfloat16 autocast where the hardware runs it natively. Each is timed on one fixed batch
 already on the device, so only the step itself counts (`python -m explorer bench train` prints the table,
-the eager ceiling and the best)."""
+the eager ceiling and the best). The compiled step is kept in the run store, whose later runs of the same
+config compile where its rate pays for its compile time (a compile costs as much to measure as to use, so a
+run never measures it itself)."""
 
 from __future__ import annotations
 
@@ -12,9 +14,10 @@ import torch
 from torch import nn
 
 from explorer.config import ModelConfig
-from explorer.training.estimate import _sync
+from explorer.training.estimate import StepTiming, _sync
 from explorer.training.loop import bf16_native, default_threads, new_model, sgd_step
 from explorer.training.recipes import TrainSettings
+from explorer.training.store import RunStore
 
 WARMUP_BATCHES = 3  # first batches build kernels and caches (and, compiled, the graphs): never timed
 
@@ -67,15 +70,28 @@ def step_rate(config: ModelConfig, settings: TrainSettings, batches: int, channe
         torch.set_num_threads(before)
 
 
-def ceilings(config: ModelConfig, settings: TrainSettings, batches: int, compiled: bool = True) -> list[Ceiling]:
-    """The eager step in each memory format and thread count (1 and this process's default), then the best of
-    those compiled, and in bfloat16 where the hardware has it."""
+def ceilings(config: ModelConfig, settings: TrainSettings, batches: int, run: StepTiming,
+             compiled: bool = True) -> list[Ceiling]:
+    """The eager step in each memory format and thread count (1 and this process's default), in bfloat16
+    where the hardware has it, then compiled in the memory format and precision `run` (the measurement a run
+    takes its settings from) chooses, with a run's threads."""
     threads = sorted({1, default_threads()}) if settings.device == "cpu" else [torch.get_num_threads()]
     rows = [step_rate(config, settings, batches, channels_last, n) for channels_last in (False, True) for n in threads]
     best = max(rows, key=lambda r: r.images_per_sec)
-    channels_last = best.memory_format == "channels_last"
-    if compiled:
-        rows.append(step_rate(config, settings, batches, channels_last, best.threads, compiled=True))
     if bf16_native(settings.device):
-        rows.append(step_rate(config, settings, batches, channels_last, best.threads, bf16=True))
+        rows.append(step_rate(config, settings, batches, best.memory_format == "channels_last", best.threads,
+                              bf16=True))
+    if compiled:
+        rows.append(step_rate(config, settings, batches, run.use_channels_last, threads[-1], compiled=True,
+                              bf16=run.use_bf16))
     return rows
+
+
+def keep_compiled(run: StepTiming, row: Ceiling, store: RunStore) -> None:
+    """Keep a compiled step's rate and compile time with the run measurement in the store, where each later
+    run of the same config, batch, device and threads reads it and compiles where that pays
+    (StepTiming.compile_pays). Only a measurement the store already keeps (an idle one) gains it."""
+    saved = store.calibration(run.key) if run.key else None
+    if saved is not None and row.compiled and not row.failed:
+        store.save_calibration(run.key, {**saved, "compiled": row.images_per_sec,
+                                         "compile_seconds": row.setup_seconds})

@@ -225,6 +225,10 @@ class StepTiming:
     contiguous: float
     channels_last: float
     bf16: float = 0.0     # the faster format under bfloat16 autocast (CPU); 0: not timed (no native bfloat16)
+    # the step under torch.compile in the format and precision a run takes, and the compile's seconds: timed
+    # only by `bench train` (a compile costs as much to measure as to use) and kept in the run store; 0: not timed
+    compiled: float = 0.0
+    compile_seconds: float = 0.0
     cached: bool = False  # read from the run store, not measured now
     busy: bool = False    # other processes kept the CPUs busy while it was measured: used once, never saved
     key: str = field(default="", compare=False)  # where the run store keeps it
@@ -234,7 +238,8 @@ class StepTiming:
         return {"contiguous": round(self.contiguous, 1), "channels_last": round(self.channels_last, 1),
                 "memory_format": "channels_last" if self.use_channels_last else "contiguous",
                 "bf16": round(self.bf16, 1), "precision": "bfloat16" if self.use_bf16 else "float32",
-                "cached": self.cached}
+                "cached": self.cached, "compiled_rate": round(self.compiled, 1),
+                "compile_seconds": round(self.compile_seconds, 1)}
 
     @property
     def use_channels_last(self) -> bool:
@@ -246,7 +251,19 @@ class StepTiming:
 
     @property
     def images_per_sec(self) -> float:
+        """The eager step's rate in the settings a run takes."""
         return max(self.contiguous, self.channels_last, self.bf16 if self.use_bf16 else 0.0)
+
+    def rate_over(self, images: int, compiled: bool) -> float:
+        """Training images a second over `images` of them, eager or compiled (its compile counted)."""
+        if not compiled:
+            return self.images_per_sec
+        return images / (self.compile_seconds + images / self.compiled)
+
+    def compile_pays(self, images: int) -> bool:
+        """Whether a run of `images` training images ends sooner compiled, its compile counted: a compile of
+        60 s that doubles the rate pays for a run of two minutes' eager steps, not of one."""
+        return self.compiled > 0 and self.rate_over(images, True) > self.images_per_sec
 
 
 def measure_step(config: ModelConfig, batch_size: int, device: str = "cpu", threads: int | None = None,
@@ -285,13 +302,16 @@ def saved_step(config: ModelConfig, batch_size: int, device: str, threads: int, 
     saved = store.calibration(key)
     if saved is None or ("bf16" not in saved and device == "cpu" and bf16_native()):  # saved before bf16 was timed
         return None
-    return StepTiming(saved["contiguous"], saved["channels_last"], saved.get("bf16", 0.0), cached=True, key=key)
+    return StepTiming(saved["contiguous"], saved["channels_last"], saved.get("bf16", 0.0),
+                      saved.get("compiled", 0.0), saved.get("compile_seconds", 0.0), cached=True, key=key)
 
 
-def check_against_run(timing: StepTiming, run_images_per_sec: float, store: RunStore) -> None:
+def check_against_run(timing: StepTiming, run_images_per_sec: float, store: RunStore, images: int = 0,
+                      compiled: bool = False) -> None:
     """Drop a saved measurement that a real run of its config disagrees with by more than DISAGREE: the
-    next estimate, and the next run's choice of memory format, measure again."""
-    ratio = run_images_per_sec / timing.images_per_sec
+    next estimate, and the next run's choice of memory format, measure again. A `compiled` run of `images`
+    training images is held to the compiled step's rate, its compile counted."""
+    ratio = run_images_per_sec / timing.rate_over(images, compiled)
     if timing.key and not 1 / DISAGREE <= ratio <= DISAGREE:
         _step_readings.drop(timing.key)
         store.drop_calibration(timing.key)

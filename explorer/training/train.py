@@ -108,6 +108,8 @@ class TrainResult:
     stopped: bool
     history: list[Progress]
     timing: StepTiming | None = None  # the step rates measured before the first step, which chose the format
+    compiled: bool = False      # trained under torch.compile: the timing's compiled step paid for this run
+    images: int = 0             # training images stepped through, repeats counted
     confusion: list[list[int]] = field(default_factory=list)  # confusion[true][predicted]
     predictions: bytes = b""    # predicted class of every test image, for the detail page
     state_dict: dict[str, torch.Tensor] = field(default_factory=dict)
@@ -178,15 +180,19 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
     total = steps_per_epoch * settings.epochs
     phase("measuring the fastest memory format")
     timing = measure_step(config, settings.batch_size, settings.device, threads, cache, steps=total)
+    compiling = timing.compile_pays(total * settings.batch_size)  # where `bench train` measured that it pays
     if on_measured is not None:
-        on_measured(timing, run_seconds(timing.images_per_sec, n, settings.epochs,
-                                        len(data.test_y) * (2 if settings.tta else 1)))
+        on_measured(timing, run_seconds(timing.rate_over(total * settings.batch_size, compiling), n,
+                                        settings.epochs, len(data.test_y) * (2 if settings.tta else 1)))
     channels_last = timing.use_channels_last
     if not cuda and timing.use_bf16:  # measured faster by BF16_GAIN at least, on a CPU that has bfloat16
         amp_dtype = torch.bfloat16
     phase("building the model")
     model = new_model(config, settings.seed, settings.init)
     model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    # the compiled module shares the model's parameters; a step whose layers are read runs eager, so the
+    # reading hooks never enter (or recompile) the compiled graph
+    stepper = torch.compile(model) if compiling else model
     optimizer = make_optimizer(model, settings)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype is torch.float16)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
@@ -220,7 +226,7 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
             reporting = (step + 1) % report_every == 0 or i == steps_per_epoch - 1
             watching = reporting and reported % watch_every == 0
             with watch.step() if watching else contextlib.nullcontext([]) as readings:
-                loss, y_hat = sgd_step(model, optimizer, loss_fn, X, y, scaler, amp_dtype)
+                loss, y_hat = sgd_step(model if watching else stepper, optimizer, loss_fn, X, y, scaler, amp_dtype)
             with torch.no_grad():
                 loss_sum += loss.detach().float() * len(y)
                 correct += (y_hat.argmax(dim=1) == y).sum()
@@ -257,8 +263,8 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
         emit(replace(last, test_acc=test_acc, kind="epoch", elapsed=time.perf_counter() - start, eta=eta,
                      dynamics=[]))  # the step's readings were reported with the step
 
-    result = TrainResult(stopped=stopped, history=history, timing=timing, seconds=time.perf_counter() - start,
-                         others_cpu=load.others() if not cuda else 0.0)
+    result = TrainResult(stopped=stopped, history=history, timing=timing, compiled=compiling, images=images,
+                         seconds=time.perf_counter() - start, others_cpu=load.others() if not cuda else 0.0)
     if not stopped:
         result.predictions = bytes(predictions.to(torch.uint8).cpu().numpy())
         result.confusion = confusion_matrix(data.test_y.cpu(), predictions.cpu())

@@ -117,10 +117,11 @@ def record_result(store: RunStore, job: Job, result: TrainResult, stop_reason: i
     """Save a finished training's weights and record its end: done, stopped, or interrupted by a shutdown."""
     weights = save_weights(result.state_dict, Path(job.weights_dir) / f"{job.run_id}.pt")
     if result.timing is not None:
-        store.set_calibration(job.run_id, {**result.timing.describe(), "others_cpu": round(result.others_cpu, 3)})
-        rate = result.history[-1].images_per_sec if result.history else None
-        if rate and result.seconds >= MIN_RUN_SECONDS and result.others_cpu <= BUSY_SHARE:
-            check_against_run(result.timing, rate, store)
+        store.set_calibration(job.run_id, {**result.timing.describe(), "compiled": result.compiled,
+                                           "others_cpu": round(result.others_cpu, 3)})
+        last = result.history[-1] if result.history else None
+        if last and result.seconds >= MIN_RUN_SECONDS and result.others_cpu <= BUSY_SHARE:
+            check_against_run(result.timing, last.images_per_sec, store, result.images, result.compiled)
     interrupted = result.stopped and stop_reason in (STOP_BY_SHUTDOWN, STOP_BY_SERVER_GONE)
     status = "done" if not result.stopped else "interrupted" if interrupted else "stopped"
     why = None if not interrupted else SERVER_GONE if stop_reason == STOP_BY_SERVER_GONE else SHUT_DOWN

@@ -142,6 +142,12 @@ def calibration_text(record: RunRecord) -> str | None:
                        _("bfloat16 autocast, which this CPU computes natively: {rate:,.0f} images/s, {ratio:.2f}x "
                          "float32's, too little to give up float32's precision for.")).format(
             rate=c["bf16"], ratio=c["bf16"] / c[chosen])
+    if c.get("compiled_rate"):  # measured by `bench train` on this machine
+        said += " " + (_("torch.compile, measured by bench train: {rate:,.0f} images/s after a {seconds:.0f} s "
+                         "compile, which this run's length pays for, so taken.") if c.get("compiled") else
+                       _("torch.compile, measured by bench train: {rate:,.0f} images/s after a {seconds:.0f} s "
+                         "compile, more than it saves over this run's steps, so not taken.")).format(
+            rate=c["compiled_rate"], seconds=c["compile_seconds"])
     return said
 
 
