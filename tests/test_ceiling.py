@@ -8,6 +8,7 @@ import torch
 
 from explorer import registry
 from explorer.training.ceiling import ceilings, step_rate
+from explorer.training.estimate import StepTiming
 from explorer.training.loop import bf16_native, default_threads
 from explorer.training.recipes import TrainSettings
 
@@ -16,7 +17,8 @@ SETTINGS = TrainSettings(lr=0.1, epochs=1, batch_size=16)
 
 
 def test_each_memory_format_and_thread_count_is_timed_and_named():
-    rows = ceilings(SMALL, SETTINGS, batches=5, compiled=False)
+    run = StepTiming(2.0, 1.0)  # what a run measured: contiguous, in float32 (only a compiled row follows it)
+    rows = ceilings(SMALL, SETTINGS, batches=5, run=run, compiled=False)
     threads = sorted({1, default_threads()})
     eager = [r for r in rows if not r.bf16]
     assert [(r.memory_format, r.threads) for r in eager] == [(f, n) for f in ("contiguous", "channels_last")
