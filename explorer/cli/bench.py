@@ -82,13 +82,10 @@ def cmd_bench_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_train(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from explorer.bench import bench_train
-    from explorer.training.runs import default_home
-    from explorer.training.store import RunStore
+    from explorer.training.runs import store_at
 
-    store = RunStore(Path(args.home or default_home()) / "runs.sqlite")
+    store = store_at(args.home)
     r = bench_train(args.name, args.resolution, args.batch_size, args.batches, args.device, args.data_dir,
                     args.compile, args.rounds, store)
     print(f"{r.name} at {r.resolution}x{r.resolution}, batch {r.batch_size}, {r.batches} batches "

@@ -156,13 +156,11 @@ def _follow(manager, run_id: str):
 
 def cmd_runs(args: argparse.Namespace) -> int:
     from datetime import datetime
-    from pathlib import Path
 
-    from explorer.training.runs import default_home
-    from explorer.training.store import RunStore
+    from explorer.training.runs import store_at
     from explorer.views.runviews import accuracy, preset_of
 
-    store = RunStore(Path(args.home or default_home()) / "runs.sqlite")
+    store = store_at(args.home)
     if store.recovered:
         print(f"warning: {store.recovered}", file=sys.stderr)
     print(f"{'run':12s}  {'started':16s}  {'model':16s} {'preset':6s} {'status':11s} {'settings':32s} "
@@ -178,13 +176,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_dynamics(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from explorer.training.runs import default_home
-    from explorer.training.store import RunStore
+    from explorer.training.runs import store_at
     from explorer.views.tables import csv_text
 
-    store = RunStore(Path(args.home or default_home()) / "runs.sqlite")
+    store = store_at(args.home)
     record = store.get(args.run_id)
     if record is None:
         raise ConfigError("run", "{run!r} is not a run in {path}", run=args.run_id[:40], path=str(store.path))

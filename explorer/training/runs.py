@@ -72,6 +72,11 @@ def default_home() -> Path:
     return Path(os.environ.get("EXPLORER_HOME", Path.home() / ".cnn-explorer")).expanduser()
 
 
+def store_at(home: str | Path | None = None) -> RunStore:
+    """The run store of a data directory (default: default_home()), as the app, the CLI and benchmarks open it."""
+    return RunStore(Path(home or default_home()) / "runs.sqlite")
+
+
 @dataclass(frozen=True)
 class RunRequest:
     """A run to start: a catalog network, its config and settings, the preset it came from, its name."""
@@ -109,7 +114,7 @@ class RunManager:
         `backend`: where runs execute; by default a Ray cluster if EXPLORER_RAY_ADDRESS is set, else local
         worker processes."""
         self.home = Path(home or default_home())
-        self.store = RunStore(self.home / "runs.sqlite")
+        self.store = store_at(self.home)
         self.weights_dir = self.home / "weights"
         self.weights_dir.mkdir(parents=True, exist_ok=True)
         self.kept = Kept(self.store, self.weights_dir)
