@@ -224,3 +224,21 @@ def test_a_run_name_is_text_in_every_chart_never_markup(finished):
     assert all("<a" not in (t.name or "") for t in band.data)
     lines = dynamics_lines({bold: manager.store.dynamics(records[0].id)}, "grad_norm")
     assert lines.data and all(t.name.startswith("&lt;b&gt;x&lt;/b&gt;: ") for t in lines.data)
+
+
+def test_a_long_statistic_is_a_two_line_axis_title_in_either_language(finished):
+    """One line of "share of dead channels (never above 0 on 32 images)" ran up the chart's side into its
+    title at 1280x720: it breaks before its parenthesis, in English and in Chinese."""
+    from explorer import i18n
+    from explorer.views.layerdynamics import dynamics_lines
+
+    manager, records, _ = finished
+    frame = manager.store.dynamics(records[0].id)
+    for lang, parts in (("en", ["share of dead channels", "(never above 0 on 32 images)"]),
+                        ("zh", ["死通道的比例", "（32 张图像上从未大于 0）"])):
+        i18n.use(lang)
+        try:
+            assert dynamics_lines({"run": frame}, "dead").layout.yaxis.title.text.split("<br>") == parts
+            assert "<br>" not in dynamics_lines({"run": frame}, "out_mean").layout.yaxis.title.text
+        finally:
+            i18n.use("en")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import unicodedata
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -28,11 +29,22 @@ def style(fig: go.Figure, title: str, x_title: str, y_title: str, log: bool = Fa
     """
     fig.update_layout(title={"text": chart_text(_(title)), "font": {"size": 20}}, font=FONT, height=height,
                       margin={"l": 60, "r": 20, "t": 60, "b": 60}, legend={"orientation": "h", "y": -0.25})
-    fig.update_yaxes(title=_(y_title), **AXIS)
+    fig.update_yaxes(title=axis_title(_(y_title)), **AXIS)
     if log:  # labels at powers of ten only; Plotly's minor "2" and "5" labels clutter a projector
         fig.update_yaxes(type="log", dtick=1)
     fig.update_xaxes(title=_(x_title), **AXIS)
     return fig
+
+
+def axis_title(text: str, most: int = 28) -> str:
+    """A vertical axis's title in at most two lines, broken before its parenthesis: one line of a long
+    statistic's name ran past the plot's height into the chart's own title."""
+    width = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)  # a Chinese character: two
+    for mark in ("（", " ("):
+        head, found, tail = text.partition(mark)
+        if found and width > most:
+            return chart_text(head) + "<br>" + chart_text(mark.strip() + tail)
+    return chart_text(text)
 
 
 def powers_of_two(values: pd.Series) -> list[int]:
