@@ -142,5 +142,5 @@ register(ModelEntry("googlenet", "GoogLeNet", "GoogLeNet: nine Inception blocks 
                     presets=Presets(network={"resolution": 32, "width": 0.25},
                                     quick={"epochs": 1, "batch_size": 32, "lr": 0.1, "init": "kaiming",
                                            "warmup": 0.1, "cosine": True},
-                                    fast={"epochs": 8, "batch_size": 64, "lr": 0.02, "init": "kaiming"}),
+                                    fast={"epochs": 16, "batch_size": 128, "lr": 0.04, "init": "kaiming"}),
                     blocks=(BlockView(Inception, _lines, _taps),)))

@@ -77,4 +77,4 @@ register(ModelEntry("nin", "NiN", "Network in Network: 1x1 convolutions and glob
                     presets=Presets(network={"resolution": 67, "channels": (24, 64, 96)},
                                     quick={"epochs": 3, "batch_size": 32, "init": "kaiming", "warmup": 0.1,
                                            "cosine": True},
-                                    fast={"epochs": 18, "batch_size": 64, "lr": 0.01, "init": "kaiming"})))
+                                    fast={"epochs": 21, "batch_size": 64, "lr": 0.01, "init": "kaiming"})))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar, Literal
 
 from torch import nn
@@ -203,14 +203,17 @@ register(ModelEntry("resnet18", "ResNet", "ResNet-18: four stages of two residua
 register(ModelEntry("resnet34", "ResNet", "a ResNet-34-style network: (3, 4, 6, 3) residual blocks", "7.6",
                     ResNetConfig(blocks=(3, 4, 6, 3)), resnet, BookSettings(lr=0.05, batch_size=256),
                     presets=Presets(network=SMALL, quick={"epochs": 1, "batch_size": 32, "train_subset": 36_000},
-                                    fast={"epochs": 3, "batch_size": 64, "lr": 0.1, "train_subset": None}),
+                                    fast={"epochs": 10, "batch_size": 128, "lr": 0.2, "train_subset": None}),
                     blocks=(RESIDUAL, BOTTLENECK, PLAIN)))
-# He et al.'s Table 1, in the book's conventions (its b1 stem, one input channel, ten classes)
+# He et al.'s Table 1, in the book's conventions (its b1 stem, one input channel, ten classes); the fast
+# preset's epochs are as many as fit in 4.5 minutes at the rate measured on a 2-core CPU (docs/performance.md)
 BIG = Presets(network={"resolution": 28, "channels": (64, 128, 256, 512)},
               quick={"epochs": 1, "batch_size": 32, "train_subset": 12_000},
-              fast={"epochs": 2, "batch_size": 64, "lr": 0.1, "train_subset": None})
-for name, depths in (("resnet50", (3, 4, 6, 3)), ("resnet101", (3, 4, 23, 3)), ("resnet152", (3, 8, 36, 3))):
+              fast={"batch_size": 64, "lr": 0.1, "train_subset": None})
+for name, depths, epochs in (("resnet50", (3, 4, 6, 3), 6), ("resnet101", (3, 4, 23, 3), 3),
+                             ("resnet152", (3, 8, 36, 3), 2)):
     register(ModelEntry(name, "ResNet", f"ResNet-{name[6:]}: bottleneck blocks {depths}, He et al.'s Table 1",
                         "7.6", ResNetConfig(blocks=depths, channels=(256, 512, 1024, 2048), block="bottleneck"),
-                        resnet, BookSettings(lr=0.05, batch_size=256), presets=BIG,
+                        resnet, BookSettings(lr=0.05, batch_size=256),
+                        presets=replace(BIG, fast={**BIG.fast, "epochs": epochs}),
                         blocks=(RESIDUAL, BOTTLENECK, PLAIN)))
