@@ -129,9 +129,10 @@ class LeNetConfig(ModelConfig):
 register(ModelEntry("lenet", "LeNet", "LeNet-5 with sigmoid activations and average pooling",
                     "6.6", LeNetConfig(), lenet, BookSettings(lr=0.9, batch_size=256),
                     presets=Presets(network={}, quick={"epochs": 7, "batch_size": 64},
-                                    # sigmoids want a high rate, and no weight decay, smoothing or augmentation
-                                    fast={"epochs": 40, "batch_size": 64, "lr": 0.6, "weight_decay": 0.0,
-                                          "label_smoothing": 0.0, "augment": False})))
+                                    # sigmoids want a high rate, and no weight decay or smoothing; the flips
+                                    # and shifts are what carry it past 90% (0.892 in 60 epochs without them)
+                                    fast={"epochs": 70, "batch_size": 128, "lr": 1.0, "weight_decay": 0.0,
+                                          "label_smoothing": 0.0})))
 WITH_BATCH_NORM = Presets(network={}, quick={"epochs": 5, "batch_size": 128, "lr": 0.5},
                           fast={"epochs": 20, "batch_size": 128, "lr": 0.3})
 register(ModelEntry("lenet-bn-scratch", "LeNet", "LeNet with the book's from-scratch BatchNorm layers",
