@@ -126,12 +126,12 @@ def test_a_run_compiles_only_where_the_measured_compile_pays_for_its_length():
     from explorer.views.runviews import calibration_text
 
     eager = StepTiming(1000.0, 800.0)  # 1,000 images/s eager
-    twice = StepTiming(1000.0, 800.0, compiled=2000.0, compile_seconds=60.0)  # twice as fast after 60 s
+    twice = StepTiming(1000.0, 800.0, compiled_rate=2000.0, compile_seconds=60.0)  # twice as fast after 60 s
     assert not eager.compile_pays(10**9)  # never measured: never compiled
     # 120,000 images: 120 s eager, 60 + 60 s compiled (a tie is not worth a compile); one more minute pays
     assert not twice.compile_pays(120_000) and twice.compile_pays(180_000)
     assert twice.rate_over(180_000, True) == pytest.approx(180_000 / 150) and twice.rate_over(5, False) == 1000.0
-    slower = StepTiming(1000.0, 800.0, compiled=900.0, compile_seconds=1.0)
+    slower = StepTiming(1000.0, 800.0, compiled_rate=900.0, compile_seconds=1.0)
     assert not slower.compile_pays(10**9)
     for compiled, said in ((True, "so taken"), (False, "so not taken")):
         text = calibration_text(SimpleNamespace(calibration={**twice.describe(), "compiled": compiled}))
@@ -152,7 +152,7 @@ def test_a_run_whose_compile_pays_trains_compiled_and_reads_its_layers_eager(tmp
     store = RunStore(tmp_path / "runs.sqlite")
     config = dataclasses.replace(LENET_BN, resolution=26)  # not measured yet in this process
     timing = measure_step(config, 64, "cpu", 1, store)
-    store.save_calibration(timing.key, {**store.calibration(timing.key), "compiled": 10 * timing.images_per_sec,
+    store.save_calibration(timing.key, {**store.calibration(timing.key), "compiled_rate": 10 * timing.images_per_sec,
                                         "compile_seconds": 0.0})
     estimate._step_readings.drop(timing.key)  # a run's worker is a fresh process: it reads the store
     seen: list = []

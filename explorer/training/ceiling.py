@@ -93,5 +93,5 @@ def keep_compiled(run: StepTiming, row: Ceiling, store: RunStore) -> None:
     (StepTiming.compile_pays). Only a measurement the store already keeps (an idle one) gains it."""
     saved = store.calibration(run.key) if run.key else None
     if saved is not None and row.compiled and not row.failed:
-        store.save_calibration(run.key, {**saved, "compiled": row.images_per_sec,
+        store.save_calibration(run.key, {**saved, "compiled_rate": row.images_per_sec,
                                          "compile_seconds": row.setup_seconds})

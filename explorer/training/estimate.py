@@ -227,7 +227,7 @@ class StepTiming:
     bf16: float = 0.0     # the faster format under bfloat16 autocast (CPU); 0: not timed (no native bfloat16)
     # the step under torch.compile in the format and precision a run takes, and the compile's seconds: timed
     # only by `bench train` (a compile costs as much to measure as to use) and kept in the run store; 0: not timed
-    compiled: float = 0.0
+    compiled_rate: float = 0.0
     compile_seconds: float = 0.0
     cached: bool = False  # read from the run store, not measured now
     busy: bool = False    # other processes kept the CPUs busy while it was measured: used once, never saved
@@ -238,7 +238,7 @@ class StepTiming:
         return {"contiguous": round(self.contiguous, 1), "channels_last": round(self.channels_last, 1),
                 "memory_format": "channels_last" if self.use_channels_last else "contiguous",
                 "bf16": round(self.bf16, 1), "precision": "bfloat16" if self.use_bf16 else "float32",
-                "cached": self.cached, "compiled_rate": round(self.compiled, 1),
+                "cached": self.cached, "compiled_rate": round(self.compiled_rate, 1),
                 "compile_seconds": round(self.compile_seconds, 1)}
 
     @property
@@ -258,12 +258,12 @@ class StepTiming:
         """Training images a second over `images` of them, eager or compiled (its compile counted)."""
         if not compiled:
             return self.images_per_sec
-        return images / (self.compile_seconds + images / self.compiled)
+        return images / (self.compile_seconds + images / self.compiled_rate)
 
     def compile_pays(self, images: int) -> bool:
         """Whether a run of `images` training images ends sooner compiled, its compile counted: a compile of
         60 s that doubles the rate pays for a run of two minutes' eager steps, not of one."""
-        return self.compiled > 0 and self.rate_over(images, True) > self.images_per_sec
+        return self.compiled_rate > 0 and self.rate_over(images, True) > self.images_per_sec
 
 
 def measure_step(config: ModelConfig, batch_size: int, device: str = "cpu", threads: int | None = None,
@@ -303,7 +303,7 @@ def saved_step(config: ModelConfig, batch_size: int, device: str, threads: int, 
     if saved is None or ("bf16" not in saved and device == "cpu" and bf16_native()):  # saved before bf16 was timed
         return None
     return StepTiming(saved["contiguous"], saved["channels_last"], saved.get("bf16", 0.0),
-                      saved.get("compiled", 0.0), saved.get("compile_seconds", 0.0), cached=True, key=key)
+                      saved.get("compiled_rate", 0.0), saved.get("compile_seconds", 0.0), cached=True, key=key)
 
 
 def check_against_run(timing: StepTiming, run_images_per_sec: float, store: RunStore, images: int = 0,

@@ -180,10 +180,11 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
     total = steps_per_epoch * settings.epochs
     phase("measuring the fastest memory format")
     timing = measure_step(config, settings.batch_size, settings.device, threads, cache, steps=total)
-    compiling = timing.compile_pays(total * settings.batch_size)  # where `bench train` measured that it pays
+    stepped = total * settings.batch_size  # the run's training images, repeats counted
+    compiling = timing.compile_pays(stepped)  # where `bench train` measured that it pays
     if on_measured is not None:
-        on_measured(timing, run_seconds(timing.rate_over(total * settings.batch_size, compiling), n,
-                                        settings.epochs, len(data.test_y) * (2 if settings.tta else 1)))
+        on_measured(timing, run_seconds(timing.rate_over(stepped, compiling), n, settings.epochs,
+                                        len(data.test_y) * (2 if settings.tta else 1)))
     channels_last = timing.use_channels_last
     if not cuda and timing.use_bf16:  # measured faster by BF16_GAIN at least, on a CPU that has bfloat16
         amp_dtype = torch.bfloat16
