@@ -258,7 +258,7 @@ def bench_presets(kind: str = "quick", names: list[str] | None = None, seeds: in
         images = min(p.settings.train_subset or len(data.train_labels), len(data.train_labels))
         estimate = estimate_run(p.config, p.settings.batch_size, p.settings.epochs, images, p.settings.device,
                                 test_images=len(data.test_labels), tta=p.settings.tta,
-                                augment=p.settings.augment)
+                                augment=p.settings.augment, minutes=p.settings.minutes)
         runs = [_trained(p, seed, data_dir) for seed in range(seeds)]
         yield PresetResult(name, kind, tuple(r.test_acc for r in runs), tuple(r.seconds for r in runs),
                            estimate.seconds, statistics.median(r.images_per_sec for r in runs), p.changes)
@@ -271,6 +271,7 @@ class SeedRun:
     seconds: float         # the run's own: loading the data, measuring the step, training, every test pass
     images_per_sec: float  # training images a second over the run
     process_seconds: float = 0.0  # all of it in a fresh process, from its start (importing torch included)
+    epochs: int = 0        # trained: a preset with a time budget trains those that fit (0: kept before it was said)
 
 
 def bench_speedrun(seeds: int = 3, data_dir: str | None = None) -> Iterator[SeedRun]:
@@ -296,8 +297,8 @@ def _trained(p: Preset, seed: int, data_dir: str | None) -> SeedRun:
     from explorer.training.train import train
 
     result = train(p.config, replace(p.settings, seed=seed), data_dir=data_dir)
-    last = [h for h in result.history if h.kind == "epoch"][-1]
-    return SeedRun(seed, last.test_acc, result.seconds, last.images_per_sec)
+    epochs = [h for h in result.history if h.kind == "epoch"]
+    return SeedRun(seed, epochs[-1].test_acc, result.seconds, epochs[-1].images_per_sec, epochs=len(epochs))
 
 
 @dataclass(frozen=True)

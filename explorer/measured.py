@@ -134,10 +134,11 @@ def speedrun_said(directory: Path | None = None) -> str | None:
     if found is None:
         return None
     date, where, runs = found
-    accuracies = [r.test_acc for r in runs]
-    return _("Measured on {date} ({machine}): {low:.2%} to {high:.2%} test accuracy over {n} seeds, each whole "
-             "run (loading the data and every test pass included) at most {time}.").format(
+    accuracies, epochs = [r.test_acc for r in runs], sorted({r.epochs for r in runs})
+    return _("Measured on {date} ({machine}): {low:.2%} to {high:.2%} test accuracy over {n} seeds in {epochs} "
+             "epochs, each whole run (loading the data and every test pass included) at most {time}.").format(
         date=date, machine=where, low=min(accuracies), high=max(accuracies), n=len(runs),
+        epochs=f"{epochs[0]}" if len(epochs) == 1 else f"{epochs[0]}-{epochs[-1]}",
         time=human_duration(max(r.process_seconds for r in runs)))
 
 
@@ -151,8 +152,8 @@ def speedrun_markdown(directory: Path = MEASURED) -> str:
     totals = summarize(p.config).totals
     lines = [where, "", f"`speedrun`: {totals.params:,} parameters, {totals.mult_adds / 1e6:.1f} M mult-adds an "
              f"image at {p.config.resolution}x{p.config.resolution}; its preset: {'; '.join(p.changes)}.", "",
-             "| seed | test accuracy | the run (s) | its process, from start (s) | training images/s |",
-             "|---:|---:|---:|---:|---:|"]
-    lines += [f"| {r['seed']} | {r['test_acc']:.4f} | {r['seconds']:.0f} | {r['process_seconds']:.0f} | "
-              f"{r['images_per_sec']:.0f} |" for r in rows]
+             "| seed | epochs | test accuracy | the run (s) | its process, from start (s) | training images/s |",
+             "|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['seed']} | {r['epochs']} | {r['test_acc']:.4f} | {r['seconds']:.0f} | "
+              f"{r['process_seconds']:.0f} | {r['images_per_sec']:.0f} |" for r in rows]
     return "\n".join(lines) + "\n"

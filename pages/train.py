@@ -85,8 +85,8 @@ run_label = top[3].text_input(_("Run name (optional)"), key="t.name", max_chars=
 chosen = preset(name, kind, device, config, dataset)
 s = chosen.settings
 key = f"t.{name}.{kind}"
-for widget, value in (("lr", s.lr), ("epochs", s.epochs), ("batch", s.batch_size), ("subset", s.train_subset or 0),
-                      ("init", s.init), *recipe_widgets(s)):
+for widget, value in (("lr", s.lr), ("epochs", s.epochs), ("minutes", s.minutes), ("batch", s.batch_size),
+                      ("subset", s.train_subset or 0), ("init", s.init), *recipe_widgets(s)):
     state.setdefault(f"{key}.{widget}", value)  # the preset's value, unless the user or a reopened run set one
 with st.sidebar:  # beside the network's knobs: the main area keeps the live chart on a projector's first screen
     st.subheader(_("Training: the {kind} preset's settings").format(kind=kind), anchor=False)
@@ -94,6 +94,10 @@ with st.sidebar:  # beside the network's knobs: the main area keeps the live cha
         st.caption(_("{kind} preset changes: ").format(kind=kind.capitalize()) + "; ".join(chosen.changes))
     lr = st.number_input(_("Learning rate"), 0.0001, 100.0, format="%.4f", key=key + ".lr")
     epochs = st.number_input(_("Epochs"), 1, 200, key=key + ".epochs")
+    minutes = st.number_input(_("Time budget (minutes, 0 = every epoch)"), 0.0, 1440.0, step=0.5,
+                              key=key + ".minutes",
+                              help=_("above 0: the run trains as many of its epochs as fit in this time at the "
+                                     "step rate measured before its first step, its schedule sized to them"))
     batch = st.number_input(_("Batch size"), 2, 4096, key=key + ".batch")
     subset = st.number_input(_("Images (0 = all)"), 0, 60_000, step=1000, key=key + ".subset",
                              help=_("training images; 0 trains on all 60,000"))
@@ -119,6 +123,10 @@ st.markdown(_("Trains **{network}** ({params:,} parameters), {kind} preset: lear
     network=plain(config_label(name, chosen.config), 200), params=summarize(chosen.config).totals.params,
     kind=kind, lr=lr, epochs=epochs, images=f"{subset:,}" if subset else _("all 60,000"), batch=batch,
     init=init.capitalize()))
+if minutes:
+    st.caption(_("At most {epochs} {epoch_word}: as many as fit in {minutes:g} minutes at the step rate measured "
+                 "before the first step, the schedule sized to them.").format(
+        epochs=epochs, epoch_word=plural(epochs, N_("epoch"), N_("epochs")), minutes=minutes))
 if kind == "speedrun":  # the goal, and what this preset reached here (bench speedrun), not a promise
     st.caption(speedrun_said() or _("Not measured yet: python -m explorer bench speedrun --save"))
 switched = [f"{_(label)} {value}" for label, value, book in (
@@ -135,8 +143,8 @@ waiting = "" if ahead < manager.max_running else plural(
     ahead, N_(" It would start after the run ahead of it, in {wait}."),
     N_(" It would start after {n} other runs, in {wait}."), wait=human_duration(manager.wait_seconds("")))
 try:
-    settings = replace(s, lr=lr, epochs=epochs, batch_size=batch, train_subset=subset or None, device=device,
-                       init=init, optimizer=optimizer, momentum=0.0 if optimizer == "adam" else momentum,
+    settings = replace(s, lr=lr, epochs=epochs, minutes=minutes, batch_size=batch, train_subset=subset or None,
+                       device=device, init=init, optimizer=optimizer, momentum=0.0 if optimizer == "adam" else momentum,
                        nesterov=s.nesterov and optimizer == "sgd" and momentum > 0, weight_decay=weight_decay,
                        label_smoothing=smoothing, warmup=warmup, cosine=cosine, augment=augment)
     need = estimate_bytes(chosen.config, settings)

@@ -352,6 +352,12 @@ def test_the_speedrun_preset_is_the_speedrun_networks_own_and_says_what_it_reach
     s = preset("speedrun", "speedrun").settings
     assert f"speedrun preset: learning rate {s.lr:g}, {s.epochs} epochs of all 60,000 images at batch size " \
            f"{s.batch_size}" in trains
+    # its time, not its epochs, is the goal: the budget is a widget of its own, said beside the sentence
+    assert at.sidebar.number_input(key="t.speedrun.speedrun.minutes").value == s.minutes > 0
+    captions = " ".join(c.value for c in at.caption)
+    assert f"At most {s.epochs} epochs: as many as fit in {s.minutes:g} minutes" in captions
+    at.sidebar.number_input(key="t.speedrun.speedrun.minutes").set_value(0.2).run()  # under half a minute
+    assert any("minutes" in e.value and "0.5 to 1440" in e.value for e in at.error) and not at.exception
     at.sidebar.selectbox(key="t.family").set_value("LeNet").run()  # another network: its own presets
     assert at.radio(key="t.preset").options == ["quick", "fast", "book"]
     assert at.radio(key="t.preset").value == "quick" and not at.exception

@@ -171,6 +171,27 @@ def test_a_run_whose_compile_pays_trains_compiled_and_reads_its_layers_eager(tmp
     assert all(math.isfinite(r["out_mean"]) and r["grad_norm"] > 0 for step in read for r in step)
 
 
+def test_a_run_with_a_time_budget_trains_the_epochs_that_fit_at_its_measured_rate(tmp_path, tiny_data):
+    # the store holds a measurement of 64.3 images/s: an epoch of the 512 images and its 200 test images (a
+    # third of a step each) takes 9 s, so half a minute fits 3 of the 10 epochs asked for
+    from explorer.training.estimate import epochs_within, step_key
+
+    store = RunStore(tmp_path / "runs.sqlite")
+    config = dataclasses.replace(LENET_BN, resolution=27)  # not measured in this process
+    store.save_calibration(step_key(config, 64, "cpu", 1), {"contiguous": 64.3, "channels_last": 50.0, "bf16": 0.0})
+    told: list[float] = []
+    seen: list = []
+    result = train(config, settings(epochs=10, minutes=0.5), seen.append, threads=1, data_dir=tiny_data,
+                   cache=store, on_measured=lambda timing, seconds: told.append(seconds))
+    epochs = [p for p in seen if p.kind == "epoch"]
+    assert len(epochs) == 3 and not result.stopped and result.images == 3 * 512
+    steps = [p for p in seen if p.kind == "step"]
+    assert {p.epochs for p in steps} == {3} and steps[-1].step == steps[-1].total_steps == 3 * 8  # the schedule's end
+    assert told[0] < 30  # what it said it would take, within the budget
+    assert epochs_within(0.0, 64.3, 512, 10, 200) == 10  # no budget: every epoch
+    assert epochs_within(0.5, 1.0, 512, 10, 200) == 1  # not even one fits: one is trained
+
+
 def test_a_run_records_the_measured_rates_and_the_format_they_chose(manager):
     # the Train page's estimate measures the config; the worker then reuses that step measurement instead of
     # its own (one taken while the machine was busy is not saved: the worker measures anew)
@@ -328,6 +349,9 @@ def test_settings_and_presets_are_validated():
         settings(nesterov=True)  # needs momentum
     with pytest.raises(ConfigError, match="warmup"):
         settings(warmup=0.9)
+    for minutes in (0.2, -1, float("inf"), True):  # a budget is 0 (none) or half a minute to a day
+        with pytest.raises(ConfigError, match="minutes"):
+            settings(minutes=minutes)
     book = preset("resnet18", "book")
     assert (book.settings.lr, book.settings.batch_size, book.settings.epochs, book.config.resolution) == \
         (0.05, 256, 10, 96)

@@ -132,9 +132,10 @@ def cmd_bench_speedrun(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         print("error: --seeds must be at least 1", file=sys.stderr)
         return 2
-    return _report("speedrun", f"{'seed':>4s} {'test acc':>8s} {'run s':>6s} {'process s':>9s} {'images/s':>8s}",
+    return _report("speedrun", f"{'seed':>4s} {'epochs':>6s} {'test acc':>8s} {'run s':>6s} {'process s':>9s} "
+                               f"{'images/s':>8s}",
                    bench_speedrun(args.seeds, args.data_dir),
-                   lambda r: f"{r.seed:4d} {r.test_acc:8.4f} {r.seconds:6.0f} {r.process_seconds:9.0f} "
+                   lambda r: f"{r.seed:4d} {r.epochs:6d} {r.test_acc:8.4f} {r.seconds:6.0f} {r.process_seconds:9.0f} "
                              f"{r.images_per_sec:8.0f}", args.save)
 
 

@@ -17,6 +17,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="book: d2l's settings; quick: about a minute on a CPU; fast: a modern recipe; speedrun: the "
                         "speedrun network's own, for 93%% in ten CPU minutes")
     s.add_argument("--epochs", type=int)
+    s.add_argument("--minutes", type=float, help="train as many of the epochs as fit in this many minutes at the "
+                                                 "step rate measured before the first step; 0: every epoch")
     s.add_argument("--lr", type=float)
     s.add_argument("--batch-size", type=int)
     s.add_argument("--train-subset", type=int, help="train on this many images (default: the preset's)")
@@ -78,7 +80,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     chosen = preset(args.name, args.preset, args.device, dataset=args.dataset)
     config = config_from(args, chosen.config)
-    changes = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr), ("batch_size", args.batch_size),
+    changes = {k: v for k, v in (("epochs", args.epochs), ("minutes", args.minutes), ("lr", args.lr),
+                                 ("batch_size", args.batch_size),
                                  ("train_subset", args.train_subset), ("init", args.init),
                                  ("optimizer", args.optimizer), ("momentum", args.momentum),
                                  ("weight_decay", args.weight_decay), ("label_smoothing", args.label_smoothing),
@@ -158,7 +161,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from datetime import datetime
 
     from explorer.training.runs import store_at
-    from explorer.views.runviews import accuracy, preset_of
+    from explorer.views.runviews import accuracy, preset_of, settings_text
 
     store = store_at(args.home)
     if store.recovered:
@@ -167,8 +170,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
           f"{'best acc':8s} {'final':5s}  {'time':>6s}  name")
     for r in store.list():
         when = datetime.fromtimestamp(r.created).strftime("%Y-%m-%d %H:%M")
-        s = r.settings
-        settings = f"lr {s['lr']:g}, {s['epochs']} epochs, batch {s['batch_size']}"
+        settings = settings_text(r)
         print(f"{r.id:12s}  {when:16s}  {r.model:16s} {preset_of(r):6s} {r.status:11s} {settings:32s} "
               f"{accuracy(r.best_test_acc):8s} {accuracy(r.test_acc):5s}  "
               f"{'-' if r.seconds is None else f'{r.seconds:.0f} s':>6s}  {r.name or '-'}")

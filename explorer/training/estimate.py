@@ -99,14 +99,26 @@ def run_seconds(images_per_sec: float, train_images: int, epochs: int, test_imag
     return STARTUP_SECONDS + epochs * per_epoch
 
 
+def epochs_within(minutes: float, images_per_sec: float, train_images: int, epochs: int,
+                  test_images: int = TEST_IMAGES, spent: float = STARTUP_SECONDS) -> int:
+    """How many of `epochs` a run with a time budget trains (TrainSettings.minutes; 0: no budget, all of
+    them): as many as fit in the minutes at a training rate, each with its test pass, `spent` seconds of the
+    budget gone before the first step (loading, measuring); at least one."""
+    if not minutes:
+        return epochs
+    per_epoch = run_seconds(images_per_sec, train_images, 1, test_images) - STARTUP_SECONDS
+    return max(1, min(epochs, int((60 * minutes - spent) / per_epoch)))
+
+
 def estimate_run(config: ModelConfig, batch_size: int, epochs: int, train_images: int, device: str,
                  store: RunStore | None = None, threads: int | None = None,
                  test_images: int = TEST_IMAGES, tta: bool = False, augment: bool = False,
-                 measured: Callable[[], Measured | None] | None = None) -> Estimate | None:
+                 measured: Callable[[], Measured | None] | None = None, minutes: float = 0.0) -> Estimate | None:
     """The expected wall time of a run; see the module's docstring for how. With `tta` each test image
     is seen twice (itself and its mirror); `augment` adds the fast recipe's flips and shifts to each batch.
     `measured` gives the measurement when no earlier run tells the rate (a server's comes from a process of
-    its own: explorer.training.measure), or None when there is none yet; by default it is taken here."""
+    its own: explorer.training.measure), or None when there is none yet; by default it is taken here.
+    `minutes`: the run's time budget, which trains only the epochs that fit (epochs_within)."""
     runs = same_runs(config, batch_size, device, augment, store) if store is not None else []
     rates = [float(r.images_per_sec) for r in runs if _tells_rate(r)][:PAST_RUNS]
     if rates:
@@ -124,8 +136,9 @@ def estimate_run(config: ModelConfig, batch_size: int, epochs: int, train_images
         if last is not None and last.seconds and _busy_run(last):  # why the run just done took longer
             source += _("; its last run took {duration} while the machine was busy").format(
                 duration=human_duration(last.seconds, about=False))
-    seconds = run_seconds(rate, train_images, epochs, test_images * (2 if tta else 1))
-    return Estimate(seconds, rate, source, busy)
+    test_images *= 2 if tta else 1
+    epochs = epochs_within(minutes, rate, train_images, epochs, test_images)
+    return Estimate(run_seconds(rate, train_images, epochs, test_images), rate, source, busy)
 
 
 def fastest_seconds(config: ModelConfig, device: str, images: int, threads: int | None = None) -> float:

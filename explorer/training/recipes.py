@@ -44,6 +44,9 @@ class TrainSettings:
     tta: bool = False             # test-time augmentation: average the predictions of each image and its mirror
     optimizer: Optimizer = "sgd"  # the book's SGD, or Adam (its weight decay decoupled, as AdamW's)
     dataset: str = DEFAULT_DATASET  # Fashion-MNIST, the book's, or the original MNIST digits (explorer.training.data)
+    # above 0: the run trains as many of its `epochs` as fit in this many minutes at the step rate measured
+    # before its first step, its schedule sized to them (the speedrun's: its time, not its epochs, is the goal)
+    minutes: float = 0.0
 
     def __post_init__(self) -> None:
         checks = [
@@ -73,6 +76,8 @@ class TrainSettings:
             ("momentum", self.optimizer == "sgd" or self.momentum == 0,
              N_("0 with Adam, which keeps its own running averages")),
             ("dataset", self.dataset in DATASETS, N_("fashion-mnist or mnist")),
+            ("minutes", _is_number(self.minutes) and (self.minutes == 0 or 0.5 <= self.minutes <= 1440),
+             N_("0 (every epoch) or a number of minutes from 0.5 to 1440")),
             ("tta", not self.tta or self.dataset not in DATASETS or DATASETS[self.dataset].mirrors,
              N_("false on MNIST, where a mirrored digit is another digit or none")),
         ]
@@ -81,6 +86,7 @@ class TrainSettings:
                 raise ConfigError(knob, "must be {expected}, not {value!r}", expected=expected,
                                   value=getattr(self, knob))
         object.__setattr__(self, "lr", float(self.lr))
+        object.__setattr__(self, "minutes", float(self.minutes))
 
 
 def _is_int(v: object) -> bool:

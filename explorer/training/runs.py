@@ -359,7 +359,9 @@ class RunManager:
         train_images, test_images = dataset_sizes(self.data_of(settings.dataset), settings.dataset)  # what is here
         images = min(settings.train_subset or train_images, train_images)
         check_memory(config, settings)
-        floor = fastest_seconds(config, settings.device, images * settings.epochs, self.threads)
+        # a run with a time budget trains at least one epoch, maybe no more: the estimate tells the rest
+        floor = fastest_seconds(config, settings.device, images * (1 if settings.minutes else settings.epochs),
+                                self.threads)
         if self.quotas.max_seconds is not None and floor > self.quotas.max_seconds:
             raise over_time_limit(_("at least {duration} even at this machine's peak speed").format(
                 duration=human_duration(floor, about=False)), self.quotas.max_seconds)
@@ -367,6 +369,7 @@ class RunManager:
                           settings.augment)
         return estimate_run(config, settings.batch_size, settings.epochs, images, settings.device, self.store,
                             self.threads, test_images=test_images, tta=settings.tta, augment=settings.augment,
+                            minutes=settings.minutes,
                             measured=(lambda: self.measurements.get(request, wait)) if measure else
                             (lambda: self._known(request)))
 

@@ -24,7 +24,7 @@ from explorer.config import ModelConfig
 from explorer.i18n import N_, keep
 from explorer.training.data import CLASS_NAMES, DATASETS, DEFAULT_DATASET, load_data
 from explorer.training.dynamics import Watch
-from explorer.training.estimate import StepTiming, measure_step, run_seconds
+from explorer.training.estimate import StepTiming, epochs_within, measure_step, run_seconds
 from explorer.training.load import MachineLoad
 from explorer.training.loop import default_threads, lr_factor, make_optimizer, new_model, predict, sgd_step
 from explorer.training.pipeline import DeviceData, augment, prepare
@@ -49,6 +49,7 @@ class Progress:
     phase: str = ""           # what a run does before its first report: loading data, building, first batch
     warning: str = ""         # set once the network has died (see DeadNetwork)
     dynamics: list[dict] = field(default_factory=list)  # each layer's readings at this step (training.dynamics)
+    epochs: int = 0           # the epochs the run trains: its settings', or those that fit in its minutes
 
     @classmethod
     def phase_report(cls, phase: str, elapsed: float = 0.0) -> Progress:
@@ -174,17 +175,20 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
     torch.manual_seed(settings.seed)
     data = DeviceData(load_data(data_dir, settings.dataset), device, settings.train_subset, settings.seed)
     mirrors = DATASETS[settings.dataset].mirrors
-    n = len(data.train_y)
-    plan = report_plan(n, settings.batch_size, settings.epochs)
-    steps_per_epoch, report_every, watch_every = plan.steps_per_epoch, plan.report_every, plan.watch_every
-    total = steps_per_epoch * settings.epochs
+    n, test_images = len(data.train_y), len(data.test_y) * (2 if settings.tta else 1)
     phase("measuring the fastest memory format")
-    timing = measure_step(config, settings.batch_size, settings.device, threads, cache, steps=total)
+    timing = measure_step(config, settings.batch_size, settings.device, threads, cache,
+                          steps=report_plan(n, settings.batch_size, 1).steps_per_epoch * settings.epochs)
+    # a run with a time budget trains the epochs that fit at this rate, what it spent so far counted
+    epochs = epochs_within(settings.minutes, timing.images_per_sec, n, settings.epochs, test_images,
+                           spent=time.perf_counter() - start)
+    plan = report_plan(n, settings.batch_size, epochs)
+    steps_per_epoch, report_every, watch_every = plan.steps_per_epoch, plan.report_every, plan.watch_every
+    total = steps_per_epoch * epochs
     stepped = total * settings.batch_size  # the run's training images, repeats counted
     compiling = timing.compile_pays(stepped)  # where `bench train` measured that it pays
     if on_measured is not None:
-        on_measured(timing, run_seconds(timing.rate_over(stepped, compiling), n, settings.epochs,
-                                        len(data.test_y) * (2 if settings.tta else 1)))
+        on_measured(timing, run_seconds(timing.rate_over(stepped, compiling), n, epochs, test_images))
     channels_last = timing.use_channels_last
     if not cuda and timing.use_bf16:  # measured faster by BF16_GAIN at least, on a CPU that has bfloat16
         amp_dtype = torch.bfloat16
@@ -206,7 +210,7 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
     dead = DeadNetwork(config.num_classes)
     watch = Watch(model)
 
-    for epoch in range(settings.epochs):
+    for epoch in range(epochs):
         model.train()
         order = torch.randperm(n, device=device, generator=generator)
         loss_sum = torch.zeros((), device=device)
@@ -238,7 +242,7 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
                 images_per_sec = (images + seen) / max(train_seconds + time.perf_counter() - t_epoch, 1e-9)
                 # what remains: the steps at the measured rate, and a test pass per epoch left (a forward
                 # pass costs about a third of a step per image until the first test pass is timed)
-                tests_left = settings.epochs - epoch
+                tests_left = epochs - epoch
                 test_time = test_seconds if test_seconds is not None else len(data.test_y) / (3 * images_per_sec)
                 eta = (total - step) * settings.batch_size / images_per_sec + tests_left * test_time
                 dead.report(y_hat)
@@ -246,7 +250,7 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
                     dead.epoch(loss_sum.item() / seen)
                 emit(Progress(step, total, epoch + (i + 1) / steps_per_epoch, loss_sum.item() / seen,
                               correct.item() / seen, None, images_per_sec, time.perf_counter() - start, eta,
-                              warning=dead.message, dynamics=readings))
+                              warning=dead.message, dynamics=readings, epochs=epochs))
         train_seconds += time.perf_counter() - t_epoch
         images += seen
         if stopped or seen == 0:
@@ -259,7 +263,7 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
         test_acc = (predictions == data.test_y).float().mean().item()
         test_seconds = time.perf_counter() - t_test
         last = history[-1]
-        epochs_left = settings.epochs - epoch - 1
+        epochs_left = epochs - epoch - 1
         eta = epochs_left * (steps_per_epoch * settings.batch_size / last.images_per_sec + test_seconds)
         emit(replace(last, test_acc=test_acc, kind="epoch", elapsed=time.perf_counter() - start, eta=eta,
                      dynamics=[]))  # the step's readings were reported with the step

@@ -106,13 +106,18 @@ def seed_groups(records: list[RunRecord]) -> dict[str, list[RunRecord]]:
     labelled: dict[str, list[RunRecord]] = {}
     for runs in groups.values():
         first = runs[0]
-        label = (f"{first.model} {describe_config(first.model, first.config)}".strip() + " · "
-                 + _("lr {lr:g}, {epochs} epochs, batch {batch}").format(
-                     lr=first.settings["lr"], epochs=first.settings["epochs"], batch=first.settings["batch_size"]))
+        label = f"{first.model} {describe_config(first.model, first.config)}".strip() + " · " + settings_text(first)
         while label in labelled:  # the same in words, different in a setting the words leave out
             label += "′"
         labelled[label] = runs
     return labelled
+
+
+def settings_text(record: RunRecord) -> str:
+    """A run's rate, epochs and batch in words, and its time budget where it has one."""
+    s = record.settings
+    text = _("lr {lr:g}, {epochs} epochs, batch {batch}").format(lr=s["lr"], epochs=s["epochs"], batch=s["batch_size"])
+    return text + (_(", as many as fit in {minutes:g} min").format(minutes=s["minutes"]) if s.get("minutes") else "")
 
 
 def describe_config(model: str, config: dict) -> str:
@@ -169,10 +174,8 @@ def history_table(records: list[RunRecord]) -> pd.DataFrame:
         "model": r.model,
         "preset": preset_of(r),
         "config": describe_config(r.model, r.config),
-        "settings": (_("lr {lr:g}, {epochs} epochs, batch {batch}").format(
-            lr=r.settings["lr"], epochs=r.settings["epochs"], batch=r.settings["batch_size"])
-                     + (_(", {n} images").format(n=r.settings["train_subset"]) if r.settings.get("train_subset")
-                        else "")),
+        "settings": settings_text(r) + (_(", {n} images").format(n=r.settings["train_subset"])
+                                        if r.settings.get("train_subset") else ""),
         "status": _(r.status),
         "best test acc": accuracy(r.best_test_acc),
         "final test acc": accuracy(r.test_acc),
@@ -222,8 +225,9 @@ def run_progress(record: RunRecord, progress, position: int | None, wait_seconds
     if record.status == "running":
         line = (_("epoch {epoch}/{epochs} · batch {step}/{steps} · {rate:.0f} images/s") if math.isnan(progress.eta)
                 else _("epoch {epoch}/{epochs} · batch {step}/{steps} · {rate:.0f} images/s · {time} left"))
+        epochs = progress.epochs or record.settings["epochs"]  # a run with a time budget: those that fit
         return min(progress.step / progress.total_steps, 1.0), line.format(
-            epoch=min(int(progress.epoch) + 1, record.settings["epochs"]), epochs=record.settings["epochs"],
+            epoch=min(int(progress.epoch) + 1, epochs), epochs=epochs,
             step=progress.step, steps=progress.total_steps, rate=progress.images_per_sec,
             time=human_duration(progress.eta) if not math.isnan(progress.eta) else "")
     ended = (_(record.status) if record.test_acc is None else
@@ -244,7 +248,7 @@ def reopen_settings(record: RunRecord) -> tuple[str, ModelConfig, str, dict[str,
     kind = record.preset or "book"
     if record.preset is None and preset(record.model, "quick", config=config).config == config:
         kind = "fast" if s.momentum > 0 else "quick"
-    return record.model, config, kind, {"lr": s.lr, "epochs": s.epochs, "batch": s.batch_size,
+    return record.model, config, kind, {"lr": s.lr, "epochs": s.epochs, "minutes": s.minutes, "batch": s.batch_size,
                                         "subset": s.train_subset or 0, "init": s.init, **dict(recipe_widgets(s))}
 
 
