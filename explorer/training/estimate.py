@@ -93,21 +93,23 @@ def over_time_limit(how_long: str, limit: float) -> QuotaError:
                       "epochs, or train on a GPU.", how_long=how_long, limit=human_duration(limit))
 
 
+def epoch_seconds(images_per_sec: float, train_images: int, test_images: int = TEST_IMAGES) -> float:
+    """Wall time of an epoch at a training throughput: its steps and its test pass."""
+    return train_images / images_per_sec + test_images / (3 * images_per_sec)
+
+
 def run_seconds(images_per_sec: float, train_images: int, epochs: int, test_images: int = TEST_IMAGES) -> float:
-    """Wall time of a run at a training throughput: its steps, one test pass per epoch, the start-up."""
-    per_epoch = train_images / images_per_sec + test_images / (3 * images_per_sec)
-    return STARTUP_SECONDS + epochs * per_epoch
+    """Wall time of a run at a training throughput: its epochs and the start-up."""
+    return STARTUP_SECONDS + epochs * epoch_seconds(images_per_sec, train_images, test_images)
 
 
-def epochs_within(minutes: float, images_per_sec: float, train_images: int, epochs: int,
-                  test_images: int = TEST_IMAGES, spent: float = STARTUP_SECONDS) -> int:
+def epochs_within(minutes: float, seconds_each: float, epochs: int, spent: float = STARTUP_SECONDS) -> int:
     """How many of `epochs` a run with a time budget trains (TrainSettings.minutes; 0: no budget, all of
-    them): as many as fit in the minutes at a training rate, each with its test pass, `spent` seconds of the
-    budget gone before the first step (loading, measuring); at least one."""
+    them): as many as fit in the minutes at `seconds_each` an epoch, `spent` seconds of the budget gone
+    before the first; at least one."""
     if not minutes:
         return epochs
-    per_epoch = run_seconds(images_per_sec, train_images, 1, test_images) - STARTUP_SECONDS
-    return max(1, min(epochs, int((60 * minutes - spent) / per_epoch)))
+    return max(1, min(epochs, int((60 * minutes - spent) / seconds_each)))
 
 
 def estimate_run(config: ModelConfig, batch_size: int, epochs: int, train_images: int, device: str,
@@ -137,7 +139,7 @@ def estimate_run(config: ModelConfig, batch_size: int, epochs: int, train_images
             source += _("; its last run took {duration} while the machine was busy").format(
                 duration=human_duration(last.seconds, about=False))
     test_images *= 2 if tta else 1
-    epochs = epochs_within(minutes, rate, train_images, epochs, test_images)
+    epochs = epochs_within(minutes, epoch_seconds(rate, train_images, test_images), epochs)
     return Estimate(run_seconds(rate, train_images, epochs, test_images), rate, source, busy)
 
 

@@ -24,7 +24,7 @@ from explorer.config import ModelConfig
 from explorer.i18n import N_, keep
 from explorer.training.data import CLASS_NAMES, DATASETS, DEFAULT_DATASET, load_data
 from explorer.training.dynamics import Watch
-from explorer.training.estimate import StepTiming, epochs_within, measure_step, run_seconds
+from explorer.training.estimate import StepTiming, epoch_seconds, epochs_within, measure_step, run_seconds
 from explorer.training.load import MachineLoad
 from explorer.training.loop import default_threads, lr_factor, make_optimizer, new_model, predict, sgd_step
 from explorer.training.pipeline import DeviceData, augment, prepare
@@ -179,8 +179,10 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
     phase("measuring the fastest memory format")
     timing = measure_step(config, settings.batch_size, settings.device, threads, cache,
                           steps=report_plan(n, settings.batch_size, 1).steps_per_epoch * settings.epochs)
-    # a run with a time budget trains the epochs that fit at this rate, what it spent so far counted
-    epochs = epochs_within(settings.minutes, timing.images_per_sec, n, settings.epochs, test_images,
+    # a run with a time budget plans the epochs that fit at this rate, what it spent so far counted; its first
+    # epoch, test pass included, then measures the run itself and plans the rest (a step timed for a second
+    # can be a fifth off the run's rate)
+    epochs = epochs_within(settings.minutes, epoch_seconds(timing.images_per_sec, n, test_images), settings.epochs,
                            spent=time.perf_counter() - start)
     plan = report_plan(n, settings.batch_size, epochs)
     steps_per_epoch, report_every, watch_every = plan.steps_per_epoch, plan.report_every, plan.watch_every
@@ -210,7 +212,8 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
     dead = DeadNetwork(config.num_classes)
     watch = Watch(model)
 
-    for epoch in range(epochs):
+    epoch = 0
+    while epoch < epochs:
         model.train()
         order = torch.randperm(n, device=device, generator=generator)
         loss_sum = torch.zeros((), device=device)
@@ -262,11 +265,17 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
                               batch_size=min(500, 2 * settings.batch_size), tta=settings.tta)
         test_acc = (predictions == data.test_y).float().mean().item()
         test_seconds = time.perf_counter() - t_test
+        if settings.minutes and epoch == 0:  # the first epoch measured: the epochs that fit, from it
+            epochs = epochs_within(settings.minutes, time.perf_counter() - t_epoch, settings.epochs,
+                                   spent=t_epoch - start)
+            plan = report_plan(n, settings.batch_size, epochs)
+            total, watch_every = steps_per_epoch * epochs, plan.watch_every
         last = history[-1]
         epochs_left = epochs - epoch - 1
         eta = epochs_left * (steps_per_epoch * settings.batch_size / last.images_per_sec + test_seconds)
         emit(replace(last, test_acc=test_acc, kind="epoch", elapsed=time.perf_counter() - start, eta=eta,
-                     dynamics=[]))  # the step's readings were reported with the step
+                     total_steps=total, epochs=epochs, dynamics=[]))  # the step's readings went with the step
+        epoch += 1
 
     result = TrainResult(stopped=stopped, history=history, timing=timing, compiled=compiling, images=images,
                          seconds=time.perf_counter() - start, others_cpu=load.others() if not cuda else 0.0)
