@@ -207,20 +207,24 @@ def test_a_kept_benchmark_makes_its_table_and_the_resources_exercise_shows_the_m
 def test_bench_speedrun_trains_each_seed_in_a_fresh_process_and_its_table_and_sentence_come_from_it(tmp_path):
     from explorer import bench, measured
     from explorer.training.estimate import human_duration
+    from explorer.training.recipes import preset
     from tests.conftest import write_dataset
 
     data = write_dataset(tmp_path / "data", n_train=256, n_test=100)
     result = run_cli("bench", "speedrun", "--seeds", "1", "--data-dir", str(data))
     assert result.returncode == 0, result.stderr
     header, row = result.stdout.strip().splitlines()
-    seed, acc, run_s, process_s, rate = row.split()
-    assert header.split()[:2] == ["seed", "test"] and seed == "0" and 0 <= float(acc) <= 1
+    seed, epochs, acc, run_s, process_s, rate = row.split()
+    assert header.split()[:3] == ["seed", "epochs", "test"] and seed == "0" and 0 <= float(acc) <= 1
     assert 0 < float(run_s) <= float(process_s) and float(rate) > 0  # the process: its start and torch's import too
-    runs = [bench.SeedRun(0, 0.9342, 513.3, 913.4, 515.8), bench.SeedRun(1, 0.9361, 445.3, 1033.3, 447.8)]
+    # 256 images an epoch: all the preset's epochs fit in its minutes
+    assert int(epochs) == preset("speedrun", "speedrun").settings.epochs
+    runs = [bench.SeedRun(0, 0.9342, 513.3, 913.4, 515.8, 17), bench.SeedRun(1, 0.9361, 445.3, 1033.3, 447.8, 16)]
     measured.save("speedrun", runs, tmp_path)
     table = measured.speedrun_markdown(tmp_path)
     params = summarize(registry.get("speedrun").config).totals.params
-    assert "| 1 | 0.9361 | 445 | 448 | 1033 |" in table and f"{params:,} parameters" in table
+    assert "| 1 | 16 | 0.9361 | 445 | 448 | 1033 |" in table and f"{params:,} parameters" in table
     said = measured.speedrun_said(tmp_path)
-    assert "93.42% to 93.61% test accuracy over 2 seeds" in said and f"at most {human_duration(515.8)}" in said
+    assert "93.42% to 93.61% test accuracy over 2 seeds in 16-17 epochs" in said
+    assert f"at most {human_duration(515.8)}" in said
     assert measured.speedrun_said(tmp_path / "none") is None
