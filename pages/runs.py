@@ -9,6 +9,7 @@ from explorer.views.runviews import (
     band_chart,
     batchnorm_chart,
     batchnorm_parameters,
+    budget_text,
     calibration_text,
     confused_examples,
     confusion_heatmap,
@@ -125,8 +126,9 @@ if r.error:
     st.error(plain(told(r.error)))
 if r.warning:
     st.warning(plain(told(r.warning)), icon="⚠️")
-if calibration_text(r):
-    st.caption(calibration_text(r))
+for said in (budget_text(r, metrics), calibration_text(r)):
+    if said:
+        st.caption(said)
 if len(metrics):
     st.plotly_chart(training_chart(metrics, _("{label}: loss and accuracy").format(label=r.label), height=360),
                     key="r.curve")

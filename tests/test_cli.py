@@ -126,13 +126,14 @@ def test_train_and_runs_commands(tmp_path):
 
     data = write_dataset(tmp_path / "data", n_train=256, n_test=50)
     home = tmp_path / "home"
-    result = run_cli("train", "lenet-bn", "--epochs", "2", "--batch-size", "32", "--data-dir", str(data),
-                     "--home", str(home))
+    result = run_cli("train", "lenet-bn", "--epochs", "2", "--minutes", "0.5", "--batch-size", "32", "--data-dir",
+                     str(data), "--home", str(home))
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("run ") and " done: loss " in result.stdout and "test acc" in result.stdout
     assert re.search(r"Memory format (contiguous|channels_last): [\d,]+ training images/s against", result.stdout)
+    assert "Time budget 0.5 min: 2 of at most 2 epochs trained" in result.stdout  # 256 images: both fit
     listed = run_cli("runs", "--home", str(home))
-    assert "lenet-bn" in listed.stdout and "done" in listed.stdout
+    assert "lenet-bn" in listed.stdout and "done" in listed.stdout and "as many as fit in 0.5 min" in listed.stdout
     bad = run_cli("train", "lenet-bn", "--lr", "-1", "--data-dir", str(data), "--home", str(home))
     assert bad.returncode == 2 and "lr" in bad.stderr and "Traceback" not in bad.stderr
     missing = run_cli("train", "lenet", "--data-dir", str(tmp_path / "nowhere"), "--home", str(home))

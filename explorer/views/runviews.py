@@ -129,6 +129,16 @@ def describe_config(model: str, config: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in changed.items()) or _("catalog defaults")
 
 
+def budget_text(record: RunRecord, metrics: pd.DataFrame) -> str | None:
+    """What a run with a time budget trained of its epochs (its metrics' epoch rows), or None without one."""
+    minutes = record.settings.get("minutes")
+    if not minutes:
+        return None
+    trained = int((metrics.kind == "epoch").sum()) if len(metrics) else 0
+    return _("Time budget {minutes:g} min: {trained} of at most {epochs} epochs trained, as many as fit at the pace "
+             "of its first.").format(minutes=minutes, trained=trained, epochs=record.settings["epochs"])
+
+
 def calibration_text(record: RunRecord) -> str | None:
     """How the run's settings were chosen, in words: the measured step rates and the format they picked."""
     c = record.calibration
