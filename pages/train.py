@@ -97,7 +97,8 @@ with st.sidebar:  # beside the network's knobs: the main area keeps the live cha
     minutes = st.number_input(_("Time budget (minutes, 0 = every epoch)"), 0.0, 1440.0, step=0.5,
                               key=key + ".minutes",
                               help=_("above 0: the run trains as many of its epochs as fit in this time at the "
-                                     "step rate measured before its first step, its schedule sized to them"))
+                                     "pace of its first (planned from its measured step until then), its schedule "
+                                     "sized to them"))
     batch = st.number_input(_("Batch size"), 2, 4096, key=key + ".batch")
     subset = st.number_input(_("Images (0 = all)"), 0, 60_000, step=1000, key=key + ".subset",
                              help=_("training images; 0 trains on all 60,000"))
@@ -124,8 +125,8 @@ st.markdown(_("Trains **{network}** ({params:,} parameters), {kind} preset: lear
     kind=kind, lr=lr, epochs=epochs, images=f"{subset:,}" if subset else _("all 60,000"), batch=batch,
     init=init.capitalize()))
 if minutes:
-    st.caption(_("At most {epochs} {epoch_word}: as many as fit in {minutes:g} minutes at the step rate measured "
-                 "before the first step, the schedule sized to them.").format(
+    st.caption(_("At most {epochs} {epoch_word}: as many as fit in {minutes:g} minutes at the pace of the first, "
+                 "the schedule sized to them.").format(
         epochs=epochs, epoch_word=plural(epochs, N_("epoch"), N_("epochs")), minutes=minutes))
 if kind == "speedrun":  # the goal, and what this preset reached here (bench speedrun), not a promise
     st.caption(speedrun_said() or _("Not measured yet: python -m explorer bench speedrun --save"))

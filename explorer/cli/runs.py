@@ -18,7 +18,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                         "speedrun network's own, for 93%% in ten CPU minutes")
     s.add_argument("--epochs", type=int)
     s.add_argument("--minutes", type=float, help="train as many of the epochs as fit in this many minutes at the "
-                                                 "step rate measured before the first step; 0: every epoch")
+                                                 "pace of the first; 0: every epoch")
     s.add_argument("--lr", type=float)
     s.add_argument("--batch-size", type=int)
     s.add_argument("--train-subset", type=int, help="train on this many images (default: the preset's)")

@@ -44,8 +44,9 @@ class TrainSettings:
     tta: bool = False             # test-time augmentation: average the predictions of each image and its mirror
     optimizer: Optimizer = "sgd"  # the book's SGD, or Adam (its weight decay decoupled, as AdamW's)
     dataset: str = DEFAULT_DATASET  # Fashion-MNIST, the book's, or the original MNIST digits (explorer.training.data)
-    # above 0: the run trains as many of its `epochs` as fit in this many minutes at the step rate measured
-    # before its first step, its schedule sized to them (the speedrun's: its time, not its epochs, is the goal)
+    # above 0: the run trains as many of its `epochs` as fit in this many minutes at the pace of its first
+    # (planned from its measured step until then), its schedule sized to them (the speedrun's: its time, not
+    # its epochs, is the goal)
     minutes: float = 0.0
 
     def __post_init__(self) -> None:

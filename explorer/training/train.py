@@ -266,8 +266,9 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
         test_acc = (predictions == data.test_y).float().mean().item()
         test_seconds = time.perf_counter() - t_test
         if settings.minutes and epoch == 0:  # the first epoch measured: the epochs that fit, from it
-            epochs = epochs_within(settings.minutes, time.perf_counter() - t_epoch, settings.epochs,
-                                   spent=t_epoch - start)
+            compile_seconds = timing.compile_seconds if compiling else 0.0  # paid once, in this epoch
+            epochs = epochs_within(settings.minutes, time.perf_counter() - t_epoch - compile_seconds,
+                                   settings.epochs, spent=t_epoch - start + compile_seconds)
             plan = report_plan(n, settings.batch_size, epochs)
             total, watch_every = steps_per_epoch * epochs, plan.watch_every
         last = history[-1]
