@@ -6,7 +6,7 @@ from dataclasses import replace
 import streamlit as st
 
 from explorer import registry
-from explorer.errors import ExplorerError
+from explorer.errors import ConfigError, ExplorerError
 from explorer.i18n import N_, _, plural, told
 from explorer.measured import speedrun_said
 from explorer.summary import summarize
@@ -183,8 +183,9 @@ if button.button(_("Start training"), type="primary", disabled=refusal is not No
         state["t.run"] = manager.start(name, chosen.config, settings, visitor=me, preset=kind, name=run_label)
     except ExplorerError as err:
         refusal = err
-if refusal is not None:
-    st.error(plain(refusal.text()), icon=":material/block:")  # why Start is off: never a greyed-out mystery
+if refusal is not None:  # why Start is off, never a greyed-out mystery; a setting's refusal names the setting
+    knob = f"{refusal.knob}: " if isinstance(refusal, ConfigError) else ""
+    st.error(plain(knob + refusal.text()), icon=":material/block:")
 
 run_id = state.get("t.run")
 if run_id:
