@@ -2,15 +2,17 @@
 
 A config's training throughput comes from earlier runs of the same config, batch size and device when
 there are any (the median of the newest few, leaving out runs stopped within seconds and runs that shared
-the machine with other work), else from timing a few real SGD steps here (cached per config, in the
-process and in the run store, so the Train page and the run's worker measure once between them), plus the
+the machine with other work), else from timing a few real SGD steps here (kept per config, in the
+process and in the run store: the median of the newest STEP_READINGS), plus the
 data path the step leaves out (indexing, augmentation, resizing), timed on a few batches. The run's time
 is then its training images at that rate, a test pass per epoch (a forward pass costs about a third of a
 step), and the fixed cost of loading the data and building the model.
 
 One bad reading must not decide later ones: a measurement taken while other processes kept the CPUs busy
-is used for that estimate alone and never saved, and a saved one that a real run disagrees with by more
-than DISAGREE is dropped, so the next estimate measures again.
+is used for that estimate alone and never saved; an idle one counts only through the median of several
+(each run measures until the store keeps STEP_READINGS, as a reading can be slow in one format alone with no
+other process to blame); and a saved median that a real run disagrees with by more than DISAGREE is
+dropped, so the next estimate measures again.
 """
 
 from __future__ import annotations
@@ -47,6 +49,10 @@ STEP_SECONDS, STEPS_TIMED = 0.8, 40  # steps are timed for about this long, at m
 MIN_RUN_SECONDS = 20.0          # a run stopped sooner tells little of its rate (start-up, warm-up)
 PAST_RUNS = 5                   # an estimate takes the median rate of at most this many earlier runs
 DISAGREE = 1.5                  # a saved measurement this far off a real run's rate is dropped
+# idle measurements of a config's step the store keeps (the newest): until it has this many, each run measures
+# again, and a run takes the median rate of each setting over them, so one bad reading (a run's format chosen
+# from it: LeNet-BN in channels_last at 60% of its speed) does not decide every later run
+STEP_READINGS = 3
 DATA_IMAGES = 64                # images per timed batch of the data path, at most
 DATA_SECONDS = 0.25             # the data path is timed this long (the kernel counts CPU time in 10 ms ticks)
 _lock = threading.Lock()        # one calibration at a time: they would slow each other down
@@ -246,6 +252,7 @@ class StepTiming:
     compile_seconds: float = 0.0
     cached: bool = False  # read from the run store, not measured now
     busy: bool = False    # other processes kept the CPUs busy while it was measured: used once, never saved
+    readings: int = 1     # the measurements whose median it is (STEP_READINGS)
     key: str = field(default="", compare=False)  # where the run store keeps it
 
     def describe(self) -> dict[str, object]:
@@ -253,7 +260,7 @@ class StepTiming:
         return {"contiguous": round(self.contiguous, 1), "channels_last": round(self.channels_last, 1),
                 "memory_format": "channels_last" if self.use_channels_last else "contiguous",
                 "bf16": round(self.bf16, 1), "precision": "bfloat16" if self.use_bf16 else "float32",
-                "cached": self.cached, "compiled_rate": round(self.compiled_rate, 1),
+                "cached": self.cached, "readings": self.readings, "compiled_rate": round(self.compiled_rate, 1),
                 "compile_seconds": round(self.compile_seconds, 1)}
 
     @property
@@ -283,25 +290,50 @@ class StepTiming:
 
 def measure_step(config: ModelConfig, batch_size: int, device: str = "cpu", threads: int | None = None,
                  store: RunStore | None = None, steps: int = STEPS_TIMED) -> StepTiming:
-    """The step rates of `config` in both memory formats: from this process's or the store's earlier
-    measurement of this config, batch size, device and thread count on this machine, else measured now
-    (and kept, unless the machine was busy). `steps`: at most this many timed per format (a run of a few
-    batches is not timed for longer than it trains)."""
+    """The step rates of `config`: from this process's earlier measurement of this config, batch size, device
+    and thread count, or the median of the STEP_READINGS the store keeps from this machine; else measured
+    now (and kept beside the earlier ones, unless the machine was busy). `steps`: at most this many timed per
+    format (a run of a few batches is not timed for longer than it trains)."""
     threads = threads or default_threads()  # what the measurement runs with (it sets torch's threads)
     key = step_key(config, batch_size, device, threads)
     if (kept := _step_readings.get(key)) is not None and not kept.busy:
         return kept
-    if store is not None and (saved := saved_step(config, batch_size, device, threads, store)) is not None:
+    if store is not None and (saved := saved_step(config, batch_size, device, threads, store)) is not None \
+            and saved.readings >= STEP_READINGS:
         return saved
     if kept is not None:
         return kept
     timing = replace(_measure_step(config, batch_size, device, threads, steps), key=key)
-    _step_readings.put(key, timing, timing.busy)
     if store is not None and not timing.busy:
         with contextlib.suppress(StoreError):  # a full disk: the measurement serves, unkept
-            store.save_calibration(key, {"contiguous": timing.contiguous, "channels_last": timing.channels_last,
-                                         "bf16": timing.bf16})
+            timing = _keep_reading(timing, store)
+    _step_readings.put(key, timing, timing.busy)
     return timing
+
+
+def _keep_reading(timing: StepTiming, store: RunStore) -> StepTiming:
+    """Keep an idle measurement beside the store's earlier ones of its config (the newest STEP_READINGS);
+    returns the median of them all, as measured now."""
+    saved = store.calibration(timing.key) or {}
+    readings = (_saved_readings(saved) + [{"contiguous": timing.contiguous, "channels_last": timing.channels_last,
+                                          "bf16": timing.bf16}])[-STEP_READINGS:]
+    compiled = {k: saved[k] for k in ("compiled_rate", "compile_seconds") if k in saved}
+    store.save_calibration(timing.key, {"readings": readings, **compiled})
+    return replace(_median_timing(readings, compiled, timing.key), cached=False)
+
+
+def _saved_readings(saved: dict) -> list[dict[str, float]]:
+    """The measurements a calibration keeps: a list, or (saved before there were several) the one."""
+    return list(saved.get("readings", [saved] if "contiguous" in saved else []))
+
+
+def _median_timing(readings: list[dict[str, float]], compiled: dict, key: str) -> StepTiming:
+    def median(name: str) -> float:
+        return statistics.median(r.get(name, 0.0) for r in readings)
+
+    return StepTiming(median("contiguous"), median("channels_last"), median("bf16"),
+                      compiled.get("compiled_rate", 0.0), compiled.get("compile_seconds", 0.0), cached=True,
+                      readings=len(readings), key=key)
 
 
 def step_key(config: ModelConfig, batch_size: int, device: str, threads: int) -> str:
@@ -311,14 +343,13 @@ def step_key(config: ModelConfig, batch_size: int, device: str, threads: int) ->
 
 
 def saved_step(config: ModelConfig, batch_size: int, device: str, threads: int, store: RunStore) -> StepTiming | None:
-    """The step rates an idle measurement saved in the store (only idle ones are saved), or None; nothing is
-    measured."""
+    """The median of the step rates idle measurements saved in the store (only idle ones are saved), or
+    None; nothing is measured."""
     key = step_key(config, batch_size, device, threads)
-    saved = store.calibration(key)
-    if saved is None or ("bf16" not in saved and device == "cpu" and bf16_native()):  # saved before bf16 was timed
-        return None
-    return StepTiming(saved["contiguous"], saved["channels_last"], saved.get("bf16", 0.0),
-                      saved.get("compiled_rate", 0.0), saved.get("compile_seconds", 0.0), cached=True, key=key)
+    saved = store.calibration(key) or {}
+    readings = [r for r in _saved_readings(saved)  # those saved before bfloat16 was timed do not count
+                if "bf16" in r or device != "cpu" or not bf16_native()]
+    return _median_timing(readings, saved, key) if readings else None
 
 
 def check_against_run(timing: StepTiming, run_images_per_sec: float, store: RunStore, images: int = 0,

@@ -14,7 +14,7 @@ from torch import nn
 from explorer import registry
 from explorer.config import ModelConfig
 from explorer.errors import ConfigError
-from explorer.i18n import _
+from explorer.i18n import N_, _, plural
 from explorer.training.data import DEFAULT_DATASET, ImageData, class_names, load_data
 from explorer.training.estimate import human_duration
 from explorer.training.recipes import TrainSettings, preset
@@ -146,7 +146,15 @@ def calibration_text(record: RunRecord) -> str | None:
         return None
     chosen, other = ("channels_last", "contiguous") if c["memory_format"] == "channels_last" \
         else ("contiguous", "channels_last")
-    source = _("measured earlier on this machine, reused") if c["cached"] else _("measured before its first step")
+    readings = c.get("readings", 1)  # runs recorded before there were several took one
+    if c["cached"]:
+        source = _("the median of {n} measurements on this machine, reused").format(n=readings) if readings > 1 \
+            else _("measured earlier on this machine, reused")
+    else:
+        source = plural(readings - 1, N_("measured before its first step; the median of it and {n} earlier "
+                                         "measurement on this machine"),
+                        N_("measured before its first step; the median of it and {n} earlier measurements on "
+                           "this machine")) if readings > 1 else _("measured before its first step")
     said = _("Memory format {chosen}: {rate:,.0f} training images/s against {other_rate:,.0f} for {other} "
              "({ratio:.2f}x; {source}).").format(chosen=chosen, rate=c[chosen], other_rate=c[other], other=other,
                                                  ratio=c[chosen] / c[other], source=source)
