@@ -75,9 +75,11 @@ class TrainBench:
     batch_size: int
     batches: int
     d2l_images_per_sec: float
-    # (the train step alone as a run takes it, on one fixed batch; ours) measured one after the other, per round
+    # (the train step alone as a run takes it, on one fixed batch; ours) images/s, per stretch between two of
+    # our run's reports, over every round (a fresh run each); the ceiling timed on either side of each stretch
     pairs: tuple[tuple[float, float], ...]
     ceilings: tuple[Ceiling, ...] = ()  # the step under each setting the machine offers (training.ceiling)
+    rounds: int = 1                     # our runs the stretches came from
 
     @property
     def ceiling_images_per_sec(self) -> float:
@@ -93,9 +95,17 @@ class TrainBench:
 
     @property
     def efficiency(self) -> float:
-        """Ours over the ceiling, the median of the rounds' ratios: what the pipeline around the step costs (a
-        noisy machine slows both of a round alike)."""
+        """Ours over the ceiling, the median of the stretches' ratios: what the pipeline around the step costs
+        (a noisy machine slows both of a pair alike; the median leaves out a stretch one of them lost to it)."""
         return statistics.median(self.efficiencies)
+
+    @property
+    def quartiles(self) -> tuple[float, float]:
+        """The first and third quartiles of the stretches' efficiencies: how much the machine moved them."""
+        if len(self.pairs) < 2:
+            return self.efficiency, self.efficiency
+        q = statistics.quantiles(self.efficiencies, n=4)
+        return q[0], q[2]
 
     @property
     def ratio(self) -> float:
@@ -106,9 +116,9 @@ def bench_train(name: str, resolution: int | None = None, batch_size: int | None
                 device: str = "cpu", data_dir: str | None = None, compiled: bool = True,
                 rounds: int = 3, store: RunStore | None = None) -> TrainBench:
     """Images per second of the train step under each setting (its ceilings), of d2l's pipeline and of
-    ours, same model and batch size, in this process; ours and its own ceiling in `rounds` rounds, side by
-    side. The compiled step is kept in `store`, for later runs of the same config and batch size to choose
-    from (ceiling.keep_compiled)."""
+    ours, same model and batch size, in this process; ours in `rounds` runs, each stretch between two of its
+    reports beside its own ceiling. The compiled step is kept in `store`, for later runs of the same config and
+    batch size to choose from (ceiling.keep_compiled)."""
     from dataclasses import replace
 
     from explorer.training.loop import default_threads
@@ -119,7 +129,7 @@ def bench_train(name: str, resolution: int | None = None, batch_size: int | None
     batch_size = batch_size or entry.book.batch_size
 
     from explorer.errors import ConfigError
-    from explorer.training.ceiling import WARMUP_BATCHES, ceilings, keep_compiled, step_rate
+    from explorer.training.ceiling import WARMUP_BATCHES, ceilings, keep_compiled
     from explorer.training.data import load_data
     from explorer.training.estimate import measure_step
     from explorer.training.train import report_plan
@@ -147,34 +157,57 @@ def bench_train(name: str, resolution: int | None = None, batch_size: int | None
     rows = tuple(ceilings(config, settings, batches, timing, compiled))
     if store is not None:
         keep_compiled(timing, rows[-1], store)
-    # the ceiling of `train` itself: that format and precision, its threads, eager
-    pairs = tuple((step_rate(config, settings, batches, timing.use_channels_last, torch.get_num_threads(),
-                             bf16=timing.use_bf16).images_per_sec,
-                   _our_images_per_sec(config, settings, batches, data_dir)) for _ in range(rounds))
+    # ours against the ceiling of `train` itself (that format and precision, its threads, eager), stretch by stretch
+    pairs = tuple(pair for _ in range(rounds) for pair in _stretches(config, settings, batches, data_dir, store))
     d2l = _d2l_images_per_sec(config, settings, batches, data_dir)
-    return TrainBench(name, config.resolution, batch_size, batches, d2l, pairs, rows)
+    return TrainBench(name, config.resolution, batch_size, batches, d2l, pairs, rows, rounds)
 
 
-def _our_images_per_sec(config, settings, batches: int, data_dir: str | None) -> float:
+def _stretches(config, settings, batches: int, data_dir: str | None,
+               store: RunStore | None) -> list[tuple[float, float]]:
+    """(ceiling, ours) images/s over each stretch between two of our run's reports after the warm-up, for
+    `batches` batches. Ours is a real run on the whole training set, so it reports and reads its layers as
+    often as a run does (about 25 times an epoch), timed from one report to the next. The ceiling, the step
+    alone, is timed inside each report for as many steps as a stretch, so each stretch of ours lies between
+    two of the ceiling's, all within a second: a machine whose speed moves by 5-20% from one second to the
+    next slows both of a pair alike. A stretch's ceiling is the mean of the two beside it, in the memory format
+    and precision the run measured and took."""
     import threading
     from dataclasses import replace
 
-    from explorer.training.ceiling import WARMUP_BATCHES
+    from explorer.training.ceiling import WARMUP_BATCHES, FixedBatchStep
     from explorer.training.train import train
 
-    stop, marks = threading.Event(), {}
+    stop, steps_alone = threading.Event(), []
+    marks: list[tuple[int, float]] = []  # (step, our seconds at its report, the ceiling's seconds left out)
+    ceiling: list[float] = []            # seconds a step of the step alone, timed at each of those reports
+    aside = 0.0
 
     def on_progress(p) -> None:
-        if p.kind == "step":  # an epoch report repeats its last step's number, timed after the test pass
-            marks[p.step] = p.elapsed
+        nonlocal aside
+        if p.kind != "step" or p.step < WARMUP_BATCHES:  # an epoch's report repeats its last step's number
+            return
+        start = time.perf_counter()
+        marks.append((p.step, p.elapsed - aside))
+        if not ceiling:
+            steps_alone[0].run(WARMUP_BATCHES)
+        steps = p.step - marks[-2][0] if len(marks) > 1 else p.step
+        ceiling.append(steps_alone[0].run(steps) / steps)
         if p.step >= batches:
             stop.set()
+        aside += time.perf_counter() - start
 
-    # the whole training set, as a run has it: it reports (and reads its layers) as often as a real run, about
-    # 25 times an epoch, not at every step as a run of `batches` images would; timed between two reports
-    train(config, replace(settings, train_subset=None), on_progress, stop, data_dir=data_dir)
-    steps = sorted(s for s in marks if s >= WARMUP_BATCHES)  # two at least: bench_train checked `batches`
-    return (steps[-1] - steps[0]) * settings.batch_size / (marks[steps[-1]] - marks[steps[0]])
+    def on_measured(timing, _seconds: float) -> None:  # the run's own choice of format and precision
+        steps_alone.append(FixedBatchStep(config, settings, timing.use_channels_last, bf16=timing.use_bf16))
+
+    train(config, replace(settings, train_subset=None), on_progress, stop, data_dir=data_dir, cache=store,
+          on_measured=on_measured)
+    pairs = []
+    for i in range(1, len(marks)):  # two reports at least: bench_train checked `batches`
+        images = (marks[i][0] - marks[i - 1][0]) * settings.batch_size
+        ours = images / (marks[i][1] - marks[i - 1][1])
+        pairs.append((settings.batch_size / ((ceiling[i - 1] + ceiling[i]) / 2), ours))
+    return pairs
 
 
 def _d2l_images_per_sec(config, settings, batches: int, data_dir: str | None) -> float:

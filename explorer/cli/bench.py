@@ -19,8 +19,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--resolution", type=int)
     s.add_argument("--batch-size", type=int)
     s.add_argument("--batches", type=int, default=20)
-    s.add_argument("--rounds", type=int, default=3, help="rounds of our pipeline right after its own ceiling, "
-                                                          "the efficiency their median (default: 3)")
+    s.add_argument("--rounds", type=int, default=3, help="runs of our pipeline, each stretch between two of its "
+                                                          "reports timed beside the step alone; the efficiency is "
+                                                          "the median of the stretches (default: 3)")
     s.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     s.add_argument("--data-dir")
     s.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
@@ -101,11 +102,12 @@ def cmd_bench_train(args: argparse.Namespace) -> int:
     print(f"eager ceiling {eager.images_per_sec:10.1f} images/s  ({eager.setting})")
     print(f"best ceiling  {best.images_per_sec:10.1f} images/s  ({best.setting})")
     print(f"ceiling       {r.ceiling_images_per_sec:10.1f} images/s  (the step as a run takes it: the memory format "
-          "and precision it measures, eager; the median of the rounds)")
+          "and precision it measures, eager; the median of the stretches)")
     print(f"ours          {r.ours_images_per_sec:10.1f} images/s")
     print(f"d2l pipeline  {r.d2l_images_per_sec:10.1f} images/s")
-    print(f"efficiency {r.efficiency:.2f} (median of {len(r.pairs)} rounds, ours right after the ceiling: "
-          + " ".join(f"{e:.2f}" for e in r.efficiencies) + ")")
+    low, high = r.quartiles
+    print(f"efficiency {r.efficiency:.2f} (median of {len(r.pairs)} stretches between two reports of ours in "
+          f"{r.rounds} runs, each against the step alone timed on either side; quartiles {low:.2f}-{high:.2f})")
     print(f"ratio {r.ratio:.2f}")
     return 0
 

@@ -38,31 +38,42 @@ class Ceiling:
         return ", ".join(parts + (["bf16 autocast"] if self.bf16 else []))
 
 
+class FixedBatchStep:
+    """The train step alone: `config`'s network taking SGD steps on one fixed batch already on the device, in
+    a memory format and precision, eager or compiled. Nothing else a run does (no data, no reports) is in it."""
+
+    def __init__(self, config: ModelConfig, settings: TrainSettings, channels_last: bool, compiled: bool = False,
+                 bf16: bool = False) -> None:
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        self.device = torch.device(settings.device)
+        self.model = new_model(config, settings.seed, settings.init).to(self.device, memory_format=fmt)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=settings.lr)
+        self.step_model = torch.compile(self.model) if compiled else self.model
+        self.x = torch.rand(settings.batch_size, config.in_channels, config.resolution, config.resolution,
+                            device=self.device).contiguous(memory_format=fmt)
+        self.y = torch.randint(0, config.num_classes, (settings.batch_size,), device=self.device)
+        self.loss_fn, self.amp = nn.CrossEntropyLoss(), torch.bfloat16 if bf16 else None
+
+    def run(self, steps: int) -> float:
+        """Seconds that `steps` steps take, the device waited for."""
+        start = time.perf_counter()
+        for _ in range(steps):
+            sgd_step(self.step_model, self.optimizer, self.loss_fn, self.x, self.y, amp_dtype=self.amp)
+        _sync(self.device)
+        return time.perf_counter() - start
+
+
 def step_rate(config: ModelConfig, settings: TrainSettings, batches: int, channels_last: bool, threads: int,
               compiled: bool = False, bf16: bool = False) -> Ceiling:
     """Images a second of `batches` SGD steps of `config` on one fixed batch, the first WARMUP_BATCHES not timed."""
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
     row = dict(memory_format="channels_last" if channels_last else "contiguous", threads=threads,
                compiled=compiled, bf16=bf16)
-    device = torch.device(settings.device)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        model = new_model(config, settings.seed, settings.init).to(device, memory_format=fmt)
-        optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr)
-        step_model = torch.compile(model) if compiled else model
-        x = torch.rand(settings.batch_size, config.in_channels, config.resolution, config.resolution,
-                       device=device).contiguous(memory_format=fmt)
-        y = torch.randint(0, config.num_classes, (settings.batch_size,), device=device)
-        loss_fn, amp = nn.CrossEntropyLoss(), torch.bfloat16 if bf16 else None
-        start = time.perf_counter()
-        for i in range(batches):
-            if i == WARMUP_BATCHES:
-                _sync(device)
-                setup, start = time.perf_counter() - start, time.perf_counter()
-            sgd_step(step_model, optimizer, loss_fn, x, y, amp_dtype=amp)
-        _sync(device)
-        rate = (batches - WARMUP_BATCHES) * settings.batch_size / (time.perf_counter() - start)
+        step = FixedBatchStep(config, settings, channels_last, compiled, bf16)
+        setup = step.run(WARMUP_BATCHES)
+        rate = (batches - WARMUP_BATCHES) * settings.batch_size / step.run(batches - WARMUP_BATCHES)
         return Ceiling(**row, images_per_sec=rate, setup_seconds=setup)
     except Exception as err:  # noqa: BLE001 (a compiler missing or failing is a row of the table, not a crash)
         return Ceiling(**row, images_per_sec=0.0, setup_seconds=0.0, failed=f"{type(err).__name__}: {err}"[:200])
