@@ -42,3 +42,27 @@ def test_a_setting_that_fails_is_a_row_that_says_why():
     row = step_rate(SMALL, dataclasses.replace(SETTINGS, device="cuda"), batches=4, channels_last=False, threads=1)
     assert row.images_per_sec == 0 and row.setting == "eager, contiguous, 1 threads"
     assert row.failed.startswith(("RuntimeError", "AssertionError"))
+
+
+def test_a_gpu_takes_bfloat16_as_a_cpu_does_where_measured_faster_and_float16_where_it_has_none(tmp_path,
+                                                                                             monkeypatch):
+    """No GPU has been lent to this project: the GPU path's choices are checked against a fake one, whose
+    torch.cuda answers as a GPU with (then without) bfloat16 would."""
+    from explorer.training.estimate import saved_step, step_key
+    from explorer.training.loop import autocast_dtype
+    from explorer.training.store import RunStore
+
+    store = RunStore(tmp_path / "runs.sqlite")
+    # measured before a GPU's bfloat16 was timed: no bfloat16 rate
+    store.save_calibration(step_key(SMALL, 64, "cuda", 1), {"contiguous": 900.0, "channels_last": 1000.0})
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    assert bf16_native("cuda")
+    assert autocast_dtype("cuda", use_bf16=True) is torch.bfloat16  # measured BF16_GAIN faster: taken
+    assert autocast_dtype("cuda", use_bf16=False) is None           # not faster enough: float32, as on a CPU
+    assert saved_step(SMALL, 64, "cuda", 1, store) is None  # a GPU with bfloat16 measures it before a run
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)
+    assert not bf16_native("cuda")
+    assert autocast_dtype("cuda", use_bf16=False) is torch.float16  # an older GPU: float16 and a loss scaler
+    assert saved_step(SMALL, 64, "cuda", 1, store).use_channels_last  # nothing more to time: the saved one serves
+    assert autocast_dtype("cpu", use_bf16=True) is torch.bfloat16 and autocast_dtype("cpu", use_bf16=False) is None

@@ -91,7 +91,7 @@ def test_bfloat16_is_timed_where_the_cpu_has_it_and_taken_only_for_a_clear_gain(
 
     timing = estimate.measure_step(LENET_BN, 40, "cpu", 1)  # this machine, as it is
     assert (timing.bf16 > 0) == bf16_native()
-    monkeypatch.setattr(estimate, "bf16_native", lambda: False)  # a CPU without it: never timed
+    monkeypatch.setattr(estimate, "bf16_native", lambda device="cpu": False)  # a CPU without it: never timed
     assert estimate.measure_step(LENET_BN, 24, "cpu", 1).bf16 == 0
     just_under, clear = StepTiming(100.0, 120.0, 119 * BF16_GAIN), StepTiming(100.0, 120.0, 121 * BF16_GAIN)
     assert not just_under.use_bf16 and just_under.images_per_sec == 120.0

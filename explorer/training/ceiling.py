@@ -92,9 +92,9 @@ def ceilings(config: ModelConfig, settings: TrainSettings, batches: int, run: St
     if bf16_native(settings.device):
         rows.append(step_rate(config, settings, batches, best.memory_format == "channels_last", best.threads,
                               bf16=True))
-    if compiled:  # a run on a GPU always takes mixed precision (bfloat16 where the GPU has it)
+    if compiled:
         rows.append(step_rate(config, settings, batches, run.use_channels_last, threads[-1], compiled=True,
-                              bf16=run.use_bf16 or settings.device == "cuda"))
+                              bf16=run.use_bf16))
     return rows
 
 

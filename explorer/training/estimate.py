@@ -245,7 +245,7 @@ class StepTiming:
 
     contiguous: float
     channels_last: float
-    bf16: float = 0.0     # the faster format under bfloat16 autocast (CPU); 0: not timed (no native bfloat16)
+    bf16: float = 0.0     # the faster format under bfloat16 autocast; 0: not timed (no native bfloat16)
     # the step under torch.compile in the format and precision a run takes, and the compile's seconds: timed
     # only by `bench train` (a compile costs as much to measure as to use) and kept in the run store; 0: not timed
     compiled_rate: float = 0.0
@@ -348,7 +348,7 @@ def saved_step(config: ModelConfig, batch_size: int, device: str, threads: int, 
     key = step_key(config, batch_size, device, threads)
     saved = store.calibration(key) or {}
     readings = [r for r in _saved_readings(saved)  # those saved before bfloat16 was timed do not count
-                if "bf16" in r or device != "cpu" or not bf16_native()]
+                if "bf16" in r or not bf16_native(device)]
     return _median_timing(readings, saved, key) if readings else None
 
 
@@ -430,7 +430,7 @@ def _measure_step(config: ModelConfig, batch_size: int, device: str, threads: in
             steps += 1
         rates = {fmt: batch / statistics.median(seconds[fmt]) for fmt in formats}  # a hiccup does not count
         bf16 = 0.0
-        if dev.type == "cpu" and bf16_native():  # the faster format again, under bfloat16 autocast
+        if bf16_native(device):  # the faster format again, under bfloat16 autocast (a CPU's or a GPU's)
             fmt = max(formats, key=lambda f: rates[f])
             step(fmt, torch.bfloat16)
             bf16 = batch / statistics.median([step(fmt, torch.bfloat16) for _ in range(steps)])

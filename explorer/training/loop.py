@@ -69,6 +69,16 @@ def bf16_native(device: str = "cpu", cpuinfo: Path = Path("/proc/cpuinfo")) -> b
     return bool({"avx512_bf16", "amx_bf16"} & set(flags.split()))
 
 
+def autocast_dtype(device: str, use_bf16: bool) -> torch.dtype | None:
+    """The precision a run computes in under autocast: bfloat16 where its measurement found it faster
+    (StepTiming.use_bf16, timed on a CPU or GPU that computes it natively); on a GPU without bfloat16,
+    float16 with a loss scaler, unmeasured (its tensor cores only run reduced precision); else float32
+    (None)."""
+    if device == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return torch.bfloat16 if use_bf16 else None
+
+
 def default_threads() -> int:
     """Torch's CPU threads per run: the cores this process may use (EXPLORER_THREADS, else the affinity mask);
     a run's worker and a measurement set it before they start."""

@@ -26,7 +26,15 @@ from explorer.training.data import CLASS_NAMES, DATASETS, DEFAULT_DATASET, load_
 from explorer.training.dynamics import Watch
 from explorer.training.estimate import StepTiming, epoch_seconds, epochs_within, measure_step, run_seconds
 from explorer.training.load import MachineLoad
-from explorer.training.loop import default_threads, lr_factor, make_optimizer, new_model, predict, sgd_step
+from explorer.training.loop import (
+    autocast_dtype,
+    default_threads,
+    lr_factor,
+    make_optimizer,
+    new_model,
+    predict,
+    sgd_step,
+)
 from explorer.training.pipeline import DeviceData, augment, prepare
 from explorer.training.recipes import TrainSettings, check_trainable
 from explorer.training.store import RunStore
@@ -157,7 +165,6 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
     cuda = device.type == "cuda"
     if cuda:
         torch.backends.cudnn.benchmark = True
-    amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else None
     stop = stop or threading.Event()
     start, load = time.perf_counter(), MachineLoad()
     history: list[Progress] = []
@@ -192,8 +199,7 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
     if on_measured is not None:
         on_measured(timing, run_seconds(timing.rate_over(stepped, compiling), n, epochs, test_images))
     channels_last = timing.use_channels_last
-    if not cuda and timing.use_bf16:  # measured faster by BF16_GAIN at least, on a CPU that has bfloat16
-        amp_dtype = torch.bfloat16
+    amp_dtype = autocast_dtype(settings.device, timing.use_bf16)  # bfloat16 where measured BF16_GAIN faster
     phase("building the model")
     model = new_model(config, settings.seed, settings.init)
     model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)

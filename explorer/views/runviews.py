@@ -158,11 +158,11 @@ def calibration_text(record: RunRecord) -> str | None:
     said = _("Memory format {chosen}: {rate:,.0f} training images/s against {other_rate:,.0f} for {other} "
              "({ratio:.2f}x; {source}).").format(chosen=chosen, rate=c[chosen], other_rate=c[other], other=other,
                                                  ratio=c[chosen] / c[other], source=source)
-    if c.get("bf16"):  # timed: this CPU computes bfloat16 natively
+    if c.get("bf16"):  # timed: this CPU or GPU computes bfloat16 natively
         taken = c.get("precision") == "bfloat16"
-        said += " " + (_("bfloat16 autocast, which this CPU computes natively: {rate:,.0f} images/s, {ratio:.2f}x "
+        said += " " + (_("bfloat16 autocast, which this machine computes natively: {rate:,.0f} images/s, {ratio:.2f}x "
                          "float32's, so taken.") if taken else
-                       _("bfloat16 autocast, which this CPU computes natively: {rate:,.0f} images/s, {ratio:.2f}x "
+                       _("bfloat16 autocast, which this machine computes natively: {rate:,.0f} images/s, {ratio:.2f}x "
                          "float32's, too little to give up float32's precision for.")).format(
             rate=c["bf16"], ratio=c["bf16"] / c[chosen])
     if c.get("compiled_rate"):  # measured by `bench train` on this machine
