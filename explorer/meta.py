@@ -12,9 +12,12 @@ saves for the backward pass is recorded as before.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import functools
+import threading
+from collections.abc import Callable, Iterator
 
 import torch
+from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._device import _device_constructors
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -40,8 +43,30 @@ def fast_meta() -> TorchDispatchMode:
 def building_on_meta() -> Iterator[None]:
     """What `torch.device("meta")` does for a network's construction, with the fast kernels, and without its
     initializers: one mode in Python instead of two for every torch call the constructors make."""
-    with _OnMeta(), _FastKernels():
-        yield
+    _building.on = True
+    try:
+        with _OnMeta(), _FastKernels():
+            yield
+    finally:
+        _building.on = False
+
+
+# torch's layers initialize themselves in reset_parameters, whose fan-in arithmetic goes through the modes
+# above call by call (a sixth of a GoogLeNet summary): skipped whole while this thread builds on the meta
+# device, where there is nothing to initialize; any other build, in any thread, runs it as torch wrote it
+_building = threading.local()
+
+
+def _unless_building_on_meta(reset: Callable[[nn.Module], None]) -> Callable[[nn.Module], None]:
+    @functools.wraps(reset)
+    def reset_parameters(self: nn.Module) -> None:
+        if not getattr(_building, "on", False):
+            reset(self)
+    return reset_parameters
+
+
+for _layer in (nn.modules.conv._ConvNd, nn.Linear, nn.modules.batchnorm._NormBase):
+    _layer.reset_parameters = _unless_building_on_meta(_layer.reset_parameters)
 
 
 class _OnMeta(TorchFunctionMode):

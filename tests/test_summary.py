@@ -342,6 +342,31 @@ def test_fast_meta_answers_as_torchs_own_kernels(name, config):
             assert layer_outputs(plain, x.contiguous(memory_format=layout)) == expected
 
 
+def test_only_a_build_on_the_meta_device_skips_the_layers_initialization_whatever_runs_beside_it():
+    """explorer.meta skips reset_parameters while a thread builds on the meta device: a network built in
+    another thread meanwhile, or in this one afterwards, is initialized as torch would."""
+    import threading
+
+    from explorer.meta import building_on_meta
+
+    def built() -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Linear(4, 2))
+        return [*model.parameters(), *model.buffers()]
+
+    reference, beside = built(), []
+    with building_on_meta():
+        on_meta = built()
+        other = threading.Thread(target=lambda: beside.extend(built()))
+        other.start()
+        other.join()
+    assert all(t.is_meta for t in on_meta)
+    for tensors in (beside, built()):
+        assert all(not t.is_meta and torch.equal(t, r) for t, r in zip(tensors, reference, strict=True))
+    assert reference[0].abs().sum() > 0 and reference[0].std() > 0  # Kaiming-uniform weights, not zeros
+    assert torch.equal(reference[2], torch.ones(4)) and torch.equal(reference[-2], torch.ones(4))  # BN scale, var
+
+
 def test_fast_meta_leaves_torchs_refusals_and_other_devices_alone():
     from explorer.meta import fast_meta
 
