@@ -50,6 +50,7 @@ GENERATED: tuple[tuple[str, str | None, Callable[[], str]], ...] = (
     ("docs/performance.md", "dynamics cost", _bench("dynamics")),
     ("docs/performance.md", "inference", _bench("inference")),
     ("docs/performance.md", "speedrun", _bench("speedrun")),
+    ("docs/performance.md", "train efficiency", _bench("train")),
     ("docs/hosting.md", "store per run", _bench("store")),
 )
 

@@ -10,8 +10,9 @@ import platform
 import time
 from pathlib import Path
 
-from explorer.bench import DynamicsBench, InferenceBench, SeedRun
+from explorer.bench import DynamicsBench, InferenceBench, SeedRun, TrainBench
 from explorer.i18n import _
+from explorer.training.ceiling import Ceiling
 from explorer.training.estimate import human_duration
 from explorer.training.kept import StoreBench
 
@@ -30,6 +31,47 @@ def save(what: str, rows: list, directory: Path = MEASURED) -> None:
     (directory / f"{what}.json").write_text(json.dumps(
         {"machine": machine(), "date": time.strftime("%Y-%m-%d"),
          "rows": [dataclasses.asdict(r) for r in rows]}, indent=1) + "\n")
+
+
+def add_train(bench: TrainBench, directory: Path = MEASURED) -> None:
+    """Add one run of `bench train` to docs/measured/train.json, with where and when it ran, after those kept
+    before: its efficiency is asked of every run, so each run is a row."""
+    path = directory / "train.json"
+    rows = json.loads(path.read_text())["rows"] if path.is_file() else []
+    directory.mkdir(parents=True, exist_ok=True)
+    rows.append({"date": time.strftime("%Y-%m-%d"), "machine": machine(), **dataclasses.asdict(bench)})
+    path.write_text(json.dumps({"rows": rows}, indent=1) + "\n")
+
+
+def kept_train(directory: Path = MEASURED) -> list[tuple[str, str, TrainBench]]:
+    """The kept runs of `bench train`: (date, machine, its figures), oldest first."""
+    path = directory / "train.json"
+    if not path.is_file():
+        return []
+    runs = []
+    for r in json.loads(path.read_text())["rows"]:
+        figures = {k: v for k, v in r.items() if k not in ("date", "machine")}
+        figures["pairs"] = tuple(tuple(p) for p in figures["pairs"])
+        figures["ceilings"] = tuple(Ceiling(**c) for c in figures["ceilings"])
+        runs.append((r["date"], r["machine"], TrainBench(**figures)))
+    return runs
+
+
+def train_markdown(directory: Path = MEASURED) -> str:
+    """The kept runs of `bench train`, one row each (generated into docs/performance.md)."""
+    lines = ["Each row one run of `python -m explorer bench train NAME --save` (book settings; the ceiling and "
+             "ours: medians of the stretches).", "",
+             "| measured | network, batch (batches) | eager ceiling | best ceiling | ceiling beside ours | ours | "
+             "efficiency (quartiles) | d2l's | ratio |", "|---|---|---:|---:|---:|---:|---|---:|---:|"]
+    for date, where, b in kept_train(directory):
+        eager = max((c for c in b.ceilings if not c.compiled and not c.bf16), key=lambda c: c.images_per_sec)
+        best = max(b.ceilings, key=lambda c: c.images_per_sec)
+        low, high = b.quartiles
+        lines.append(f"| {date}, {where} | {b.name}, {b.batch_size} ({b.batches}) | {eager.images_per_sec:,.0f} | "
+                     f"{best.images_per_sec:,.0f} ({best.setting}) | {b.ceiling_images_per_sec:,.0f} | "
+                     f"{b.ours_images_per_sec:,.0f} | {b.efficiency:.2f} ({low:.2f}-{high:.2f}) | "
+                     f"{b.d2l_images_per_sec:,.0f} | {b.ratio:.2f} |")
+    return "\n".join(lines) + "\n"
 
 
 def kept(what: str, directory: Path = MEASURED) -> tuple[str, list[dict]]:

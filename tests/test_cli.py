@@ -88,6 +88,30 @@ def test_the_efficiency_is_the_mean_of_the_middle_half_of_the_stretches():
     assert bench.quartiles == pytest.approx((0.9125, 1.0875))
 
 
+def test_each_kept_run_of_bench_train_is_a_row_of_its_table(tmp_path):
+    from explorer import measured
+    from explorer.bench import TrainBench
+    from explorer.training.ceiling import Ceiling
+
+    ceilings = (Ceiling("contiguous", 2, False, False, 17560.7, 0.1),
+                Ceiling("channels_last", 2, False, False, 13793.9, 0.1),
+                Ceiling("contiguous", 2, False, True, 18705.3, 0.1),
+                Ceiling("contiguous", 2, True, False, 21601.0, 25.2))
+    for ratio in (0.97, 1.01):
+        pairs = tuple((14000.0, 14000.0 * ratio * f) for f in (0.9, 1.0, 1.0, 1.1))
+        measured.add_train(TrainBench("lenet-bn", 28, 256, 40, 7000.0, pairs, ceilings, 1), tmp_path)
+    runs = measured.kept_train(tmp_path)
+    assert [b.efficiency for _, _, b in runs] == pytest.approx([0.97, 1.01]) and runs[0][2].ceilings == ceilings
+    table = measured.train_markdown(tmp_path).splitlines()
+    rows = [line for line in table if line.startswith(f"| {runs[0][0]}, {measured.machine()} | lenet-bn, 256 (40) |")]
+    assert len(rows) == 2
+    # the eager and best ceilings; the medians of the stretches; the middle half's mean and the quartiles of
+    # 0.873, 0.97, 0.97 and 1.067; d2l's; ours over d2l's
+    assert "| 17,561 | 21,601 (compiled, contiguous, 2 threads) | 14,000 | 13,580 | 0.97 (0.90-1.04) | 7,000 | 1.94 |" \
+        in rows[0]
+    assert measured.kept_train(tmp_path / "none") == []
+
+
 def test_bench_train_prints_the_ceilings_both_pipelines_efficiency_and_ratio(tmp_path):
     from explorer.training.estimate import saved_step
     from explorer.training.loop import default_threads

@@ -28,6 +28,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="also time the step under torch.compile, its compile time said, and keep it in the run "
                         "store: later runs of this network and batch size compile where that pays (default: on)")
     s.add_argument("--home", help="data directory for the run store (default: $EXPLORER_HOME or ~/.cnn-explorer)")
+    s.add_argument("--save", action="store_true", help="add this run to docs/measured/train.json, the source of "
+                                                       "its table in docs/performance.md (python -m explorer docs)")
     s.set_defaults(func=cmd_bench_train)
     s = bench.add_parser("memory", help="each preset's memory estimate beside the measured peak of real steps")
     s.add_argument("names", nargs="*", help="catalog names (default: all)")
@@ -110,6 +112,10 @@ def cmd_bench_train(args: argparse.Namespace) -> int:
           f"reports of ours in {r.rounds} runs, each against the step alone timed on either side; quartiles "
           f"{low:.2f}-{high:.2f})")
     print(f"ratio {r.ratio:.2f}")
+    if args.save:
+        from explorer.measured import add_train
+
+        add_train(r)
     return 0
 
 
