@@ -61,13 +61,14 @@ def train_markdown(directory: Path = MEASURED) -> str:
     """The kept runs of `bench train`, one row each (generated into docs/performance.md)."""
     lines = ["Each row one run of `python -m explorer bench train NAME --save` (book settings; the ceiling and "
              "ours: medians of the stretches).", "",
-             "| measured | network, batch (batches) | eager ceiling | best ceiling | ceiling beside ours | ours | "
-             "efficiency (quartiles) | d2l's | ratio |", "|---|---|---:|---:|---:|---:|---|---:|---:|"]
+             "| measured | network, batch (batches x runs) | eager ceiling | best ceiling | ceiling beside ours | "
+             "ours | efficiency (quartiles) | d2l's | ratio |", "|---|---|---:|---:|---:|---:|---|---:|---:|"]
     for date, where, b in kept_train(directory):
         eager = max((c for c in b.ceilings if not c.compiled and not c.bf16), key=lambda c: c.images_per_sec)
         best = max(b.ceilings, key=lambda c: c.images_per_sec)
         low, high = b.quartiles
-        lines.append(f"| {date}, {where} | {b.name}, {b.batch_size} ({b.batches}) | {eager.images_per_sec:,.0f} | "
+        lines.append(f"| {date}, {where} | {b.name}, {b.batch_size} ({b.batches} x {b.rounds}) | "
+                     f"{eager.images_per_sec:,.0f} | "
                      f"{best.images_per_sec:,.0f} ({best.setting}) | {b.ceiling_images_per_sec:,.0f} | "
                      f"{b.ours_images_per_sec:,.0f} | {b.efficiency:.2f} ({low:.2f}-{high:.2f}) | "
                      f"{b.d2l_images_per_sec:,.0f} | {b.ratio:.2f} |")

@@ -103,7 +103,8 @@ def test_each_kept_run_of_bench_train_is_a_row_of_its_table(tmp_path):
     runs = measured.kept_train(tmp_path)
     assert [b.efficiency for _, _, b in runs] == pytest.approx([0.97, 1.01]) and runs[0][2].ceilings == ceilings
     table = measured.train_markdown(tmp_path).splitlines()
-    rows = [line for line in table if line.startswith(f"| {runs[0][0]}, {measured.machine()} | lenet-bn, 256 (40) |")]
+    first = f"| {runs[0][0]}, {measured.machine()} | lenet-bn, 256 (40 x 1) |"
+    rows = [line for line in table if line.startswith(first)]
     assert len(rows) == 2
     # the eager and best ceilings; the medians of the stretches; the middle half's mean and the quartiles of
     # 0.873, 0.97, 0.97 and 1.067; d2l's; ours over d2l's

@@ -19,9 +19,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--resolution", type=int)
     s.add_argument("--batch-size", type=int)
     s.add_argument("--batches", type=int, default=20)
-    s.add_argument("--rounds", type=int, default=8, help="runs of our pipeline, each stretch between two of its "
+    s.add_argument("--rounds", type=int, default=16, help="runs of our pipeline, each stretch between two of its "
                                                           "reports timed beside the step alone; the efficiency is "
-                                                          "the interquartile mean of the stretches (default: 8)")
+                                                          "the interquartile mean of the stretches (default: 16)")
     s.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     s.add_argument("--data-dir")
     s.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
