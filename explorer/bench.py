@@ -82,6 +82,16 @@ class TrainBench:
     rounds: int = 1                     # our runs the stretches came from
 
     @property
+    def eager_ceiling(self) -> Ceiling:
+        """The fastest step in float32 without a compile."""
+        return max((c for c in self.ceilings if not c.compiled and not c.bf16), key=lambda c: c.images_per_sec)
+
+    @property
+    def best_ceiling(self) -> Ceiling:
+        """The fastest step under any setting."""
+        return max(self.ceilings, key=lambda c: c.images_per_sec)
+
+    @property
     def ceiling_images_per_sec(self) -> float:
         return statistics.median(c for c, _ in self.pairs)
 

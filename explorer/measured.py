@@ -64,8 +64,7 @@ def train_markdown(directory: Path = MEASURED) -> str:
              "| measured | network, batch (batches x runs) | eager ceiling | best ceiling | ceiling beside ours | "
              "ours | efficiency (quartiles) | d2l's | ratio |", "|---|---|---:|---:|---:|---:|---|---:|---:|"]
     for date, where, b in kept_train(directory):
-        eager = max((c for c in b.ceilings if not c.compiled and not c.bf16), key=lambda c: c.images_per_sec)
-        best = max(b.ceilings, key=lambda c: c.images_per_sec)
+        eager, best = b.eager_ceiling, b.best_ceiling
         low, high = b.quartiles
         lines.append(f"| {date}, {where} | {b.name}, {b.batch_size} ({b.batches} x {b.rounds}) | "
                      f"{eager.images_per_sec:,.0f} | "

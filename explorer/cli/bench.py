@@ -99,8 +99,7 @@ def cmd_bench_train(args: argparse.Namespace) -> int:
         if c.compiled and not c.failed:
             said += f" after a {c.setup_seconds:.1f} s compile"
         print(f"  {c.setting:48s} {said}")
-    eager = max((c for c in r.ceilings if not c.compiled and not c.bf16), key=lambda c: c.images_per_sec)
-    best = max(r.ceilings, key=lambda c: c.images_per_sec)
+    eager, best = r.eager_ceiling, r.best_ceiling
     print(f"eager ceiling {eager.images_per_sec:10.1f} images/s  ({eager.setting})")
     print(f"best ceiling  {best.images_per_sec:10.1f} images/s  ({best.setting})")
     print(f"ceiling       {r.ceiling_images_per_sec:10.1f} images/s  (the step as a run takes it: the memory format "
