@@ -25,6 +25,10 @@ class ExplorerError(ValueError):
         """The message in the current language, and its values marked as words (i18n.N_) with it."""
         return say(self.template, self.values)
 
+    def said(self) -> str:
+        """The message as the CLI and a refused Start show it on its own: `text()`, a setting's named first."""
+        return self.text()
+
     def kept(self) -> str:
         """The message to store (a failed run's error), read later in the reader's language (i18n.told)."""
         return keep(self.template, **self.values)
@@ -58,6 +62,9 @@ class ConfigError(ExplorerError):
         self.args = (f"{knob}: {self.message}",)
         self.knob = knob
         self.related = related
+
+    def said(self) -> str:
+        return f"{self.knob}: {self.text()}"
 
 
 class QuotaError(ExplorerError):

@@ -6,7 +6,7 @@ from dataclasses import replace
 import streamlit as st
 
 from explorer import registry
-from explorer.errors import ConfigError, ExplorerError
+from explorer.errors import ExplorerError
 from explorer.i18n import N_, _, plural, told
 from explorer.measured import speedrun_said
 from explorer.summary import summarize
@@ -184,8 +184,7 @@ if button.button(_("Start training"), type="primary", disabled=refusal is not No
     except ExplorerError as err:
         refusal = err
 if refusal is not None:  # why Start is off, never a greyed-out mystery; a setting's refusal names the setting
-    knob = f"{refusal.knob}: " if isinstance(refusal, ConfigError) else ""
-    st.error(plain(knob + refusal.text()), icon=":material/block:")
+    st.error(plain(refusal.said()), icon=":material/block:")
 
 run_id = state.get("t.run")
 if run_id:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from explorer import i18n
 from explorer.cli import bench, book, network, runs
-from explorer.errors import ConfigError, ExplorerError
+from explorer.errors import ExplorerError
 from explorer.i18n import _
 
 
@@ -26,8 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except ExplorerError as err:  # in the CLI's language (English, unless LANG asks for Chinese)
-        print(_("error: {message}").format(message=(f"{err.knob}: " if isinstance(err, ConfigError) else "")
-                                            + err.text()), file=sys.stderr)
+        print(_("error: {message}").format(message=err.said()), file=sys.stderr)
         return 2
     except BrokenPipeError:  # `python -m explorer summary ... | head`
         return 0
