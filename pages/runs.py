@@ -9,14 +9,13 @@ from explorer.views.runviews import (
     band_chart,
     batchnorm_chart,
     batchnorm_parameters,
-    budget_text,
-    calibration_text,
     confused_examples,
     confusion_heatmap,
     first_with_results,
     history_table,
     overlay_chart,
     per_class_accuracy,
+    run_notes,
     run_title,
     runs_csv,
     seed_groups,
@@ -126,9 +125,8 @@ if r.error:
     st.error(plain(told(r.error)))
 if r.warning:
     st.warning(plain(told(r.warning)), icon="⚠️")
-for said in (budget_text(r, metrics), calibration_text(r)):
-    if said:
-        st.caption(said)
+for said in run_notes(r, metrics):
+    st.caption(said)
 if len(metrics):
     st.plotly_chart(training_chart(metrics, _("{label}: loss and accuracy").format(label=r.label), height=360),
                     key="r.curve")

@@ -76,7 +76,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from explorer.training.data import DEFAULT_DATASET, dataset
     from explorer.training.recipes import TrainSettings, preset
     from explorer.training.runs import RunManager
-    from explorer.views.runviews import accuracy, budget_text, calibration_text
+    from explorer.views.runviews import accuracy, run_notes
 
     chosen = preset(args.name, args.preset, args.device, dataset=args.dataset)
     config = config_from(args, chosen.config)
@@ -125,9 +125,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             "{final}), {rate:.0f} images/s, {seconds:.1f} s").format(
         run=run_id, status=_(r.status), loss=r.train_loss, train_acc=r.train_acc, best=accuracy(r.best_test_acc),
         final=accuracy(r.test_acc), rate=r.images_per_sec, seconds=r.seconds))
-    for said in (budget_text(r, manager.store.metrics(run_id)), calibration_text(r)):
-        if said:
-            print(said)
+    for said in run_notes(r, manager.store.metrics(run_id)):
+        print(said)
     # the exit status says whether the run trained to its end: 130 when Ctrl-C stopped it, 1 when it was
     # interrupted (its worker or server gone)
     return 0 if r.status == "done" else 130 if interrupted else 1

@@ -139,6 +139,12 @@ def budget_text(record: RunRecord, metrics: pd.DataFrame) -> str | None:
              "of its first.").format(minutes=minutes, trained=trained, epochs=record.settings["epochs"])
 
 
+def run_notes(record: RunRecord, metrics: pd.DataFrame) -> list[str]:
+    """What a finished run's page and `train`'s result say under it: its time budget, how its settings were
+    chosen (each where it has one)."""
+    return [said for said in (budget_text(record, metrics), calibration_text(record)) if said]
+
+
 def calibration_text(record: RunRecord) -> str | None:
     """How the run's settings were chosen, in words: the measured step rates and the format they picked."""
     c = record.calibration
