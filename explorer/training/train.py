@@ -134,6 +134,11 @@ class ReportPlan:
     report_every: int   # steps between two reports (about 25 an epoch), and each epoch's last step
     reports: int
     watch_every: int    # reports between two that read every layer (at most MAX_DYNAMICS_REPORTS reads a run)
+    epochs: int
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps_per_epoch * self.epochs
 
     @property
     def reads(self) -> int:
@@ -148,7 +153,7 @@ def report_plan(images: int, batch_size: int, epochs: int) -> ReportPlan:
     reports = sum((e + 1) * steps // every - e * steps // every + ((e + 1) * steps % every != 0)
                   for e in range(epochs))
     most = epochs * (steps // every + 1)  # the reads are spread by this bound, as they always were
-    return ReportPlan(steps, every, reports, math.ceil(most / MAX_DYNAMICS_REPORTS))
+    return ReportPlan(steps, every, reports, math.ceil(most / MAX_DYNAMICS_REPORTS), epochs)
 
 
 def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[Progress], None] | None = None,
@@ -191,10 +196,9 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
     # can be a fifth off the run's rate)
     epochs = epochs_within(settings.minutes, epoch_seconds(timing.images_per_sec, n, test_images), settings.epochs,
                            spent=time.perf_counter() - start)
-    plan = report_plan(n, settings.batch_size, epochs)
-    steps_per_epoch, report_every, watch_every = plan.steps_per_epoch, plan.report_every, plan.watch_every
-    total = steps_per_epoch * epochs
-    stepped = total * settings.batch_size  # the run's training images, repeats counted
+    plan = report_plan(n, settings.batch_size, epochs)  # planned again after the first epoch of a budgeted run
+    steps_per_epoch, report_every = plan.steps_per_epoch, plan.report_every
+    stepped = plan.total_steps * settings.batch_size  # the run's training images, repeats counted
     compiling = timing.compile_pays(stepped)  # where `bench train` measured that it pays
     if on_measured is not None:
         on_measured(timing, run_seconds(timing.rate_over(stepped, compiling), n, epochs, test_images))
@@ -236,9 +240,9 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
                         channels_last)
             y = data.train_y.index_select(0, idx)
             for group in optimizer.param_groups:
-                group["lr"] = settings.lr * lr_factor(step, total, settings)
+                group["lr"] = settings.lr * lr_factor(step, plan.total_steps, settings)
             reporting = (step + 1) % report_every == 0 or i == steps_per_epoch - 1
-            watching = reporting and reported % watch_every == 0
+            watching = reporting and reported % plan.watch_every == 0
             with watch.step() if watching else contextlib.nullcontext([]) as readings:
                 loss, y_hat = sgd_step(model if watching else stepper, optimizer, loss_fn, X, y, scaler, amp_dtype)
             with torch.no_grad():
@@ -253,11 +257,11 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
                 # pass costs about a third of a step per image until the first test pass is timed)
                 tests_left = epochs - epoch
                 test_time = test_seconds if test_seconds is not None else len(data.test_y) / (3 * images_per_sec)
-                eta = (total - step) * settings.batch_size / images_per_sec + tests_left * test_time
+                eta = (plan.total_steps - step) * settings.batch_size / images_per_sec + tests_left * test_time
                 dead.report(y_hat)
                 if i == steps_per_epoch - 1:
                     dead.epoch(loss_sum.item() / seen)
-                emit(Progress(step, total, epoch + (i + 1) / steps_per_epoch, loss_sum.item() / seen,
+                emit(Progress(step, plan.total_steps, epoch + (i + 1) / steps_per_epoch, loss_sum.item() / seen,
                               correct.item() / seen, None, images_per_sec, time.perf_counter() - start, eta,
                               warning=dead.message, dynamics=readings, epochs=epochs))
         train_seconds += time.perf_counter() - t_epoch
@@ -276,12 +280,12 @@ def train(config: ModelConfig, settings: TrainSettings, on_progress: Callable[[P
             epochs = epochs_within(settings.minutes, time.perf_counter() - t_epoch - compile_seconds,
                                    settings.epochs, spent=t_epoch - start + compile_seconds)
             plan = report_plan(n, settings.batch_size, epochs)
-            total, watch_every = steps_per_epoch * epochs, plan.watch_every
         last = history[-1]
         epochs_left = epochs - epoch - 1
         eta = epochs_left * (steps_per_epoch * settings.batch_size / last.images_per_sec + test_seconds)
+        # the step's readings went with the step
         emit(replace(last, test_acc=test_acc, kind="epoch", elapsed=time.perf_counter() - start, eta=eta,
-                     total_steps=total, epochs=epochs, dynamics=[]))  # the step's readings went with the step
+                     total_steps=plan.total_steps, epochs=epochs, dynamics=[]))
         epoch += 1
 
     result = TrainResult(stopped=stopped, history=history, timing=timing, compiled=compiling, images=images,
